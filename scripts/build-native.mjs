@@ -1,0 +1,34 @@
+// Builds native/dione_guard.c, the SQLite extension that gives each connection D1's limits and
+// authorizer, against the SQLite headers that better-sqlite3 ships (so the extension matches
+// the SQLite it is loaded into). Runs on `npm install`; needs a C compiler, as better-sqlite3 does.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const source = path.join(root, 'native', 'dione_guard.c');
+const output = path.join(root, 'build', process.platform === 'darwin' ? 'dione_guard.dylib' : 'dione_guard.so');
+const require = createRequire(import.meta.url);
+const headers = path.join(path.dirname(require.resolve('better-sqlite3/package.json')), 'deps', 'sqlite3');
+
+const mtime = (p) => {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return -1;
+  }
+};
+if (mtime(output) > mtime(source) && !process.argv.includes('--force')) process.exit(0);
+
+mkdirSync(path.dirname(output), { recursive: true });
+const compiler = process.env.CC || 'cc';
+const flags = ['-O2', '-Wall', '-fPIC', process.platform === 'darwin' ? '-dynamiclib' : '-shared'];
+try {
+  execFileSync(compiler, [...flags, '-I', headers, source, '-o', output], { stdio: 'inherit' });
+} catch (error) {
+  console.error(`dione: could not compile ${path.relative(root, source)} with ${compiler}: ${error.message}`);
+  console.error('dione: install a C compiler (Debian: apt-get install build-essential) and run npm install again.');
+  process.exit(1);
+}

@@ -1,0 +1,41 @@
+// bind(): JS values into D1 parameters, synchronously, with D1's conversions and errors.
+import { d1Error } from '../api/errors.ts';
+import type { ParamValue } from '../api/executor.ts';
+
+function typeError(value: unknown): Error {
+  // A template literal, not String(): like D1, a Symbol makes building the message itself throw.
+  const detail = `Type '${typeof value}' not supported for value '${value}'`;
+  return d1Error('D1_TYPE_ERROR', detail);
+}
+
+function isByteArray(value: unknown[]): value is number[] {
+  for (const x of value) if (typeof x !== 'number' || !(x >= 0 && x <= 255)) return false;
+  return true;
+}
+
+/**
+ * One bound value as D1 sends it: numbers (NaN and ±Infinity become NULL, -0 becomes 0), strings,
+ * NULL, booleans as 1/0, and ArrayBuffers, typed arrays and arrays of bytes as BLOBs (number[]).
+ * `bigints` accepts bigint values (Dione's exact-integer mode; D1 refuses them).
+ */
+export function toParam(value: unknown, bigints: boolean): ParamValue {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? value + 0 : null;
+    case 'boolean':
+      return value ? 1 : 0;
+    case 'bigint':
+      if (bigints) return value;
+      throw typeError(value);
+    case 'object':
+      if (value === null) return null;
+      if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
+      if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
+      if (Array.isArray(value) && isByteArray(value)) return value;
+      throw typeError(value);
+    default:
+      throw typeError(value);
+  }
+}

@@ -1,0 +1,62 @@
+// D1PreparedStatement: immutable; bind() returns a new statement. Its own fields are exactly
+// D1's (statement, params, dbSession), so code that inspects them sees what it sees on D1.
+import { d1Error, Messages } from '../api/errors.ts';
+import type { ParamValue } from '../api/executor.ts';
+import type { D1Result } from '../api/types.ts';
+import { toParam } from './bind.ts';
+import { rowArrays, rowObjects, toD1Result } from './results.ts';
+import type { Channel } from './session.ts';
+
+export class D1PreparedStatement {
+  readonly dbSession: Channel;
+  readonly statement: string;
+  readonly params: ParamValue[];
+
+  constructor(dbSession: Channel, statement: string, params: ParamValue[]) {
+    this.dbSession = dbSession;
+    this.statement = statement;
+    this.params = params;
+  }
+
+  bind(...values: unknown[]): D1PreparedStatement {
+    const bigints = this.dbSession.options.intMode === 'bigint';
+    return new D1PreparedStatement(
+      this.dbSession,
+      this.statement,
+      values.map((v) => toParam(v, bigints)),
+    );
+  }
+
+  private async one() {
+    const [result] = await this.dbSession.send([{ sql: this.statement, params: this.params }]);
+    return result!;
+  }
+
+  first<T = unknown>(colName: string): Promise<T | null>;
+  first<T = Record<string, unknown>>(): Promise<T | null>;
+  async first<T>(colName?: string): Promise<T | null> {
+    const result = await this.one();
+    const row = result.rows.length === 0 ? undefined : rowObjects(result.columns, result.rows.slice(0, 1))[0]!;
+    if (colName === undefined) return (row ?? null) as T | null;
+    if (row === undefined) return null;
+    const value = row[colName];
+    if (value === undefined) throw d1Error('D1_COLUMN_NOTFOUND', `${Messages.columnNotFound} (${colName})`, Messages.columnNotFound);
+    return value as T;
+  }
+
+  async run<T = Record<string, unknown>>(): Promise<D1Result<T>> {
+    return toD1Result<T>(await this.one());
+  }
+
+  async all<T = Record<string, unknown>>(): Promise<D1Result<T>> {
+    return toD1Result<T>(await this.one());
+  }
+
+  raw<T = unknown[]>(options: { columnNames: true }): Promise<[string[], ...T[]]>;
+  raw<T = unknown[]>(options?: { columnNames?: false }): Promise<T[]>;
+  async raw<T = unknown[]>(options?: { columnNames?: boolean }): Promise<T[] | [string[], ...T[]]> {
+    const result = await this.one();
+    const rows = rowArrays(result.rows) as T[];
+    return options?.columnNames ? [result.columns, ...rows] : rows;
+  }
+}

@@ -1,0 +1,68 @@
+// The PRAGMAs D1 lets user SQL run, with the argument forms it accepts (workerd's allowlist,
+// checked against the reference runtime: page_size, user_version and the rest are refused).
+
+const BOOLEAN_LITERALS = new Set(['true', 'false', 'yes', 'no', 'on', 'off', '1', '0']);
+
+const BOOLEAN_PRAGMAS = new Set([
+  'case_sensitive_like',
+  'foreign_keys',
+  'defer_foreign_keys',
+  'ignore_check_constraints',
+  'legacy_alter_table',
+  'recursive_triggers',
+  'reverse_unordered_selects',
+]);
+
+const OBJECT_PRAGMAS = new Set(['foreign_key_list', 'index_info', 'index_list', 'index_xinfo']);
+
+/** PRAGMAs whose query form only reads. */
+const READ_PRAGMAS = new Set([
+  'table_list',
+  'table_info',
+  'table_xinfo',
+  'data_version',
+  'foreign_key_list',
+  'index_info',
+  'index_list',
+  'index_xinfo',
+  'foreign_key_check',
+  'quick_check',
+  ...BOOLEAN_PRAGMAS,
+]);
+
+const reserved = (name: string | undefined) => name?.startsWith('_cf_') === true;
+
+function unquote(value: string): string {
+  const q = value[0];
+  if ((q === "'" || q === '"') && value.length >= 2 && value.at(-1) === q) return value.slice(1, -1);
+  return value;
+}
+
+export interface PragmaCall {
+  schema?: string;
+  name: string;
+  /** The argument as written (after `=` or inside parentheses), undefined when absent. */
+  argument?: string;
+}
+
+/** Whether D1 runs this PRAGMA for user SQL. */
+export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
+  if (schema !== undefined && schema.toLowerCase() !== 'main') return false;
+  const n = name.toLowerCase();
+  const arg = argument === undefined ? undefined : unquote(argument);
+  if (n === 'table_list') return true;
+  if (n === 'table_info' || n === 'table_xinfo') return !reserved(arg);
+  if (n === 'data_version') return arg === undefined;
+  if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || BOOLEAN_LITERALS.has(arg.toLowerCase());
+  if (OBJECT_PRAGMAS.has(n)) return arg !== undefined && !reserved(arg);
+  if (n === 'foreign_key_check' || n === 'quick_check') return !reserved(arg);
+  if (n === 'optimize') return arg === undefined || /^[+-]?\d+$/.test(arg);
+  return false;
+}
+
+/** Whether the PRAGMA only reads (a query form); setting a value or optimize counts as a write. */
+export function pragmaReads({ name, argument }: PragmaCall): boolean {
+  const n = name.toLowerCase();
+  if (!READ_PRAGMAS.has(n)) return false;
+  return !(BOOLEAN_PRAGMAS.has(n) && argument !== undefined);
+}

@@ -1,0 +1,229 @@
+// Splits SQL into the statements SQLite would prepare one after another, and learns what each
+// one is before it runs: read or write, its parameters (numbered as SQLite numbers them), and
+// whether D1 refuses it outright (transactions, ATTACH, VACUUM INTO, load_extension, writes to the
+// schema table, PRAGMAs outside D1's allowlist).
+import { Messages } from '../api/errors.ts';
+import { Limits } from './limits.ts';
+import { identifier, isTrivia, keyword, type Token, tokenize } from './lexer.ts';
+import { type PragmaCall, pragmaAllowed, pragmaReads } from './pragma.ts';
+
+export type StatementKind = 'read' | 'write';
+
+export interface Statement {
+  /** The text SQLite receives: from just after the previous statement's `;` through this one's. */
+  text: string;
+  /** `text` with every parameter rewritten to a plain `?`, padded so offsets do not move. */
+  executable: string;
+  /** Only whitespace, comments and a `;`. */
+  empty: boolean;
+  kind: StatementKind;
+  /** The statement's verb, upper case: its first keyword, or after WITH the DML verb it leads into. */
+  verb: string;
+  /** Has a FROM clause somewhere: it reads tables (used to estimate rows_read). */
+  readsTables: boolean;
+  /** sqlite3_bind_parameter_count(): the highest parameter number used. */
+  parameterCount: number;
+  /** For each `?` of `executable`, in order, the 1-based parameter it stands for. */
+  bindSlots: number[];
+  /** D1's error detail when D1 refuses the statement before running it. */
+  rejection?: string;
+}
+
+const TRANSACTION_VERBS = new Set(['BEGIN', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
+const SCHEMA_TABLES = new Set(['sqlite_master', 'sqlite_schema', 'sqlite_temp_master', 'sqlite_temp_schema']);
+const DML_VERBS = new Set(['SELECT', 'VALUES', 'INSERT', 'REPLACE', 'UPDATE', 'DELETE']);
+const NOT_AUTHORIZED = 'not authorized: SQLITE_AUTH';
+
+/** Splits `sql` into statements. Trailing whitespace or comments after the last `;` are not a statement. */
+export function splitStatements(sql: string): Statement[] {
+  const tokens = tokenize(sql);
+  const statements: Statement[] = [];
+  let first = 0; // index of the first token of the current statement
+  let significant: Token[] = [];
+  let trigger: { body: boolean; caseDepth: number; done: boolean } | undefined;
+  let depth = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (isTrivia(t)) continue;
+    if (t.type === 'semicolon' && (!trigger || trigger.done || !trigger.body)) {
+      statements.push(analyze(sql, tokens.slice(first, i + 1), significant));
+      first = i + 1;
+      significant = [];
+      trigger = undefined;
+      depth = 0;
+      continue;
+    }
+    significant.push(t);
+    if (t.type === 'lparen') depth++;
+    else if (t.type === 'rparen') depth = Math.max(0, depth - 1);
+    if (significant.length <= 4 && !trigger && startsTrigger(sql, significant)) {
+      trigger = { body: false, caseDepth: 0, done: false };
+    } else if (trigger && t.type === 'word') {
+      const k = keyword(sql, t);
+      if (!trigger.body) {
+        if (k === 'BEGIN' && depth === 0) trigger.body = true;
+      } else if (k === 'CASE') trigger.caseDepth++;
+      else if (k === 'END') {
+        if (trigger.caseDepth > 0) trigger.caseDepth--;
+        else trigger.done = true;
+      }
+    }
+  }
+  if (significant.length > 0) statements.push(analyze(sql, tokens.slice(first), significant));
+  return statements;
+}
+
+function startsTrigger(sql: string, sig: Token[]): boolean {
+  let i = 0;
+  if (keyword(sql, sig[i]) === 'EXPLAIN') i++;
+  if (keyword(sql, sig[i]) === 'QUERY' && keyword(sql, sig[i + 1]) === 'PLAN') i += 2;
+  if (keyword(sql, sig[i]) !== 'CREATE') return false;
+  const next = keyword(sql, sig[i + 1]);
+  if (next === 'TRIGGER') return true;
+  return (next === 'TEMP' || next === 'TEMPORARY') && keyword(sql, sig[i + 2]) === 'TRIGGER';
+}
+
+function analyze(sql: string, tokens: Token[], sig: Token[]): Statement {
+  const start = tokens[0]!.start;
+  const end = tokens.at(-1)!.end;
+  const text = sql.slice(start, end);
+  const onlySemicolon = sig.length === 0;
+  if (onlySemicolon) {
+    return { text, executable: text, empty: true, kind: 'read', verb: '', readsTables: false, parameterCount: 0, bindSlots: [] };
+  }
+  let i = 0;
+  let explained = false;
+  if (keyword(sql, sig[0]) === 'EXPLAIN') {
+    explained = true;
+    i = keyword(sql, sig[1]) === 'QUERY' && keyword(sql, sig[2]) === 'PLAN' ? 3 : 1;
+  }
+  const verb = keyword(sql, sig[i]);
+  const body = sig.slice(i);
+  const { parameterCount, bindSlots, executable, error: parameterError } = parameters(sql, tokens, start);
+  let kind: StatementKind = 'write';
+  let rejection: string | undefined;
+  const mainVerb = verb === 'WITH' ? withMainVerb(sql, body) : verb;
+  if (TRANSACTION_VERBS.has(verb)) rejection = Messages.transactionStatement;
+  else if (verb === 'ATTACH' || verb === 'DETACH') rejection = NOT_AUTHORIZED;
+  else if (verb === 'VACUUM' && body.some((t) => keyword(sql, t) === 'INTO')) rejection = NOT_AUTHORIZED;
+  else if (callsLoadExtension(sql, body)) rejection = 'not authorized: SQLITE_ERROR';
+  else if (verb === 'PRAGMA') {
+    const call = pragmaCall(sql, body);
+    if (!call || !pragmaAllowed(call)) rejection = NOT_AUTHORIZED;
+    else if (pragmaReads(call)) kind = 'read';
+  } else if (mainVerb === 'SELECT' || mainVerb === 'VALUES') kind = 'read';
+  else if (writesSchemaTable(sql, body, mainVerb)) rejection = 'table sqlite_master may not be modified: SQLITE_ERROR';
+  if (explained) kind = 'read';
+  if (!rejection && parameterError) rejection = parameterError;
+  const readsTables = body.some((t) => t.type === 'word' && keyword(sql, t) === 'FROM');
+  return { text, executable, empty: false, kind, verb: explained ? 'EXPLAIN' : mainVerb, readsTables, parameterCount, bindSlots, rejection };
+}
+
+/** The verb of the statement a WITH clause leads into: the first DML keyword outside parentheses. */
+function withMainVerb(sql: string, body: Token[]): string {
+  let depth = 0;
+  for (const t of body) {
+    if (t.type === 'lparen') depth++;
+    else if (t.type === 'rparen') depth--;
+    else if (depth === 0 && t.type === 'word') {
+      const k = keyword(sql, t);
+      if (DML_VERBS.has(k)) return k;
+    }
+  }
+  return 'WITH';
+}
+
+function callsLoadExtension(sql: string, body: Token[]): boolean {
+  for (let i = 0; i + 1 < body.length; i++) {
+    if (body[i]!.type === 'word' && body[i + 1]!.type === 'lparen' && keyword(sql, body[i]) === 'LOAD_EXTENSION') return true;
+  }
+  return false;
+}
+
+function writesSchemaTable(sql: string, body: Token[], mainVerb: string): boolean {
+  if (mainVerb !== 'INSERT' && mainVerb !== 'REPLACE' && mainVerb !== 'UPDATE' && mainVerb !== 'DELETE') return false;
+  let depth = 0;
+  let i = 0;
+  for (; i < body.length; i++) {
+    const t = body[i]!;
+    if (t.type === 'lparen') depth++;
+    else if (t.type === 'rparen') depth--;
+    else if (depth === 0 && keyword(sql, t) === mainVerb) break;
+  }
+  i++;
+  if (mainVerb === 'INSERT' || mainVerb === 'UPDATE') {
+    if (keyword(sql, body[i]) === 'OR') i += 2;
+  }
+  if (mainVerb === 'INSERT' || mainVerb === 'REPLACE') {
+    if (keyword(sql, body[i]) === 'INTO') i++;
+  }
+  if (mainVerb === 'DELETE' && keyword(sql, body[i]) === 'FROM') i++;
+  let name = identifier(sql, body[i]);
+  if (body[i + 1] && sql.slice(body[i + 1]!.start, body[i + 1]!.end) === '.') name = identifier(sql, body[i + 2]);
+  return name !== undefined && SCHEMA_TABLES.has(name.toLowerCase());
+}
+
+function pragmaCall(sql: string, body: Token[]): PragmaCall | undefined {
+  let i = 1;
+  let schema: string | undefined;
+  let name = identifier(sql, body[i]);
+  if (name === undefined) return undefined;
+  if (body[i + 1] && sql.slice(body[i + 1]!.start, body[i + 1]!.end) === '.') {
+    schema = name;
+    name = identifier(sql, body[i + 2]);
+    if (name === undefined) return undefined;
+    i += 2;
+  }
+  i++;
+  const rest = body.slice(i);
+  if (rest.length === 0) return { schema, name };
+  const text = (ts: Token[]) => ts.map((t) => sql.slice(t.start, t.end)).join('');
+  const op = sql.slice(rest[0]!.start, rest[0]!.end);
+  if (op === '=' && rest.length >= 2) return { schema, name, argument: text(rest.slice(1)) };
+  if (rest[0]!.type === 'lparen' && rest.at(-1)!.type === 'rparen' && rest.length >= 3) {
+    return { schema, name, argument: text(rest.slice(1, -1)) };
+  }
+  return undefined;
+}
+
+interface Parameters {
+  parameterCount: number;
+  bindSlots: number[];
+  executable: string;
+  error?: string;
+}
+
+/** Numbers parameters as SQLite does (?, ?NNN, :name, @name, $name) and rewrites them to plain `?`. */
+function parameters(sql: string, tokens: Token[], start: number): Parameters {
+  let max = 0;
+  const bindSlots: number[] = [];
+  const names = new Map<string, number>();
+  let executable = '';
+  let from = start;
+  let error: string | undefined;
+  for (const t of tokens) {
+    if (t.type !== 'param') continue;
+    const text = sql.slice(t.start, t.end);
+    let slot: number;
+    if (text === '?') slot = ++max;
+    else if (text[0] === '?') {
+      slot = Number(text.slice(1));
+      if (!(slot >= 1 && slot <= Limits.boundParameters)) {
+        error ??= `variable number must be between ?1 and ?${Limits.boundParameters} at offset ${t.start - start}: SQLITE_ERROR`;
+        slot = 1;
+      }
+      max = Math.max(max, slot);
+    } else {
+      const known = names.get(text);
+      slot = known ?? ++max;
+      if (known === undefined) names.set(text, slot);
+    }
+    if (slot > Limits.boundParameters) error ??= `too many SQL variables at offset ${t.start - start}: SQLITE_ERROR`;
+    bindSlots.push(slot);
+    executable += sql.slice(from, t.start) + '?' + ' '.repeat(t.end - t.start - 1);
+    from = t.end;
+  }
+  const end = tokens.at(-1)!.end;
+  executable = bindSlots.length === 0 ? sql.slice(start, end) : executable + sql.slice(from, end);
+  return { parameterCount: max, bindSlots, executable, error };
+}

@@ -1,0 +1,52 @@
+// Runs ../shared/conformance (scenarios recorded from Cloudflare's workerd) against every Dione
+// binding through the official runner, and requires every scenario to match, except the recorded
+// emulation artifacts and the deviations listed (with reasons) in conformance/deviations.json.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { root, sharedDir } from './helpers/paths.ts';
+
+const run = promisify(execFile);
+
+interface Report {
+  [scenario: string]: { status: 'pass' | 'diff' | 'skip'; diffs?: { path: string; expected: unknown; actual: unknown }[] };
+}
+
+const deviations: Record<string, string> = JSON.parse(
+  readFileSync(path.join(root, 'test/conformance/deviations.json'), 'utf8'),
+).scenarios;
+
+async function conformance(adapter: string): Promise<Report> {
+  const shared = sharedDir();
+  const out = path.join(mkdtempSync(path.join(tmpdir(), 'dione-conformance-')), 'report.json');
+  await run(process.execPath, ['--import', 'tsx', path.join(shared, 'conformance/compare.mjs'), adapter, '--quiet', '--json', out], {
+    cwd: root,
+    maxBuffer: 64 * 1024 * 1024,
+  }).catch((e) => {
+    // Exit code 1 only means some scenario differed; the report says which.
+    if (e.code !== 1) throw e;
+  });
+  return JSON.parse(readFileSync(out, 'utf8'));
+}
+
+for (const binding of ['embedded']) {
+  test(`conformance: ${binding} binding`, async (t) => {
+    const artifacts: Record<string, string> = JSON.parse(readFileSync(path.join(sharedDir(), 'conformance/artifacts.json'), 'utf8')).scenarios;
+    const report = await conformance(path.join(root, `test/conformance/${binding}-adapter.mjs`));
+    assert.ok(Object.keys(report).length > 250, 'the runner reported too few scenarios');
+    for (const [name, result] of Object.entries(report)) {
+      if (artifacts[name]) continue;
+      await t.test(name, () => {
+        if (deviations[name]) {
+          assert.equal(result.status, 'diff', `${name} now matches D1: remove it from deviations.json`);
+        } else {
+          assert.equal(result.status, 'pass', `${name} differs from D1: ${JSON.stringify(result.diffs, null, 1)}`);
+        }
+      });
+    }
+  });
+}
