@@ -6,9 +6,13 @@
 **
 **   dione_prepare_error(sql)  -> NULL when sql prepares, else "<offset>|<extended code>|<message>"
 **                                (sqlite3_error_offset is not reachable from better-sqlite3)
-**   dione_state()             -> "<total_changes>|<last_insert_rowid>|<used bytes>"
+**   dione_used_bytes()        -> (page_count - freelist_count) * page_size, D1's size_after
+**   dione_data_version()      -> SQLite's data version (changes on any connection's commit)
+**   dione_commit_sequence(t)  -> the commit sequence kept in _cf_KV; with the token t, adds one first
+**   dione_claim()             -> that token, once (Dione claims it right after loading)
+**   dione_release()           -> finalizes the cached statements (call before closing)
 **
-** The page-count PRAGMAs inside dione_state() run with the authorizer bypassed through a flag
+** The page-count PRAGMAs inside dione_used_bytes() run with the authorizer bypassed through a flag
 ** that only C code sets.
 */
 #include "sqlite3ext.h"
@@ -18,7 +22,16 @@ SQLITE_EXTENSION_INIT1
 #include <stdlib.h>
 #include <ctype.h>
 
-typedef struct GuardState { int trusted; } GuardState;
+typedef struct GuardState {
+  int trusted;
+  /* PRAGMA page_count, freelist_count, page_size: prepared once, finalized by dione_release(). */
+  sqlite3_stmt *pragmas[3];
+  /* Bumps the commit sequence in _cf_KV. */
+  sqlite3_stmt *bump;
+  /* Only the holder of this token (Dione, which claims it once right after loading) may bump. */
+  sqlite3_int64 token;
+  int claimed;
+} GuardState;
 
 static const char *const ALLOWED_FUNCTIONS[] = {
   /* core */
@@ -48,7 +61,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* fts5 and rtree */
   "match", "highlight", "bm25", "snippet", "rtreecheck",
   /* Dione's own helpers (harmless: they read counters or prepare under this same authorizer) */
-  "dione_state", "dione_prepare_error",
+  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence", "dione_claim",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -150,28 +163,97 @@ static void prepare_error(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   sqlite3_result_text(ctx, out, -1, sqlite3_free);
 }
 
-static sqlite3_int64 pragma_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *stmt = 0;
+static sqlite3_int64 pragma_int(GuardState *st, sqlite3 *db, int i) {
+  static const char *const SQL[3] = { "PRAGMA main.page_count", "PRAGMA main.freelist_count", "PRAGMA main.page_size" };
   sqlite3_int64 v = 0;
-  if (sqlite3_prepare_v2(db, sql, -1, &stmt, 0) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) v = sqlite3_column_int64(stmt, 0);
-  sqlite3_finalize(stmt);
+  if (!st->pragmas[i] && sqlite3_prepare_v3(db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->pragmas[i], 0) != SQLITE_OK) return 0;
+  if (sqlite3_step(st->pragmas[i]) == SQLITE_ROW) v = sqlite3_column_int64(st->pragmas[i], 0);
+  sqlite3_reset(st->pragmas[i]);
   return v;
 }
 
-static void state(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+/* Finalizes the cached statements; call before closing the connection (an open statement keeps
+** sqlite3_close() from closing it). */
+static void release(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  (void)argc; (void)argv;
+  for (int i = 0; i < 3; i++) { sqlite3_finalize(st->pragmas[i]); st->pragmas[i] = 0; }
+  sqlite3_finalize(st->bump);
+  st->bump = 0;
+  sqlite3_result_null(ctx);
+}
+
+/* SQLite's data version of the main database: it changes whenever the content changes, through
+** this connection or any other (read after a statement has started a read transaction). */
+static void data_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  unsigned int v = 0;
+  (void)argc; (void)argv;
+  sqlite3_file_control(sqlite3_context_db_handle(ctx), "main", SQLITE_FCNTL_DATA_VERSION, &v);
+  sqlite3_result_int64(ctx, v);
+}
+
+/*
+** The database's commit sequence, kept in D1's reserved _cf_KV table so that it commits (or rolls
+** back) with the data and every connection sees the same value. dione_commit_sequence(0) reads it
+** (0 before the first write); dione_commit_sequence(<token>), inside a write transaction, adds one
+** and returns the new value.
+*/
+/* Returns the bump token on its first call, NULL afterwards. */
+static void claim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  (void)argc; (void)argv;
+  if (st->claimed) { sqlite3_result_null(ctx); return; }
+  st->claimed = 1;
+  sqlite3_result_int64(ctx, st->token);
+}
+
+static void commit_sequence(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  int bump = sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == st->token && st->claimed;
+  sqlite3_int64 value = 0;
+  int rc = SQLITE_OK;
+  (void)argc;
+  int was = st->trusted;
+  st->trusted = 1;
+  if (bump) {
+    if (!st->bump) {
+      rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID", 0, 0, 0);
+      if (rc == SQLITE_OK) rc = sqlite3_prepare_v3(db,
+        "INSERT INTO _cf_KV (key, value) VALUES ('dione.commit_sequence', 1) "
+        "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value", -1, SQLITE_PREPARE_PERSISTENT, &st->bump, 0);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(st->bump);
+      if (rc == SQLITE_ROW) { value = sqlite3_column_int64(st->bump, 0); rc = sqlite3_step(st->bump); }
+      if (rc == SQLITE_DONE) rc = SQLITE_OK;
+      sqlite3_reset(st->bump);
+    }
+  } else {
+    sqlite3_stmt *read = 0;
+    /* No _cf_KV yet means no write has committed: the sequence is 0. */
+    if (sqlite3_prepare_v2(db, "SELECT value FROM _cf_KV WHERE key = 'dione.commit_sequence'", -1, &read, 0) == SQLITE_OK) {
+      if (sqlite3_step(read) == SQLITE_ROW) value = sqlite3_column_int64(read, 0);
+    }
+    sqlite3_finalize(read);
+  }
+  st->trusted = was;
+  if (rc != SQLITE_OK) { sqlite3_result_error(ctx, sqlite3_errmsg(db), -1); return; }
+  sqlite3_result_int64(ctx, value);
+}
+
+static void used_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   (void)argc; (void)argv;
   int was = st->trusted;
   st->trusted = 1;
-  sqlite3_int64 pages = pragma_int(db, "PRAGMA main.page_count");
-  sqlite3_int64 free_pages = pragma_int(db, "PRAGMA main.freelist_count");
-  sqlite3_int64 page_size = pragma_int(db, "PRAGMA main.page_size");
+  sqlite3_int64 pages = pragma_int(st, db, 0);
+  sqlite3_int64 free_pages = pragma_int(st, db, 1);
+  sqlite3_int64 page_size = pragma_int(st, db, 2);
   st->trusted = was;
   if (pages < 1) pages = 1; /* a database always has its header page, even before the first write */
-  char *out = sqlite3_mprintf("%lld|%lld|%lld", (long long)sqlite3_total_changes64(db),
-                              (long long)sqlite3_last_insert_rowid(db), (long long)((pages - free_pages) * page_size));
-  sqlite3_result_text(ctx, out, -1, sqlite3_free);
+  sqlite3_result_int64(ctx, (pages - free_pages) * page_size);
 }
 
 #ifdef _WIN32
@@ -182,7 +264,10 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   (void)err;
   GuardState *st = sqlite3_malloc(sizeof *st);
   if (!st) return SQLITE_NOMEM;
-  st->trusted = 0;
+  memset(st, 0, sizeof *st);
+  sqlite3_randomness(sizeof st->token, &st->token);
+  st->token &= 0x7fffffffffffffffLL;
+  if (st->token == 0) st->token = 1;
   /* D1's limits, as workerd sets them. Bound parameters are checked by Dione's lexer, which
   ** rewrites named and numbered parameters, so SQLite's own variable limit stays wide. */
   sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 2200000);
@@ -200,6 +285,10 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
   sqlite3_set_authorizer(db, authorize, st);
   int rc = sqlite3_create_function_v2(db, "dione_prepare_error", 1, SQLITE_UTF8, st, prepare_error, 0, 0, sqlite3_free);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_state", 0, SQLITE_UTF8, st, state, 0, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_used_bytes", 0, SQLITE_UTF8, st, used_bytes, 0, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_release", 0, SQLITE_UTF8, st, release, 0, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8, st, claim, 0, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_data_version", 0, SQLITE_UTF8, st, data_version, 0, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_commit_sequence", 1, SQLITE_UTF8, st, commit_sequence, 0, 0, 0);
   return rc;
 }

@@ -6,9 +6,9 @@ export const SESSION_CONSTRAINTS = new Set(['first-primary', 'first-unconstraine
 
 const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 
-/** A bookmark for a position: `epoch` orders generations of a database, `sequence` commits within one. */
-export function formatBookmark(epoch: number, sequence: number, databaseTag = '0'.repeat(32)): string {
-  return `${hex8(epoch)}-${hex8(sequence)}-00000000-${databaseTag}`;
+/** The bookmark of commit number `sequence` (a database's commits are numbered from 1). */
+export function formatBookmark(sequence: number, databaseTag = '0'.repeat(32)): string {
+  return `${hex8(Math.floor(sequence / 2 ** 32))}-${hex8(sequence % 2 ** 32)}-00000000-${databaseTag}`;
 }
 
 export function isBookmark(value: string): boolean {

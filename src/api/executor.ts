@@ -9,6 +9,8 @@ export type ParamValue = string | number | null | number[] | bigint;
 /** A column value as the executor returns it. BLOBs are bytes; the binding turns them into number[]. */
 export type RowValue = string | number | bigint | null | Uint8Array;
 
+export type ResultsFormat = 'ROWS_AND_COLUMNS' | 'FIRST_ROW' | 'NONE';
+
 export interface Query {
   sql: string;
   params: ParamValue[];
@@ -17,8 +19,11 @@ export interface Query {
 export interface ExecuteRequest {
   /** Run in order, as one transaction when there is more than one statement. */
   queries: Query[];
-  /** 'NONE' skips materialising rows (exec()). */
-  resultsFormat?: 'ROWS_AND_COLUMNS' | 'NONE';
+  /**
+   * 'NONE' skips materialising rows (exec()); 'FIRST_ROW' returns at most one row, and a read
+   * statement stops after it (first(), which exposes no meta).
+   */
+  resultsFormat?: ResultsFormat;
   /** A session's constraint ('first-primary' | 'first-unconstrained') or bookmark. */
   bookmark?: string;
 }

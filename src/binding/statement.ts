@@ -1,7 +1,7 @@
 // D1PreparedStatement: immutable; bind() returns a new statement. Its own fields are exactly
 // D1's (statement, params, dbSession), so code that inspects them sees what it sees on D1.
 import { d1Error, Messages } from '../api/errors.ts';
-import type { ParamValue } from '../api/executor.ts';
+import type { ParamValue, ResultsFormat } from '../api/executor.ts';
 import type { D1Result } from '../api/types.ts';
 import { toParam } from './bind.ts';
 import { rowArrays, rowObjects, toD1Result } from './results.ts';
@@ -27,15 +27,14 @@ export class D1PreparedStatement {
     );
   }
 
-  private async one() {
-    const [result] = await this.dbSession.send([{ sql: this.statement, params: this.params }]);
-    return result!;
+  private async one(format?: ResultsFormat) {
+    return (await this.dbSession.send([{ sql: this.statement, params: this.params }], format))[0]!;
   }
 
   first<T = unknown>(colName: string): Promise<T | null>;
   first<T = Record<string, unknown>>(): Promise<T | null>;
   async first<T>(colName?: string): Promise<T | null> {
-    const result = await this.one();
+    const result = await this.one('FIRST_ROW');
     const row = result.rows.length === 0 ? undefined : rowObjects(result.columns, result.rows.slice(0, 1))[0]!;
     if (colName === undefined) return (row ?? null) as T | null;
     if (row === undefined) return null;

@@ -1,6 +1,7 @@
 // A better-sqlite3 connection set up as a D1 database: WAL, durable commits, foreign keys,
 // D1's limits and authorizer (the guard extension), and a cache of prepared statements.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { IntMode } from '../api/types.ts';
@@ -17,6 +18,7 @@ export interface ConnectionOptions {
 export interface CounterState {
   totalChanges: number;
   lastRowId: number;
+  /** D1's size_after: (page_count - freelist_count) * page_size. */
   size: number;
 }
 
@@ -26,7 +28,12 @@ export class Connection {
   readonly db: Database.Database;
   readonly memory: boolean;
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly stateQuery: Database.Statement;
+  private readonly changesQuery: Database.Statement;
+  private readonly sizeQuery: Database.Statement;
+  private readonly dataVersionQuery: Database.Statement;
+  private readonly sequenceQuery: Database.Statement;
+  /** The token that lets this connection (and no user SQL) bump the commit sequence. */
+  private readonly sequenceToken: bigint;
   private readonly prepareErrorQuery: Database.Statement;
   readonly begin: Database.Statement;
   readonly beginImmediate: Database.Statement;
@@ -49,7 +56,11 @@ export class Connection {
       throw e;
     }
     this.safeIntegers = options.intMode === 'bigint';
-    this.stateQuery = this.db.prepare('SELECT dione_state()').pluck();
+    this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
+    this.sizeQuery = this.db.prepare('SELECT dione_used_bytes()').pluck();
+    this.dataVersionQuery = this.db.prepare('SELECT dione_data_version()').pluck();
+    this.sequenceQuery = this.db.prepare('SELECT dione_commit_sequence(?)').pluck();
+    this.sequenceToken = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
     this.prepareErrorQuery = this.db.prepare('SELECT dione_prepare_error(?)').pluck();
     this.begin = this.db.prepare('BEGIN');
     this.beginImmediate = this.db.prepare('BEGIN IMMEDIATE');
@@ -81,14 +92,42 @@ export class Connection {
     return answer === null ? -1 : Number(answer.slice(0, answer.indexOf('|')));
   }
 
-  /** total_changes(), last_insert_rowid() and the database's used bytes, in one call. */
-  counters(): CounterState {
-    const [changes, rowid, size] = (this.stateQuery.get() as string).split('|');
-    return { totalChanges: Number(changes), lastRowId: Number(rowid), size: Number(size) };
+  /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */
+  counters(size?: number): CounterState {
+    const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
+    return { totalChanges, lastRowId, size: size ?? (this.sizeQuery.get() as number) };
+  }
+
+  /** Changes whenever the database changes, through this connection or another (read after a statement ran). */
+  dataVersion(): number {
+    return this.dataVersionQuery.get() as number;
+  }
+
+  /** The number of write transactions committed to this database (kept in _cf_KV, shared by all connections). */
+  commitSequence(): number {
+    return this.sequenceQuery.get(0) as number;
+  }
+
+  /** Inside a write transaction: counts it, and returns its sequence number. */
+  bumpCommitSequence(): number {
+    return this.sequenceQuery.get(this.sequenceToken) as number;
+  }
+
+  /** A consistent copy of the database file, through SQLite's backup API (no SQL runs on this connection). */
+  async snapshot(): Promise<Buffer> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-dump-'));
+    try {
+      const file = path.join(dir, 'dump.sqlite');
+      await this.db.backup(file);
+      return readFileSync(file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   close(): void {
     this.statements.clear();
+    this.db.prepare('SELECT dione_release()').get();
     this.db.close();
   }
 }

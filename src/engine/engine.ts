@@ -3,13 +3,13 @@
 // the way D1 measures it, and every failure comes back as D1's error text.
 import { formatBookmark, isBookmark, SESSION_CONSTRAINTS } from '../api/bookmark.ts';
 import { Messages } from '../api/errors.ts';
-import type { ExecuteRequest, ExecuteResponse, Query, RowValue, StatementResult } from '../api/executor.ts';
+import type { ExecuteRequest, ExecuteResponse, Query, ResultsFormat, RowValue, StatementResult } from '../api/executor.ts';
 import type { D1Meta } from '../api/types.ts';
 import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
 import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState } from './connection.ts';
-import { D1Failure, detailOf } from './sqlite-error.ts';
 import { estimateRows } from './rows-estimate.ts';
+import { D1Failure, detailOf } from './sqlite-error.ts';
 import { toSqliteParam } from './values.ts';
 
 export interface EngineOptions extends ConnectionOptions {
@@ -25,6 +25,7 @@ interface Outcome {
 const NO_ROWS: RowValue[][] = [];
 const NO_COLUMNS: string[] = [];
 const SCHEMA_VERBS = new Set(['CREATE', 'DROP', 'ALTER']);
+const ROW_WRITE_VERBS = new Set(['INSERT', 'REPLACE', 'UPDATE', 'DELETE']);
 
 /** exec() lines and batch elements that D1 silently drops: blank, or starting with an indented `--` comment. */
 function dropped(sql: string): boolean {
@@ -33,12 +34,24 @@ function dropped(sql: string): boolean {
   return sql.trim() === '' || /^\s+--/.test(sql);
 }
 
+/** Parameters in the order of the rewritten statement's `?`s, BLOBs as Buffers. */
+function sqliteArguments(statement: Statement, params: Query['params']): unknown[] {
+  if (statement.slotsInOrder) {
+    for (const p of params) if (Array.isArray(p)) return params.map(toSqliteParam);
+    return params;
+  }
+  return statement.bindSlots.map((slot) => toSqliteParam(params[slot - 1]!));
+}
+
 export class Engine {
   private readonly connection: Connection;
   private readonly servedBy: string;
+  /** What this engine last saw of the database; refreshed when another connection changes it. */
   private counters: CounterState;
-  private readonly epoch = Math.floor(Date.now() / 1000);
-  private commits = 0;
+  private sequence: number;
+  private dataVersion: number;
+  private bookmarkText: string;
+  /** Bumped on every schema change seen, so cached column names are looked up again. */
   private schemaEpoch = 0;
   private readonly columnCache = new WeakMap<object, { epoch: number; names: string[] }>();
   private closed = false;
@@ -47,10 +60,14 @@ export class Engine {
     this.connection = new Connection(file, options);
     this.servedBy = options.servedBy ?? 'dione';
     this.counters = this.connection.counters();
+    this.sequence = this.connection.commitSequence();
+    this.dataVersion = this.connection.dataVersion();
+    this.bookmarkText = formatBookmark(this.sequence);
   }
 
+  /** The bookmark of the newest commit this engine has seen. */
   get bookmark(): string {
-    return formatBookmark(this.epoch, this.commits);
+    return this.bookmarkText;
   }
 
   execute(request: ExecuteRequest): ExecuteResponse {
@@ -58,35 +75,44 @@ export class Engine {
     if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) {
       return { success: false, error: `Invalid bookmark or constraint: '${request.bookmark}'` };
     }
+    const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
+    if (request.queries.length === 1) {
+      const query = request.queries[0]!;
+      if (dropped(query.sql)) return { success: false, error: Messages.noStatements };
+      const parsed = parseQuery(query.sql);
+      const only = parsed.statements;
+      if (only.length === 1 && only[0]!.kind === 'read' && !parsed.tooLong) return this.readAlone(query, only[0]!, format);
+      return this.transaction(request.queries, [parsed], format);
+    }
     const queries = request.queries.filter((q) => !dropped(q.sql));
     if (queries.length === 0) return { success: false, error: Messages.noStatements };
-    const withRows = request.resultsFormat !== 'NONE';
-    const parsed = queries.map((q) => parseQuery(q.sql));
-    const only = parsed.length === 1 ? parsed[0]!.statements : undefined;
-    if (only && only.length === 1 && only[0]!.kind === 'read' && !parsed[0]!.tooLong) {
-      return this.readAlone(queries[0]!, only[0]!, withRows);
-    }
-    return this.transaction(queries, parsed, withRows);
+    return this.transaction(
+      queries,
+      queries.map((q) => parseQuery(q.sql)),
+      format,
+    );
   }
 
   /** A single read statement runs without an explicit transaction: SQLite's autocommit is atomic. */
-  private readAlone(query: Query, statement: Statement, withRows: boolean): ExecuteResponse {
+  private readAlone(query: Query, statement: Statement, format: ResultsFormat): ExecuteResponse {
     const started = performance.now();
     try {
-      const outcome = this.run(statement, query.params, withRows);
+      const outcome = this.run(statement, query.params, format);
       const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
-      return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmark };
+      return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
     } catch (e) {
       return { success: false, error: detailOf(e) };
     }
   }
 
-  private transaction(queries: Query[], parsed: ParsedQuery[], withRows: boolean): ExecuteResponse {
+  private transaction(queries: Query[], parsed: ParsedQuery[], format: ResultsFormat): ExecuteResponse {
     const writes = parsed.some((p) => p.statements.some((s) => s.kind === 'write'));
     const results: StatementResult[] = [];
     let wrote = false;
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
+      // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
+      if (writes) this.sync();
     } catch (e) {
       return { success: false, error: detailOf(e) };
     }
@@ -103,16 +129,25 @@ export class Engine {
           const statement = statements[i]!;
           const last = i === statements.length - 1;
           if (!last && statement.parameterCount > 0) throw new D1Failure(Messages.parametersOnlyInLast);
-          outcome = this.run(statement, last ? queries[q]!.params : [], withRows && last);
+          outcome = this.run(statement, last ? queries[q]!.params : [], last ? format : 'NONE');
           if (statement.kind === 'write') queryWrote = true;
         }
+        const lastStatement = statements.at(-1)!;
         if (queryWrote) {
-          this.counters = this.connection.counters();
+          // Measuring the size costs three PRAGMA steps; inside a request, plain row writes keep
+          // the last measured size and the request's final query measures it anew.
+          const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
+          this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
           wrote = true;
         }
-        const changes = this.counters.totalChanges - before.totalChanges;
-        const meta = this.meta(started, before, this.counters, outcome, statements.at(-1)!, changes);
-        results.push({ columns: outcome.columns, rows: withRows ? outcome.rows : NO_ROWS, meta });
+        const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
+        const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
+        results.push({ columns: outcome.columns, rows, meta });
+      }
+      if (wrote) {
+        this.sequence = this.connection.bumpCommitSequence();
+        // The bump is a write of its own; measuring inside the transaction avoids a new read lock later.
+        this.counters = this.connection.counters();
       }
     } catch (e) {
       this.rollback();
@@ -128,34 +163,53 @@ export class Engine {
       }
       return { success: false, error: detail };
     }
-    if (wrote) this.commits++;
-    return { success: true, results, bookmark: this.bookmark };
+    if (wrote) {
+      this.dataVersion = this.connection.dataVersion();
+      this.bookmarkText = formatBookmark(this.sequence);
+    }
+    return { success: true, results, bookmark: this.bookmarkText };
   }
 
   private rollback(): void {
     if (this.connection.db.inTransaction) this.connection.rollback.run();
-    // Counters may have moved inside the rolled-back transaction.
+    // The rolled-back transaction may have moved the counters and the sequence.
     this.counters = this.connection.counters();
+    this.sequence = this.connection.commitSequence();
   }
 
-  private run(statement: Statement, params: Query['params'], withRows: boolean): Outcome {
+  /** Picks up commits made by other connections (other handles, processes, the CLI). */
+  private sync(): void {
+    const version = this.connection.dataVersion();
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    this.counters = this.connection.counters();
+    this.sequence = this.connection.commitSequence();
+    this.bookmarkText = formatBookmark(this.sequence);
+    this.schemaEpoch++;
+  }
+
+  private run(statement: Statement, params: Query['params'], format: ResultsFormat): Outcome {
     if (statement.empty) throw new D1Failure(Messages.emptyStatement);
     if (statement.rejection) throw new D1Failure(statement.rejection);
     const prepared = this.connection.prepare(statement.executable);
     if (params.length !== statement.parameterCount) throw new D1Failure(Messages.wrongParameterCount);
-    const slots = statement.bindSlots;
-    const args = slots.length === 0 ? slots : slots.map((slot) => toSqliteParam(params[slot - 1]!));
+    const args = sqliteArguments(statement, params);
+    let rows: RowValue[][];
     try {
       if (SCHEMA_VERBS.has(statement.verb)) this.schemaEpoch++;
       if (!prepared.reader) {
         prepared.run(...args);
         return { columns: NO_COLUMNS, rows: NO_ROWS };
       }
-      const rows = prepared.all(...args) as RowValue[][];
-      return { columns: withRows ? this.columnsOf(prepared, rows) : NO_COLUMNS, rows };
+      if (format === 'FIRST_ROW' && statement.kind === 'read') {
+        const row = prepared.get(...args) as RowValue[] | undefined;
+        rows = row === undefined ? NO_ROWS : [row];
+      } else rows = prepared.all(...args) as RowValue[][];
     } catch (e) {
       throw new D1Failure(detailOf(e));
     }
+    if (statement.kind === 'read') this.sync();
+    return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(prepared, rows), rows };
   }
 
   private columnsOf(prepared: { columns(): { name: string }[] }, rows: RowValue[][]): string[] {
@@ -175,16 +229,21 @@ export class Engine {
       duration: performance.now() - started,
       changes,
       last_row_id: after.lastRowId,
-      changed_db: changes !== 0 || after.lastRowId !== before.lastRowId || after.size !== before.size,
+      // Row writes change the size only by changing rows; other statements (DDL, ANALYZE…) by their size.
+      changed_db:
+        changes !== 0 ||
+        after.lastRowId !== before.lastRowId ||
+        (statement.kind === 'write' && !ROW_WRITE_VERBS.has(statement.verb) && after.size !== before.size),
       size_after: after.size,
       rows_read: rows.read,
       rows_written: rows.written,
     };
   }
 
-  dump(): ArrayBuffer {
+  /** The database file as bytes. */
+  async dump(): Promise<ArrayBuffer> {
     if (this.closed) throw new D1Failure(Messages.closed);
-    const bytes = this.connection.db.serialize();
+    const bytes = await this.connection.snapshot();
     return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   }
 

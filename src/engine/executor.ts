@@ -14,7 +14,7 @@ export class EmbeddedExecutor implements Executor {
   }
 
   async dump(): Promise<ArrayBuffer> {
-    return this.engine.dump();
+    return await this.engine.dump();
   }
 
   close(): void {

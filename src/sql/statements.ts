@@ -16,6 +16,8 @@ export interface Statement {
   executable: string;
   /** Only whitespace, comments and a `;`. */
   empty: boolean;
+  /** Ends with the `;` that closes it (false for a last statement written without one, or an unfinished trigger). */
+  terminated: boolean;
   kind: StatementKind;
   /** The statement's verb, upper case: its first keyword, or after WITH the DML verb it leads into. */
   verb: string;
@@ -25,6 +27,8 @@ export interface Statement {
   parameterCount: number;
   /** For each `?` of `executable`, in order, the 1-based parameter it stands for. */
   bindSlots: number[];
+  /** bindSlots is exactly 1, 2, …, parameterCount: parameters bind as given. */
+  slotsInOrder: boolean;
   /** D1's error detail when D1 refuses the statement before running it. */
   rejection?: string;
 }
@@ -46,7 +50,7 @@ export function splitStatements(sql: string): Statement[] {
     const t = tokens[i]!;
     if (isTrivia(t)) continue;
     if (t.type === 'semicolon' && (!trigger || trigger.done || !trigger.body)) {
-      statements.push(analyze(sql, tokens.slice(first, i + 1), significant));
+      statements.push(analyze(sql, tokens.slice(first, i + 1), significant, true));
       first = i + 1;
       significant = [];
       trigger = undefined;
@@ -69,7 +73,7 @@ export function splitStatements(sql: string): Statement[] {
       }
     }
   }
-  if (significant.length > 0) statements.push(analyze(sql, tokens.slice(first), significant));
+  if (significant.length > 0) statements.push(analyze(sql, tokens.slice(first), significant, false));
   return statements;
 }
 
@@ -83,13 +87,13 @@ function startsTrigger(sql: string, sig: Token[]): boolean {
   return (next === 'TEMP' || next === 'TEMPORARY') && keyword(sql, sig[i + 2]) === 'TRIGGER';
 }
 
-function analyze(sql: string, tokens: Token[], sig: Token[]): Statement {
+function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean): Statement {
   const start = tokens[0]!.start;
   const end = tokens.at(-1)!.end;
   const text = sql.slice(start, end);
   const onlySemicolon = sig.length === 0;
   if (onlySemicolon) {
-    return { text, executable: text, empty: true, kind: 'read', verb: '', readsTables: false, parameterCount: 0, bindSlots: [] };
+    return { text, executable: text, empty: true, terminated, kind: 'read', verb: '', readsTables: false, parameterCount: 0, bindSlots: [], slotsInOrder: true };
   }
   let i = 0;
   let explained = false;
@@ -116,7 +120,20 @@ function analyze(sql: string, tokens: Token[], sig: Token[]): Statement {
   if (explained) kind = 'read';
   if (!rejection && parameterError) rejection = parameterError;
   const readsTables = body.some((t) => t.type === 'word' && keyword(sql, t) === 'FROM');
-  return { text, executable, empty: false, kind, verb: explained ? 'EXPLAIN' : mainVerb, readsTables, parameterCount, bindSlots, rejection };
+  const slotsInOrder = bindSlots.length === parameterCount && bindSlots.every((slot, i) => slot === i + 1);
+  return {
+    text,
+    executable,
+    empty: false,
+    terminated,
+    kind,
+    verb: explained ? 'EXPLAIN' : mainVerb,
+    readsTables,
+    parameterCount,
+    bindSlots,
+    slotsInOrder,
+    rejection,
+  };
 }
 
 /** The verb of the statement a WITH clause leads into: the first DML keyword outside parentheses. */
