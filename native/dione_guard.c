@@ -126,8 +126,11 @@ static int authorize(void *p, int action, const char *a1, const char *a2, const 
     case SQLITE_CREATE_INDEX: case SQLITE_DROP_INDEX: case SQLITE_CREATE_TRIGGER: case SQLITE_DROP_TRIGGER:
       return reserved(a1) || reserved(a2) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_CREATE_TABLE: case SQLITE_DROP_TABLE: case SQLITE_CREATE_VIEW: case SQLITE_DROP_VIEW:
-    case SQLITE_INSERT: case SQLITE_DELETE: case SQLITE_UPDATE: case SQLITE_REINDEX: case SQLITE_ANALYZE:
+    case SQLITE_INSERT: case SQLITE_DELETE: case SQLITE_UPDATE: case SQLITE_REINDEX:
       return reserved(a1) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_ANALYZE:
+      /* A database-wide ANALYZE (or PRAGMA optimize) passes over reserved tables instead of failing. */
+      return reserved(a1) ? SQLITE_IGNORE : SQLITE_OK;
     case SQLITE_ALTER_TABLE:
       return reserved(a2) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_READ:

@@ -6,3 +6,5 @@ export { D1PreparedStatement } from './binding/statement.ts';
 export type { BindingOptions } from './binding/options.ts';
 export type * from './api/types.ts';
 export type { Executor, ExecuteRequest, ExecuteResponse, Query, StatementResult, ParamValue, RowValue } from './api/executor.ts';
+export { connect } from './client/connect.ts';
+export type { ConnectOptions } from './client/connect.ts';

@@ -88,20 +88,15 @@ describe("intMode: 'bigint'", () => {
     }
   });
 
-  test('a bigint outside the 64-bit range is refused and nothing is written', async () => {
+  test('a bigint outside the 64-bit range is refused by bind() and nothing is written', async () => {
     const db = open(':memory:', { intMode: 'bigint' });
     try {
       await db.prepare('CREATE TABLE t (v)').run();
       const before = await snapshot(db);
       for (const v of [INT64_MAX + 1n, INT64_MIN - 1n, 2n ** 100n]) {
-        let failed = false;
-        try {
-          await db.prepare('INSERT INTO t VALUES (?)').bind(v).run();
-        } catch (e) {
-          failed = true;
-          assert.match((e as Error).message, /^D1_(TYPE_)?ERROR: /);
-        }
-        assert.ok(failed, `${v} was accepted`);
+        assert.throws(() => db.prepare('INSERT INTO t VALUES (?)').bind(v), {
+          message: `D1_TYPE_ERROR: Type 'bigint' not supported for value '${v}'`,
+        });
       }
       assert.deepEqual(await snapshot(db), before);
       await assertWorks(db);

@@ -12,8 +12,9 @@ const allowed: Record<string, string[]> = {
   sql: ['api', 'sql'],
   engine: ['api', 'sql', 'engine'],
   binding: ['api', 'sql', 'binding'],
+  client: ['api', 'sql', 'binding', 'client'],
 };
-const nodeFree = new Set(['api', 'sql', 'binding']);
+const nodeFree = new Set(['api', 'sql', 'binding', 'client']);
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

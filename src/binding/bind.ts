@@ -27,7 +27,8 @@ export function toParam(value: unknown, bigints: boolean): ParamValue {
     case 'boolean':
       return value ? 1 : 0;
     case 'bigint':
-      if (bigints) return value;
+      // SQLite integers are 64-bit; anything wider could only be stored as text, so refuse it here.
+      if (bigints && value >= -(2n ** 63n) && value < 2n ** 63n) return value;
       throw typeError(value);
     case 'object':
       if (value === null) return null;

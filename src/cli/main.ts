@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { open } from '../index.ts';
+import { registerServe } from './serve.ts';
 import { sqlPrompt } from './sql-prompt.ts';
 
 const program = new Command();
@@ -24,5 +25,7 @@ program
     db.close();
     if (failures > 0 && !interactive) process.exitCode = 1;
   });
+
+registerServe(program);
 
 await program.parseAsync(process.argv);

@@ -39,6 +39,9 @@ export class Connection {
   readonly beginImmediate: Database.Statement;
   readonly commit: Database.Statement;
   readonly rollback: Database.Statement;
+  readonly savepoint: Database.Statement;
+  readonly release: Database.Statement;
+  readonly rollbackToSavepoint: Database.Statement;
   private readonly safeIntegers: boolean;
 
   constructor(file: string, options: ConnectionOptions = {}) {
@@ -66,6 +69,9 @@ export class Connection {
     this.beginImmediate = this.db.prepare('BEGIN IMMEDIATE');
     this.commit = this.db.prepare('COMMIT');
     this.rollback = this.db.prepare('ROLLBACK');
+    this.savepoint = this.db.prepare('SAVEPOINT dione_request');
+    this.release = this.db.prepare('RELEASE dione_request');
+    this.rollbackToSavepoint = this.db.prepare('ROLLBACK TO dione_request');
   }
 
   /** A prepared statement for `sql` (one statement, parameters as plain `?`), or D1's error. */

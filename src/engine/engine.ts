@@ -8,6 +8,7 @@ import type { D1Meta } from '../api/types.ts';
 import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
 import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState } from './connection.ts';
+import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
 import { estimateRows } from './rows-estimate.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
 import { toSqliteParam } from './values.ts';
@@ -105,10 +106,101 @@ export class Engine {
     }
   }
 
+  /**
+   * Executes several requests that arrived together. Consecutive requests that write share one
+   * transaction and one commit (group commit); each runs inside its own savepoint, so a failing
+   * request rolls back alone and every request stays atomic. Responses come back in order.
+   */
+  executeMany(requests: ExecuteRequest[]): ExecuteResponse[] {
+    const responses: ExecuteResponse[] = new Array(requests.length);
+    let group: number[] = [];
+    const flush = () => {
+      if (group.length === 1) responses[group[0]!] = this.execute(requests[group[0]!]!);
+      else if (group.length > 1) this.group(group.map((i) => requests[i]!)).forEach((r, k) => (responses[group[k]!] = r));
+      group = [];
+    };
+    for (let i = 0; i < requests.length; i++) {
+      if (this.groupable(requests[i]!)) group.push(i);
+      else {
+        flush();
+        responses[i] = this.execute(requests[i]!);
+      }
+    }
+    flush();
+    return responses;
+  }
+
+  /** Writes that can share a transaction: no session bookmark check, no PRAGMA (its effects are per transaction), no VACUUM. */
+  private groupable(request: ExecuteRequest): boolean {
+    if (this.closed || request.queries.length === 0) return false;
+    if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) return false;
+    let writes = false;
+    for (const q of request.queries) {
+      if (dropped(q.sql)) continue;
+      for (const s of parseQuery(q.sql).statements) {
+        if (s.verb === 'PRAGMA' || s.verb === 'VACUUM') return false;
+        if (s.kind === 'write') writes = true;
+      }
+    }
+    return writes;
+  }
+
+  private group(requests: ExecuteRequest[]): ExecuteResponse[] {
+    const responses: ExecuteResponse[] = [];
+    let wrote = false;
+    try {
+      this.connection.beginImmediate.run();
+      this.sync();
+    } catch (e) {
+      const error = detailOf(e);
+      return requests.map(() => ({ success: false, error }));
+    }
+    for (const request of requests) {
+      const queries = request.queries.filter((q) => !dropped(q.sql));
+      if (queries.length === 0) {
+        responses.push({ success: false, error: Messages.noStatements });
+        continue;
+      }
+      const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
+      this.connection.savepoint.run();
+      try {
+        const body = this.body(
+          queries,
+          queries.map((q) => parseQuery(q.sql)),
+          format,
+        );
+        this.connection.release.run();
+        wrote ||= body.wrote;
+        responses.push({ success: true, results: body.results, bookmark: '' });
+      } catch (e) {
+        this.connection.rollbackToSavepoint.run();
+        this.connection.release.run();
+        this.counters = this.connection.counters();
+        responses.push({ success: false, error: detailOf(e) });
+      }
+    }
+    try {
+      if (wrote) {
+        this.sequence = this.connection.bumpCommitSequence();
+        this.counters = this.connection.counters();
+      }
+      this.connection.commit.run();
+    } catch (e) {
+      this.rollback();
+      const error = detailOf(e);
+      return requests.map(() => ({ success: false, error }));
+    }
+    if (wrote) {
+      this.dataVersion = this.connection.dataVersion();
+      this.bookmarkText = formatBookmark(this.sequence);
+    }
+    for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
+    return responses;
+  }
+
   private transaction(queries: Query[], parsed: ParsedQuery[], format: ResultsFormat): ExecuteResponse {
     const writes = parsed.some((p) => p.statements.some((s) => s.kind === 'write'));
-    const results: StatementResult[] = [];
-    let wrote = false;
+    let body: { results: StatementResult[]; wrote: boolean };
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
@@ -117,34 +209,8 @@ export class Engine {
       return { success: false, error: detailOf(e) };
     }
     try {
-      for (let q = 0; q < queries.length; q++) {
-        const started = performance.now();
-        const before = this.counters;
-        const { statements, tooLong } = parsed[q]!;
-        if (tooLong) throw new D1Failure('statement too long: SQLITE_TOOBIG');
-        if (statements.length === 0) throw new D1Failure(Messages.emptyStatement);
-        let outcome: Outcome = { columns: NO_COLUMNS, rows: NO_ROWS };
-        let queryWrote = false;
-        for (let i = 0; i < statements.length; i++) {
-          const statement = statements[i]!;
-          const last = i === statements.length - 1;
-          if (!last && statement.parameterCount > 0) throw new D1Failure(Messages.parametersOnlyInLast);
-          outcome = this.run(statement, last ? queries[q]!.params : [], last ? format : 'NONE');
-          if (statement.kind === 'write') queryWrote = true;
-        }
-        const lastStatement = statements.at(-1)!;
-        if (queryWrote) {
-          // Measuring the size costs three PRAGMA steps; inside a request, plain row writes keep
-          // the last measured size and the request's final query measures it anew.
-          const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
-          this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
-          wrote = true;
-        }
-        const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
-        const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
-        results.push({ columns: outcome.columns, rows, meta });
-      }
-      if (wrote) {
+      body = this.body(queries, parsed, format);
+      if (body.wrote) {
         this.sequence = this.connection.bumpCommitSequence();
         // The bump is a write of its own; measuring inside the transaction avoids a new read lock later.
         this.counters = this.connection.counters();
@@ -163,11 +229,45 @@ export class Engine {
       }
       return { success: false, error: detail };
     }
-    if (wrote) {
+    if (body.wrote) {
       this.dataVersion = this.connection.dataVersion();
       this.bookmarkText = formatBookmark(this.sequence);
     }
-    return { success: true, results, bookmark: this.bookmarkText };
+    return { success: true, results: body.results, bookmark: this.bookmarkText };
+  }
+
+  /** The queries of one request, inside an open transaction; throws D1's error on the first failure. */
+  private body(queries: Query[], parsed: ParsedQuery[], format: ResultsFormat): { results: StatementResult[]; wrote: boolean } {
+    const results: StatementResult[] = [];
+    let wrote = false;
+    for (let q = 0; q < queries.length; q++) {
+      const started = performance.now();
+      const before = this.counters;
+      const { statements, tooLong } = parsed[q]!;
+      if (tooLong) throw new D1Failure('statement too long: SQLITE_TOOBIG');
+      if (statements.length === 0) throw new D1Failure(Messages.emptyStatement);
+      let outcome: Outcome = { columns: NO_COLUMNS, rows: NO_ROWS };
+      let queryWrote = false;
+      for (let i = 0; i < statements.length; i++) {
+        const statement = statements[i]!;
+        const last = i === statements.length - 1;
+        if (!last && statement.parameterCount > 0) throw new D1Failure(Messages.parametersOnlyInLast);
+        outcome = this.run(statement, last ? queries[q]!.params : [], last ? format : 'NONE');
+        if (statement.kind === 'write') queryWrote = true;
+      }
+      const lastStatement = statements.at(-1)!;
+      if (queryWrote) {
+        // Measuring the size costs three PRAGMA steps; inside a request, plain row writes keep
+        // the last measured size and the request's final query measures it anew.
+        const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
+        this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
+        wrote = true;
+      }
+      const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
+      const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
+      results.push({ columns: outcome.columns, rows, meta });
+    }
+    return { results, wrote };
   }
 
   private rollback(): void {
@@ -238,6 +338,28 @@ export class Engine {
       rows_read: rows.read,
       rows_written: rows.written,
     };
+  }
+
+  /** The database as a SQL dump, line by line (wrangler's export format). */
+  dumpSql(options: DumpSqlOptions = {}): Generator<string> {
+    if (this.closed) throw new D1Failure(Messages.closed);
+    return dumpSql(this.connection.db, options);
+  }
+
+  /** Size, table count and position, for the REST API's database object. */
+  info(): { num_tables: number; file_size: number; bookmark: string } {
+    this.sync();
+    const tables = this.connection.db
+      .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_' AND substr(name, 1, 4) <> '_cf_'")
+      .pluck()
+      .get() as number;
+    return { num_tables: Number(tables), file_size: this.counters.size, bookmark: this.bookmarkText };
+  }
+
+  /** A consistent copy of the database file at `file` (SQLite's backup API). */
+  async backup(file: string): Promise<void> {
+    if (this.closed) throw new D1Failure(Messages.closed);
+    await this.connection.db.backup(file);
   }
 
   /** The database file as bytes. */

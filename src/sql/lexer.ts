@@ -23,10 +23,11 @@ export interface Token {
   end: number;
 }
 
-const SPACE = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d]);
+// SQLite also skips a byte-order mark (U+FEFF) as whitespace.
+const SPACE = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d, 0xfeff]);
 
 function isIdentStart(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c >= 0x80;
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x80 && c !== 0xfeff);
 }
 
 function isIdentPart(c: number): boolean {
@@ -128,7 +129,7 @@ export function tokenize(sql: string): Token[] {
       let j = i + 1;
       while (j < n && isDigit(sql.charCodeAt(j))) j++;
       push('param', j);
-    } else if (c === 0x3a || c === 0x40 || c === 0x24) {
+    } else if (c === 0x3a || c === 0x40 || c === 0x24 || c === 0x23) {
       let j = i + 1;
       while (j < n && isIdentPart(sql.charCodeAt(j))) j++;
       push(j > i + 1 ? 'param' : 'illegal', j);

@@ -3,7 +3,7 @@
 // whether D1 refuses it outright (transactions, ATTACH, VACUUM INTO, load_extension, writes to the
 // schema table, PRAGMAs outside D1's allowlist).
 import { Messages } from '../api/errors.ts';
-import { Limits } from './limits.ts';
+import { Limits, utf8Length } from './limits.ts';
 import { identifier, isTrivia, keyword, type Token, tokenize } from './lexer.ts';
 import { type PragmaCall, pragmaAllowed, pragmaReads } from './pragma.ts';
 
@@ -44,7 +44,7 @@ export function splitStatements(sql: string): Statement[] {
   const statements: Statement[] = [];
   let first = 0; // index of the first token of the current statement
   let significant: Token[] = [];
-  let trigger: { body: boolean; caseDepth: number; done: boolean } | undefined;
+  let trigger: { body: boolean; done: boolean; atStatementStart: boolean } | undefined;
   let depth = 0;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
@@ -60,17 +60,18 @@ export function splitStatements(sql: string): Statement[] {
     significant.push(t);
     if (t.type === 'lparen') depth++;
     else if (t.type === 'rparen') depth = Math.max(0, depth - 1);
-    if (significant.length <= 4 && !trigger && startsTrigger(sql, significant)) {
-      trigger = { body: false, caseDepth: 0, done: false };
-    } else if (trigger && t.type === 'word') {
+    if (significant.length <= 6 && !trigger && startsTrigger(sql, significant)) {
+      trigger = { body: false, done: false, atStatementStart: false };
+    } else if (trigger && !trigger.done) {
+      // The body is a list of statements each ending in `;`; the trigger's END is the END that
+      // stands where a statement would start (an END elsewhere closes a CASE or is a column name).
       const k = keyword(sql, t);
       if (!trigger.body) {
-        if (k === 'BEGIN' && depth === 0) trigger.body = true;
-      } else if (k === 'CASE') trigger.caseDepth++;
-      else if (k === 'END') {
-        if (trigger.caseDepth > 0) trigger.caseDepth--;
-        else trigger.done = true;
+        if (k === 'BEGIN' && depth === 0) trigger.body = trigger.atStatementStart = true;
+        continue;
       }
+      if (k === 'END' && trigger.atStatementStart) trigger.done = true;
+      trigger.atStatementStart = t.type === 'semicolon';
     }
   }
   if (significant.length > 0) statements.push(analyze(sql, tokens.slice(first), significant, false));
@@ -78,6 +79,7 @@ export function splitStatements(sql: string): Statement[] {
 }
 
 function startsTrigger(sql: string, sig: Token[]): boolean {
+  if (sig.length < 2) return false;
   let i = 0;
   if (keyword(sql, sig[i]) === 'EXPLAIN') i++;
   if (keyword(sql, sig[i]) === 'QUERY' && keyword(sql, sig[i + 1]) === 'PLAN') i += 2;
@@ -226,7 +228,7 @@ function parameters(sql: string, tokens: Token[], start: number): Parameters {
     else if (text[0] === '?') {
       slot = Number(text.slice(1));
       if (!(slot >= 1 && slot <= Limits.boundParameters)) {
-        error ??= `variable number must be between ?1 and ?${Limits.boundParameters} at offset ${t.start - start}: SQLITE_ERROR`;
+        error ??= `variable number must be between ?1 and ?${Limits.boundParameters} at offset ${utf8Length(sql.slice(start, t.start))}: SQLITE_ERROR`;
         slot = 1;
       }
       max = Math.max(max, slot);
@@ -235,7 +237,7 @@ function parameters(sql: string, tokens: Token[], start: number): Parameters {
       slot = known ?? ++max;
       if (known === undefined) names.set(text, slot);
     }
-    if (slot > Limits.boundParameters) error ??= `too many SQL variables at offset ${t.start - start}: SQLITE_ERROR`;
+    if (slot > Limits.boundParameters) error ??= `too many SQL variables at offset ${utf8Length(sql.slice(start, t.start))}: SQLITE_ERROR`;
     bindSlots.push(slot);
     executable += sql.slice(from, t.start) + '?' + ' '.repeat(t.end - t.start - 1);
     from = t.end;

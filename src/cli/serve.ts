@@ -1,0 +1,105 @@
+// `dione serve` and `dione token …`.
+import type { Command } from 'commander';
+import { Catalog, type TokenScope } from '../server/catalog.ts';
+import { startServer } from '../server/serve.ts';
+import { createToken } from '../server/tokens.ts';
+
+const integer = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
+  return n;
+};
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve databases over the Cloudflare D1 REST API, the D1 binding protocol and dione/client')
+    .option('--host <host>', 'address to listen on', process.env.DIONE_HOST ?? '127.0.0.1')
+    .option('--port <port>', 'port to listen on', integer('--port'), Number(process.env.DIONE_PORT ?? 8787))
+    .option('--data <dir>', 'directory for the catalogue and database files', process.env.DIONE_DATA ?? '.dione')
+    .option('--account-id <id>', 'the account id in API paths (default: generated once, then kept)', process.env.DIONE_ACCOUNT_ID)
+    .option('--query-timeout <ms>', 'fail a query that runs longer than this (D1: 30000)', integer('--query-timeout'), Number(process.env.DIONE_QUERY_TIMEOUT ?? 30_000))
+    .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
+    .action(async (options: { host: string; port: number; data: string; accountId?: string; queryTimeout: number; dev: boolean }) => {
+      const server = await startServer({
+        host: options.host,
+        port: options.port,
+        data: options.data,
+        accountId: options.accountId,
+        queryTimeoutMs: options.queryTimeout,
+        allowUnauthenticated: options.dev,
+      });
+      const lines = [
+        `dione: listening on ${server.url}`,
+        `dione: data in ${server.context.catalog.dataDir}`,
+        `dione: account id ${server.accountId}`,
+        options.dev
+          ? 'dione: dev mode: requests without a token are allowed'
+          : `dione: create a token with: npx dione token create --data ${options.data} --scope admin`,
+        `dione: wrangler: CLOUDFLARE_API_BASE_URL=${server.url}/client/v4 CLOUDFLARE_ACCOUNT_ID=${server.accountId} CLOUDFLARE_API_TOKEN=<token>`,
+      ];
+      process.stderr.write(`${lines.join('\n')}\n`);
+      const stop = (signal: string) => {
+        process.stderr.write(`dione: ${signal}: finishing in-flight requests\n`);
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+
+  const token = program.command('token').description('manage API tokens (works with or without a running server)');
+  token
+    .command('create')
+    .description('create a token; prints it once, on the last line')
+    .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
+    .option('--db <name>', 'limit the token to one database (name or id)')
+    .option('--scope <scope>', 'read | write | admin', 'write')
+    .action((options: { data: string; db?: string; scope: string }) => {
+      if (!['read', 'write', 'admin'].includes(options.scope)) program.error(`--scope must be read, write or admin, got "${options.scope}"`);
+      const catalog = new Catalog(options.data);
+      try {
+        let uuid: string | null = null;
+        if (options.db) {
+          const record = catalog.find(options.db);
+          if (!record) program.error(`no database "${options.db}" in ${catalog.dataDir}; create it first (wrangler d1 create, or POST /client/v4/accounts/:id/d1/database)`);
+          uuid = record.uuid;
+        }
+        const { token: value, record } = createToken(catalog, options.scope as TokenScope, uuid);
+        process.stderr.write(`token ${record.id}: scope ${record.scope}${options.db ? ` on ${options.db}` : ' on every database'}; shown once, keep it\n`);
+        process.stdout.write(`${value}\n`);
+      } finally {
+        catalog.close();
+      }
+    });
+  token
+    .command('revoke <id>')
+    .description('revoke a token by its id (the part after "dione_", or the whole token)')
+    .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
+    .action((id: string, options: { data: string }) => {
+      const catalog = new Catalog(options.data);
+      try {
+        const tokenId = /^dione_([A-Za-z0-9]{12})(_|$)/.exec(id)?.[1] ?? id;
+        if (!catalog.revokeToken(tokenId)) program.error(`no active token ${tokenId}`);
+        process.stderr.write(`token ${tokenId} revoked\n`);
+      } finally {
+        catalog.close();
+      }
+    });
+  token
+    .command('list')
+    .description('list tokens (ids, scopes, databases; never the secrets)')
+    .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
+    .action((options: { data: string }) => {
+      const catalog = new Catalog(options.data);
+      try {
+        for (const t of catalog.tokens()) {
+          process.stdout.write(`${t.id}\t${t.scope}\t${t.database_uuid ?? '*'}\t${t.created_at}\t${t.revoked_at ? `revoked ${t.revoked_at}` : 'active'}\n`);
+        }
+      } finally {
+        catalog.close();
+      }
+    });
+}

@@ -1,0 +1,52 @@
+// Bearer tokens on every API route. Verified grants are cached briefly, so a hot path does not
+// read the catalogue on each request; a revoked token stops working within that time.
+import type { MiddlewareHandler } from 'hono';
+import type { Catalog, DatabaseRecord } from './catalog.ts';
+import type { Env } from './context.ts';
+import { type Grant, verifyToken } from './tokens.ts';
+
+const CACHE_MS = 2000;
+
+export class AuthError extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function authenticate(catalog: Catalog, allowUnauthenticated: boolean): MiddlewareHandler<Env> {
+  const cache = new Map<string, { grant: Grant | undefined; expires: number }>();
+  return async (c, next) => {
+    const header = c.req.header('authorization');
+    if (!header) {
+      if (!allowUnauthenticated) throw new AuthError(401, 'Authentication error: send "Authorization: Bearer <token>" (create one with `dione token create`)');
+      c.set('grant', { tokenId: 'unauthenticated', scope: 'admin', databaseUuid: null });
+      return next();
+    }
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new AuthError(401, 'Authentication error: the Authorization header must be "Bearer <token>"');
+    const token = match[1]!;
+    const now = Date.now();
+    let entry = cache.get(token);
+    if (!entry || entry.expires < now) {
+      entry = { grant: verifyToken(catalog, token), expires: now + CACHE_MS };
+      if (cache.size > 10_000) cache.clear();
+      cache.set(token, entry);
+    }
+    if (!entry.grant) throw new AuthError(401, 'Authentication error: unknown or revoked token');
+    c.set('grant', entry.grant);
+    return next();
+  };
+}
+
+/** Throws 403 unless the grant reaches this database with at least `scope`. */
+export function authorize(grant: Grant, scope: Grant['scope'], database?: DatabaseRecord): void {
+  const rank = { read: 0, write: 1, admin: 2 } as const;
+  if (rank[grant.scope] < rank[scope]) throw new AuthError(403, `This token's scope (${grant.scope}) does not allow this; it needs ${scope}`);
+  if (database && grant.databaseUuid !== null && grant.databaseUuid !== database.uuid) {
+    throw new AuthError(403, 'This token is for another database');
+  }
+  if (!database && grant.databaseUuid !== null && scope === 'admin') throw new AuthError(403, 'This token is for one database only');
+}

@@ -1,0 +1,132 @@
+// The server's catalogue: which databases exist (name, id, creation time, settings), the account
+// id, and API tokens (stored hashed). One SQLite file, <data>/catalog.sqlite, opened by the server
+// and by `dione token` commands alike (WAL, so both can use it at once).
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface DatabaseRecord {
+  uuid: string;
+  name: string;
+  created_at: string;
+  read_replication: 'auto' | 'disabled';
+}
+
+export type TokenScope = 'read' | 'write' | 'admin';
+
+export interface TokenRecord {
+  id: string;
+  secret_hash: string;
+  scope: TokenScope;
+  database_uuid: string | null;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS databases (
+  uuid TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at TEXT NOT NULL,
+  read_replication TEXT NOT NULL DEFAULT 'disabled'
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL,
+  scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+  database_uuid TEXT,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT
+);`;
+
+export class Catalog {
+  private readonly db: Database.Database;
+  readonly dataDir: string;
+
+  constructor(dataDir: string) {
+    this.dataDir = path.resolve(dataDir);
+    mkdirSync(path.join(this.dataDir, 'databases'), { recursive: true });
+    this.db = new Database(path.join(this.dataDir, 'catalog.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+  }
+
+  /** The account id: the one given, or the one stored, or a new one (32 hex, as Cloudflare's). */
+  accountId(requested?: string): string {
+    const stored = this.setting('account_id');
+    if (requested) {
+      if (stored !== requested) this.setSetting('account_id', requested);
+      return requested;
+    }
+    if (stored) return stored;
+    const id = randomUUID().replaceAll('-', '');
+    this.setSetting('account_id', id);
+    return id;
+  }
+
+  setting(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM settings WHERE key = ?').pluck().get(key) as string | undefined) ?? undefined;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /** The file holding a database. */
+  file(uuid: string): string {
+    return path.join(this.dataDir, 'databases', `${uuid}.sqlite`);
+  }
+
+  list(nameFilter?: string): DatabaseRecord[] {
+    if (nameFilter) {
+      return this.db.prepare("SELECT * FROM databases WHERE instr(name, ?) > 0 ORDER BY created_at, name").all(nameFilter) as DatabaseRecord[];
+    }
+    return this.db.prepare('SELECT * FROM databases ORDER BY created_at, name').all() as DatabaseRecord[];
+  }
+
+  /** By id, or else by name (wrangler looks databases up by name too). */
+  find(idOrName: string): DatabaseRecord | undefined {
+    return (this.db.prepare('SELECT * FROM databases WHERE uuid = @id OR name = @id ORDER BY uuid = @id DESC LIMIT 1').get({ id: idOrName }) as DatabaseRecord | undefined) ?? undefined;
+  }
+
+  create(name: string): DatabaseRecord {
+    const record: DatabaseRecord = { uuid: randomUUID(), name, created_at: new Date().toISOString(), read_replication: 'disabled' };
+    this.db.prepare('INSERT INTO databases (uuid, name, created_at, read_replication) VALUES (@uuid, @name, @created_at, @read_replication)').run(record);
+    return record;
+  }
+
+  setReadReplication(uuid: string, mode: 'auto' | 'disabled'): void {
+    this.db.prepare('UPDATE databases SET read_replication = ? WHERE uuid = ?').run(mode, uuid);
+  }
+
+  remove(uuid: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM databases WHERE uuid = ?').run(uuid);
+      this.db.prepare("UPDATE tokens SET revoked_at = ? WHERE database_uuid = ? AND revoked_at IS NULL").run(new Date().toISOString(), uuid);
+    })();
+  }
+
+  addToken(record: TokenRecord): void {
+    this.db.prepare('INSERT INTO tokens VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at)').run(record);
+  }
+
+  token(id: string): TokenRecord | undefined {
+    return (this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(id) as TokenRecord | undefined) ?? undefined;
+  }
+
+  tokens(): TokenRecord[] {
+    return this.db.prepare('SELECT * FROM tokens ORDER BY created_at').all() as TokenRecord[];
+  }
+
+  revokeToken(id: string): boolean {
+    return this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes > 0;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,34 @@
+// What every route needs: the catalogue, the database hosts, settings, and the resolved caller.
+import type { Logger } from 'pino';
+import type { Catalog, DatabaseRecord } from './catalog.ts';
+import type { HostPool } from './host/pool.ts';
+import type { Metrics } from './metrics.ts';
+import type { Grant } from './tokens.ts';
+
+export interface ServerSettings {
+  accountId: string;
+  /** Unauthenticated requests are allowed (as admin). Only when asked for. */
+  allowUnauthenticated: boolean;
+  queryTimeoutMs: number;
+  region: string;
+  maxBodyBytes: number;
+}
+
+export interface ServerContext {
+  catalog: Catalog;
+  pool: HostPool;
+  settings: ServerSettings;
+  metrics: Metrics;
+  logger: Logger;
+  /** Import uploads and export downloads waiting to be fetched, by unguessable key. */
+  transfers: Map<string, { file: string; expires: number; etag?: string; result?: unknown }>;
+}
+
+export type Env = {
+  Variables: {
+    grant: Grant;
+    database?: DatabaseRecord;
+    logDatabase?: string;
+    logRows?: { read: number; written: number };
+  };
+};

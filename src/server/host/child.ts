@@ -1,0 +1,147 @@
+// A database host: one process per open database. It owns the SQLite connection, so SQLite work
+// never blocks the server's HTTP loop, and a runaway query can be stopped by killing the process.
+// Requests that arrive together are executed together (group commit for writes).
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
+import type { IntMode } from '../../api/types.ts';
+import { Engine } from '../../engine/engine.ts';
+import { parseQuery } from '../../sql/parse-cache.ts';
+import { splitStatements } from '../../sql/statements.ts';
+import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
+import { BadRequest, parseD1Body, parseDioneBody, parseRestBody } from '../protocols/requests.ts';
+import { d1Response, dioneResponse, type Encoded, restResponse } from '../protocols/responses.ts';
+import type { HostReply, HostRequest } from './protocol.ts';
+
+// Started ahead of need (a warm spare); the database to open arrives in the first message.
+let engine: Engine;
+
+interface Pending {
+  id: number;
+  request: ExecuteRequest;
+  encode: (response: ExecuteResponse) => Encoded;
+}
+
+let queue: Pending[] = [];
+let scheduled = false;
+
+function reply(message: HostReply): void {
+  process.send!(message);
+}
+
+const WRITE_REFUSED = 'This token can only read: the statement would write';
+
+function writes(request: ExecuteRequest): boolean {
+  return request.queries.some((q) => parseQuery(q.sql).statements.some((s) => s.kind === 'write'));
+}
+
+/** Parses an execute request in its protocol; answers at once when the request is malformed. */
+function accept(message: Extract<HostRequest, { op: 'execute' }>): void {
+  let pending: Pending;
+  try {
+    switch (message.protocol) {
+      case 'dione': {
+        const { request, intMode } = parseDioneBody(message.body);
+        pending = { id: message.id, request, encode: (r) => dioneResponse(r, intMode as IntMode) };
+        break;
+      }
+      case 'd1': {
+        const { queries, array } = parseD1Body(message.body);
+        const request: ExecuteRequest = { queries, bookmark: message.session };
+        pending = { id: message.id, request, encode: (r) => d1Response(r, array, message.resultsFormat) };
+        break;
+      }
+      default: {
+        const raw = message.protocol === 'rest-raw';
+        pending = { id: message.id, request: { queries: parseRestBody(message.body) }, encode: (r) => restResponse(r, raw) };
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof BadRequest)) throw e;
+    const body = message.protocol === 'dione' || message.protocol === 'd1' ? { success: false, error: e.message } : envelopeError(ErrorCodes.badRequest, e.message);
+    reply({ id: message.id, status: 400, body: JSON.stringify(body) });
+    return;
+  }
+  if (message.readOnly && writes(pending.request)) {
+    const body = message.protocol.startsWith('rest') ? envelopeError(ErrorCodes.forbidden, WRITE_REFUSED) : { success: false, error: WRITE_REFUSED };
+    reply({ id: message.id, status: 403, body: JSON.stringify(body) });
+    return;
+  }
+  queue.push(pending);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(drain);
+  }
+}
+
+function drain(): void {
+  scheduled = false;
+  const batch = queue;
+  queue = [];
+  const responses = engine.executeMany(batch.map((p) => p.request));
+  batch.forEach((p, i) => {
+    const response = responses[i]!;
+    let read = 0;
+    let written = 0;
+    if (response.success) for (const r of response.results) (read += r.meta.rows_read), (written += r.meta.rows_written);
+    reply({ id: p.id, ...p.encode(response), rows: [read, written] });
+  });
+}
+
+async function handle(message: HostRequest): Promise<void> {
+  switch (message.op) {
+    case 'open':
+      try {
+        engine = new Engine(message.file, { intMode: 'bigint', servedBy: message.servedBy });
+      } catch (e) {
+        process.stderr.write(`dione: cannot open ${message.file}: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
+      return reply({ id: message.id, status: 200, body: 'open' });
+    case 'execute':
+      return accept(message);
+    case 'info':
+      return reply({ id: message.id, status: 200, body: JSON.stringify(engine.info()) });
+    case 'backup':
+      await engine.backup(message.file);
+      return reply({ id: message.id, status: 200, body: '{}' });
+    case 'export': {
+      const fd = openSync(message.file, 'w');
+      let lines = 0;
+      try {
+        let first = true;
+        for (const line of engine.dumpSql(message.options)) {
+          writeSync(fd, first ? line : `\n${line}`);
+          first = false;
+          lines++;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      return reply({ id: message.id, status: 200, body: JSON.stringify({ lines, bookmark: engine.bookmark }) });
+    }
+    case 'import': {
+      const sql = readFileSync(message.file, 'utf8');
+      const queries = splitStatements(sql).map((s) => ({ sql: s.text, params: [] }));
+      const response = queries.length === 0 ? null : engine.execute({ queries, resultsFormat: 'NONE' });
+      if (response && !response.success) {
+        return reply({ id: message.id, status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) });
+      }
+      const meta = response?.success ? response.results.at(-1)?.meta : undefined;
+      return reply({ id: message.id, status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: engine.bookmark })) });
+    }
+  }
+}
+
+process.on('message', (message: HostRequest) => {
+  handle(message).catch((e: unknown) => {
+    const text = e instanceof Error ? e.message : String(e);
+    reply({ id: message.id, status: 500, body: JSON.stringify(envelopeError(ErrorCodes.sql, text)) });
+  });
+});
+
+process.on('disconnect', () => {
+  engine?.close();
+  process.exit(0);
+});
+
+process.send!({ id: 0, status: 200, body: 'ready' } satisfies HostReply);

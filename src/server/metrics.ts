@@ -1,0 +1,32 @@
+// Prometheus metrics for /metrics.
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'dione_requests_total',
+    help: 'HTTP requests, by route kind and status class',
+    labelNames: ['route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly queries = new Counter({
+    name: 'dione_queries_total',
+    help: 'SQL requests executed, by database, protocol and outcome',
+    labelNames: ['database', 'protocol', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly rowsRead = new Counter({ name: 'dione_rows_read_total', help: 'Rows read (meta.rows_read)', labelNames: ['database'] as const, registers: [this.registry] });
+  readonly rowsWritten = new Counter({ name: 'dione_rows_written_total', help: 'Rows written (meta.rows_written)', labelNames: ['database'] as const, registers: [this.registry] });
+  readonly latency = new Histogram({
+    name: 'dione_query_duration_seconds',
+    help: 'Time from receiving a SQL request to answering it, by database',
+    labelNames: ['database'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly timeouts = new Counter({ name: 'dione_query_timeouts_total', help: 'Database hosts killed for exceeding the query timeout', labelNames: ['database'] as const, registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

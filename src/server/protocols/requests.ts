@@ -1,0 +1,84 @@
+// Request bodies of the three HTTP protocols, validated and turned into engine requests.
+import { z } from 'zod';
+import type { ExecuteRequest, ParamValue, Query } from '../../api/executor.ts';
+import type { IntMode } from '../../api/types.ts';
+import { decodeParam } from '../../api/wire.ts';
+import { splitStatements } from '../../sql/statements.ts';
+
+export class BadRequest extends Error {}
+
+const byteArray = z.array(z.number().int().min(0).max(255));
+/** What D1's binding sends as parameters (bytes as arrays of numbers); REST clients also send booleans. */
+const d1Param = z.union([z.number(), z.string(), z.null(), byteArray, z.boolean().transform((b) => (b ? 1 : 0))]);
+const d1Query = z.object({ sql: z.string(), params: z.array(d1Param).optional() });
+
+function parseJson(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new BadRequest(`Failed to parse body as JSON, got: ${body.length > 200 ? `${body.slice(0, 200)}…` : body}`);
+  }
+}
+
+function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const at = issue.path.length ? ` at ${issue.path.join('.')}` : '';
+  throw new BadRequest(`Invalid ${what}${at}: ${issue.message}`);
+}
+
+/** The body workerd's D1 binding posts to /query and /execute: one query, or an array (batch, exec). */
+export function parseD1Body(body: string): { queries: Query[]; array: boolean } {
+  const value = parseJson(body);
+  const array = Array.isArray(value);
+  const items = check(z.array(d1Query).min(0), array ? value : [value], 'query');
+  return { queries: items.map((q) => ({ sql: q.sql, params: (q.params ?? []) as ParamValue[] })), array };
+}
+
+const restBody = z.union([
+  z.object({ sql: z.string(), params: z.array(d1Param).optional() }),
+  z.object({ batch: z.array(d1Query).min(1) }),
+]);
+
+/**
+ * Cloudflare's REST /query and /raw: `{sql, params}` or `{batch: [...]}`, where each sql may hold
+ * several statements and every statement gets its own result. Parameters go to the last statement.
+ */
+export function parseRestBody(body: string): Query[] {
+  const value = check(restBody, parseJson(body), 'request body');
+  const items = 'batch' in value ? value.batch : [value];
+  const queries: Query[] = [];
+  for (const item of items) {
+    const statements = splitStatements(item.sql).filter((s) => !s.empty || s.terminated);
+    const params = (item.params ?? []) as ParamValue[];
+    if (statements.length <= 1) {
+      queries.push({ sql: item.sql, params });
+      continue;
+    }
+    statements.forEach((s, i) => {
+      queries.push({ sql: s.text, params: i === statements.length - 1 ? params : [] });
+    });
+  }
+  return queries;
+}
+
+const wireValue = z.union([z.string(), z.number(), z.null(), z.object({ $b: z.string() }), z.object({ $i: z.string() }), z.object({ $f: z.string() })]);
+const wireRequest = z.object({
+  queries: z.array(z.object({ sql: z.string(), params: z.array(wireValue).default([]) })),
+  resultsFormat: z.enum(['ROWS_AND_COLUMNS', 'FIRST_ROW', 'NONE']).optional(),
+  bookmark: z.string().optional(),
+  intMode: z.enum(['number', 'bigint']).default('number'),
+});
+
+/** Dione's own protocol (dione/client). */
+export function parseDioneBody(body: string): { request: ExecuteRequest; intMode: IntMode } {
+  const value = check(wireRequest, parseJson(body), 'request');
+  let queries: Query[];
+  try {
+    queries = value.queries.map((q) => ({ sql: q.sql, params: q.params.map(decodeParam) }));
+  } catch (e) {
+    throw new BadRequest((e as Error).message);
+  }
+  return { request: { queries, resultsFormat: value.resultsFormat, bookmark: value.bookmark }, intMode: value.intMode };
+}

@@ -1,0 +1,174 @@
+// Cloudflare's D1 REST API (client/v4), as wrangler, the cloudflare SDK, drizzle-kit and Prisma
+// call it: databases, SQL (/query, /raw), export/import and Time Travel.
+import { rmSync } from 'node:fs';
+import { type Context, Hono } from 'hono';
+import { z } from 'zod';
+import { AuthError, authorize } from '../auth.ts';
+import type { DatabaseRecord } from '../catalog.ts';
+import type { Env, ServerContext } from '../context.ts';
+import type { DatabaseInfo } from '../host/protocol.ts';
+import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
+import { runSql } from './sql.ts';
+import { transferRoutes } from './transfer.ts';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
+
+const createBody = z.object({
+  name: z.string(),
+  primary_location_hint: z.string().optional(),
+  jurisdiction: z.string().optional(),
+});
+const updateBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }) });
+
+export async function jsonBody<T>(c: { req: { text(): Promise<string> } }, schema: z.ZodType<T>): Promise<T> {
+  const text = await c.req.text();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ApiError(400, ErrorCodes.badRequest, 'Request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ApiError(400, ErrorCodes.badRequest, `Invalid request body${issue.path.length ? ` at ${issue.path.join('.')}` : ''}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export function restRoutes(server: ServerContext) {
+  const app = new Hono<Env>();
+
+  app.use('/accounts/:account/*', async (c, next) => {
+    if (c.req.param('account') !== server.settings.accountId) {
+      throw new ApiError(404, ErrorCodes.forbidden, `Unknown account ${c.req.param('account')}: this server's account id is ${server.settings.accountId}`);
+    }
+    return next();
+  });
+
+  /** The database named by the :db path segment (an id or a name), visible to the caller. */
+  const database = (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): DatabaseRecord => {
+    const record = server.catalog.find(decodeURIComponent(c.req.param('db')));
+    if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
+    authorize(grant, 'read', record);
+    return record;
+  };
+
+  const info = async (record: DatabaseRecord): Promise<DatabaseInfo> => {
+    const reply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'info' });
+    if (reply.status !== 200) throw new ApiError(500, ErrorCodes.sql, JSON.parse(reply.body).errors?.[0]?.message ?? 'database info failed');
+    return JSON.parse(reply.body) as DatabaseInfo;
+  };
+
+  const describe = async (record: DatabaseRecord, fields?: string[]) => {
+    const needsInfo = !fields || fields.some((f) => f === 'num_tables' || f === 'file_size');
+    const details = needsInfo ? await info(record) : undefined;
+    const full: Record<string, unknown> = {
+      uuid: record.uuid,
+      name: record.name,
+      created_at: record.created_at,
+      version: 'production',
+      num_tables: details?.num_tables,
+      file_size: details?.file_size,
+      jurisdiction: null,
+      read_replication: { mode: record.read_replication },
+      running_in_region: server.settings.region,
+    };
+    return fields ? Object.fromEntries(fields.filter((f) => f in full).map((f) => [f, full[f]])) : full;
+  };
+
+  app.get('/accounts/:account/d1/database', (c) => {
+    const grant = c.get('grant');
+    const page = Math.max(1, Number(c.req.query('page') ?? 1) || 1);
+    const perPage = Math.min(10_000, Math.max(1, Number(c.req.query('per_page') ?? 100) || 100));
+    const all = server.catalog.list(c.req.query('name') || undefined).filter((d) => grant.databaseUuid === null || d.uuid === grant.databaseUuid);
+    const slice = all.slice((page - 1) * perPage, page * perPage);
+    const result = slice.map((d) => ({ uuid: d.uuid, name: d.name, created_at: d.created_at, version: 'production', jurisdiction: null }));
+    return c.json(success(result, { page, per_page: perPage, count: result.length, total_count: all.length }));
+  });
+
+  app.post('/accounts/:account/d1/database', async (c) => {
+    authorize(c.get('grant'), 'admin');
+    const body = await jsonBody(c, createBody);
+    if (!NAME_PATTERN.test(body.name)) {
+      throw new ApiError(400, ErrorCodes.badRequest, `Invalid database name "${body.name}": use 1-64 letters, digits, "_" and "-"`);
+    }
+    if (server.catalog.find(body.name)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+    const record = server.catalog.create(body.name);
+    return c.json(
+      success({
+        uuid: record.uuid,
+        name: record.name,
+        created_at: record.created_at,
+        version: 'production',
+        created_in_region: server.settings.region,
+        primary_location_hint: body.primary_location_hint ?? server.settings.region.toLowerCase(),
+        jurisdiction: null,
+        read_replication: { mode: record.read_replication },
+      }),
+    );
+  });
+
+  app.get('/accounts/:account/d1/database/:db', async (c) => {
+    const record = database(c, c.get('grant'));
+    const fields = c.req.query('fields')?.split(',').map((f) => f.trim()).filter(Boolean);
+    return c.json(success(await describe(record, fields)));
+  });
+
+  const update = async (c: Context<Env, '/accounts/:account/d1/database/:db'>) => {
+    const record = database(c, c.get('grant'));
+    authorize(c.get('grant'), 'admin', record);
+    const body = await jsonBody(c, updateBody);
+    server.catalog.setReadReplication(record.uuid, body.read_replication.mode);
+    return c.json(success(await describe({ ...record, read_replication: body.read_replication.mode })));
+  };
+  app.put('/accounts/:account/d1/database/:db', update);
+  app.patch('/accounts/:account/d1/database/:db', update);
+
+  app.delete('/accounts/:account/d1/database/:db', async (c) => {
+    const record = database(c, c.get('grant'));
+    authorize(c.get('grant'), 'admin', record);
+    await server.pool.stop(record.uuid);
+    server.catalog.remove(record.uuid);
+    const file = server.catalog.file(record.uuid);
+    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(file + suffix, { force: true });
+    return c.json(success(null));
+  });
+
+  app.post('/accounts/:account/d1/database/:db/query', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-query'));
+  app.post('/accounts/:account/d1/database/:db/raw', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-raw'));
+
+  const timeTravel = (c: { json: (body: unknown, status: 501) => Response }) =>
+    c.json(envelopeError(ErrorCodes.notImplemented, 'Time Travel is not available on this server yet: it needs the write log (bookmarks exist, restore does not)'), 501);
+  app.get('/accounts/:account/d1/database/:db/time_travel/bookmark', (c) => {
+    database(c, c.get('grant'));
+    return timeTravel(c);
+  });
+  app.post('/accounts/:account/d1/database/:db/time_travel/restore', (c) => {
+    database(c, c.get('grant'));
+    return timeTravel(c);
+  });
+
+  app.route('/accounts/:account/d1/database/:db', transferRoutes(server, database));
+
+  // wrangler asks for analytics (d1 info) and, without an account id, for memberships.
+  app.post('/graphql', (c) => c.json({ data: { viewer: { accounts: [{ d1AnalyticsAdaptiveGroups: [] }] } }, errors: null }));
+  app.get('/memberships', (c) =>
+    c.json(success([{ id: server.settings.accountId, account: { id: server.settings.accountId, name: 'Dione' }, status: 'accepted' }], { page: 1, per_page: 20, count: 1, total_count: 1 })),
+  );
+  app.get('/accounts', (c) => c.json(success([{ id: server.settings.accountId, name: 'Dione' }], { page: 1, per_page: 20, count: 1, total_count: 1 })));
+
+  return app;
+}
+
+export { AuthError };

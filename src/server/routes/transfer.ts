@@ -1,0 +1,162 @@
+// Export and import over the REST API's polling protocols. Dumps and uploads travel through
+// URLs this server hands out (as D1 hands out R2 URLs): unguessable, short-lived, and fetched
+// without a token, as wrangler does.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { authorize } from '../auth.ts';
+import type { DatabaseRecord } from '../catalog.ts';
+import type { Env, ServerContext } from '../context.ts';
+import { HostFailure } from '../host/pool.ts';
+import { ErrorCodes, success } from '../protocols/envelope.ts';
+import { ApiError, jsonBody } from './rest.ts';
+
+const TRANSFER_TTL_MS = 60 * 60 * 1000;
+
+const exportBody = z.object({
+  output_format: z.literal('polling').optional(),
+  dump_options: z
+    .object({ no_data: z.boolean().optional(), no_schema: z.boolean().optional(), tables: z.array(z.string()).optional() })
+    .optional(),
+  current_bookmark: z.string().optional(),
+});
+
+const importBody = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('init'), etag: z.string().regex(/^[0-9a-f]{32}$/, 'etag must be the md5 of the file, in hex') }),
+  z.object({ action: z.literal('ingest'), filename: z.string(), etag: z.string() }),
+  z.object({ action: z.literal('poll'), current_bookmark: z.string().optional(), filename: z.string().optional() }),
+]);
+
+function transferDir(server: ServerContext, kind: 'exports' | 'imports'): string {
+  const dir = path.join(server.catalog.dataDir, kind);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function expire(server: ServerContext): void {
+  const now = Date.now();
+  for (const [key, t] of server.transfers) {
+    if (t.expires < now) {
+      rmSync(t.file, { force: true });
+      server.transfers.delete(key);
+    }
+  }
+}
+
+const origin = (url: string) => new URL(url).origin;
+
+export function transferRoutes(server: ServerContext, database: (c: any, grant: Env['Variables']['grant']) => DatabaseRecord) {
+  const app = new Hono<Env>();
+
+  app.post('/export', async (c) => {
+    const record = database(c, c.get('grant'));
+    const body = await jsonBody(c, exportBody);
+    expire(server);
+    const key = randomBytes(24).toString('base64url');
+    const file = path.join(transferDir(server, 'exports'), `${key}.sql`);
+    const options = { noData: body.dump_options?.no_data, noSchema: body.dump_options?.no_schema, tables: body.dump_options?.tables };
+    let reply: { status: number; body: string };
+    try {
+      reply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'export', file, options }, 0);
+    } catch (e) {
+      if (e instanceof HostFailure) throw new ApiError(503, ErrorCodes.sql, e.message);
+      throw e;
+    }
+    if (reply.status !== 200) {
+      rmSync(file, { force: true });
+      const error = JSON.parse(reply.body).errors?.[0]?.message ?? 'export failed';
+      return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error }));
+    }
+    const { bookmark } = JSON.parse(reply.body) as { bookmark: string };
+    server.transfers.set(key, { file, expires: Date.now() + TRANSFER_TTL_MS });
+    return c.json(
+      success({
+        success: true,
+        type: 'export',
+        at_bookmark: bookmark,
+        status: 'complete',
+        messages: [`Exported ${statSync(file).size} bytes`],
+        error: null,
+        result: { filename: `${record.uuid}.sql`, signed_url: `${origin(c.req.url)}/dione/exports/${key}` },
+      }),
+    );
+  });
+
+  app.post('/import', async (c) => {
+    const record = database(c, c.get('grant'));
+    authorize(c.get('grant'), 'write', record);
+    const body = await jsonBody(c, importBody);
+    expire(server);
+    if (body.action === 'init') {
+      const key = randomBytes(24).toString('base64url');
+      const file = path.join(transferDir(server, 'imports'), `${key}.sql`);
+      server.transfers.set(key, { file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag });
+      return c.json(success({ success: true, filename: key, upload_url: `${origin(c.req.url)}/dione/uploads/${key}` }));
+    }
+    const key = body.action === 'ingest' ? body.filename : (body.filename ?? body.current_bookmark ?? '');
+    const transfer = server.transfers.get(key);
+    if (body.action === 'poll') {
+      if (!transfer?.result) throw new ApiError(404, ErrorCodes.notFound, 'No import with that bookmark is known to this server');
+      return c.json(success(transfer.result));
+    }
+    if (!transfer) throw new ApiError(404, ErrorCodes.notFound, `Unknown upload ${body.filename}: call init first`);
+    if (transfer.etag !== body.etag) throw new ApiError(400, ErrorCodes.badRequest, 'The etag does not match the one given at init');
+    if (!existsSync(transfer.file)) throw new ApiError(400, ErrorCodes.badRequest, 'Nothing was uploaded to the upload_url yet');
+    let reply: { status: number; body: string };
+    try {
+      reply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'import', file: transfer.file }, 0);
+    } catch (e) {
+      if (e instanceof HostFailure) throw new ApiError(503, ErrorCodes.sql, e.message);
+      throw e;
+    }
+    rmSync(transfer.file, { force: true });
+    const answer = JSON.parse(reply.body);
+    if (reply.status !== 200) {
+      const error = answer.errors?.[0]?.message ?? 'import failed';
+      const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
+      transfer.result = result;
+      return c.json(success(result));
+    }
+    const { final_bookmark, num_queries, meta } = answer.result;
+    const result = {
+      success: true,
+      type: 'import',
+      at_bookmark: key,
+      status: 'complete',
+      messages: [`Processed ${num_queries} queries.`],
+      errors: [],
+      result: { final_bookmark, num_queries, meta: meta ?? { duration: 0, rows_read: 0, rows_written: 0, size_after: 0, changes: 0 } },
+    };
+    transfer.result = result;
+    return c.json(success(result));
+  });
+
+  return app;
+}
+
+/** The unauthenticated upload and download URLs. */
+export function transferUrls(server: ServerContext) {
+  const app = new Hono<Env>();
+
+  app.put('/uploads/:key', async (c) => {
+    const transfer = server.transfers.get(c.req.param('key'));
+    if (!transfer || transfer.expires < Date.now()) return c.text('unknown or expired upload URL', 404);
+    const bytes = Buffer.from(await c.req.arrayBuffer());
+    const md5 = createHash('md5').update(bytes).digest('hex');
+    if (transfer.etag && md5 !== transfer.etag) return c.text(`the body's md5 ${md5} is not the etag given at init`, 400);
+    writeFileSync(transfer.file, bytes);
+    return c.body(null, 200, { etag: md5 });
+  });
+
+  app.get('/exports/:key', (c) => {
+    const transfer = server.transfers.get(c.req.param('key'));
+    if (!transfer || transfer.expires < Date.now()) return c.text('unknown or expired download URL', 404);
+    const stream = Readable.toWeb(createReadStream(transfer.file)) as ReadableStream;
+    return new Response(stream, { headers: { 'content-type': 'application/sql', 'content-length': String(statSync(transfer.file).size) } });
+  });
+
+  return app;
+}
