@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 export class Catalog {
   private readonly db: Database.Database;
   readonly dataDir: string;
+  /** Lookups by id or name; every change made through this object clears it. */
+  private readonly found = new Map<string, DatabaseRecord | undefined>();
 
   constructor(dataDir: string) {
     this.dataDir = path.resolve(dataDir);
@@ -90,17 +92,27 @@ export class Catalog {
 
   /** By id, or else by name (wrangler looks databases up by name too). */
   find(idOrName: string): DatabaseRecord | undefined {
+    if (this.found.has(idOrName)) return this.found.get(idOrName);
+    if (this.found.size > 10_000) this.found.clear();
+    const record = this.lookup(idOrName);
+    this.found.set(idOrName, record);
+    return record;
+  }
+
+  private lookup(idOrName: string): DatabaseRecord | undefined {
     return (this.db.prepare('SELECT * FROM databases WHERE uuid = @id OR name = @id ORDER BY uuid = @id DESC LIMIT 1').get({ id: idOrName }) as DatabaseRecord | undefined) ?? undefined;
   }
 
   create(name: string): DatabaseRecord {
     const record: DatabaseRecord = { uuid: randomUUID(), name, created_at: new Date().toISOString(), read_replication: 'disabled' };
     this.db.prepare('INSERT INTO databases (uuid, name, created_at, read_replication) VALUES (@uuid, @name, @created_at, @read_replication)').run(record);
+    this.found.clear();
     return record;
   }
 
   setReadReplication(uuid: string, mode: 'auto' | 'disabled'): void {
     this.db.prepare('UPDATE databases SET read_replication = ? WHERE uuid = ?').run(mode, uuid);
+    this.found.clear();
   }
 
   remove(uuid: string): void {
@@ -108,6 +120,7 @@ export class Catalog {
       this.db.prepare('DELETE FROM databases WHERE uuid = ?').run(uuid);
       this.db.prepare("UPDATE tokens SET revoked_at = ? WHERE database_uuid = ? AND revoked_at IS NULL").run(new Date().toISOString(), uuid);
     })();
+    this.found.clear();
   }
 
   addToken(record: TokenRecord): void {
