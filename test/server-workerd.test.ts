@@ -251,12 +251,19 @@ after(async () => {
   await server?.close();
 });
 
-describe('Worker code on workerd, env.DB = workerd D1 binding -> Dione server', () => {
-  before(recreateDatabase);
-
-  test('dump', async () => {
-    for (const c of ['schema', 'insert', 'reads', 'batch', 'failingBatch', 'session', 'errors', 'final']) {
-      console.log(c, JSON.stringify(await worker(`/api/${c}`)));
+describe('conformance scenarios through workerd', () => {
+  test('all', async () => {
+    const golden: Record<string, unknown> = JSON.parse(readFileSync(path.join(sharedDir(), 'conformance/golden.json'), 'utf8'));
+    const names = (await worker('/scenarios')) as string[];
+    const started = performance.now();
+    const report: Record<string, Difference[]> = {};
+    for (const name of names) {
+      await recreateDatabase();
+      const actual = await worker(`/run?name=${encodeURIComponent(name)}`);
+      const d = deepDiff(golden[name], actual);
+      if (d.length) report[name] = d;
     }
+    console.log('ms', performance.now() - started, 'n', names.length);
+    writeFileSync('/tmp/wd-report.json', JSON.stringify(report, null, 1));
   });
 });
