@@ -6,3 +6,11 @@ export function isCommentOnly(sql: string): boolean {
   const tokens = tokenize(sql);
   return tokens.every(isTrivia) && tokens.some((t) => t.type === 'comment');
 }
+
+/** `sql` from its first token on: leading whitespace and comments removed. */
+export function withoutLeadingTrivia(sql: string): string {
+  const c = sql.charCodeAt(0);
+  if (c > 0x20 && c !== 0x2d && c !== 0x2f) return sql;
+  const first = tokenize(sql).find((t) => !isTrivia(t));
+  return first ? sql.slice(first.start) : '';
+}

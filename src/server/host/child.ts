@@ -6,9 +6,8 @@ import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import type { IntMode } from '../../api/types.ts';
 import { Engine } from '../../engine/engine.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
-import { splitStatements } from '../../sql/statements.ts';
 import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
-import { BadRequest, parseD1Body, parseDioneBody, parseRestBody } from '../protocols/requests.ts';
+import { BadRequest, parseD1Body, parseDioneBody, parseRestBody, splitSqlText } from '../protocols/requests.ts';
 import { d1Response, dioneResponse, type Encoded, restResponse } from '../protocols/responses.ts';
 import type { HostReply, HostRequest } from './protocol.ts';
 
@@ -121,7 +120,7 @@ async function handle(message: HostRequest): Promise<void> {
     }
     case 'import': {
       const sql = readFileSync(message.file, 'utf8');
-      const queries = splitStatements(sql).map((s) => ({ sql: s.text, params: [] }));
+      const queries = splitSqlText(sql).map((text) => ({ sql: text, params: [] }));
       const response = queries.length === 0 ? null : engine.execute({ queries, resultsFormat: 'NONE' });
       if (response && !response.success) {
         return reply({ id: message.id, status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) });

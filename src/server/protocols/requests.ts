@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ExecuteRequest, ParamValue, Query } from '../../api/executor.ts';
 import type { IntMode } from '../../api/types.ts';
 import { decodeParam } from '../../api/wire.ts';
+import { withoutLeadingTrivia } from '../../sql/comments.ts';
 import { splitStatements } from '../../sql/statements.ts';
 
 export class BadRequest extends Error {}
@@ -50,17 +51,21 @@ export function parseRestBody(body: string): Query[] {
   const items = 'batch' in value ? value.batch : [value];
   const queries: Query[] = [];
   for (const item of items) {
-    const statements = splitStatements(item.sql).filter((s) => !s.empty || s.terminated);
     const params = (item.params ?? []) as ParamValue[];
-    if (statements.length <= 1) {
-      queries.push({ sql: item.sql, params });
-      continue;
-    }
-    statements.forEach((s, i) => {
-      queries.push({ sql: s.text, params: i === statements.length - 1 ? params : [] });
-    });
+    const statements = splitSqlText(item.sql);
+    if (statements.length === 0) queries.push({ sql: item.sql, params });
+    statements.forEach((sql, i) => queries.push({ sql, params: i === statements.length - 1 ? params : [] }));
   }
   return queries;
+}
+
+/**
+ * The statements of a SQL text (a REST sql, an imported file), each from its first token: comments
+ * before a statement (drizzle-kit's `--> statement-breakpoint`, a migration's header) belong to no
+ * statement and must not make the engine take it for a comment-only line.
+ */
+export function splitSqlText(sql: string): string[] {
+  return splitStatements(sql).map((s) => (s.empty ? s.text : withoutLeadingTrivia(s.text)));
 }
 
 const wireValue = z.union([z.string(), z.number(), z.null(), z.object({ $b: z.string() }), z.object({ $i: z.string() }), z.object({ $f: z.string() })]);
