@@ -10,12 +10,14 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { formatBookmark } from '../src/api/bookmark.ts';
 import { DATABASE_HEADER } from '../src/server/routes/database-protocols.ts';
 import { root, sharedDir } from './helpers/paths.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 /** The workerd package (a dependency of wrangler) exports the path of its platform binary. */
-const workerdBinary: string = createRequire(import.meta.url)('workerd').default;
+const workerdPackage: { default: string; version: string } = createRequire(import.meta.url)('workerd');
+const workerdBinary = workerdPackage.default;
 
 /**
  * golden.json was recorded with workerd 1.20260426.1, the version installed here; its release date
@@ -31,19 +33,35 @@ const fixtures = path.join(root, 'test/fixtures/workerd');
 /** A capnp text string literal (JSON's escapes are a subset of capnp's). */
 const capnpString = (s: string) => JSON.stringify(s);
 
-function workerdConfig(dioneAddress: string, token: string, database: string): string {
+/** A D1 binding named `binding` whose requests get `headers` (an external service each). */
+interface BindingSpec {
+  binding: string;
+  headers: Record<string, string>;
+}
+
+function workerdConfig(dioneAddress: string, bindings: BindingSpec[]): string {
+  const services = bindings.map(
+    (b, i) => `    (name = "dione-${i}", external = (
+      address = ${capnpString(dioneAddress)},
+      http = (injectRequestHeaders = [
+${Object.entries(b.headers)
+  .map(([name, value]) => `        (name = ${capnpString(name)}, value = ${capnpString(value)}),`)
+  .join('\n')}
+      ]),
+    )),`,
+  );
+  const wrapped = bindings.map(
+    (b, i) => `    (name = ${capnpString(b.binding)}, wrapped = (
+      moduleName = "cloudflare-internal:d1-api",
+      innerBindings = [ (name = "fetcher", service = "dione-${i}") ],
+    )),`,
+  );
   return `using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .worker),
-    (name = "dione", external = (
-      address = ${capnpString(dioneAddress)},
-      http = (injectRequestHeaders = [
-        (name = "authorization", value = ${capnpString(`Bearer ${token}`)}),
-        (name = ${capnpString(DATABASE_HEADER)}, value = ${capnpString(database)}),
-      ]),
-    )),
+${services.join('\n')}
   ],
   sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "main") ],
 );
@@ -55,10 +73,7 @@ const worker :Workerd.Worker = (
   ],
   compatibilityDate = ${capnpString(COMPATIBILITY_DATE)},
   bindings = [
-    (name = "DB", wrapped = (
-      moduleName = "cloudflare-internal:d1-api",
-      innerBindings = [ (name = "fetcher", service = "dione") ],
-    )),
+${wrapped.join('\n')}
   ],
 );
 `;
@@ -78,11 +93,11 @@ interface Workerd {
  * Starts workerd on a config in a fresh temp dir. The socket listens on port 0; workerd reports the
  * port it got on its control fd (3) once it is ready, then we wait until /health answers.
  */
-async function startWorkerd(dioneUrl: string, token: string, database: string): Promise<Workerd> {
+async function startWorkerd(dioneUrl: string, bindings: BindingSpec[]): Promise<Workerd> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dione-workerd-'));
   copyFileSync(path.join(fixtures, 'worker.js'), path.join(dir, 'worker.js'));
   copyFileSync(path.join(sharedDir(), 'conformance/scenarios.mjs'), path.join(dir, 'scenarios.mjs'));
-  writeFileSync(path.join(dir, 'config.capnp'), workerdConfig(new URL(dioneUrl).host, token, database));
+  writeFileSync(path.join(dir, 'config.capnp'), workerdConfig(new URL(dioneUrl).host, bindings));
 
   const child = spawn(workerdBinary, ['serve', path.join(dir, 'config.capnp'), '--control-fd=3', '--verbose'], {
     cwd: dir,
@@ -92,7 +107,12 @@ async function startWorkerd(dioneUrl: string, token: string, database: string): 
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
   // If this process dies without running the hooks, do not leave workerd behind.
   const killOnExit = () => {
     if (!exited && child.pid) process.kill(child.pid, 'SIGKILL');
@@ -113,13 +133,14 @@ async function startWorkerd(dioneUrl: string, token: string, database: string): 
   try {
     const control = child.stdio[3] as NodeJS.ReadableStream;
     const port = await new Promise<number>((resolve, reject) => {
-      let text = '';
+      let pending = '';
       const timer = setTimeout(() => reject(new Error(`workerd did not report its port within 30 s:\n${output}`)), 30_000);
       control.on('data', (chunk: Buffer) => {
-        text += chunk.toString();
-        for (const line of text.split('\n')) {
-          const event = line.trim() ? (JSON.parse(line) as { event?: string; socket?: string; port?: number }) : null;
-          if (event?.event === 'listen' && event.socket === 'http' && event.port) {
+        const lines = (pending + chunk.toString()).split('\n');
+        pending = lines.pop()!;
+        for (const line of lines) {
+          const event = JSON.parse(line) as { event?: string; socket?: string; port?: number };
+          if (event.event === 'listen' && event.socket === 'http' && event.port) {
             clearTimeout(timer);
             resolve(event.port);
           }
@@ -182,13 +203,14 @@ function deepDiff(expected: unknown, actual: unknown, at = '$', out: Difference[
   return out;
 }
 
-/** The field a differing path ends in: `$.meta.rows_read` -> rows_read, `$[2].rows_read.length` -> rows_read. */
-const lastField = (p: string) =>
-  p
-    .replace(/\.length$/, '')
-    .replace(/(\[\d+\])+$/, '')
-    .split('.')
-    .at(-1)!;
+/** The field a differing path ends in (as in conformance.test.ts): `$.meta.rows_read`, `$[2].rows_read[0]` -> rows_read. */
+const lastField = (p: string) => p.replace(/(\[\d+\])+$/, '').split('.').at(-1)!;
+
+/** deepStrictEqual for JSON values, failing with every differing path. */
+function assertSame(actual: unknown, expected: unknown): void {
+  const diffs = deepDiff(expected, actual);
+  if (diffs.length) assert.fail(`${diffs.length} difference(s):\n${describeDiffs(diffs)}`);
+}
 
 const short = (v: unknown) => {
   const s = JSON.stringify(v) ?? String(v);
@@ -235,15 +257,28 @@ async function restRows(sql: string, params: unknown[] = []): Promise<Record<str
 /** GET a Worker route; the value it answers, with workerd's log on any failure. */
 async function worker(route: string): Promise<unknown> {
   const mark = workerd.log().length;
-  const response = await fetch(`${workerd.url}${route}`, { signal: AbortSignal.timeout(120_000) });
-  const text = await response.text();
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(`${workerd.url}${route}`, { signal: AbortSignal.timeout(120_000) });
+    text = await response.text();
+  } catch (e) {
+    assert.fail(`GET ${route} failed: ${(e as Error).message}\nworkerd log:\n${workerd.logSince(mark)}`);
+  }
   if (response.status !== 200) assert.fail(`GET ${route} answered ${response.status}: ${text}\nworkerd log:\n${workerd.logSince(mark)}`);
   return JSON.parse(text);
 }
 
 before(async () => {
   server = await startTestServer({ spares: 2 });
-  workerd = await startWorkerd(server.url, server.token, DATABASE);
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  workerd = await startWorkerd(server.url, [
+    { binding: 'DB', headers: { ...bearer(server.token), [DATABASE_HEADER]: DATABASE } },
+    { binding: 'DB_NO_TOKEN', headers: { [DATABASE_HEADER]: DATABASE } },
+    { binding: 'DB_BAD_TOKEN', headers: { ...bearer('dione_not-a-token'), [DATABASE_HEADER]: DATABASE } },
+    { binding: 'DB_READ_ONLY', headers: { ...bearer(server.tokenFor('read')), [DATABASE_HEADER]: DATABASE } },
+    { binding: 'DB_MISSING', headers: { ...bearer(server.token), [DATABASE_HEADER]: 'no-such-database' } },
+  ]);
 });
 
 after(async () => {
@@ -251,19 +286,232 @@ after(async () => {
   await server?.close();
 });
 
-describe('conformance scenarios through workerd', () => {
-  test('all', async () => {
-    const golden: Record<string, unknown> = JSON.parse(readFileSync(path.join(sharedDir(), 'conformance/golden.json'), 'utf8'));
-    const names = (await worker('/scenarios')) as string[];
-    const started = performance.now();
-    const report: Record<string, Difference[]> = {};
-    for (const name of names) {
-      await recreateDatabase();
-      const actual = await worker(`/run?name=${encodeURIComponent(name)}`);
-      const d = deepDiff(golden[name], actual);
-      if (d.length) report[name] = d;
-    }
-    console.log('ms', performance.now() - started, 'n', names.length);
-    writeFileSync('/tmp/wd-report.json', JSON.stringify(report, null, 1));
+// ------------------------------------------------------------------ 1. Worker code using env.DB
+
+/** A D1 meta object as the Worker reports it (duration and size_after vary, so only their types). */
+const meta = (m: { changes: number; last_row_id: number; changed_db: boolean; rows_read: number; rows_written: number }) => ({
+  served_by: 'dione',
+  duration: 'number',
+  size_after: 'number',
+  ...m,
+});
+const d1Error = (detail: string) => ({ error: `D1_ERROR: ${detail}`, name: 'Error', cause: detail });
+
+const COLUMNS = ['id', 'name', 'age', 'avatar', 'note'];
+const ROOT = [1, 'root', 99, null, 'from exec'];
+const ADA = [2, 'ada', 36, [0, 1, 2, 255], null];
+const DEE = [5, 'dee', 41, [], 'empty blob'];
+const asObject = (row: unknown[]) => Object.fromEntries(COLUMNS.map((c, i) => [c, row[i]]));
+
+/** The users table through the REST API, blobs as hex and with SQLite types. */
+const restUsers = () => restRows('SELECT id, name, age, typeof(age) AS age_t, hex(avatar) AS avatar, typeof(avatar) AS avatar_t, note FROM users ORDER BY id');
+
+// Rows read (`rows_read`) below are Dione's count, rows returned or changed (see
+// conformance/deviations.json): for index lookups D1 reports the rows it visited, which is more.
+// The cases build on each other (same database), in this order.
+describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione server', () => {
+  before(recreateDatabase);
+
+  test('exec() runs one statement per line; the rows are in the database', async () => {
+    assertSame(await worker('/api/schema'), { count: 3, duration: 'number' });
+    assert.deepEqual(await restUsers(), [{ id: 1, name: 'root', age: 99, age_t: 'integer', avatar: '', avatar_t: 'null', note: 'from exec' }]);
+    assert.deepEqual(await restRows("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' AND sql IS NOT NULL"), [{ name: 'users_age' }]);
   });
+
+  test('prepare().bind().run() with strings, numbers, blobs (Uint8Array, ArrayBuffer, byte array, empty), null and booleans', async () => {
+    assertSame(await worker('/api/insert'), [
+      { success: true, meta: meta({ changes: 1, last_row_id: 2, changed_db: true, rows_read: 0, rows_written: 1 }), results: [] },
+      { success: true, meta: meta({ changes: 1, last_row_id: 3, changed_db: true, rows_read: 0, rows_written: 1 }), results: [] },
+      { success: true, meta: meta({ changes: 1, last_row_id: 4, changed_db: true, rows_read: 0, rows_written: 1 }), results: [] },
+      { success: true, meta: meta({ changes: 1, last_row_id: 5, changed_db: true, rows_read: 0, rows_written: 1 }), results: [] },
+    ]);
+    // Numbers bind as REAL (an INTEGER column converts them back, a TEXT column keeps '1.0': D1 does the same).
+    assert.deepEqual(await restUsers(), [
+      { id: 1, name: 'root', age: 99, age_t: 'integer', avatar: '', avatar_t: 'null', note: 'from exec' },
+      { id: 2, name: 'ada', age: 36, age_t: 'integer', avatar: '000102FF', avatar_t: 'blob', note: null },
+      { id: 3, name: 'bob', age: 25, age_t: 'integer', avatar: 'DEADBEEF', avatar_t: 'blob', note: 'second' },
+      { id: 4, name: 'cy', age: null, age_t: 'null', avatar: '070809', avatar_t: 'blob', note: '1.0' },
+      { id: 5, name: 'dee', age: 41, age_t: 'integer', avatar: '', avatar_t: 'blob', note: 'empty blob' },
+    ]);
+  });
+
+  test('first() / first(column) / all() / raw() / raw({columnNames}) return exact values, blobs as byte arrays, nulls', async () => {
+    assertSame(await worker('/api/reads'), {
+      first: { name: 'ada', age: 36, avatar: [0, 1, 2, 255] },
+      firstColumn: 'bob',
+      firstNullColumn: null,
+      firstNone: null,
+      firstNoneColumn: null,
+      all: { success: true, meta: meta({ changes: 0, last_row_id: 5, changed_db: false, rows_read: 3, rows_written: 0 }), results: [ROOT, ADA, DEE].map(asObject) },
+      raw: [ROOT, ADA, DEE],
+      rawColumns: [COLUMNS, ROOT, ADA, DEE],
+      rawColumnsFalse: [ROOT, ADA, DEE],
+      rawNoRows: [],
+      rawNoRowsColumns: [COLUMNS],
+      unbound: [],
+      blobs: [
+        { name: 'root', avatar: null, t: 'null', n: null },
+        { name: 'ada', avatar: [0, 1, 2, 255], t: 'blob', n: 4 },
+        { name: 'bob', avatar: [222, 173, 190, 239], t: 'blob', n: 4 },
+        { name: 'cy', avatar: [7, 8, 9], t: 'blob', n: 3 },
+        { name: 'dee', avatar: [], t: 'blob', n: 0 },
+      ],
+      nulls: { a: null, b: null, tb: 'null' },
+      types: { v: 7, t: 'real' },
+      text: { s: 'héllo ✓ 😀', echo: 'naïve "quoted" \\ \n line' },
+    });
+  });
+
+  test('typed arrays bind as blobs of their element values taken as bytes, as D1 stores them', async () => {
+    assertSame(await worker('/api/typedArrays'), {
+      uint8: { v: [0, 128, 255], t: 'blob', h: '0080FF' },
+      uint8Subarray: { v: [2, 3], t: 'blob', h: '0203' },
+      int8: { v: [255, 1, 128], t: 'blob', h: 'FF0180' },
+      uint16: { v: [44, 2], t: 'blob', h: '2C02' },
+      int16: { v: [254], t: 'blob', h: 'FE' },
+      float64: { v: [1, 255], t: 'blob', h: '01FF' },
+      dataView: { v: [], t: 'blob', h: '' },
+      arrayBuffer: { v: [9, 8], t: 'blob', h: '0908' },
+      byteArray: { v: [1, 2, 3], t: 'blob', h: '010203' },
+      emptyArray: { v: [], t: 'blob', h: '' },
+      outOfRangeArray: { error: "D1_TYPE_ERROR: Type 'object' not supported for value '300'", name: 'Error', cause: "Type 'object' not supported for value '300'" },
+    });
+  });
+
+  test('batch() runs in order and reads its own writes; the writes landed', async () => {
+    assertSame(await worker('/api/batch'), [
+      { success: true, meta: meta({ changes: 1, last_row_id: 6, changed_db: true, rows_read: 0, rows_written: 1 }), results: [] },
+      { success: true, meta: meta({ changes: 1, last_row_id: 6, changed_db: true, rows_read: 1, rows_written: 1 }), results: [] },
+      {
+        success: true,
+        meta: meta({ changes: 0, last_row_id: 6, changed_db: false, rows_read: 2, rows_written: 0 }),
+        results: [
+          { name: 'ada', age: 37 },
+          { name: 'eve', age: 30 },
+        ],
+      },
+    ]);
+    assert.deepEqual(await restRows("SELECT id, name, age FROM users WHERE name IN ('ada', 'eve') ORDER BY id"), [
+      { id: 2, name: 'ada', age: 37 },
+      { id: 6, name: 'eve', age: 30 },
+    ]);
+  });
+
+  test('a batch() whose third statement fails rejects with D1_ERROR and rolls back the first two', async () => {
+    const unique = 'UNIQUE constraint failed: users.name: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_UNIQUE)';
+    assertSame(await worker('/api/failingBatch'), { before: 6, error: d1Error(unique), after: 6, fay: null, bobNote: 'second' });
+    assert.deepEqual(await restRows("SELECT count(*) AS n, sum(name = 'fay') AS fay, max(CASE WHEN name = 'bob' THEN note END) AS bob FROM users"), [{ n: 6, fay: 0, bob: 'second' }]);
+  });
+
+  test("withSession('first-primary'): no bookmark before the first query, then increasing bookmarks from the response header", async () => {
+    const result = (await worker('/api/session')) as Record<string, unknown>;
+    for (const key of ['afterRead', 'afterWrite', 'afterBatch']) assert.match(String(result[key]), /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/, key);
+    // Dione numbers commits: exec 1, four inserts 2-5, the batch 6 (the failed batch committed nothing).
+    assert.deepEqual(result, {
+      initial: null,
+      read: 6,
+      afterRead: formatBookmark(6),
+      afterWrite: formatBookmark(7),
+      afterBatch: formatBookmark(8),
+      writeChanges: 1,
+      batchAge: [{ age: 61 }],
+      resumedInitial: formatBookmark(8),
+      seen: 61,
+      resumedAfter: formatBookmark(8),
+      plainBookmark: 'undefined',
+      sessionExec: 'undefined',
+    });
+    assert.deepEqual(await restRows("SELECT age FROM users WHERE name = 'gus'"), [{ age: 61 }]);
+  });
+
+  test('errors: D1_ERROR with the SQLite detail in message and cause, D1_COLUMN_NOTFOUND, D1_TYPE_ERROR, D1_EXEC_ERROR (exec rolled back)', async () => {
+    const typeError = (type: string, value: string) => ({
+      error: `D1_TYPE_ERROR: Type '${type}' not supported for value '${value}'`,
+      name: 'Error',
+      cause: `Type '${type}' not supported for value '${value}'`,
+    });
+    const execDetail = "Error in line 1: INSERT INTO users (name) VALUES ('hal'): no such table: nope: SQLITE_ERROR";
+    assertSame(await worker('/api/errors'), {
+      syntax: d1Error('near "SELEC": syntax error at offset 0: SQLITE_ERROR'),
+      noTable: d1Error('no such table: nope: SQLITE_ERROR'),
+      unique: d1Error('UNIQUE constraint failed: users.name: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_UNIQUE)'),
+      notNull: d1Error('NOT NULL constraint failed: users.name: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_NOTNULL)'),
+      raw: d1Error('no such column: nope at offset 7: SQLITE_ERROR'),
+      column: { error: 'D1_COLUMN_NOTFOUND: Column not found (missing)', name: 'Error', cause: 'Column not found' },
+      bindUndefined: typeError('undefined', 'undefined'),
+      bindBigint: typeError('bigint', '1'),
+      bindObject: typeError('object', '[object Object]'),
+      empty: d1Error('No SQL statements detected.'),
+      emptyBatch: d1Error('No SQL statements detected.'),
+      exec: { error: `D1_EXEC_ERROR: ${execDetail}`, name: 'Error', cause: execDetail },
+      hal: 0,
+      sessionError: d1Error('no such table: nope: SQLITE_ERROR'),
+      wrongCount: d1Error('Wrong number of parameter bindings for SQL query.'),
+    });
+    assert.deepEqual(await restRows("SELECT count(*) AS n FROM users WHERE name = 'hal'"), [{ n: 0 }]);
+  });
+
+  test("the service's injected headers authenticate and name the database: missing, unknown and read-only tokens, unknown database", async () => {
+    assertSame(await worker('/api/access'), {
+      noToken: d1Error('Authentication error: send "Authorization: Bearer <token>" (create one with `dione token create`)'),
+      badToken: d1Error('Authentication error: unknown or revoked token'),
+      readOnlyRead: 7,
+      readOnlyWrite: d1Error('This token can only read: the statement would write'),
+      readOnlyBatch: d1Error('This token can only read: the statement would write'),
+      missingDatabase: d1Error('database not found: no-such-database'),
+      stillThere: 1,
+    });
+  });
+
+  test('the binding and the REST API see the same final table', async () => {
+    const expected = [
+      { id: 1, name: 'root', age: 99, avatar: null, note: 'from exec' },
+      { id: 2, name: 'ada', age: 37, avatar: [0, 1, 2, 255], note: null },
+      { id: 3, name: 'bob', age: 25, avatar: [222, 173, 190, 239], note: 'second' },
+      { id: 4, name: 'cy', age: null, avatar: [7, 8, 9], note: '1.0' },
+      { id: 5, name: 'dee', age: 41, avatar: [], note: 'empty blob' },
+      { id: 6, name: 'eve', age: 30, avatar: null, note: null },
+      { id: 7, name: 'gus', age: 61, avatar: null, note: null },
+    ];
+    assertSame(await worker('/api/final'), expected);
+    assert.deepEqual(await restRows('SELECT id, name, age, avatar, note FROM users ORDER BY id'), expected);
+  });
+});
+
+// ------------------------------------------------------------------ 2. conformance scenarios
+
+const readShared = (file: string) => JSON.parse(readFileSync(path.join(sharedDir(), 'conformance', file), 'utf8'));
+const deviations: Record<string, { reason: string; fields: string[] }> = JSON.parse(readFileSync(path.join(root, 'test/conformance/deviations.json'), 'utf8')).scenarios;
+
+test('conformance scenarios run inside workerd against Dione match golden.json', async (t) => {
+  const golden: Record<string, unknown> = readShared('golden.json');
+  const artifacts: Record<string, string> = readShared('artifacts.json').scenarios;
+  const names = (await worker('/scenarios')) as string[];
+  assert.ok(names.length > 250, `the Worker knows only ${names.length} scenarios`);
+  assert.deepEqual(
+    Object.keys(golden).filter((name) => !names.includes(name)),
+    [],
+    'golden.json has scenarios that scenarios.mjs does not',
+  );
+  t.diagnostic(`workerd ${workerdPackage.version}, compatibilityDate ${COMPATIBILITY_DATE}`);
+  const started = performance.now();
+  for (const name of names) {
+    await t.test(name, async (st) => {
+      assert.ok(Object.hasOwn(golden, name), `${name} has no golden value (re-record golden.json)`);
+      await recreateDatabase();
+      const mark = workerd.log().length;
+      const actual = await worker(`/run?name=${encodeURIComponent(name)}`);
+      const diffs = deepDiff(golden[name], actual);
+      const log = workerd.logSince(mark);
+      const context = `${describeDiffs(diffs)}${log ? `\nworkerd log:\n${log}` : ''}`;
+      if (artifacts[name]) {
+        if (diffs.length) for (const line of `differs (known emulation artifact: ${artifacts[name]}):\n${context}`.split('\n')) st.diagnostic(line);
+        return;
+      }
+      const allowed = deviations[name]?.fields ?? [];
+      const unexpected = diffs.filter((d) => !allowed.includes(lastField(d.path)));
+      assert.deepEqual(unexpected, [], `${name} differs from D1${allowed.length ? ` beyond its known deviation (${allowed.join(', ')})` : ''}:\n${context}`);
+    });
+  }
+  t.diagnostic(`${names.length} scenarios through workerd in ${Math.round(performance.now() - started)} ms`);
 });

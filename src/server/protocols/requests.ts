@@ -8,7 +8,9 @@ import { splitStatements } from '../../sql/statements.ts';
 
 export class BadRequest extends Error {}
 
-const byteArray = z.array(z.number().int().min(0).max(255));
+// Any numbers: workerd's binding sends a typed array's element values (Int8Array [-1] as [-1]) and
+// D1 stores each as a byte, wrapping as a Uint8Array does.
+const byteArray = z.array(z.number());
 /** What D1's binding sends as parameters (bytes as arrays of numbers); REST clients also send booleans. */
 const d1Param = z.union([z.number(), z.string(), z.null(), byteArray, z.boolean().transform((b) => (b ? 1 : 0))]);
 const d1Query = z.object({ sql: z.string(), params: z.array(d1Param).optional() });
