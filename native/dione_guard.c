@@ -8,7 +8,7 @@
 **                                (sqlite3_error_offset is not reachable from better-sqlite3)
 **   dione_used_bytes()        -> (page_count - freelist_count) * page_size, D1's size_after
 **   dione_data_version()      -> SQLite's data version (changes on any connection's commit)
-**   dione_commit_sequence(t)  -> the commit sequence kept in _cf_KV; with the token t, adds one first
+**   dione_commit_sequence(t)  -> the commit sequence (database header); with the token t, adds one first
 **   dione_claim()             -> that token, once (Dione claims it right after loading)
 **   dione_release()           -> finalizes the cached statements (call before closing)
 **
@@ -24,10 +24,9 @@ SQLITE_EXTENSION_INIT1
 
 typedef struct GuardState {
   int trusted;
-  /* PRAGMA page_count, freelist_count, page_size: prepared once, finalized by dione_release(). */
-  sqlite3_stmt *pragmas[3];
-  /* Bumps the commit sequence in _cf_KV. */
-  sqlite3_stmt *bump;
+  /* PRAGMA page_count, freelist_count, page_size, user_version, application_id: prepared once,
+  ** finalized by dione_release(). */
+  sqlite3_stmt *pragmas[5];
   /* Only the holder of this token (Dione, which claims it once right after loading) may bump. */
   sqlite3_int64 token;
   int claimed;
@@ -167,7 +166,8 @@ static void prepare_error(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
 }
 
 static sqlite3_int64 pragma_int(GuardState *st, sqlite3 *db, int i) {
-  static const char *const SQL[3] = { "PRAGMA main.page_count", "PRAGMA main.freelist_count", "PRAGMA main.page_size" };
+  static const char *const SQL[5] = { "PRAGMA main.page_count", "PRAGMA main.freelist_count", "PRAGMA main.page_size",
+                                      "PRAGMA main.user_version", "PRAGMA main.application_id" };
   sqlite3_int64 v = 0;
   if (!st->pragmas[i] && sqlite3_prepare_v3(db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->pragmas[i], 0) != SQLITE_OK) return 0;
   if (sqlite3_step(st->pragmas[i]) == SQLITE_ROW) v = sqlite3_column_int64(st->pragmas[i], 0);
@@ -180,9 +180,7 @@ static sqlite3_int64 pragma_int(GuardState *st, sqlite3 *db, int i) {
 static void release(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   (void)argc; (void)argv;
-  for (int i = 0; i < 3; i++) { sqlite3_finalize(st->pragmas[i]); st->pragmas[i] = 0; }
-  sqlite3_finalize(st->bump);
-  st->bump = 0;
+  for (int i = 0; i < 5; i++) { sqlite3_finalize(st->pragmas[i]); st->pragmas[i] = 0; }
   sqlite3_result_null(ctx);
 }
 
@@ -196,10 +194,11 @@ static void data_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 /*
-** The database's commit sequence, kept in D1's reserved _cf_KV table so that it commits (or rolls
-** back) with the data and every connection sees the same value. dione_commit_sequence(0) reads it
-** (0 before the first write); dione_commit_sequence(<token>), inside a write transaction, adds one
-** and returns the new value.
+** The database's commit sequence lives in the database header, in the two 32-bit fields D1 never
+** lets user SQL read or write (PRAGMA user_version holds the low half, application_id the high
+** half): it commits or rolls back with the data, every connection sees the same value, and it adds
+** no table to the user's schema. dione_commit_sequence(0) reads it; dione_commit_sequence(<token>),
+** inside a write transaction, adds one and returns the new value.
 */
 /* Returns the bump token on its first call, NULL afterwards. */
 static void claim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -214,35 +213,27 @@ static void commit_sequence(sqlite3_context *ctx, int argc, sqlite3_value **argv
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   int bump = sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == st->token && st->claimed;
-  sqlite3_int64 value = 0;
   int rc = SQLITE_OK;
   (void)argc;
   int was = st->trusted;
   st->trusted = 1;
+  sqlite3_uint64 low = (sqlite3_uint64)(unsigned int)pragma_int(st, db, 3);
+  sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)pragma_int(st, db, 4);
+  sqlite3_uint64 value = (high << 32) | low;
   if (bump) {
-    if (!st->bump) {
-      rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID", 0, 0, 0);
-      if (rc == SQLITE_OK) rc = sqlite3_prepare_v3(db,
-        "INSERT INTO _cf_KV (key, value) VALUES ('dione.commit_sequence', 1) "
-        "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value", -1, SQLITE_PREPARE_PERSISTENT, &st->bump, 0);
+    value++;
+    char *sql = sqlite3_mprintf("PRAGMA main.user_version = %d", (int)(unsigned int)(value & 0xffffffffu));
+    rc = sqlite3_exec(db, sql, 0, 0, 0);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK && (value >> 32) != high) {
+      sql = sqlite3_mprintf("PRAGMA main.application_id = %d", (int)(unsigned int)(value >> 32));
+      rc = sqlite3_exec(db, sql, 0, 0, 0);
+      sqlite3_free(sql);
     }
-    if (rc == SQLITE_OK) {
-      rc = sqlite3_step(st->bump);
-      if (rc == SQLITE_ROW) { value = sqlite3_column_int64(st->bump, 0); rc = sqlite3_step(st->bump); }
-      if (rc == SQLITE_DONE) rc = SQLITE_OK;
-      sqlite3_reset(st->bump);
-    }
-  } else {
-    sqlite3_stmt *read = 0;
-    /* No _cf_KV yet means no write has committed: the sequence is 0. */
-    if (sqlite3_prepare_v2(db, "SELECT value FROM _cf_KV WHERE key = 'dione.commit_sequence'", -1, &read, 0) == SQLITE_OK) {
-      if (sqlite3_step(read) == SQLITE_ROW) value = sqlite3_column_int64(read, 0);
-    }
-    sqlite3_finalize(read);
   }
   st->trusted = was;
   if (rc != SQLITE_OK) { sqlite3_result_error(ctx, sqlite3_errmsg(db), -1); return; }
-  sqlite3_result_int64(ctx, value);
+  sqlite3_result_int64(ctx, (sqlite3_int64)value);
 }
 
 static void used_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

@@ -109,7 +109,7 @@ export class Connection {
     return this.dataVersionQuery.get() as number;
   }
 
-  /** The number of write transactions committed to this database (kept in _cf_KV, shared by all connections). */
+  /** The number of write transactions committed to this database (kept in its header, shared by all connections). */
   commitSequence(): number {
     return this.sequenceQuery.get(0) as number;
   }

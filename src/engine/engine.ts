@@ -111,19 +111,25 @@ export class Engine {
    * transaction and one commit (group commit); each runs inside its own savepoint, so a failing
    * request rolls back alone and every request stays atomic. Responses come back in order.
    */
-  executeMany(requests: ExecuteRequest[]): ExecuteResponse[] {
+  executeMany(requests: ExecuteRequest[], onResponse?: (index: number, response: ExecuteResponse) => void): ExecuteResponse[] {
     const responses: ExecuteResponse[] = new Array(requests.length);
+    // Each response is final (committed or rolled back) when it is reported, so a caller can answer
+    // it before a later request runs, however long that one takes.
+    const settle = (i: number, response: ExecuteResponse) => {
+      responses[i] = response;
+      onResponse?.(i, response);
+    };
     let group: number[] = [];
     const flush = () => {
-      if (group.length === 1) responses[group[0]!] = this.execute(requests[group[0]!]!);
-      else if (group.length > 1) this.group(group.map((i) => requests[i]!)).forEach((r, k) => (responses[group[k]!] = r));
+      if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]!]!));
+      else if (group.length > 1) this.group(group.map((i) => requests[i]!)).forEach((r, k) => settle(group[k]!, r));
       group = [];
     };
     for (let i = 0; i < requests.length; i++) {
       if (this.groupable(requests[i]!)) group.push(i);
       else {
         flush();
-        responses[i] = this.execute(requests[i]!);
+        settle(i, this.execute(requests[i]!));
       }
     }
     flush();

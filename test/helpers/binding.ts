@@ -59,7 +59,7 @@ export interface Snapshot {
 
 /**
  * Every schema object and every row of every table, read through the binding. Reserved `_cf_`
- * tables (Dione's commit sequence lives in _cf_KV, as D1 keeps its own there) are not user content.
+ * tables (D1 keeps its own bookkeeping there) are not user content.
  */
 export async function snapshot(db: D1Database): Promise<Snapshot> {
   const schema = await db

@@ -76,14 +76,18 @@ function drain(): void {
   scheduled = false;
   const batch = queue;
   queue = [];
-  const responses = engine.executeMany(batch.map((p) => p.request));
-  batch.forEach((p, i) => {
-    const response = responses[i]!;
-    let read = 0;
-    let written = 0;
-    if (response.success) for (const r of response.results) (read += r.meta.rows_read), (written += r.meta.rows_written);
-    reply({ id: p.id, ...p.encode(response), rows: [read, written] });
-  });
+  // Answer each request as soon as it is committed (or failed): a runaway query later in the batch
+  // must not hold back, and then lose, the answers to writes that already committed.
+  engine.executeMany(
+    batch.map((p) => p.request),
+    (i, response) => {
+      const p = batch[i]!;
+      let read = 0;
+      let written = 0;
+      if (response.success) for (const r of response.results) (read += r.meta.rows_read), (written += r.meta.rows_written);
+      reply({ id: p.id, ...p.encode(response), rows: [read, written] });
+    },
+  );
 }
 
 async function handle(message: HostRequest): Promise<void> {

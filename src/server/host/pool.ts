@@ -75,6 +75,8 @@ class Host {
   private readonly ready: Promise<void>;
   lastUsed = Date.now();
   exited = false;
+  /** Being stopped (idle, timed out): it finishes what it has, and new requests go to a new host. */
+  retired = false;
   readonly exit: Promise<void>;
 
   constructor(
@@ -126,20 +128,27 @@ class Host {
     clearTimeout(this.idleTimer);
     this.lastUsed = Date.now();
     const id = this.nextId++;
+    let waiter!: { resolve: (r: HostReply) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout };
     const reply = new Promise<HostReply>((resolve, reject) => {
-      const timer = timeoutMs > 0 ? setTimeout(() => this.timeout(), timeoutMs) : undefined;
-      this.pending.set(id, { resolve, reject, timer });
+      waiter = { resolve, reject };
+      this.pending.set(id, waiter);
     });
+    // The caller receives the rejection through `reply`; this keeps a rejection that happens while
+    // the host is still starting from counting as unhandled.
+    reply.catch(() => {});
     await this.ready;
     if (this.exited) {
-      reply.catch(() => {}); // already rejected by the exit handler; the caller gets this throw
+      this.pending.delete(id);
       throw new HostFailure('crashed', HOST_MESSAGES.crashed);
     }
+    // The limit counts from when the host has the request, not from the process start.
+    if (timeoutMs > 0 && this.pending.has(id)) waiter.timer = setTimeout(() => this.timeout(), timeoutMs);
     this.child.send({ ...body, id });
     return reply;
   }
 
   private timeout(): void {
+    this.retired = true;
     this.options.onEvent?.({ type: 'timeout', database: this.database });
     this.failAll(new HostFailure('timeout', HOST_MESSAGES.timeout));
     this.child.kill('SIGKILL');
@@ -161,6 +170,8 @@ class Host {
 
   /** Lets in-flight requests finish, then closes the database and ends the process. */
   async stop(): Promise<void> {
+    this.retired = true;
+    clearTimeout(this.idleTimer);
     while (this.pending.size > 0 && !this.exited) await new Promise((r) => setTimeout(r, 5));
     if (!this.exited && this.child.connected) this.child.disconnect();
     await this.exit;
@@ -173,7 +184,10 @@ class Host {
 }
 
 export class HostPool {
+  /** The current host of each database. */
   private readonly hosts = new Map<string, Host>();
+  /** Every host process still running, current or retiring. */
+  private readonly live = new Set<Host>();
   private readonly spares: ChildProcess[] = [];
   private stopped = false;
 
@@ -213,36 +227,38 @@ export class HostPool {
 
   private host(database: string, file: string): Host {
     let host = this.hosts.get(database);
-    if (host && !host.exited) return host;
+    if (host && !host.exited && !host.retired) return host;
     if (this.hosts.size >= this.options.maxHosts) this.evictIdle();
     host = new Host(database, file, this.takeChild(), this.options, (h) => {
       if (this.hosts.get(database) === h) this.hosts.delete(database);
+      this.live.delete(h);
     });
     this.hosts.set(database, host);
+    this.live.add(host);
     this.options.onEvent?.({ type: 'spawn', database });
     return host;
   }
 
   private evictIdle(): void {
-    const idle = [...this.hosts.values()].filter((h) => !h.busy).sort((a, b) => a.lastUsed - b.lastUsed);
+    const idle = [...this.hosts.values()].filter((h) => !h.busy && !h.retired).sort((a, b) => a.lastUsed - b.lastUsed);
     for (const host of idle.slice(0, Math.max(1, this.hosts.size - this.options.maxHosts + 1))) void host.stop();
   }
 
-  /** Stops the host of a database (before deleting or replacing its file). */
+  /** Stops every process of a database (before deleting or replacing its file). */
   async stop(database: string): Promise<void> {
-    await this.hosts.get(database)?.stop();
+    await Promise.all([...this.live].filter((h) => h.database === database).map((h) => h.stop()));
   }
 
   /** Graceful: every in-flight request finishes, then every host closes its database. */
   async stopAll(): Promise<void> {
     this.stopped = true;
     const spares = this.spares.splice(0).map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill()))));
-    await Promise.all([...[...this.hosts.values()].map((h) => h.stop()), ...spares]);
+    await Promise.all([...[...this.live].map((h) => h.stop()), ...spares]);
   }
 
   async killAll(): Promise<void> {
     this.stopped = true;
     for (const child of this.spares.splice(0)) child.kill('SIGKILL');
-    await Promise.all([...this.hosts.values()].map((h) => h.kill()));
+    await Promise.all([...this.live].map((h) => h.kill()));
   }
 }

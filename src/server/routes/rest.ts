@@ -29,6 +29,7 @@ const createBody = z.object({
   jurisdiction: z.string().optional(),
 });
 const updateBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }) });
+const patchBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }).optional() });
 
 export async function jsonBody<T>(c: { req: { text(): Promise<string> } }, schema: z.ZodType<T>): Promise<T> {
   const text = await c.req.text();
@@ -125,15 +126,17 @@ export function restRoutes(server: ServerContext) {
     return c.json(success(await describe(record, fields)));
   });
 
-  const update = async (c: Context<Env, '/accounts/:account/d1/database/:db'>) => {
+  // PUT replaces the settings (read_replication required); PATCH changes what it names.
+  const update = (schema: z.ZodType<z.infer<typeof patchBody>>) => async (c: Context<Env, '/accounts/:account/d1/database/:db'>) => {
     const record = database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin', record);
-    const body = await jsonBody(c, updateBody);
-    server.catalog.setReadReplication(record.uuid, body.read_replication.mode);
-    return c.json(success(await describe({ ...record, read_replication: body.read_replication.mode })));
+    const body = await jsonBody(c, schema);
+    const mode = body.read_replication?.mode ?? record.read_replication;
+    if (mode !== record.read_replication) server.catalog.setReadReplication(record.uuid, mode);
+    return c.json(success(await describe({ ...record, read_replication: mode })));
   };
-  app.put('/accounts/:account/d1/database/:db', update);
-  app.patch('/accounts/:account/d1/database/:db', update);
+  app.put('/accounts/:account/d1/database/:db', update(updateBody));
+  app.patch('/accounts/:account/d1/database/:db', update(patchBody));
 
   app.delete('/accounts/:account/d1/database/:db', async (c) => {
     const record = database(c, c.get('grant'));
