@@ -122,7 +122,10 @@ export class Engine {
     let group: number[] = [];
     const flush = () => {
       if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]!]!));
-      else if (group.length > 1) this.group(group.map((i) => requests[i]!)).forEach((r, k) => settle(group[k]!, r));
+      else if (group.length > 1) {
+        const responses = this.group(group.map((i) => requests[i]!));
+        for (let k = 0; k < responses.length; k++) settle(group[k]!, responses[k]!);
+      }
       group = [];
     };
     for (let i = 0; i < requests.length; i++) {

@@ -84,7 +84,12 @@ function drain(): void {
       const p = batch[i]!;
       let read = 0;
       let written = 0;
-      if (response.success) for (const r of response.results) (read += r.meta.rows_read), (written += r.meta.rows_written);
+      if (response.success) {
+        for (const r of response.results) {
+          read += r.meta.rows_read;
+          written += r.meta.rows_written;
+        }
+      }
       reply({ id: p.id, ...p.encode(response), rows: [read, written] });
     },
   );

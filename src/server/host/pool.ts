@@ -252,7 +252,14 @@ export class HostPool {
   /** Graceful: every in-flight request finishes, then every host closes its database. */
   async stopAll(): Promise<void> {
     this.stopped = true;
-    const spares = this.spares.splice(0).map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill()))));
+    const spares = this.spares.splice(0).map(
+      (child) =>
+        new Promise((resolve) => {
+          if (child.exitCode !== null) return resolve(null);
+          child.once('exit', resolve);
+          child.kill();
+        }),
+    );
     await Promise.all([...[...this.live].map((h) => h.stop()), ...spares]);
   }
 

@@ -56,7 +56,7 @@ export function parseRestBody(body: string): Query[] {
     const params = (item.params ?? []) as ParamValue[];
     const statements = splitSqlText(item.sql);
     if (statements.length === 0) queries.push({ sql: item.sql, params });
-    statements.forEach((sql, i) => queries.push({ sql, params: i === statements.length - 1 ? params : [] }));
+    for (let i = 0; i < statements.length; i++) queries.push({ sql: statements[i]!, params: i === statements.length - 1 ? params : [] });
   }
   return queries;
 }

@@ -21,7 +21,7 @@ function d1Value(value: RowValue): unknown {
 function objects(result: StatementResult): Record<string, unknown>[] {
   return result.rows.map((row) => {
     const o: Record<string, unknown> = {};
-    result.columns.forEach((c, i) => (o[c] = d1Value(row[i]!)));
+    for (let i = 0; i < result.columns.length; i++) o[result.columns[i]!] = d1Value(row[i]!);
     return o;
   });
 }
