@@ -63,8 +63,11 @@ function childEntry(): { childModule: URL; execArgv: string[] } {
   return { childModule: new URL('./child.ts', import.meta.url), execArgv: ['--import', import.meta.resolve('tsx')] };
 }
 
+/** Extra node flags for host processes (profiling, inspecting): DIONE_HOST_NODE_FLAGS="--cpu-prof". */
+const extraFlags = process.env.DIONE_HOST_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+
 function spawnChild(): ChildProcess {
-  return fork(fileURLToPath(childModule), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(fileURLToPath(childModule), [], { serialization: 'advanced', execArgv: [...execArgv, ...extraFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 class Host {
