@@ -2,9 +2,10 @@
 // URLs this server hands out (as D1 hands out R2 URLs): unguessable, short-lived, and fetched
 // without a token, as wrangler does.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { authorize } from '../auth.ts';
@@ -144,10 +145,32 @@ export function transferUrls(server: ServerContext) {
   app.put('/uploads/:key', async (c) => {
     const transfer = server.transfers.get(c.req.param('key'));
     if (!transfer || transfer.expires < Date.now()) return c.text('unknown or expired upload URL', 404);
-    const bytes = Buffer.from(await c.req.arrayBuffer());
-    const md5 = createHash('md5').update(bytes).digest('hex');
-    if (transfer.etag && md5 !== transfer.etag) return c.text(`the body's md5 ${md5} is not the etag given at init`, 400);
-    writeFileSync(transfer.file, bytes);
+    // Streamed to disk (a dump can be larger than memory), hashed on the way.
+    const hash = createHash('md5');
+    const partial = `${transfer.file}.partial`;
+    const body = c.req.raw.body ?? Readable.toWeb(Readable.from([]));
+    const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
+    try {
+      await pipeline(
+        source,
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(partial),
+      );
+    } catch {
+      rmSync(partial, { force: true });
+      return c.text('the upload was interrupted', 400);
+    }
+    const md5 = hash.digest('hex');
+    if (transfer.etag && md5 !== transfer.etag) {
+      rmSync(partial, { force: true });
+      return c.text(`the body's md5 ${md5} is not the etag given at init`, 400);
+    }
+    renameSync(partial, transfer.file);
     return c.body(null, 200, { etag: md5 });
   });
 
