@@ -121,7 +121,7 @@ export class Engine {
     };
     let group: number[] = [];
     const flush = () => {
-      if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]!]!));
+      if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]]!));
       else if (group.length > 1) {
         const responses = this.group(group.map((i) => requests[i]!));
         for (let k = 0; k < responses.length; k++) settle(group[k]!, responses[k]!);
