@@ -106,7 +106,7 @@ describe('authentication', () => {
     assert.equal((await rest('GET', s.api, undefined, victim)).status, 200, 'works before revoking (and is now cached)');
     const revoked = await dioneCli(['token', 'revoke', victim, '--data', s.dataDir]);
     assert.equal(revoked.code, 0, revoked.stderr);
-    const id = /^dione_([A-Za-z0-9]{12})_/.exec(victim)[1]!;
+    const id = /^dione_([A-Za-z0-9]{12})_/.exec(victim)![1]!;
     assert.match(revoked.stderr, new RegExp(`token ${id} revoked`));
     // Documented: verified grants are cached for 2 s. Poll for at most 10 s.
     const status = await poll(

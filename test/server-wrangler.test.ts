@@ -372,7 +372,7 @@ describe('wrangler d1 against Dione', { concurrency: true }, () => {
     assertSucceeded(run);
     const [summary] = jsonOutput(run) as { success: boolean; results: Record<string, unknown>[] }[];
     assert.equal(summary!.success, true);
-    assert.equal(summary.results[0]!['Total queries executed'], 5);
+    assert.equal(summary!.results[0]!['Total queries executed'], 5);
 
     const db = d1('w-file');
     const rows = async () => (await db.prepare('SELECT id, body FROM notes ORDER BY id').all()).results;
