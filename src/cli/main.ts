@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { open } from '../index.ts';
+import { registerD1 } from './d1/commands.ts';
 import { registerServe } from './serve.ts';
 import { sqlPrompt } from './sql-prompt.ts';
 
@@ -27,5 +28,6 @@ program
   });
 
 registerServe(program);
+registerD1(program);
 
 await program.parseAsync(process.argv);

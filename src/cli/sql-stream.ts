@@ -1,0 +1,113 @@
+// SQL files as statements with the line each starts on, read in pieces so a dump larger than memory
+// streams through. Statement boundaries are SQLite's (src/sql/statements.ts: quotes, comments,
+// trigger bodies). As wrangler does, one BEGIN TRANSACTION … COMMIT around a script is dropped (D1
+// runs every request in a transaction of its own); a second one is refused.
+import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { withoutLeadingTrivia } from '../sql/comments.ts';
+import { splitStatements } from '../sql/statements.ts';
+import { CliError } from './d1/output.ts';
+
+export interface SqlStatement {
+  sql: string;
+  /** 1-based line of the statement's first keyword. */
+  line: number;
+}
+
+const SEVERAL_TRANSACTIONS =
+  'contains several transactions (BEGIN TRANSACTION … COMMIT). D1 runs your SQL in a transaction for you; ' +
+  'remove the BEGIN TRANSACTION and COMMIT statements and run it again.';
+
+/** Drops the first BEGIN and the first COMMIT/END, as wrangler's trimSqlQuery does; refuses a second BEGIN. */
+class TransactionTrimmer {
+  private begins = 0;
+  private commits = 0;
+  constructor(private readonly source: string) {}
+  keep(verb: string, line: number): boolean {
+    if (verb === 'BEGIN') {
+      this.begins++;
+      if (this.begins > 1) throw new CliError(`${this.source}:${line} ${SEVERAL_TRANSACTIONS}`);
+      return false;
+    }
+    if ((verb === 'COMMIT' || verb === 'END') && this.begins > 0 && this.commits === 0) {
+      this.commits++;
+      return false;
+    }
+    return true;
+  }
+}
+
+function countLines(text: string, end = text.length): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < end; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/** Statements of `text`, complete ones only unless `final`; returns how many characters they used. */
+function take(text: string, firstLine: number, final: boolean, trim: TransactionTrimmer, out: SqlStatement[]): number {
+  let used = 0;
+  let line = firstLine;
+  let scanned = 0;
+  for (const s of splitStatements(text)) {
+    if (!s.terminated && !final) break;
+    const start = used;
+    const body = withoutLeadingTrivia(s.text);
+    const bodyStart = start + (s.text.length - body.length);
+    line += countLines(text.slice(scanned, bodyStart));
+    scanned = bodyStart;
+    used = start + s.text.length;
+    if (s.empty || body.trim() === '' || body.trim() === ';') continue;
+    if (!trim.keep(s.verb, line)) continue;
+    out.push({ sql: body.trimEnd(), line });
+  }
+  return used;
+}
+
+/** The statements of a string (a --command, a migration file). */
+export function statementsOf(text: string, source = 'the SQL'): SqlStatement[] {
+  const out: SqlStatement[] = [];
+  take(text, 1, true, new TransactionTrimmer(source), out);
+  return out;
+}
+
+/** Refuses a SQLite database file given where SQL was expected. */
+export function assertNotDatabaseFile(file: string): void {
+  const fd = openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(16);
+    readSync(fd, head, 0, 16, 0);
+    if (head.toString('latin1').startsWith('SQLite format 3')) {
+      throw new CliError(`${file} is a SQLite database file, not SQL. Export it as SQL first (sqlite3 ${file} .dump > dump.sql) and import that.`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The statements of a file, read `pieceSize` bytes at a time. `onBytes` reports the bytes read so
+ * far (for a progress bar).
+ */
+export async function* streamStatements(file: string, options: { pieceSize?: number; onBytes?: (bytes: number) => void } = {}): AsyncGenerator<SqlStatement> {
+  assertNotDatabaseFile(file);
+  const trim = new TransactionTrimmer(file);
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let pendingLine = 1;
+  let bytes = 0;
+  const flush = (final: boolean) => {
+    const out: SqlStatement[] = [];
+    const used = take(pending, pendingLine, final, trim, out);
+    pendingLine += countLines(pending, used);
+    pending = pending.slice(used);
+    return out;
+  };
+  for await (const chunk of createReadStream(file, { highWaterMark: options.pieceSize ?? 1 << 20 })) {
+    bytes += (chunk as Buffer).length;
+    pending += decoder.write(chunk as Buffer);
+    yield* flush(false);
+    options.onBytes?.(bytes);
+  }
+  pending += decoder.end();
+  yield* flush(true);
+}

@@ -1,0 +1,111 @@
+// `dione d1` on bad input: clear errors, non-zero exits, and nothing half-applied.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { open } from '../src/index.ts';
+import { dione, project } from './helpers/cli-d1.ts';
+
+const TOML = '[[d1_databases]]\nbinding = "DB"\ndatabase_name = "shop"\ndatabase_id = "my-database-id"\n';
+const FILE = '.wrangler/state/v3/d1/miniflare-D1DatabaseObject/45dce40ac5f9a9425fdd1654672ac059ebe86a639eaaa8f809a4dca045024f4b.sqlite';
+
+function migrations(dir: string, files: Record<string, string>) {
+  mkdirSync(path.join(dir, 'migrations'), { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, 'migrations', name), text);
+}
+
+test('a migrations folder with a gap or a duplicate number is refused before anything runs', async (t) => {
+  const gap = project({ 'wrangler.toml': TOML });
+  const dup = project({ 'wrangler.toml': TOML });
+  t.after(() => {
+    gap.cleanup();
+    dup.cleanup();
+  });
+  migrations(gap.dir, { '0001_a.sql': 'CREATE TABLE a (x);', '0003_c.sql': 'CREATE TABLE c (x);' });
+  migrations(dup.dir, { '0001_a.sql': 'CREATE TABLE a (x);', '0001_b.sql': 'CREATE TABLE b (x);' });
+  const g = await dione(gap.dir, ['d1', 'migrations', 'apply', 'shop', '--local']);
+  assert.equal(g.code, 1);
+  assert.match(g.stderr, /has a gap: no migration numbered 0002/);
+  const d = await dione(dup.dir, ['d1', 'migrations', 'apply', 'shop']);
+  assert.equal(d.code, 1);
+  assert.match(d.stderr, /more than one migration with the same number: 0001_a\.sql and 0001_b\.sql/);
+  const l = await dione(dup.dir, ['d1', 'migrations', 'list', 'shop']);
+  assert.equal(l.code, 1);
+});
+
+test('a failing migration stops the run, names the file, line and statement, and leaves nothing of itself', async (t) => {
+  const p = project({ 'wrangler.toml': TOML });
+  t.after(p.cleanup);
+  migrations(p.dir, {
+    '0001_ok.sql': 'CREATE TABLE a (x);\nINSERT INTO a VALUES (1);\n',
+    '0002_bad.sql': '-- two tables\nCREATE TABLE b (x);\nINSERT INTO b VALUES (1);\n\nINSERT INTO missing VALUES (2);\nCREATE TABLE c (x);\n',
+    '0003_later.sql': 'CREATE TABLE d (x);\n',
+  });
+  const r = await dione(p.dir, ['d1', 'migrations', 'apply', 'shop', '--local']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Migration 0002_bad\.sql failed and was rolled back.*the 1 later migration did not run/);
+  assert.match(r.stderr, /migrations[/\\]0002_bad\.sql:5: .*no such table: missing/);
+  assert.match(r.stderr, /in: INSERT INTO missing VALUES \(2\)/);
+  const db = open(path.join(p.dir, FILE));
+  t.after(() => void db.close());
+  assert.deepEqual(await db.prepare('SELECT name FROM d1_migrations ORDER BY id').raw(), [['0001_ok.sql']]);
+  assert.deepEqual(await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('a', 'b', 'c', 'd') ORDER BY name").raw(), [['a']]);
+  const list = await dione(p.dir, ['d1', 'migrations', 'list', 'shop', '--json']);
+  assert.deepEqual(JSON.parse(list.stdout), [{ name: '0002_bad.sql' }, { name: '0003_later.sql' }]);
+});
+
+test('bad SQL in a file names the file and line; an interrupted import keeps the chunks before and says how to resume', async (t) => {
+  const p = project({ 'wrangler.toml': TOML });
+  t.after(p.cleanup);
+  const lines = ['CREATE TABLE t (n INTEGER PRIMARY KEY);'];
+  for (let n = 1; n <= 25; n++) lines.push(n === 23 ? 'INSERT INTO t VALUES (23, oops);' : `INSERT INTO t VALUES (${n});`);
+  writeFileSync(path.join(p.dir, 'dump.sql'), lines.join('\n'));
+  // Chunks of 10 statements: lines 1-10, 11-20, 21-26 (line 24 is the bad one).
+  const r = await dione(p.dir, ['d1', 'import', 'shop', 'dump.sql', '--local', '--chunk-size', '10']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /dump\.sql:24: .*no such column: oops/);
+  assert.match(r.stderr, /The 20 statement\(s\) before line 21 are imported; the chunk from line 21 on was rolled back.*--from-line 21/s);
+  const db = open(path.join(p.dir, FILE));
+  t.after(() => void db.close());
+  assert.deepEqual(await db.prepare('SELECT count(*), max(n) FROM t').raw(), [[19, 19]]);
+  lines[23] = 'INSERT INTO t VALUES (23);';
+  writeFileSync(path.join(p.dir, 'dump.sql'), lines.join('\n'));
+  const resumed = await dione(p.dir, ['d1', 'import', 'shop', 'dump.sql', '--local', '--chunk-size', '10', '--from-line', '21']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(await db.prepare('SELECT count(*), sum(n) FROM t').raw(), [[25, 325]]);
+
+  // A small file is one chunk: all or nothing, as wrangler's execute --file.
+  writeFileSync(path.join(p.dir, 'bad.sql'), 'INSERT INTO t VALUES (100);\n\nSELEC 1;\n');
+  const bad = await dione(p.dir, ['d1', 'execute', 'shop', '--file', 'bad.sql']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /bad\.sql:3: .*syntax error/);
+  assert.match(bad.stderr, /Nothing was imported/);
+  assert.deepEqual(await db.prepare('SELECT count(*) FROM t WHERE n = 100').raw(), [[0]]);
+});
+
+test('usage errors: exit 1 with what to do next', async (t) => {
+  const p = project({ 'wrangler.toml': TOML, 'db.sqlite': 'SQLite format 3\u0000' });
+  t.after(p.cleanup);
+  const cases: [string[], RegExp][] = [
+    [['d1', 'execute', 'shop'], /Missing required option --command or --file/],
+    [['d1', 'execute', 'shop', '--command', 'SELECT 1', '--file', 'x.sql'], /can't provide both --command and --file/],
+    [['d1', 'execute', 'shop', '--local', '--remote', '--command', 'SELECT 1'], /can't use --local and --remote at the same time/],
+    [['d1', 'execute', 'nope', '--command', 'SELECT 1'], /Couldn't find a D1 DB with the name or binding 'nope' in your wrangler\.toml file/],
+    [['d1', 'execute', 'shop', '--config', 'other.toml', '--command', 'SELECT 1'], /other\.toml \(--config\) does not exist/],
+    [['d1', 'execute', 'shop', '--file', 'db.sqlite'], /is a SQLite database file, not SQL/],
+    [['d1', 'execute', 'shop', '--remote', '--command', 'SELECT 1'], /No Dione server given for --remote: pass --url/],
+    [['d1', 'export', 'shop', '--output', 'x.sql'], /There is no local database for 'shop' yet/],
+    [['d1', 'list', '--url', 'http://127.0.0.1:1'], /Could not reach the Dione server at http:\/\/127\.0\.0\.1:1/],
+    [['d1', 'create', 'x', '--local'], /works on a server only, as in wrangler/],
+    [['d1', 'time-travel', 'info', 'shop'], /time-travel info is not available in Dione yet/],
+    [['d1', 'time-travel', 'restore', 'shop', '--bookmark', 'b'], /time-travel restore is not available in Dione yet/],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await dione(p.dir, args);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, expected, args.join(' '));
+  }
+  const json = await dione(p.dir, ['d1', 'execute', 'shop', '--json', '--command', 'SELECT * FROM nowhere']);
+  assert.equal(json.code, 1);
+  assert.match(JSON.parse(json.stdout).error.text, /--command:1: .*no such table: nowhere/);
+});

@@ -1,0 +1,131 @@
+// The pieces under `dione d1`: wrangler config reading, wrangler's local file names, migration
+// discovery/order/numbering, and SQL files as statements with their lines.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { durableObjectIdFromName, localDatabaseFile } from '../src/cli/local-state.ts';
+import { checkNumbering, compareMigrationNames, createMigration, discoverMigrations, migrationsTableSql } from '../src/cli/migrations.ts';
+import { statementsOf, streamStatements } from '../src/cli/sql-stream.ts';
+import { lookupDatabase, migrationsDir, migrationsTable, readWranglerConfig, requireDatabase } from '../src/cli/wrangler-config.ts';
+import { project } from './helpers/cli-d1.ts';
+
+test('local file names are workerd idFromName values, as wrangler derives them', () => {
+  assert.equal(durableObjectIdFromName('miniflare-D1DatabaseObject', 'my-database-id'), '45dce40ac5f9a9425fdd1654672ac059ebe86a639eaaa8f809a4dca045024f4b');
+  const other = durableObjectIdFromName('miniflare-D1DatabaseObject', 'other-id');
+  assert.match(other, /^b76be25c[0-9a-f]{53}291$/);
+  // The spec's vectors (workerd's own tests and runs of wrangler 4.86.0).
+  assert.equal(durableObjectIdFromName('miniflare-D1DatabaseObject', 'DB'), 'e7352547963de7050bd7d94658afc4fe78b61811b7815da12d90be8e863abf4d');
+  assert.equal(durableObjectIdFromName('miniflare-D1DatabaseObject', 'xxxx'), '37a497df36b79f1a5a11839858b18e217f7022d2d72cb40b9de9e89363bc39bb');
+});
+
+test('wrangler.toml, wrangler.json and wrangler.jsonc give the same d1_databases; the file picks the local path', (t) => {
+  const toml = project({
+    'wrangler.toml': `name = "app"\n[[d1_databases]]\nbinding = "DB"\ndatabase_name = "shop"\ndatabase_id = "my-database-id"\nmigrations_dir = "db/migrations"\nmigrations_table = "schema_history"\n\n[[d1_databases]]\nbinding = "PREVIEWED"\ndatabase_name = "prev"\ndatabase_id = "x"\npreview_database_id = "other-id"\n\n[env.staging]\n[[env.staging.d1_databases]]\nbinding = "DB"\ndatabase_name = "shop-staging"\n`,
+  });
+  const jsonc = project({
+    'wrangler.jsonc': `{\n // comment\n "d1_databases": [ { "binding": "DB", "database_name": "shop", "database_id": "my-database-id", "migrations_dir": "db/migrations", "migrations_table": "schema_history" }, ],\n}`,
+  });
+  t.after(() => {
+    toml.cleanup();
+    jsonc.cleanup();
+  });
+  for (const dir of [toml.dir, jsonc.dir]) {
+    const nested = path.join(dir, 'src', 'deep');
+    mkdirSync(nested, { recursive: true });
+    const config = readWranglerConfig({ cwd: nested }); // found from a subdirectory, as wrangler does
+    assert.equal(config.dir, dir);
+    const db = requireDatabase(config, 'shop');
+    assert.equal(requireDatabase(config, 'DB'), db);
+    assert.equal(migrationsDir(config, db), path.join(dir, 'db', 'migrations'));
+    assert.equal(migrationsTable(db), 'schema_history');
+    assert.equal(
+      localDatabaseFile(config, db, undefined, nested),
+      path.join(dir, '.wrangler/state/v3/d1/miniflare-D1DatabaseObject/45dce40ac5f9a9425fdd1654672ac059ebe86a639eaaa8f809a4dca045024f4b.sqlite'),
+    );
+    assert.equal(
+      localDatabaseFile(config, db, 'elsewhere', nested),
+      path.join(nested, 'elsewhere/v3/d1/miniflare-D1DatabaseObject/45dce40ac5f9a9425fdd1654672ac059ebe86a639eaaa8f809a4dca045024f4b.sqlite'),
+    );
+  }
+  const config = readWranglerConfig({ cwd: toml.dir });
+  assert.match(localDatabaseFile(config, requireDatabase(config, 'prev')), /b76be25c[0-9a-f]{53}291\.sqlite$/);
+  const staging = readWranglerConfig({ cwd: toml.dir, env: 'staging' });
+  assert.equal(lookupDatabase(staging, 'shop'), undefined);
+  assert.equal(requireDatabase(staging, 'shop-staging').binding, 'DB');
+  assert.equal(migrationsTable(requireDatabase(staging, 'DB')), 'd1_migrations');
+  assert.throws(() => readWranglerConfig({ cwd: toml.dir, env: 'nope' }), /no environment "nope"/);
+});
+
+test('clear errors: missing --config file, unknown database, invalid files', (t) => {
+  const p = project({ 'wrangler.toml': '[[d1_databases]]\nbinding = "DB"\ndatabase_name = "shop"\n', 'bad.json': '{ "d1_databases": [ } ', 'nobinding.toml': '[[d1_databases]]\ndatabase_name = "x"\n' });
+  t.after(p.cleanup);
+  assert.throws(() => readWranglerConfig({ cwd: p.dir, config: 'missing.toml' }), /missing\.toml \(--config\) does not exist/);
+  assert.throws(() => requireDatabase(readWranglerConfig({ cwd: p.dir }), 'other'), /Couldn't find a D1 DB with the name or binding 'other' in your wrangler\.toml file.*It has: shop/);
+  assert.throws(() => readWranglerConfig({ cwd: p.dir, config: 'bad.json' }), /bad\.json:1 is not valid JSON/);
+  assert.throws(() => readWranglerConfig({ cwd: p.dir, config: 'nobinding.toml' }), /d1_databases\[0\] has no "binding"/);
+  const none = project({});
+  t.after(none.cleanup);
+  assert.throws(() => requireDatabase(readWranglerConfig({ cwd: none.dir }), 'shop'), /No wrangler\.toml, wrangler\.json or wrangler\.jsonc found/);
+});
+
+test('migrations: wrangler order, numbering of create, gaps and duplicates refused, the exact table DDL', (t) => {
+  const p = project({});
+  t.after(p.cleanup);
+  assert.deepEqual(['10_c.sql', 'x.sql', '9_b.sql', '0001_a.sql'].sort(compareMigrationNames), ['0001_a.sql', '9_b.sql', '10_c.sql', 'x.sql']);
+  const dir = path.join(p.dir, 'migrations');
+  assert.throws(() => discoverMigrations(dir), /No migrations present at/);
+  assert.equal(createMigration(dir, 'first one').name, '0001_first_one.sql');
+  writeFileSync(path.join(dir, '0007_manual.sql'), '');
+  writeFileSync(path.join(dir, 'notes.txt'), '');
+  writeFileSync(path.join(dir, '.hidden.sql'), '');
+  assert.equal(createMigration(dir, 'next').name, '0008_next.sql');
+  assert.throws(() => createMigration(dir, 'a/b'), /cannot contain/);
+  const names = discoverMigrations(dir);
+  assert.deepEqual(names, ['0001_first_one.sql', '0007_manual.sql', '0008_next.sql']);
+  assert.throws(() => checkNumbering(dir, names), /has a gap: no migration numbered 0002, 0003, 0004, 0005, 0006/);
+  assert.throws(() => checkNumbering(dir, ['0000_a.sql', '0001_b.sql', '0001_c.sql']), /more than one migration with the same number: 0001_b\.sql and 0001_c\.sql/);
+  checkNumbering(dir, ['0000_drizzle.sql', '0001_x.sql', 'unnumbered.sql']);
+  assert.equal(
+    migrationsTableSql('d1_migrations'),
+    'CREATE TABLE IF NOT EXISTS "d1_migrations"(\n\t\tid         INTEGER PRIMARY KEY AUTOINCREMENT,\n\t\tname       TEXT UNIQUE,\n\t\tapplied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);',
+  );
+});
+
+test('SQL files become statements with their first line, across read boundaries and trigger bodies', async (t) => {
+  const sql = [
+    '-- header',
+    'BEGIN TRANSACTION;',
+    'CREATE TABLE t (a TEXT);',
+    '--> statement-breakpoint',
+    "INSERT INTO t VALUES ('x;',",
+    "  'multi\nline');",
+    'CREATE TRIGGER tr AFTER INSERT ON t BEGIN',
+    "  INSERT INTO t VALUES ('in trigger');",
+    'END;',
+    '/* c */ SELECT 1;',
+    'COMMIT;',
+    'SELECT 2',
+  ].join('\n');
+  const expected = [
+    { line: 3, start: 'CREATE TABLE t' },
+    { line: 5, start: 'INSERT INTO t' },
+    { line: 8, start: 'CREATE TRIGGER' },
+    { line: 11, start: 'SELECT 1' },
+    { line: 13, start: 'SELECT 2' },
+  ];
+  const check = (got: { sql: string; line: number }[]) =>
+    assert.deepEqual(
+      got.map((s) => ({ line: s.line, start: s.sql.slice(0, expected[got.indexOf(s)]!.start.length) })),
+      expected,
+    );
+  check(statementsOf(sql));
+  const p = project({ 'f.sql': sql });
+  t.after(p.cleanup);
+  for (const pieceSize of [1, 3, 7, 64, 1 << 20]) {
+    const got = [];
+    for await (const s of streamStatements(path.join(p.dir, 'f.sql'), { pieceSize })) got.push(s);
+    check(got);
+  }
+  assert.throws(() => statementsOf('BEGIN TRANSACTION; SELECT 1; COMMIT; BEGIN TRANSACTION; SELECT 2; COMMIT;', 'x.sql'), /x\.sql:1 contains several transactions/);
+});
