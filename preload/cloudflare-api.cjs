@@ -45,7 +45,8 @@ if (!target) {
   };
 
   const wrap = (original) =>
-    function dioneRequest(first, second, third) {
+    function dioneRequest(...args) {
+      const [first, second, third] = args;
       let options;
       let callback;
       if (typeof first === 'string' || first instanceof URL) {
@@ -57,7 +58,7 @@ if (!target) {
         callback = second;
       }
       const redirected = redirectOptions(options);
-      if (!redirected) return original.apply(this, arguments);
+      if (!redirected) return original.apply(this, args);
       return client.request(redirected, callback);
     };
   https.request = wrap(https.request);
