@@ -71,10 +71,10 @@ async function load(kind: 'read' | 'write', connections: number) {
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
 
-function embedded(kind: 'read' | 'write'): number {
+async function embedded(kind: 'read' | 'write'): Promise<number> {
   const file = path.join(dir, `embedded-${kind}.sqlite`);
   const db = open(file);
-  return (async () => {
+  {
     await db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)\nCREATE TABLE log (id INTEGER PRIMARY KEY, at INTEGER, note TEXT)');
     await db.prepare(seedSql).run();
     let n = 0;
@@ -87,7 +87,7 @@ function embedded(kind: 'read' | 'write'): number {
     }
     db.close();
     return (n / (performance.now() - start)) * 1000;
-  })() as unknown as number;
+  }
 }
 
 console.log(`dione bench:server: ${SECONDS}s per run, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
