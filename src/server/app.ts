@@ -1,14 +1,14 @@
 // The HTTP application: routes, authentication, errors in each protocol's shape, request logs.
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { AuthError, authenticate } from './auth.ts';
+import { AuthError, authenticate, type Authenticator } from './auth.ts';
 import type { Env, ServerContext } from './context.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { bindingRoutes } from './routes/database-protocols.ts';
 import { ApiError, restRoutes } from './routes/rest.ts';
 import { transferUrls } from './routes/transfer.ts';
 
-export function createApp(server: ServerContext, isServing: () => boolean) {
+export function createApp(server: ServerContext, isServing: () => boolean, resolveGrant: Authenticator) {
   const app = new Hono<Env>();
 
   app.use(async (c, next) => {
@@ -36,10 +36,11 @@ export function createApp(server: ServerContext, isServing: () => boolean) {
       onError: (c) => c.json(envelopeError(ErrorCodes.tooLarge, `Request body is larger than ${server.settings.maxBodyBytes} bytes`), 413),
     }),
   );
-  app.use('/client/v4/*', authenticate(server.catalog, server.settings.allowUnauthenticated));
-  app.use('/query', authenticate(server.catalog, server.settings.allowUnauthenticated));
-  app.use('/execute', authenticate(server.catalog, server.settings.allowUnauthenticated));
-  app.use('/dione/v1/*', authenticate(server.catalog, server.settings.allowUnauthenticated));
+  const auth = authenticate(resolveGrant);
+  app.use('/client/v4/*', auth);
+  app.use('/query', auth);
+  app.use('/execute', auth);
+  app.use('/dione/v1/*', auth);
 
   app.route('/client/v4', restRoutes(server));
   app.route('/', bindingRoutes(server));

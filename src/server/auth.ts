@@ -16,14 +16,15 @@ export class AuthError extends Error {
   }
 }
 
-export function authenticate(catalog: Catalog, allowUnauthenticated: boolean): MiddlewareHandler<Env> {
+/** Resolves the Authorization header of a request to a grant, or throws a 401 AuthError. */
+export type Authenticator = (authorization: string | undefined) => Grant;
+
+export function authenticator(catalog: Catalog, allowUnauthenticated: boolean): Authenticator {
   const cache = new Map<string, { grant: Grant | undefined; expires: number }>();
-  return async (c, next) => {
-    const header = c.req.header('authorization');
+  return (header) => {
     if (!header) {
       if (!allowUnauthenticated) throw new AuthError(401, 'Authentication error: send "Authorization: Bearer <token>" (create one with `dione token create`)');
-      c.set('grant', { tokenId: 'unauthenticated', scope: 'admin', databaseUuid: null });
-      return next();
+      return { tokenId: 'unauthenticated', scope: 'admin', databaseUuid: null };
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new AuthError(401, 'Authentication error: the Authorization header must be "Bearer <token>"');
@@ -36,7 +37,13 @@ export function authenticate(catalog: Catalog, allowUnauthenticated: boolean): M
       cache.set(token, entry);
     }
     if (!entry.grant) throw new AuthError(401, 'Authentication error: unknown or revoked token');
-    c.set('grant', entry.grant);
+    return entry.grant;
+  };
+}
+
+export function authenticate(resolve: Authenticator): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    c.set('grant', resolve(c.req.header('authorization')));
     return next();
   };
 }

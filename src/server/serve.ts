@@ -1,8 +1,11 @@
 // Starting and stopping a Dione server.
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve as serveHttp } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { createApp } from './app.ts';
+import { authenticator } from './auth.ts';
+import { fastPath } from './fast-path.ts';
 import { Catalog } from './catalog.ts';
 import type { ServerContext } from './context.ts';
 import { HostPool } from './host/pool.ts';
@@ -59,11 +62,17 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   });
   const context: ServerContext = { catalog, pool, settings, metrics, logger, transfers: new Map() };
   let serving = false;
-  const app = createApp(context, () => serving);
-  const server = serveHttp({ fetch: app.fetch, hostname: options.host ?? '127.0.0.1', port: options.port ?? 8787 });
+  const resolveGrant = authenticator(catalog, settings.allowUnauthenticated);
+  const app = createApp(context, () => serving, resolveGrant);
+  const honoListener = getRequestListener(app.fetch);
+  const sqlListener = fastPath(context, resolveGrant);
+  const server = createServer((req, res) => {
+    if (!sqlListener(req, res)) void honoListener(req, res);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
+    server.listen(options.port ?? 8787, options.host ?? '127.0.0.1');
   });
   serving = true;
   const address = server.address() as AddressInfo;

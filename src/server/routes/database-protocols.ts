@@ -13,16 +13,18 @@ import { runSql, SESSION_HEADER } from './sql.ts';
 
 export const DATABASE_HEADER = 'x-dione-database';
 
+/** The database a binding-protocol request names, if the grant reaches it. */
+export function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']) {
+  if (!idOrName) throw new ApiError(400, ErrorCodes.badRequest, `Name the database in the ${DATABASE_HEADER} header`);
+  const record = server.catalog.find(idOrName);
+  if (!record) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
+  authorize(grant, 'read', record);
+  return record;
+}
+
 export function bindingRoutes(server: ServerContext) {
   const app = new Hono<Env>();
-
-  const lookup = (idOrName: string | undefined, grant: Env['Variables']['grant']) => {
-    if (!idOrName) throw new ApiError(400, ErrorCodes.badRequest, `Name the database in the ${DATABASE_HEADER} header`);
-    const record = server.catalog.find(idOrName);
-    if (!record) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
-    authorize(grant, 'read', record);
-    return record;
-  };
+  const lookup = (idOrName: string | undefined, grant: Env['Variables']['grant']) => findDatabase(server, idOrName, grant);
 
   for (const endpoint of ['/query', '/execute'] as const) {
     app.post(endpoint, (c) =>

@@ -1,0 +1,120 @@
+// The SQL endpoints of the D1 binding protocol (POST /query, /execute) and of dione/client
+// (POST /dione/v1/databases/:db/execute), served straight from Node's request and response: they
+// are every query's path, and building web Request objects and streams for them cost more than
+// the query. Same answers, errors, logs and metrics as the Hono routes, which serve everything else.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthError, type Authenticator } from './auth.ts';
+import type { ServerContext } from './context.ts';
+import type { WireProtocol } from './host/protocol.ts';
+import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
+import { DATABASE_HEADER, findDatabase } from './routes/database-protocols.ts';
+import { ApiError } from './routes/rest.ts';
+import { executeSql, SESSION_HEADER } from './routes/sql.ts';
+
+const DIONE_EXECUTE = /^\/dione\/v1\/databases\/([^/]+)\/execute$/;
+
+class TooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) return reject(new TooLarge());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new TooLarge());
+      } else chunks.push(chunk);
+    });
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+    req.once('aborted', () => reject(new Error('aborted')));
+  });
+}
+
+/** Returns a request handler that answers the SQL endpoints and returns false for anything else. */
+export function fastPath(server: ServerContext, resolveGrant: Authenticator) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (req.method !== 'POST') return false;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    let protocol: WireProtocol;
+    let route: string;
+    let named: string | undefined;
+    if (pathname === '/query' || pathname === '/execute') {
+      protocol = 'd1';
+      route = pathname;
+      const header = req.headers[DATABASE_HEADER];
+      named = Array.isArray(header) ? header[0] : header;
+    } else {
+      const match = DIONE_EXECUTE.exec(pathname);
+      if (!match) return false;
+      protocol = 'dione';
+      route = '/dione/v1/databases/:db/execute';
+      try {
+        named = decodeURIComponent(match[1]!);
+      } catch {
+        named = match[1];
+      }
+    }
+    void serve(server, resolveGrant, req, res, protocol, route, named, q < 0 ? '' : url.slice(q + 1));
+    return true;
+  };
+}
+
+async function serve(
+  server: ServerContext,
+  resolveGrant: Authenticator,
+  req: IncomingMessage,
+  res: ServerResponse,
+  protocol: WireProtocol,
+  route: string,
+  named: string | undefined,
+  query: string,
+): Promise<void> {
+  const started = performance.now();
+  let status = 500;
+  let database: string | undefined;
+  let rows: { read: number; written: number } | undefined;
+  const send = (code: number, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
+    status = code;
+    res.writeHead(code, { ...headers, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  try {
+    const grant = resolveGrant(req.headers.authorization);
+    const record = findDatabase(server, named, grant);
+    database = record.name;
+    const body = await readBody(req, server.settings.maxBodyBytes);
+    const extra: { resultsFormat?: string; session?: string } = {};
+    if (protocol === 'd1') {
+      const params = new URLSearchParams(query);
+      extra.resultsFormat = params.get('resultsFormat') ?? undefined;
+      const session = req.headers[SESSION_HEADER];
+      extra.session = (Array.isArray(session) ? session[0] : session) || undefined;
+    }
+    const answer = await executeSql(server, grant, record, protocol, body, extra);
+    rows = answer.rows;
+    send(answer.status, answer.body, answer.headers);
+  } catch (error) {
+    if (error instanceof TooLarge) {
+      send(413, JSON.stringify(envelopeError(ErrorCodes.tooLarge, `Request body is larger than ${server.settings.maxBodyBytes} bytes`)));
+    } else if (error instanceof AuthError || error instanceof ApiError) {
+      send(error.status, JSON.stringify({ success: false, error: error.message }));
+    } else if (error instanceof Error && error.message === 'aborted') {
+      status = 499; // the client went away; there is no one to answer
+    } else {
+      server.logger.error({ err: error, path: req.url }, 'unhandled error');
+      send(500, JSON.stringify({ success: false, error: 'Internal error in the Dione server; see its log' }));
+    }
+  }
+  server.metrics.requests.inc({ route, status: `${Math.floor(status / 100)}xx` });
+  server.logger.info(
+    { method: 'POST', path: req.url?.split('?')[0], status, ms: Math.round((performance.now() - started) * 100) / 100, database, rows_read: rows?.read, rows_written: rows?.written },
+    'request',
+  );
+}
