@@ -111,7 +111,12 @@ export class Engine {
    * transaction and one commit (group commit); each runs inside its own savepoint, so a failing
    * request rolls back alone and every request stays atomic. Responses come back in order.
    */
-  executeMany(requests: ExecuteRequest[], onResponse?: (index: number, response: ExecuteResponse) => void): ExecuteResponse[] {
+  executeMany(
+    requests: ExecuteRequest[],
+    onResponse?: (index: number, response: ExecuteResponse) => void,
+    /** Called before each unit (a group or a single request) runs: the moment to deliver answers so far. */
+    beforeRun?: () => void,
+  ): ExecuteResponse[] {
     const responses: ExecuteResponse[] = new Array(requests.length);
     // Each response is final (committed or rolled back) when it is reported, so a caller can answer
     // it before a later request runs, however long that one takes.
@@ -121,6 +126,7 @@ export class Engine {
     };
     let group: number[] = [];
     const flush = () => {
+      if (group.length > 0) beforeRun?.();
       if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]]!));
       else if (group.length > 1) {
         const responses = this.group(group.map((i) => requests[i]!));
@@ -132,6 +138,7 @@ export class Engine {
       if (this.groupable(requests[i]!)) group.push(i);
       else {
         flush();
+        beforeRun?.();
         settle(i, this.execute(requests[i]!));
       }
     }

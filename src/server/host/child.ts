@@ -23,8 +23,17 @@ interface Pending {
 let queue: Pending[] = [];
 let scheduled = false;
 
+let replies: HostReply[] = [];
+
+/** Answers go out together, but always before the next unit of work starts (see drain). */
 function reply(message: HostReply): void {
-  process.send!(message);
+  replies.push(message);
+}
+
+function flushReplies(): void {
+  if (replies.length === 0) return;
+  process.send!(replies.length === 1 ? replies[0] : replies);
+  replies = [];
 }
 
 const WRITE_REFUSED = 'This token can only read: the statement would write';
@@ -92,7 +101,9 @@ function drain(): void {
       }
       reply({ id: p.id, ...p.encode(response), rows: [read, written] });
     },
+    flushReplies,
   );
+  flushReplies();
 }
 
 async function handle(message: HostRequest): Promise<void> {
@@ -140,11 +151,22 @@ async function handle(message: HostRequest): Promise<void> {
   }
 }
 
-process.on('message', (message: HostRequest) => {
-  handle(message).catch((e: unknown) => {
+function receive(message: HostRequest): void {
+  handle(message)
+    .then(() => {
+      if (!scheduled) flushReplies();
+    })
+    .catch((e: unknown) => {
     const text = e instanceof Error ? e.message : String(e);
     reply({ id: message.id, status: 500, body: JSON.stringify(envelopeError(ErrorCodes.sql, text)) });
+    flushReplies();
   });
+}
+
+// The server sends the requests of one event-loop turn together, as an array.
+process.on('message', (message: HostRequest | HostRequest[]) => {
+  if (Array.isArray(message)) for (const m of message) receive(m);
+  else receive(message);
 });
 
 process.on('disconnect', () => {
