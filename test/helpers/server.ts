@@ -105,7 +105,3 @@ export async function spawnServer(dataDir: string, args: string[] = []): Promise
     });
   });
 }
-
-export function cleanupDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-}

@@ -194,11 +194,6 @@ class Host {
     if (!this.exited && this.child.connected) this.child.disconnect();
     await this.exit;
   }
-
-  kill(): Promise<void> {
-    if (!this.exited) this.child.kill('SIGKILL');
-    return this.exit;
-  }
 }
 
 export class HostPool {
@@ -279,11 +274,5 @@ export class HostPool {
         }),
     );
     await Promise.all([...[...this.live].map((h) => h.stop()), ...spares]);
-  }
-
-  async killAll(): Promise<void> {
-    this.stopped = true;
-    for (const child of this.spares.splice(0)) child.kill('SIGKILL');
-    await Promise.all([...this.live].map((h) => h.kill()));
   }
 }
