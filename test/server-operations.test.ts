@@ -7,7 +7,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import pino from 'pino';
 import { connect } from '../src/client.ts';
 import { alive, childPids, type Envelope, fetchJson, jsonHeaders, metric, poll, sleep, tokenIn } from './helpers/server-checks.ts';
@@ -193,19 +193,24 @@ async function leftovers(pids: number[]): Promise<number[]> {
   return left;
 }
 
+/** `dione serve` as a child on a fresh data dir, with an admin token and one database with table w; cleaned up after. */
+async function servedDatabase(t: TestContext, prefix: string, name: string) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const token = tokenIn(dir, 'admin');
+  const server = await spawnServer(dir);
+  t.after(() => {
+    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+  });
+  const api = `${server.url}/client/v4/accounts/${server.accountId}/d1/database`;
+  assert.equal((await fetchJson(api, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ name }) })).status, 200);
+  await connect({ url: server.url, token, database: name }).exec('CREATE TABLE w (id INTEGER PRIMARY KEY, c INTEGER)');
+  return { dir, token, server, api };
+}
+
 describe('stopping dione serve', () => {
   test('SIGTERM: in-flight requests finish with success, the process exits 0, every acknowledged write is kept', async (t) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'dione-sigterm-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const token = tokenIn(dir, 'admin');
-    const server = await spawnServer(dir);
-    t.after(() => {
-      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-    });
-    const api = `${server.url}/client/v4/accounts/${server.accountId}/d1/database`;
-    assert.equal((await fetchJson(api, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ name: 'graceful' }) })).status, 200);
-    const db = connect({ url: server.url, token, database: 'graceful' });
-    await db.exec('CREATE TABLE w (id INTEGER PRIMARY KEY, c INTEGER)');
+    const { dir, token, server, api } = await servedDatabase(t, 'dione-sigterm-', 'graceful');
 
     const load = writeLoad(server.url, token, 'graceful', 6);
     await poll(async () => (load.acknowledged.length >= 200 ? true : undefined), 300, 50);
@@ -254,16 +259,7 @@ describe('stopping dione serve', () => {
   });
 
   test('SIGKILL during a write load: every acknowledged write is there after a restart', async (t) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'dione-sigkill-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const token = tokenIn(dir, 'admin');
-    const server = await spawnServer(dir);
-    t.after(() => {
-      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-    });
-    const api = `${server.url}/client/v4/accounts/${server.accountId}/d1/database`;
-    assert.equal((await fetchJson(api, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ name: 'killed' }) })).status, 200);
-    await connect({ url: server.url, token, database: 'killed' }).exec('CREATE TABLE w (id INTEGER PRIMARY KEY, c INTEGER)');
+    const { dir, token, server } = await servedDatabase(t, 'dione-sigkill-', 'killed');
 
     const load = writeLoad(server.url, token, 'killed', 8);
     await poll(async () => (load.acknowledged.length >= 400 ? true : undefined), 400, 50);
