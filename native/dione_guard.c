@@ -60,7 +60,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* fts5 and rtree */
   "match", "highlight", "bm25", "snippet", "rtreecheck",
   /* Dione's own helpers (harmless: they read counters or prepare under this same authorizer) */
-  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence", "dione_claim",
+  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence", "dione_claim", "dione_checkpoint",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -236,6 +236,24 @@ static void commit_sequence(sqlite3_context *ctx, int argc, sqlite3_value **argv
   sqlite3_result_int64(ctx, (sqlite3_int64)value);
 }
 
+/*
+** dione_checkpoint(<token>): moves the WAL into the database file and truncates it (the owner of
+** a write log checkpoints only after capturing the WAL; user SQL cannot). 0 when complete, 1 when
+** a reader kept it from completing.
+*/
+static void checkpoint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  (void)argc;
+  if (!(sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == st->token && st->claimed)) {
+    sqlite3_result_error(ctx, "not authorized", -1);
+    return;
+  }
+  int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, 0, 0);
+  if (rc == SQLITE_OK || rc == SQLITE_BUSY) sqlite3_result_int(ctx, rc == SQLITE_BUSY);
+  else sqlite3_result_error(ctx, sqlite3_errmsg(db), -1);
+}
+
 static void used_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
@@ -283,6 +301,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_release", 0, SQLITE_UTF8, st, release, 0, 0, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8, st, claim, 0, 0, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_data_version", 0, SQLITE_UTF8, st, data_version, 0, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_checkpoint", 1, SQLITE_UTF8, st, checkpoint, 0, 0, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_commit_sequence", 1, SQLITE_UTF8, st, commit_sequence, 0, 0, 0);
   return rc;
 }

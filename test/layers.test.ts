@@ -11,6 +11,7 @@ const allowed: Record<string, string[]> = {
   api: ['api'],
   sql: ['api', 'sql'],
   engine: ['api', 'sql', 'engine'],
+  log: ['api', 'sql', 'engine', 'log'],
   binding: ['api', 'sql', 'binding'],
   client: ['api', 'sql', 'binding', 'client'],
 };

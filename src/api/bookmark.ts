@@ -14,3 +14,10 @@ export function formatBookmark(sequence: number, databaseTag = '0'.repeat(32)): 
 export function isBookmark(value: string): boolean {
   return BOOKMARK_PATTERN.test(value);
 }
+
+/** The commit number and history tag a bookmark names, or undefined for a malformed one. */
+export function parseBookmark(value: string): { sequence: number; tag: string } | undefined {
+  if (!isBookmark(value)) return undefined;
+  const sequence = Number.parseInt(value.slice(0, 8), 16) * 2 ** 32 + Number.parseInt(value.slice(9, 17), 16);
+  return { sequence, tag: value.slice(27) };
+}

@@ -13,6 +13,8 @@ export interface ConnectionOptions {
   /** 'full' (default) syncs the WAL on every commit, so an acknowledged write survives power loss. */
   durability?: 'full' | 'normal';
   readonly?: boolean;
+  /** false: SQLite never checkpoints on its own; the owner of the WAL (the write log) does. */
+  autoCheckpoint?: boolean;
 }
 
 export interface CounterState {
@@ -53,6 +55,7 @@ export class Connection {
       this.db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
+      if (options.autoCheckpoint === false) this.db.pragma('wal_autocheckpoint = 0');
       loadGuard(this.db);
     } catch (e) {
       this.db.close();
@@ -117,6 +120,14 @@ export class Connection {
   /** Inside a write transaction: counts it, and returns its sequence number. */
   bumpCommitSequence(): number {
     return this.sequenceQuery.get(this.sequenceToken) as number;
+  }
+
+  /**
+   * Moves the WAL's content into the database file and empties the WAL. False when a reader in
+   * another process kept it from completing (it is tried again later).
+   */
+  checkpoint(): boolean {
+    return this.db.prepare('SELECT dione_checkpoint(?)').pluck().get(this.sequenceToken) === 0;
   }
 
   /** A consistent copy of the database file, through SQLite's backup API (no SQL runs on this connection). */

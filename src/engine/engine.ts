@@ -16,6 +16,13 @@ import { toSqliteParam } from './values.ts';
 export interface EngineOptions extends ConnectionOptions {
   /** The `served_by` value in meta. */
   servedBy?: string;
+  /** The last group of every bookmark (32 hex): names the database's history. Default zeros. */
+  bookmarkTag?: string;
+  /**
+   * Called after every commit that wrote, before its response is returned, and when a commit by
+   * another connection is noticed: the write log captures the transaction here.
+   */
+  onCommit?: () => void;
 }
 
 interface Outcome {
@@ -56,19 +63,33 @@ export class Engine {
   private schemaEpoch = 0;
   private readonly columnCache = new WeakMap<object, { epoch: number; names: string[] }>();
   private closed = false;
+  private readonly bookmarkTag: string | undefined;
+  private readonly onCommit: (() => void) | undefined;
 
   constructor(file: string, options: EngineOptions = {}) {
-    this.connection = new Connection(file, options);
+    this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
     this.servedBy = options.servedBy ?? 'dione';
+    this.bookmarkTag = options.bookmarkTag;
+    this.onCommit = options.onCommit;
     this.counters = this.connection.counters();
     this.sequence = this.connection.commitSequence();
     this.dataVersion = this.connection.dataVersion();
-    this.bookmarkText = formatBookmark(this.sequence);
+    this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
   }
 
   /** The bookmark of the newest commit this engine has seen. */
   get bookmark(): string {
     return this.bookmarkText;
+  }
+
+  /** The number of the newest commit this engine has seen. */
+  get commitSequence(): number {
+    return this.sequence;
+  }
+
+  /** See Connection.checkpoint. */
+  checkpoint(): boolean {
+    return this.connection.checkpoint();
   }
 
   execute(request: ExecuteRequest): ExecuteResponse {
@@ -208,7 +229,8 @@ export class Engine {
     }
     if (wrote) {
       this.dataVersion = this.connection.dataVersion();
-      this.bookmarkText = formatBookmark(this.sequence);
+      this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
+      this.onCommit?.();
     }
     for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
     return responses;
@@ -247,7 +269,8 @@ export class Engine {
     }
     if (body.wrote) {
       this.dataVersion = this.connection.dataVersion();
-      this.bookmarkText = formatBookmark(this.sequence);
+      this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
+      this.onCommit?.();
     }
     return { success: true, results: body.results, bookmark: this.bookmarkText };
   }
@@ -300,8 +323,9 @@ export class Engine {
     this.dataVersion = version;
     this.counters = this.connection.counters();
     this.sequence = this.connection.commitSequence();
-    this.bookmarkText = formatBookmark(this.sequence);
+    this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
     this.schemaEpoch++;
+    this.onCommit?.();
   }
 
   private run(statement: Statement, params: Query['params'], format: ResultsFormat): Outcome {

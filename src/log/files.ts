@@ -1,0 +1,39 @@
+// File operations that stay correct across a crash: a file appears whole or not at all.
+import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function syncFile(file: string): void {
+  const fd = openSync(file, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes `data` to `file` through a temporary name, synced, then renamed into place. */
+export function writeFileDurably(file: string, data: string | Buffer): void {
+  const temporary = `${file}.tmp-${process.pid}`;
+  writeFileSync(temporary, data);
+  syncFile(temporary);
+  renameSync(temporary, file);
+  syncDirectory(path.dirname(file));
+}
+
+/** Copies `from` to `to` through a temporary name, synced, then renamed into place. */
+export function copyFileDurably(from: string, to: string): void {
+  const temporary = `${to}.tmp-${process.pid}`;
+  copyFileSync(from, temporary);
+  syncFile(temporary);
+  renameSync(temporary, to);
+  syncDirectory(path.dirname(to));
+}

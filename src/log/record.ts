@@ -1,0 +1,143 @@
+// Log records and their bytes. A record is one committed write transaction (the page images it
+// left behind) or an image: "from here on, the database is the snapshot with this sequence"
+// (a restore, a fork's start, a resynchronisation).
+import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { NO_POSITION, type WalPosition } from './wal.ts';
+
+export interface PagesRecord {
+  kind: 'pages';
+  seq: number;
+  /** Commit time, ms since the epoch; never earlier than the previous record's. */
+  time: number;
+  pageSize: number;
+  /** Database size in pages after the commit. */
+  pages: number;
+  images: Map<number, Buffer>;
+  /** Where WAL capture stood after this commit: crash recovery resumes capture from here. */
+  position: WalPosition;
+}
+
+export interface ImageRecord {
+  kind: 'image';
+  seq: number;
+  time: number;
+  /** Why the database became a snapshot: restored to that bookmark's sequence, forked, resynchronised. */
+  reason: { restoredFrom: number } | { resync: true };
+  /** Where WAL capture stood when the image was logged (the old WAL, until the image is swapped in). */
+  position: WalPosition;
+}
+
+export type LogRecord = PagesRecord | ImageRecord;
+
+const KIND_PAGES = 1;
+const KIND_IMAGE = 2;
+/** kind u8, seq f64, time f64, then per kind. */
+const COMMON_BYTES = 17;
+/** pageSize, pages, count u32; salt1, salt2 u32, offset f64, checksum1, checksum2 u32. */
+const PAGES_HEADER_BYTES = 12 + 24;
+
+export class CorruptRecord extends Error {}
+
+export function encodeRecord(record: LogRecord): Buffer {
+  if (record.kind === 'image') {
+    const reason = Buffer.from(JSON.stringify(record.reason));
+    const body = Buffer.alloc(COMMON_BYTES + POSITION_BYTES + reason.length);
+    writeCommon(body, KIND_IMAGE, record);
+    writePosition(body, COMMON_BYTES, record.position);
+    reason.copy(body, COMMON_BYTES + POSITION_BYTES);
+    return body;
+  }
+  const numbers = [...record.images.keys()].filter((n) => n <= record.pages).sort((a, b) => a - b);
+  const pages = Buffer.concat(numbers.map((n) => record.images.get(n)!));
+  const packed = deflateRawSync(pages, { level: 1 });
+  const body = Buffer.alloc(COMMON_BYTES + PAGES_HEADER_BYTES + numbers.length * 4 + packed.length);
+  writeCommon(body, KIND_PAGES, record);
+  let at = COMMON_BYTES;
+  at = body.writeUInt32LE(record.pageSize, at);
+  at = body.writeUInt32LE(record.pages, at);
+  at = body.writeUInt32LE(numbers.length, at);
+  at = writePosition(body, at, record.position);
+  for (const n of numbers) at = body.writeUInt32LE(n, at);
+  packed.copy(body, at);
+  return body;
+}
+
+const POSITION_BYTES = 24;
+
+function writePosition(body: Buffer, at: number, p: WalPosition): number {
+  at = body.writeUInt32LE(p.salt1, at);
+  at = body.writeUInt32LE(p.salt2, at);
+  at = body.writeDoubleLE(p.offset, at);
+  at = body.writeUInt32LE(p.checksum1, at);
+  return body.writeUInt32LE(p.checksum2, at);
+}
+
+function readPosition(body: Buffer, at: number): WalPosition {
+  return {
+    salt1: body.readUInt32LE(at),
+    salt2: body.readUInt32LE(at + 4),
+    offset: body.readDoubleLE(at + 8),
+    checksum1: body.readUInt32LE(at + 16),
+    checksum2: body.readUInt32LE(at + 20),
+  };
+}
+
+function writeCommon(body: Buffer, kind: number, record: LogRecord): void {
+  body.writeUInt8(kind, 0);
+  body.writeDoubleLE(record.seq, 1);
+  body.writeDoubleLE(record.time, 9);
+}
+
+/** What every record says about itself, readable from its first bytes. */
+export interface RecordSummary {
+  kind: LogRecord['kind'];
+  seq: number;
+  time: number;
+}
+
+export const SUMMARY_BYTES = COMMON_BYTES;
+
+export function summarize(body: Buffer): RecordSummary {
+  const kind = body.readUInt8(0);
+  if (kind !== KIND_PAGES && kind !== KIND_IMAGE) throw new CorruptRecord(`unknown log record kind ${kind}`);
+  return { kind: kind === KIND_PAGES ? 'pages' : 'image', seq: body.readDoubleLE(1), time: body.readDoubleLE(9) };
+}
+
+export function decodeRecord(body: Buffer): LogRecord {
+  const { kind, seq, time } = summarize(body);
+  if (kind === 'image') {
+    return { kind, seq, time, position: readPosition(body, COMMON_BYTES), reason: JSON.parse(body.subarray(COMMON_BYTES + POSITION_BYTES).toString()) };
+  }
+  let at = COMMON_BYTES;
+  const pageSize = body.readUInt32LE(at);
+  const pages = body.readUInt32LE(at + 4);
+  const count = body.readUInt32LE(at + 8);
+  const position = readPosition(body, at + 12);
+  at += PAGES_HEADER_BYTES;
+  const numbers: number[] = [];
+  for (let i = 0; i < count; i++, at += 4) numbers.push(body.readUInt32LE(at));
+  const unpacked = inflateRawSync(body.subarray(at));
+  if (unpacked.length !== count * pageSize) throw new CorruptRecord(`log record ${seq} holds ${unpacked.length} bytes of pages, expected ${count * pageSize}`);
+  const images = new Map<number, Buffer>();
+  numbers.forEach((n, i) => images.set(n, unpacked.subarray(i * pageSize, (i + 1) * pageSize)));
+  return { kind, seq, time, pageSize, pages, images, position };
+}
+
+/** A record as stored: length, CRC-32 of the body, body. */
+export function frame(body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(body.length, 0);
+  head.writeUInt32LE(crc32(body), 4);
+  return Buffer.concat([head, body]);
+}
+
+export const FRAME_HEAD_BYTES = 8;
+
+export function checkFrame(body: Buffer, expected: number): boolean {
+  return crc32(body) === expected;
+}
+
+/** Where capture resumes after a record. */
+export function positionAfter(record: LogRecord | undefined): WalPosition {
+  return record?.position ?? NO_POSITION;
+}

@@ -1,0 +1,47 @@
+// Where a database's history lives. The local backend keeps files under the data directory; a
+// JetStream backend keeps the records in a stream (one subject per database, appends fenced by
+// the expected last sequence) and the snapshots in an object store.
+import type { LogRecord, RecordSummary } from './record.ts';
+
+export interface LogStore {
+  /** 32 lowercase hex naming this history: the last group of its bookmarks. */
+  readonly tag: string;
+  /** The newest record's summary, or undefined for a history with no records yet. */
+  last(): RecordSummary | undefined;
+  /** The newest record in full (crash recovery resumes WAL capture from its position). */
+  lastRecord(): LogRecord | undefined;
+  /**
+   * Adds a record after the last one. `expectedLast` fences the append: it fails unless the
+   * history ends at that sequence (a second writer, or one that lost its lease, cannot append).
+   * The record is durable once flush() returns.
+   */
+  append(record: LogRecord, expectedLast: number): void;
+  flush(): void;
+  /** Records with from < seq <= to, oldest first. */
+  read(from: number, to: number): Iterable<LogRecord>;
+  /** The newest record committed at or before `time`, or undefined when every record is newer. */
+  atTime(time: number): RecordSummary | undefined;
+  /** The summary of record `seq`, if the history holds it. */
+  find(seq: number): RecordSummary | undefined;
+  /** Forgets records with seq <= `seq` (a snapshot covers them). */
+  compact(seq: number): void;
+  /** Bytes of records kept. */
+  bytes(): number;
+  close(): void;
+}
+
+export interface SnapshotInfo {
+  seq: number;
+  time: number;
+  bytes: number;
+}
+
+export interface SnapshotStore {
+  /** Oldest first. */
+  list(): SnapshotInfo[];
+  /** Stores a copy of `file` (a closed, checkpointed database file) as the snapshot at `seq`. */
+  put(file: string, seq: number, time: number): SnapshotInfo;
+  /** Copies the snapshot at `seq` to `file`. */
+  copyTo(seq: number, file: string): void;
+  remove(seq: number): void;
+}

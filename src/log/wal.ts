@@ -1,0 +1,154 @@
+// Reads committed transactions out of a SQLite WAL file as page images (see
+// design/physical-replication.md): every frame is checked against the WAL header's salts and the
+// running checksum, and a transaction is taken only once its commit frame is there.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+export const WAL_HEADER_BYTES = 32;
+const FRAME_HEADER_BYTES = 24;
+
+/** Where capture stands in the WAL: after the last commit frame taken. offset 0: nothing known yet. */
+export interface WalPosition {
+  salt1: number;
+  salt2: number;
+  offset: number;
+  checksum1: number;
+  checksum2: number;
+}
+
+export const NO_POSITION: WalPosition = { salt1: 0, salt2: 0, offset: 0, checksum1: 0, checksum2: 0 };
+
+/** One committed transaction: the last version of every page it wrote, and the database size after it. */
+export interface CapturedCommit {
+  pageSize: number;
+  /** Database size in pages after the commit. */
+  pages: number;
+  images: Map<number, Buffer>;
+  position: WalPosition;
+}
+
+type Words = (buffer: Buffer, at: number) => number;
+const littleEndian: Words = (b, at) => b.readUInt32LE(at);
+const bigEndian: Words = (b, at) => b.readUInt32BE(at);
+
+/** SQLite's WAL checksum over `length` bytes (a multiple of 8), continuing from [s1, s2]. */
+function checksum(buffer: Buffer, start: number, length: number, s: [number, number], word: Words): void {
+  let s1 = s[0];
+  let s2 = s[1];
+  const end = start + length;
+  if (word === littleEndian && (buffer.byteOffset + start) % 4 === 0) {
+    const words = new Uint32Array(buffer.buffer, buffer.byteOffset + start, length / 4);
+    for (let i = 0; i < words.length; i += 2) {
+      s1 = (s1 + words[i]! + s2) >>> 0;
+      s2 = (s2 + words[i + 1]! + s1) >>> 0;
+    }
+  } else {
+    for (let at = start; at < end; at += 8) {
+      s1 = (s1 + word(buffer, at) + s2) >>> 0;
+      s2 = (s2 + word(buffer, at + 4) + s1) >>> 0;
+    }
+  }
+  s[0] = s1;
+  s[1] = s2;
+}
+
+interface WalHeader {
+  pageSize: number;
+  salt1: number;
+  salt2: number;
+  checksum1: number;
+  checksum2: number;
+  word: Words;
+}
+
+function parseHeader(header: Buffer): WalHeader | undefined {
+  const magic = header.readUInt32BE(0);
+  if (magic !== 0x377f0682 && magic !== 0x377f0683) return undefined;
+  if (header.readUInt32BE(4) !== 3007000) return undefined;
+  const word = magic & 1 ? bigEndian : littleEndian;
+  const s: [number, number] = [0, 0];
+  checksum(header, 0, 24, s, word);
+  if (s[0] !== header.readUInt32BE(24) || s[1] !== header.readUInt32BE(28)) return undefined;
+  return { pageSize: header.readUInt32BE(8), salt1: header.readUInt32BE(16), salt2: header.readUInt32BE(20), checksum1: s[0], checksum2: s[1], word };
+}
+
+/**
+ * Follows one database's `-wal` file. Only the owner of the log may checkpoint the database, and
+ * only after capturing: frames checkpointed away before capture are lost to the log.
+ */
+export class WalReader {
+  private fd: number | undefined;
+  position: WalPosition;
+
+  constructor(
+    private readonly walFile: string,
+    position: WalPosition = NO_POSITION,
+  ) {
+    this.position = { ...position };
+  }
+
+  /** Every transaction committed since the last call, oldest first. */
+  read(): CapturedCommit[] {
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.walFile, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw e;
+      }
+    }
+    const size = fstatSync(this.fd).size;
+    if (size < WAL_HEADER_BYTES) return [];
+    const headerBytes = Buffer.alloc(WAL_HEADER_BYTES);
+    readSync(this.fd, headerBytes, 0, WAL_HEADER_BYTES, 0);
+    const header = parseHeader(headerBytes);
+    if (!header) return [];
+    let { offset, checksum1, checksum2 } = this.position;
+    if (header.salt1 !== this.position.salt1 || header.salt2 !== this.position.salt2 || offset === 0) {
+      // A new generation of the WAL (after a checkpoint): it starts after its header.
+      offset = WAL_HEADER_BYTES;
+      checksum1 = header.checksum1;
+      checksum2 = header.checksum2;
+    }
+    const frameBytes = FRAME_HEADER_BYTES + header.pageSize;
+    const available = Math.floor((size - offset) / frameBytes) * frameBytes;
+    if (available <= 0) return [];
+    // Not from Buffer's shared pool, so the checksum can view the bytes as aligned 32-bit words.
+    const bytes = Buffer.alloc(available);
+    let got = 0;
+    while (got < available) {
+      const n = readSync(this.fd, bytes, got, available - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const commits: CapturedCommit[] = [];
+    let images = new Map<number, Buffer>();
+    const s: [number, number] = [checksum1, checksum2];
+    for (let at = 0; at + frameBytes <= got; at += frameBytes) {
+      if (bytes.readUInt32BE(at + 8) !== header.salt1 || bytes.readUInt32BE(at + 12) !== header.salt2) break;
+      checksum(bytes, at, 8, s, header.word);
+      checksum(bytes, at + FRAME_HEADER_BYTES, header.pageSize, s, header.word);
+      if (s[0] !== bytes.readUInt32BE(at + 16) || s[1] !== bytes.readUInt32BE(at + 20)) break;
+      const pageNumber = bytes.readUInt32BE(at);
+      images.set(pageNumber, bytes.subarray(at + FRAME_HEADER_BYTES, at + frameBytes));
+      const pagesAfterCommit = bytes.readUInt32BE(at + 4);
+      if (pagesAfterCommit !== 0) {
+        const position = { salt1: header.salt1, salt2: header.salt2, offset: offset + at + frameBytes, checksum1: s[0], checksum2: s[1] };
+        commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images, position });
+        this.position = position;
+        images = new Map();
+      }
+    }
+    return commits;
+  }
+
+  /** The WAL file may have been replaced (the database was closed, swapped, reopened). */
+  reopen(position: WalPosition = NO_POSITION): void {
+    this.close();
+    this.position = { ...position };
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
