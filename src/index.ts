@@ -44,8 +44,11 @@ export interface DatabaseHistory {
   bookmark(timestamp?: Date): string;
   /** Restores the database in place; the answer's previous_bookmark undoes it. */
   restore(point: HistoryPoint): Promise<RestoreResult>;
-  /** Writes a new database file equal to this one at `point`, with a history of its own. */
-  fork(point: HistoryPoint, file: string): { bookmark: string };
+  /**
+   * Writes a new database file equal to this one at `point`, with a history of its own; answers
+   * the point as this database's bookmark and as the fork's (its first).
+   */
+  fork(point: HistoryPoint, file: string): { bookmark: string; forkBookmark: string };
 }
 
 export function history(db: D1Database): DatabaseHistory {

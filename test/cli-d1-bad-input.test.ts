@@ -97,8 +97,8 @@ test('usage errors: exit 1 with what to do next', async (t) => {
     [['d1', 'export', 'shop', '--output', 'x.sql'], /There is no local database for 'shop' yet/],
     [['d1', 'list', '--url', 'http://127.0.0.1:1'], /Could not reach the Dione server at http:\/\/127\.0\.0\.1:1/],
     [['d1', 'create', 'x', '--local'], /works on a server only, as in wrangler/],
-    [['d1', 'time-travel', 'info', 'shop'], /time-travel info is not available in Dione yet/],
-    [['d1', 'time-travel', 'restore', 'shop', '--bookmark', 'b'], /time-travel restore is not available in Dione yet/],
+    [['d1', 'time-travel', 'info', 'shop', '--local'], /`d1 time-travel info` works on a Dione server only/],
+    [['d1', 'time-travel', 'restore', 'shop', '--bookmark', 'b', '--timestamp', '1700000000'], /Cannot use --timestamp and --bookmark together/],
   ];
   for (const [args, expected] of cases) {
     const r = await dione(p.dir, args);

@@ -407,17 +407,21 @@ describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione serve
     const result = (await worker('/api/session')) as Record<string, unknown>;
     for (const key of ['afterRead', 'afterWrite', 'afterBatch']) assert.match(String(result[key]), /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/, key);
     // Dione numbers commits: exec 1, four inserts 2-5, the batch 6 (the failed batch committed nothing).
+    // The last group names the database's history (its write log), the same in every bookmark.
+    const tag = String(result.afterRead).slice(27);
+    assert.match(tag, /^[0-9a-f]{32}$/);
+    assert.notEqual(tag, '0'.repeat(32));
     assert.deepEqual(result, {
       initial: null,
       read: 6,
-      afterRead: formatBookmark(6),
-      afterWrite: formatBookmark(7),
-      afterBatch: formatBookmark(8),
+      afterRead: formatBookmark(6, tag),
+      afterWrite: formatBookmark(7, tag),
+      afterBatch: formatBookmark(8, tag),
       writeChanges: 1,
       batchAge: [{ age: 61 }],
-      resumedInitial: formatBookmark(8),
+      resumedInitial: formatBookmark(8, tag),
       seen: 61,
-      resumedAfter: formatBookmark(8),
+      resumedAfter: formatBookmark(8, tag),
       plainBookmark: 'undefined',
       sessionExec: 'undefined',
     });

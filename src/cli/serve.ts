@@ -10,6 +10,12 @@ const integer = (name: string) => (value: string) => {
   return n;
 };
 
+const positive = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${value}"`);
+  return n;
+};
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -20,7 +26,9 @@ export function registerServe(program: Command): void {
     .option('--account-id <id>', 'the account id in API paths (default: generated once, then kept)', process.env.DIONE_ACCOUNT_ID)
     .option('--query-timeout <ms>', 'fail a query that runs longer than this (D1: 30000)', integer('--query-timeout'), Number(process.env.DIONE_QUERY_TIMEOUT ?? 30_000))
     .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
-    .action(async (options: { host: string; port: number; data: string; accountId?: string; queryTimeout: number; dev: boolean }) => {
+    .option('--no-history', 'keep no write log: no Time Travel, no forks')
+    .option('--retention-days <days>', 'how far back Time Travel reaches', positive('--retention-days'), Number(process.env.DIONE_RETENTION_DAYS ?? 30))
+    .action(async (options: { host: string; port: number; data: string; accountId?: string; queryTimeout: number; dev: boolean; history: boolean; retentionDays: number }) => {
       const server = await startServer({
         host: options.host,
         port: options.port,
@@ -28,6 +36,7 @@ export function registerServe(program: Command): void {
         accountId: options.accountId,
         queryTimeoutMs: options.queryTimeout,
         allowUnauthenticated: options.dev,
+        history: options.history && { retentionDays: options.retentionDays },
       });
       const lines = [
         `dione: listening on ${server.url}`,

@@ -16,12 +16,13 @@ import {
   readdirSync,
   readFileSync,
   readSync,
+  renameSync,
   rmSync,
   statSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, syncDirectory, writeFileDurably } from './files.ts';
+import { copyFileDurably, syncDirectory, syncFile, writeFileDurably } from './files.ts';
 import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 
@@ -242,10 +243,18 @@ export class DirectorySnapshots implements SnapshotStore {
     return path.join(this.dir, name);
   }
 
-  put(file: string, seq: number, time: number): SnapshotInfo {
+  put(file: string, seq: number, time: number, options: { move?: boolean } = {}): SnapshotInfo {
     const target = path.join(this.dir, `${seqName(seq)}-${Math.round(time)}.sqlite`);
-    copyFileDurably(file, target);
+    if (options.move) {
+      syncFile(file);
+      renameSync(file, target);
+      syncDirectory(this.dir);
+    } else copyFileDurably(file, target);
     return { seq, time: Math.round(time), bytes: statSync(target).size };
+  }
+
+  temporaryFile(purpose: string): string {
+    return path.join(this.dir, `${purpose}.sqlite.tmp-${process.pid}`);
   }
 
   copyTo(seq: number, file: string): void {

@@ -181,13 +181,13 @@ export class LoggedDatabase {
 
   /** Takes a snapshot of the database online, then drops what the retention window no longer needs. */
   async snapshot(): Promise<void> {
-    const temporary = path.join(this.dir, 'snapshots', `next.sqlite.tmp-${process.pid}`);
+    const temporary = this.snapshots.temporaryFile('next');
     rmSync(temporary, { force: true });
     try {
       await this.engine.backup(temporary);
       const seq = sequenceOfFile(temporary);
       const time = this.log.find(seq)?.time ?? this.lastTime;
-      if (!this.snapshots.list().some((s) => s.seq === seq)) this.snapshots.put(temporary, seq, time);
+      if (!this.snapshots.list().some((s) => s.seq === seq)) this.snapshots.put(temporary, seq, time, { move: true });
       this.logBytesAtSnapshot = this.log.bytes();
     } finally {
       rmSync(temporary, { force: true });
@@ -268,11 +268,11 @@ export class LoggedDatabase {
     const previous = this.bookmark;
     const seq = this.lastSeq + 1;
     const time = this.nextTime();
-    const temporary = path.join(this.dir, 'snapshots', `restore.sqlite.tmp-${process.pid}`);
+    const temporary = this.snapshots.temporaryFile('restore');
     try {
       materialize(this.log, this.snapshots, target, temporary);
       setSequenceOfFile(temporary, seq);
-      this.snapshots.put(temporary, seq, time);
+      this.snapshots.put(temporary, seq, time, { move: true });
     } finally {
       rmSync(temporary, { force: true });
     }
@@ -299,9 +299,10 @@ export class LoggedDatabase {
 
   /**
    * Writes a new database equal to this one at a point of its history, with a history of its
-   * own that starts there. This database keeps taking writes meanwhile.
+   * own that starts there. This database keeps taking writes meanwhile. Answers the point as this
+   * database's bookmark and as the fork's.
    */
-  fork(point: HistoryPoint, file: string, options: { dir?: string } = {}): { bookmark: string } {
+  fork(point: HistoryPoint, file: string, options: { dir?: string } = {}): { bookmark: string; forkBookmark: string } {
     this.capture();
     this.log.flush();
     const seq = this.resolve(point);
@@ -315,7 +316,7 @@ export class LoggedDatabase {
       history.close();
       renameSync(temporary, file);
       syncDirectory(path.dirname(path.resolve(file)));
-      return { bookmark: formatBookmark(seq, history.tag) };
+      return { bookmark: formatBookmark(seq, this.tag), forkBookmark: formatBookmark(seq, history.tag) };
     } finally {
       rmSync(temporary, { force: true });
     }

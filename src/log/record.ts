@@ -119,7 +119,7 @@ export function decodeRecord(body: Buffer): LogRecord {
   const unpacked = inflateRawSync(body.subarray(at));
   if (unpacked.length !== count * pageSize) throw new CorruptRecord(`log record ${seq} holds ${unpacked.length} bytes of pages, expected ${count * pageSize}`);
   const images = new Map<number, Buffer>();
-  numbers.forEach((n, i) => images.set(n, unpacked.subarray(i * pageSize, (i + 1) * pageSize)));
+  for (let i = 0; i < count; i++) images.set(numbers[i]!, unpacked.subarray(i * pageSize, (i + 1) * pageSize));
   return { kind, seq, time, pageSize, pages, images, position };
 }
 

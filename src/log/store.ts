@@ -39,8 +39,13 @@ export interface SnapshotInfo {
 export interface SnapshotStore {
   /** Oldest first. */
   list(): SnapshotInfo[];
-  /** Stores a copy of `file` (a closed, checkpointed database file) as the snapshot at `seq`. */
-  put(file: string, seq: number, time: number): SnapshotInfo;
+  /**
+   * Stores `file` (a closed, checkpointed database file) as the snapshot at `seq`: a copy, or the
+   * file itself when `move` (it must then be on the same file system, e.g. from temporaryFile()).
+   */
+  put(file: string, seq: number, time: number, options?: { move?: boolean }): SnapshotInfo;
+  /** A path for building a file that put() may move in. */
+  temporaryFile(purpose: string): string;
   /** Copies the snapshot at `seq` to `file`. */
   copyTo(seq: number, file: string): void;
   remove(seq: number): void;

@@ -103,8 +103,9 @@ export class Catalog {
     return (this.db.prepare('SELECT * FROM databases WHERE uuid = @id OR name = @id ORDER BY uuid = @id DESC LIMIT 1').get({ id: idOrName }) as DatabaseRecord | undefined) ?? undefined;
   }
 
-  create(name: string): DatabaseRecord {
-    const record: DatabaseRecord = { uuid: randomUUID(), name, created_at: new Date().toISOString(), read_replication: 'disabled' };
+  /** Registers a database; `uuid` when its file was written first (a fork). */
+  create(name: string, uuid: string = randomUUID()): DatabaseRecord {
+    const record: DatabaseRecord = { uuid, name, created_at: new Date().toISOString(), read_replication: 'disabled' };
     this.db.prepare('INSERT INTO databases (uuid, name, created_at, read_replication) VALUES (@uuid, @name, @created_at, @read_replication)').run(record);
     this.found.clear();
     return record;

@@ -9,6 +9,7 @@ import { fastPath } from './fast-path.ts';
 import { Catalog } from './catalog.ts';
 import type { ServerContext } from './context.ts';
 import { HostPool } from './host/pool.ts';
+import type { HistorySettings } from './host/protocol.ts';
 import { Metrics } from './metrics.ts';
 
 export interface ServeOptions {
@@ -28,6 +29,8 @@ export interface ServeOptions {
   spares?: number;
   region?: string;
   maxBodyBytes?: number;
+  /** Keep a write log for every database: Time Travel and forks (default true). */
+  history?: boolean | HistorySettings;
   logger?: Logger;
 }
 
@@ -58,6 +61,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     maxHosts: options.maxHosts ?? 256,
     servedBy: 'dione',
     spares: options.spares,
+    history: options.history === false ? false : options.history === true || options.history === undefined ? {} : options.history,
     onEvent: (event) => logger.debug(event, 'database host'),
   });
   const context: ServerContext = { catalog, pool, settings, metrics, logger, transfers: new Map() };

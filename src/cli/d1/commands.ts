@@ -18,6 +18,7 @@ import { CliError, dim, green, resultTable, run, say } from './output.ts';
 import { RestClient, serverUrl } from './rest.ts';
 import { importFile, runBatch } from './run-sql.ts';
 import { checkLocation, resolveTarget, type Target, type TargetOptions } from './target.ts';
+import { registerTimeTravel } from './time-travel.ts';
 
 interface ExecuteOptions extends TargetOptions {
   command?: string;
@@ -531,19 +532,5 @@ export function registerD1(program: Command): void {
       }),
     );
 
-  const timeTravel = d1.command('time-travel').description('restore a database to a point in time (not available yet)');
-  for (const sub of ['info', 'restore']) {
-    locationOptions(timeTravel.command(`${sub} <database>`), { persist: false })
-      .option('--timestamp <t>', 'unix seconds or RFC 3339')
-      .option('--bookmark <b>', 'a bookmark (restore)')
-      .option('--json', 'as JSON')
-      .action((_name: string, options: { json?: boolean }) =>
-        run(options.json, async () => {
-          throw new CliError(
-            `d1 time-travel ${sub} is not available in Dione yet: it needs the write log that keeps a database's history, which is not built. ` +
-              'Until then, keep point-in-time copies with `dione d1 export <database> --output <file>` and restore one with `dione d1 import`.',
-          );
-        }),
-      );
-  }
+  registerTimeTravel(d1, remote);
 }

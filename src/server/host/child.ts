@@ -4,15 +4,21 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import type { IntMode } from '../../api/types.ts';
+import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
 import { Engine } from '../../engine/engine.ts';
+import { LoggedDatabase } from '../../log/logged-database.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
 import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
 import { BadRequest, parseD1Body, parseDioneBody, parseRestBody, splitSqlText } from '../protocols/requests.ts';
 import { d1Response, dioneResponse, type Encoded, restResponse } from '../protocols/responses.ts';
-import type { HostReply, HostRequest } from './protocol.ts';
+import type { HistoryPointMessage, HostReply, HostRequest } from './protocol.ts';
 
 // Started ahead of need (a warm spare); the database to open arrives in the first message.
-let engine: Engine;
+// With a write log, the engine is the log's (a restore replaces it).
+let logged: LoggedDatabase | undefined;
+let plain: Engine | undefined;
+const engine = (): Engine => logged?.engine ?? plain!;
+const RETENTION_CHECK_MS = 60_000;
 
 interface Pending {
   id: number;
@@ -32,6 +38,14 @@ function reply(message: HostReply): void {
 
 function flushReplies(): void {
   if (replies.length === 0) return;
+  // Nothing is acknowledged before the log holds it. A log that cannot be written ends the process:
+  // the server fails the requests, and reopening recovers the database and the log together.
+  try {
+    logged?.flush();
+  } catch (e) {
+    process.stderr.write(`dione: the write log failed, stopping this database's host: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
   process.send!(replies.length === 1 ? replies[0] : replies);
   replies = [];
 }
@@ -87,7 +101,7 @@ function drain(): void {
   queue = [];
   // Answer each request as soon as it is committed (or failed): a runaway query later in the batch
   // must not hold back, and then lose, the answers to writes that already committed.
-  engine.executeMany(
+  engine().executeMany(
     batch.map((p) => p.request),
     (i, response) => {
       const p = batch[i]!;
@@ -110,7 +124,11 @@ async function handle(message: HostRequest): Promise<void> {
   switch (message.op) {
     case 'open':
       try {
-        engine = new Engine(message.file, { intMode: 'bigint', servedBy: message.servedBy });
+        const options = { intMode: 'bigint', servedBy: message.servedBy } as const;
+        if (message.history) {
+          logged = new LoggedDatabase(message.file, options, message.history);
+          setInterval(() => logged?.applyRetention(), RETENTION_CHECK_MS).unref();
+        } else plain = new Engine(message.file, options);
       } catch (e) {
         process.stderr.write(`dione: cannot open ${message.file}: ${(e as Error).message}\n`);
         process.exit(1);
@@ -119,16 +137,16 @@ async function handle(message: HostRequest): Promise<void> {
     case 'execute':
       return accept(message);
     case 'info':
-      return reply({ id: message.id, status: 200, body: JSON.stringify(engine.info()) });
+      return reply({ id: message.id, status: 200, body: JSON.stringify(engine().info()) });
     case 'backup':
-      await engine.backup(message.file);
+      await engine().backup(message.file);
       return reply({ id: message.id, status: 200, body: '{}' });
     case 'export': {
       const fd = openSync(message.file, 'w');
       let lines = 0;
       try {
         let first = true;
-        for (const line of engine.dumpSql(message.options)) {
+        for (const line of engine().dumpSql(message.options)) {
           writeSync(fd, first ? line : `\n${line}`);
           first = false;
           lines++;
@@ -136,18 +154,47 @@ async function handle(message: HostRequest): Promise<void> {
       } finally {
         closeSync(fd);
       }
-      return reply({ id: message.id, status: 200, body: JSON.stringify({ lines, bookmark: engine.bookmark }) });
+      return reply({ id: message.id, status: 200, body: JSON.stringify({ lines, bookmark: engine().bookmark }) });
     }
     case 'import': {
       const sql = readFileSync(message.file, 'utf8');
       const queries = splitSqlText(sql).map((text) => ({ sql: text, params: [] }));
-      const response = queries.length === 0 ? null : engine.execute({ queries, resultsFormat: 'NONE' });
+      const response = queries.length === 0 ? null : engine().execute({ queries, resultsFormat: 'NONE' });
       if (response && !response.success) {
         return reply({ id: message.id, status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) });
       }
       const meta = response?.success ? response.results.at(-1)?.meta : undefined;
-      return reply({ id: message.id, status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: engine.bookmark })) });
+      return reply({ id: message.id, status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: engine().bookmark })) });
     }
+    case 'bookmark':
+      return historyReply(message.id, () => ({ bookmark: history().bookmarkAt(message.timestamp === undefined ? undefined : new Date(message.timestamp)) }));
+    case 'restore': {
+      const point = pointOf(message.point);
+      return historyReply(message.id, () => history().restore(point));
+    }
+    case 'fork': {
+      const point = pointOf(message.point);
+      return historyReply(message.id, () => history().fork(point, message.file));
+    }
+  }
+}
+
+function history(): LoggedDatabase {
+  if (!logged) throw new HistoryError('Time Travel is off on this server: it runs without a write log (dione serve --no-history)');
+  return logged;
+}
+
+function pointOf(message: HistoryPointMessage): HistoryPoint {
+  return message.bookmark !== undefined ? { bookmark: message.bookmark } : { timestamp: new Date(message.timestamp!) };
+}
+
+/** A history operation's answer; a point that cannot be honoured is the caller's error (400). */
+async function historyReply(id: number, run: () => unknown): Promise<void> {
+  try {
+    reply({ id, status: 200, body: JSON.stringify(await run()) });
+  } catch (e) {
+    if (!(e instanceof HistoryError)) throw e;
+    reply({ id, status: 400, body: JSON.stringify({ error: e.message }) });
   }
 }
 
@@ -170,7 +217,8 @@ process.on('message', (message: HostRequest | HostRequest[]) => {
 });
 
 process.on('disconnect', () => {
-  engine?.close();
+  if (logged) logged.closeNow();
+  else plain?.close();
   process.exit(0);
 });
 

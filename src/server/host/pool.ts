@@ -5,7 +5,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HostReply, HostRequest } from './protocol.ts';
+import type { HistorySettings, HostReply, HostRequest } from './protocol.ts';
 
 /** A request that could not be answered because its host was stopped. `message` is D1's text. */
 export class HostFailure extends Error {
@@ -31,6 +31,8 @@ export interface PoolOptions {
   /** Soft cap on running hosts: idle ones are stopped first when it is exceeded. */
   maxHosts: number;
   servedBy: string;
+  /** Every database keeps a write log (Time Travel, forks) unless false. */
+  history: HistorySettings | false;
   /** Processes started ahead of need, so a database's first request does not wait for one (default 1). */
   spares?: number;
   onEvent?: (event: { type: 'spawn' | 'exit' | 'timeout'; database: string; detail?: string }) => void;
@@ -99,7 +101,7 @@ class Host {
       else child.once('message', () => resolve());
     });
     loaded.then(() => {
-      if (!this.exited) this.child.send({ id: -1, op: 'open', file, servedBy: options.servedBy } satisfies HostRequest);
+      if (!this.exited) this.child.send({ id: -1, op: 'open', file, servedBy: options.servedBy, history: options.history } satisfies HostRequest);
     });
     const receive = (reply: HostReply) => {
       if (reply.id === -1) return readyResolve();

@@ -8,8 +8,14 @@ export interface DumpOptions {
   tables?: string[];
 }
 
+/** A point of a database's history: a bookmark, or a time in ms since the epoch. */
+export interface HistoryPointMessage {
+  bookmark?: string;
+  timestamp?: number;
+}
+
 export type HostRequest =
-  | { id: number; op: 'open'; file: string; servedBy: string }
+  | { id: number; op: 'open'; file: string; servedBy: string; history: HistorySettings | false }
   | {
       id: number;
       op: 'execute';
@@ -25,7 +31,16 @@ export type HostRequest =
   | { id: number; op: 'export'; file: string; options: DumpOptions }
   | { id: number; op: 'import'; file: string }
   | { id: number; op: 'backup'; file: string }
-  | { id: number; op: 'info' };
+  | { id: number; op: 'info' }
+  | { id: number; op: 'bookmark'; timestamp?: number }
+  | { id: number; op: 'restore'; point: HistoryPointMessage }
+  | { id: number; op: 'fork'; point: HistoryPointMessage; file: string };
+
+/** The write log of every database: Time Travel's reach, and how often snapshots are taken. */
+export interface HistorySettings {
+  retentionDays?: number;
+  snapshotBytes?: number;
+}
 
 export interface HostReply {
   id: number;

@@ -1,13 +1,15 @@
 // Cloudflare's D1 REST API (client/v4), as wrangler, the cloudflare SDK, drizzle-kit and Prisma
-// call it: databases, SQL (/query, /raw), export/import and Time Travel.
+// call it: databases, SQL (/query, /raw), export/import and Time Travel; beyond D1, forks.
+import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { AuthError, authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
-import type { DatabaseInfo } from '../host/protocol.ts';
-import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
+import { parseTimestamp } from '../../api/time-travel.ts';
+import type { DatabaseInfo, HistoryPointMessage, HostReply } from '../host/protocol.ts';
+import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { runSql } from './sql.ts';
 import { transferRoutes } from './transfer.ts';
 
@@ -29,6 +31,11 @@ const createBody = z.object({
   jurisdiction: z.string().optional(),
 });
 const updateBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }) });
+const forkBody = z.object({
+  name: z.string(),
+  bookmark: z.string().optional(),
+  timestamp: z.union([z.string(), z.number()]).optional(),
+});
 const patchBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }).optional() });
 
 export async function jsonBody<T>(c: { req: { text(): Promise<string> } }, schema: z.ZodType<T>): Promise<T> {
@@ -45,6 +52,26 @@ export async function jsonBody<T>(c: { req: { text(): Promise<string> } }, schem
     throw new ApiError(400, ErrorCodes.badRequest, `Invalid request body${issue.path.length ? ` at ${issue.path.join('.')}` : ''}: ${issue.message}`);
   }
   return parsed.data;
+}
+
+/** A database's file and everything beside it: WAL, shared memory, journal, write log. */
+function removeFiles(file: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(file + suffix, { force: true });
+  rmSync(`${file}-history`, { recursive: true, force: true });
+}
+
+function timestampOf(text: string): number {
+  const date = parseTimestamp(text);
+  if (!date) throw new ApiError(400, ErrorCodes.badRequest, `Invalid timestamp '${text}'. Please provide a valid Unix timestamp or ISO string`);
+  return date.getTime();
+}
+
+/** Exactly one of a bookmark and a timestamp names the point. */
+function pointOf(bookmark: string | undefined, timestamp: string | undefined): HistoryPointMessage {
+  if (bookmark !== undefined && timestamp !== undefined) throw new ApiError(400, ErrorCodes.badRequest, 'Provide a bookmark or a timestamp, not both');
+  if (bookmark !== undefined) return { bookmark };
+  if (timestamp !== undefined) return { timestamp: timestampOf(timestamp) };
+  throw new ApiError(400, ErrorCodes.badRequest, 'Provide a bookmark or a timestamp');
 }
 
 export function restRoutes(server: ServerContext) {
@@ -143,23 +170,68 @@ export function restRoutes(server: ServerContext) {
     authorize(c.get('grant'), 'admin', record);
     await server.pool.stop(record.uuid);
     server.catalog.remove(record.uuid);
-    const file = server.catalog.file(record.uuid);
-    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(file + suffix, { force: true });
+    removeFiles(server.catalog.file(record.uuid));
     return c.json(success(null));
   });
 
   app.post('/accounts/:account/d1/database/:db/query', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-query'));
   app.post('/accounts/:account/d1/database/:db/raw', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-raw'));
 
-  const timeTravel = (c: { json: (body: unknown, status: 501) => Response }) =>
-    c.json(envelopeError(ErrorCodes.notImplemented, 'Time Travel is not available on this server yet: it needs the write log (bookmarks exist, restore does not)'), 501);
-  app.get('/accounts/:account/d1/database/:db/time_travel/bookmark', (c) => {
-    database(c, c.get('grant'));
-    return timeTravel(c);
+  /** A history operation in the database's host; a point it cannot honour is a 400 with its reason. */
+  const history = async (record: DatabaseRecord, body: Parameters<typeof server.pool.send>[2]): Promise<unknown> => {
+    const reply: HostReply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), body, 0);
+    const parsed = JSON.parse(reply.body);
+    if (reply.status === 400) throw new ApiError(400, ErrorCodes.badRequest, parsed.error);
+    if (reply.status !== 200) throw new ApiError(500, ErrorCodes.sql, parsed.errors?.[0]?.message ?? 'Time Travel failed');
+    return parsed;
+  };
+
+  app.get('/accounts/:account/d1/database/:db/time_travel/bookmark', async (c) => {
+    const record = database(c, c.get('grant'));
+    const timestamp = c.req.query('timestamp');
+    return c.json(success(await history(record, { op: 'bookmark', timestamp: timestamp === undefined ? undefined : timestampOf(timestamp) })));
   });
-  app.post('/accounts/:account/d1/database/:db/time_travel/restore', (c) => {
-    database(c, c.get('grant'));
-    return timeTravel(c);
+
+  app.post('/accounts/:account/d1/database/:db/time_travel/restore', async (c) => {
+    const record = database(c, c.get('grant'));
+    authorize(c.get('grant'), 'write', record);
+    const point = pointOf(c.req.query('bookmark'), c.req.query('timestamp'));
+    return c.json(success(await history(record, { op: 'restore', point })));
+  });
+
+  // Beyond D1: a new database equal to this one at a point of its history.
+  app.post('/accounts/:account/d1/database/:db/fork', async (c) => {
+    const source = database(c, c.get('grant'));
+    authorize(c.get('grant'), 'admin');
+    const body = await jsonBody(c, forkBody);
+    if (!NAME_PATTERN.test(body.name)) {
+      throw new ApiError(400, ErrorCodes.badRequest, `Invalid database name "${body.name}": use 1-64 letters, digits, "_" and "-"`);
+    }
+    if (server.catalog.find(body.name)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+    const point = pointOf(body.bookmark, body.timestamp === undefined ? undefined : String(body.timestamp));
+    const uuid = randomUUID();
+    const file = server.catalog.file(uuid);
+    let forked: { bookmark: string; forkBookmark: string };
+    try {
+      forked = (await history(source, { op: 'fork', point, file })) as typeof forked;
+    } catch (e) {
+      removeFiles(file);
+      throw e;
+    }
+    const record = server.catalog.create(body.name, uuid);
+    return c.json(
+      success({
+        uuid: record.uuid,
+        name: record.name,
+        created_at: record.created_at,
+        version: 'production',
+        created_in_region: server.settings.region,
+        jurisdiction: null,
+        read_replication: { mode: record.read_replication },
+        forked_from: { uuid: source.uuid, bookmark: forked.bookmark },
+        bookmark: forked.forkBookmark,
+      }),
+    );
   });
 
   app.route('/accounts/:account/d1/database/:db', transferRoutes(server, database));
