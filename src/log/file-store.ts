@@ -41,6 +41,8 @@ interface Segment {
   bytes: number;
 }
 
+const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
+
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
 export class LogConflict extends Error {}
@@ -106,7 +108,7 @@ export class FileLogStore implements LogStore {
 
   last(): RecordSummary | undefined {
     const e = this.entries.at(-1);
-    return e && { kind: e.kind, seq: e.seq, time: e.time };
+    return e && summaryOf(e);
   }
 
   lastRecord(): LogRecord | undefined {
@@ -124,9 +126,10 @@ export class FileLogStore implements LogStore {
     let segment = this.segments.at(-1);
     if (!segment || segment.bytes >= SEGMENT_BYTES) segment = this.startSegment(record.seq);
     if (this.fd === undefined) this.fd = openSync(segment.file, 'r+');
-    const bytes = frame(encodeRecord(record));
+    const body = encodeRecord(record);
+    const bytes = frame(body);
     writeSync(this.fd, bytes, 0, bytes.length, segment.bytes);
-    this.entries.push({ kind: record.kind, seq: record.seq, time: record.time, segment, offset: segment.bytes, length: bytes.length - FRAME_HEAD_BYTES });
+    this.entries.push({ ...summarize(body), segment, offset: segment.bytes, length: body.length });
     segment.bytes += bytes.length;
     this.totalBytes += bytes.length;
     this.dirty = true;
@@ -168,7 +171,7 @@ export class FileLogStore implements LogStore {
 
   find(seq: number): RecordSummary | undefined {
     const e = this.entries[this.indexOf(seq)];
-    return e?.seq === seq ? { kind: e.kind, seq: e.seq, time: e.time } : undefined;
+    return e?.seq === seq ? summaryOf(e) : undefined;
   }
 
   atTime(time: number): RecordSummary | undefined {
@@ -180,7 +183,7 @@ export class FileLogStore implements LogStore {
       else high = mid;
     }
     const e = this.entries[low - 1];
-    return e && { kind: e.kind, seq: e.seq, time: e.time };
+    return e && summaryOf(e);
   }
 
   private load(entry: Entry): LogRecord {
@@ -210,6 +213,12 @@ export class FileLogStore implements LogStore {
 
   bytes(): number {
     return this.totalBytes;
+  }
+
+  pageBytesAfter(seq: number): number {
+    let total = 0;
+    for (let i = this.indexOf(seq + 1); i < this.entries.length; i++) total += this.entries[i]!.pageBytes;
+    return total;
   }
 
   close(): void {

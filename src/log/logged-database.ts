@@ -10,7 +10,7 @@ import { HistoryError, type HistoryPoint, type RestoreResult } from '../api/time
 import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
-import { syncDirectory } from './files.ts';
+import { syncDirectory, syncFile } from './files.ts';
 import { materialize, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
 import { type LogRecord, positionAfter } from './record.ts';
 import type { LogStore, SnapshotStore } from './store.ts';
@@ -23,8 +23,14 @@ export interface HistoryOptions {
   dir?: string;
   /** How far back Time Travel reaches (default 30 days, as D1's paid plan). */
   retentionDays?: number;
-  /** A snapshot is taken once the log since the last one holds more than this or the database's size, whichever is larger (default 64 MiB). */
+  /**
+   * A snapshot is taken once the records since the last one hold more page bytes than this and
+   * than the database's size (default 64 MiB), so rebuilding a point never replays more than
+   * about one database's worth of pages.
+   */
   snapshotBytes?: number;
+  /** …and at least this often while there are writes (default a day), so retention can drop old records. */
+  snapshotIntervalMs?: number;
   /** The WAL is moved into the database file once it holds this much (default 4 MiB). */
   checkpointBytes?: number;
   /** The clock stamped on commits, ms since the epoch (benchmarks simulate the passing of hours). */
@@ -48,7 +54,10 @@ export class LoggedDatabase {
   private readonly clock: () => number;
   private lastSeq: number;
   private lastTime: number;
-  private logBytesAtSnapshot: number;
+  private readonly snapshotIntervalMs: number;
+  /** Page bytes of the records after the newest snapshot, and when that snapshot was taken. */
+  private pageBytesSinceSnapshot: number;
+  private lastSnapshotTime: number;
   private snapshotting: Promise<void> | undefined;
   /** A failure of the log: nothing more may be acknowledged until the database is reopened. */
   private broken: Error | undefined;
@@ -63,6 +72,7 @@ export class LoggedDatabase {
     this.retentionMs = (options.retentionDays ?? 30) * DAY_MS;
     this.snapshotBytes = options.snapshotBytes ?? 64 * 1024 * 1024;
     this.checkpointBytes = options.checkpointBytes ?? 4 * 1024 * 1024;
+    this.snapshotIntervalMs = options.snapshotIntervalMs ?? DAY_MS;
     this.clock = options.clock ?? Date.now;
     this.log = new FileLogStore(this.dir);
     this.snapshots = new DirectorySnapshots(this.dir);
@@ -75,11 +85,18 @@ export class LoggedDatabase {
     // Commits that reached the WAL but not the log (the process died in between) are taken now,
     // before anything opens the database: closing it would checkpoint them away.
     this.wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? positionAfter(last) : NO_POSITION);
-    for (const commit of this.wal.read()) this.append(commit);
+    for (const commit of this.wal.read()) {
+      // Commits made without the log (a server run with --no-history) may have been checkpointed
+      // away: the database is then ahead of the log, and recover() starts the history anew.
+      if (this.sequenceOf(commit) !== this.lastSeq + 1) break;
+      this.append(commit);
+    }
     this.log.flush();
     this.engine = this.openEngine();
     this.recover();
-    this.logBytesAtSnapshot = this.log.bytes();
+    const newest = this.snapshots.list().at(-1)!;
+    this.pageBytesSinceSnapshot = this.log.pageBytesAfter(newest.seq);
+    this.lastSnapshotTime = newest.time;
   }
 
   /** A new history starts with a snapshot of the database as it is (created empty if missing). */
@@ -138,12 +155,18 @@ export class LoggedDatabase {
     }
   }
 
-  private append(commit: CapturedCommit): void {
+  /** The commit number a captured transaction wrote into the header (page 1), if it did. */
+  private sequenceOf(commit: CapturedCommit): number | undefined {
     const first = commit.images.get(1);
+    return first && sequenceInHeader(first);
+  }
+
+  private append(commit: CapturedCommit): void {
     const seq = this.lastSeq + 1;
-    if (!first || sequenceInHeader(first) !== seq) {
+    const found = this.sequenceOf(commit);
+    if (found !== seq) {
       throw new Error(
-        `the write log cannot follow this database: a transaction committed without Dione's commit number (found ${first ? sequenceInHeader(first) : 'none'}, expected ${seq}); reopen it to resynchronise`,
+        `the write log cannot follow this database: a transaction committed without Dione's commit number (found ${found ?? 'none'}, expected ${seq}); reopen it to resynchronise`,
       );
     }
     this.appendRecord({ kind: 'pages', seq, time: this.nextTime(), pageSize: commit.pageSize, pages: commit.pages, images: commit.images, position: commit.position });
@@ -153,6 +176,7 @@ export class LoggedDatabase {
     this.log.append(record, this.lastSeq);
     this.lastSeq = record.seq;
     this.lastTime = record.time;
+    this.pageBytesSinceSnapshot += this.log.last()!.pageBytes;
   }
 
   /**
@@ -164,13 +188,19 @@ export class LoggedDatabase {
     this.capture();
     this.log.flush();
     if (this.wal.position.offset > this.checkpointBytes) this.engine.checkpoint();
-    const sinceSnapshot = this.log.bytes() - this.logBytesAtSnapshot;
-    if (!this.snapshotting && sinceSnapshot > this.snapshotBytes && sinceSnapshot > this.engine.info().file_size) {
+    if (!this.snapshotting && this.snapshotDue()) {
       this.snapshotting = this.snapshot().finally(() => {
         this.snapshotting = undefined;
       });
       this.snapshotting.catch(() => {});
     }
+  }
+
+  private snapshotDue(): boolean {
+    const since = this.pageBytesSinceSnapshot;
+    if (since === 0) return false;
+    if (this.clock() - this.lastSnapshotTime > this.snapshotIntervalMs) return true;
+    return since > this.snapshotBytes && since > this.engine.info().file_size;
   }
 
   execute(request: ExecuteRequest): ExecuteResponse {
@@ -188,7 +218,8 @@ export class LoggedDatabase {
       const seq = sequenceOfFile(temporary);
       const time = this.log.find(seq)?.time ?? this.lastTime;
       if (!this.snapshots.list().some((s) => s.seq === seq)) this.snapshots.put(temporary, seq, time, { move: true });
-      this.logBytesAtSnapshot = this.log.bytes();
+      this.pageBytesSinceSnapshot = this.log.pageBytesAfter(seq);
+      this.lastSnapshotTime = this.clock();
     } finally {
       rmSync(temporary, { force: true });
     }
@@ -244,6 +275,9 @@ export class LoggedDatabase {
     if (parsed.sequence > this.lastSeq) throw new HistoryError(`Invalid bookmark '${bookmark}': it is in the future (the newest is '${this.bookmark}')`);
     const horizon = this.horizon();
     const time = this.log.find(parsed.sequence)?.time ?? this.snapshots.list().find((s) => s.seq === parsed.sequence)?.time;
+    if (time === undefined && parsed.sequence >= horizon.seq) {
+      throw new HistoryError(`Invalid bookmark '${bookmark}': the history does not hold that commit (it was made while the write log was off)`);
+    }
     if (parsed.sequence < horizon.seq || time === undefined || time < horizon.time) {
       throw new HistoryError(`Invalid bookmark '${bookmark}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
     }
@@ -278,6 +312,8 @@ export class LoggedDatabase {
     }
     // The logged image is the commit point: after a crash from here on, reopening finishes the swap.
     this.appendRecord({ kind: 'image', seq, time, reason: { restoredFrom: target }, position: this.wal.position });
+    this.pageBytesSinceSnapshot = 0;
+    this.lastSnapshotTime = time;
     this.log.flush();
     this.engine.close();
     this.wal.close();
@@ -290,6 +326,7 @@ export class LoggedDatabase {
   private replaceFile(seq: number, write: (file: string) => void): void {
     const temporary = `${this.file}.restore-tmp`;
     write(temporary);
+    syncFile(temporary);
     if (sequenceOfFile(temporary) !== seq) throw new Error(`rebuilt database is at ${sequenceOfFile(temporary)}, expected ${seq}`);
     for (const suffix of ['-wal', '-shm', '-journal']) rmSync(this.file + suffix, { force: true });
     renameSync(temporary, this.file);

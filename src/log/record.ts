@@ -93,14 +93,17 @@ export interface RecordSummary {
   kind: LogRecord['kind'];
   seq: number;
   time: number;
+  /** The bytes of the pages it holds, uncompressed: the work of replaying it. */
+  pageBytes: number;
 }
 
-export const SUMMARY_BYTES = COMMON_BYTES;
+export const SUMMARY_BYTES = COMMON_BYTES + 12;
 
 export function summarize(body: Buffer): RecordSummary {
   const kind = body.readUInt8(0);
   if (kind !== KIND_PAGES && kind !== KIND_IMAGE) throw new CorruptRecord(`unknown log record kind ${kind}`);
-  return { kind: kind === KIND_PAGES ? 'pages' : 'image', seq: body.readDoubleLE(1), time: body.readDoubleLE(9) };
+  const pageBytes = kind === KIND_PAGES ? body.readUInt32LE(COMMON_BYTES) * body.readUInt32LE(COMMON_BYTES + 8) : 0;
+  return { kind: kind === KIND_PAGES ? 'pages' : 'image', seq: body.readDoubleLE(1), time: body.readDoubleLE(9), pageBytes };
 }
 
 export function decodeRecord(body: Buffer): LogRecord {

@@ -27,6 +27,8 @@ export interface LogStore {
   compact(seq: number): void;
   /** Bytes of records kept. */
   bytes(): number;
+  /** The uncompressed page bytes of the records after `seq`: what rebuilding from a snapshot at `seq` replays. */
+  pageBytesAfter(seq: number): number;
   close(): void;
 }
 
