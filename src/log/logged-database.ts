@@ -82,6 +82,8 @@ export class LoggedDatabase {
     const base = this.snapshots.list().at(-1)!;
     this.lastSeq = last?.seq ?? base.seq;
     this.lastTime = last?.time ?? base.time;
+    // A snapshot past the log's end was stored by a restore that crashed before logging it.
+    for (const s of this.snapshots.list()) if (s.seq > this.lastSeq) this.snapshots.remove(s.seq);
     // Commits that reached the WAL but not the log (the process died in between) are taken now,
     // before anything opens the database: closing it would checkpoint them away.
     this.wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? positionAfter(last) : NO_POSITION);
@@ -256,32 +258,37 @@ export class LoggedDatabase {
     if (time > this.clock()) throw new HistoryError(`Invalid timestamp '${iso}': it is in the future`);
     const cutoff = this.clock() - this.retentionMs;
     if (time < cutoff) throw new HistoryError(`Invalid timestamp '${iso}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
+    const seq = this.commitAt(time);
+    if (seq === undefined) {
+      throw new HistoryError(`Invalid timestamp '${iso}': the database's history starts at ${new Date(this.horizon().time).toISOString()}`);
+    }
+    return seq;
+  }
+
+  /** The newest commit at or before `time` that the history can rebuild. */
+  private commitAt(time: number): number | undefined {
     const inLog = this.log.atTime(time);
     const snapshot = this.snapshots
       .list()
       .filter((s) => s.time <= time)
       .at(-1);
     const seq = Math.max(inLog?.seq ?? -1, snapshot?.seq ?? -1);
-    if (seq < this.horizon().seq) {
-      throw new HistoryError(`Invalid timestamp '${iso}': the database's history starts at ${new Date(this.horizon().time).toISOString()}`);
-    }
-    return seq;
+    return seq < this.horizon().seq ? undefined : seq;
   }
 
   private resolveBookmark(bookmark: string): number {
     const parsed = parseBookmark(bookmark);
     if (!parsed) throw new HistoryError(`Invalid bookmark '${bookmark}': a bookmark is four groups of hex digits, 8-8-8-32, as getBookmark() returns`);
     if (parsed.tag !== this.tag) throw new HistoryError(`Invalid bookmark '${bookmark}': it belongs to another database`);
-    if (parsed.sequence > this.lastSeq) throw new HistoryError(`Invalid bookmark '${bookmark}': it is in the future (the newest is '${this.bookmark}')`);
-    const horizon = this.horizon();
-    const time = this.log.find(parsed.sequence)?.time ?? this.snapshots.list().find((s) => s.seq === parsed.sequence)?.time;
-    if (time === undefined && parsed.sequence >= horizon.seq) {
+    const seq = parsed.sequence;
+    if (seq > this.lastSeq) throw new HistoryError(`Invalid bookmark '${bookmark}': it is in the future (the newest is '${this.bookmark}')`);
+    // A commit is within the window while its state lasted into it: at or after the one current at the window's start.
+    const floor = this.commitAt(this.clock() - this.retentionMs) ?? this.horizon().seq;
+    if (seq < floor) throw new HistoryError(`Invalid bookmark '${bookmark}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
+    if (!this.log.find(seq) && !this.snapshots.list().some((s) => s.seq === seq)) {
       throw new HistoryError(`Invalid bookmark '${bookmark}': the history does not hold that commit (it was made while the write log was off)`);
     }
-    if (parsed.sequence < horizon.seq || time === undefined || time < horizon.time) {
-      throw new HistoryError(`Invalid bookmark '${bookmark}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
-    }
-    return parsed.sequence;
+    return seq;
   }
 
   /** The bookmark of a point in time (now when none is given). */
@@ -296,7 +303,9 @@ export class LoggedDatabase {
    * old state or the restored one: the swap happens between two requests.
    */
   async restore(point: HistoryPoint): Promise<RestoreResult> {
-    await this.snapshotting;
+    // From here to the end nothing awaits, so no snapshot starts and no request runs in between.
+    while (this.snapshotting) await this.snapshotting.catch(() => {});
+    if (this.broken) throw this.broken;
     this.capture();
     const target = this.resolve(point);
     const previous = this.bookmark;
@@ -310,15 +319,26 @@ export class LoggedDatabase {
     } finally {
       rmSync(temporary, { force: true });
     }
-    // The logged image is the commit point: after a crash from here on, reopening finishes the swap.
-    this.appendRecord({ kind: 'image', seq, time, reason: { restoredFrom: target }, position: this.wal.position });
+    try {
+      // The logged image is the commit point: after a crash from here on, reopening finishes the swap.
+      this.appendRecord({ kind: 'image', seq, time, reason: { restoredFrom: target }, position: this.wal.position });
+      this.log.flush();
+    } catch (e) {
+      this.snapshots.remove(seq);
+      throw e;
+    }
     this.pageBytesSinceSnapshot = 0;
     this.lastSnapshotTime = time;
-    this.log.flush();
-    this.engine.close();
-    this.wal.close();
-    this.replaceFile(seq, (to) => this.snapshots.copyTo(seq, to));
-    this.engine = this.openEngine();
+    try {
+      this.engine.close();
+      this.wal.close();
+      this.replaceFile(seq, (to) => this.snapshots.copyTo(seq, to));
+      this.engine = this.openEngine();
+    } catch (e) {
+      // The log holds the restore but the file could not be swapped: reopening finishes it.
+      this.broken = e as Error;
+      throw e;
+    }
     return { bookmark: this.bookmark, previous_bookmark: previous, message: `Restored to ${formatBookmark(target, this.tag)}` };
   }
 
@@ -343,11 +363,12 @@ export class LoggedDatabase {
     this.capture();
     this.log.flush();
     const seq = this.resolve(point);
+    const dir = options.dir ?? historyDirOf(file);
     if (existsSync(file)) throw new HistoryError(`cannot fork into ${file}: it exists`);
+    if (existsSync(dir)) throw new HistoryError(`cannot fork into ${file}: a history is already at ${dir}`);
     const temporary = `${file}.fork-tmp`;
     try {
       materialize(this.log, this.snapshots, seq, temporary);
-      const dir = options.dir ?? historyDirOf(file);
       const history = new FileLogStore(dir);
       new DirectorySnapshots(dir).put(temporary, seq, this.clock());
       history.close();
