@@ -28,6 +28,13 @@ import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 
 /** A new segment is started once the current one holds this much. */
 const SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * The active segment is extended with zeros ahead of the records, this much at a time: syncing
+ * data written over allocated blocks is about twice as fast as syncing a file that grows (the
+ * size change is a metadata write too). A scan stops at the zeros and cuts them off.
+ */
+const PREALLOCATE_BYTES = 4 * 1024 * 1024;
+const ZEROS = Buffer.alloc(1024 * 1024);
 
 interface Entry extends RecordSummary {
   segment: Segment;
@@ -39,6 +46,8 @@ interface Segment {
   file: string;
   first: number;
   bytes: number;
+  /** The file's size, zeros past `bytes` included. */
+  allocated: number;
 }
 
 const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
@@ -67,7 +76,7 @@ export class FileLogStore implements LogStore {
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))
       .sort();
     for (const name of names) {
-      const segment = { file: path.join(this.segmentsDir, name), first: Number.parseInt(name.slice(0, 16), 16), bytes: 0 };
+      const segment = { file: path.join(this.segmentsDir, name), first: Number.parseInt(name.slice(0, 16), 16), bytes: 0, allocated: 0 };
       this.segments.push(segment);
       this.scan(segment);
     }
@@ -100,6 +109,7 @@ export class FileLogStore implements LogStore {
       }
       if (offset < size) ftruncateSync(fd, offset);
       segment.bytes = offset;
+      segment.allocated = offset;
       this.totalBytes += offset;
     } finally {
       closeSync(fd);
@@ -128,6 +138,7 @@ export class FileLogStore implements LogStore {
     if (this.fd === undefined) this.fd = openSync(segment.file, 'r+');
     const body = encodeRecord(record);
     const bytes = frame(body);
+    if (segment.bytes + bytes.length > segment.allocated) this.preallocate(segment, segment.bytes + bytes.length);
     writeSync(this.fd, bytes, 0, bytes.length, segment.bytes);
     this.entries.push({ ...summarize(body), segment, offset: segment.bytes, length: body.length });
     segment.bytes += bytes.length;
@@ -135,11 +146,24 @@ export class FileLogStore implements LogStore {
     this.dirty = true;
   }
 
+  private preallocate(segment: Segment, needed: number): void {
+    const target = Math.max(needed, segment.allocated + PREALLOCATE_BYTES);
+    for (let at = segment.allocated; at < target; at += ZEROS.length) writeSync(this.fd!, ZEROS, 0, Math.min(ZEROS.length, target - at), at);
+    segment.allocated = target;
+    this.dirty = true;
+  }
+
   private startSegment(first: number): Segment {
+    const sealed = this.segments.at(-1);
+    if (this.fd !== undefined && sealed) {
+      ftruncateSync(this.fd, sealed.bytes);
+      sealed.allocated = sealed.bytes;
+      this.dirty = true;
+    }
     this.flush();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
-    const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0 };
+    const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0, allocated: 0 };
     closeSync(openSync(segment.file, 'w'));
     syncDirectory(this.segmentsDir);
     this.segments.push(segment);
