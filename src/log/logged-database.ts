@@ -25,7 +25,7 @@ export interface HistoryOptions {
   retentionDays?: number;
   /**
    * A snapshot is taken once the records since the last one hold more page bytes than this and
-   * than the database's size (default 64 MiB), so rebuilding a point never replays more than
+   * than half the database's size (default 64 MiB), so rebuilding a point never replays more than
    * about one database's worth of pages.
    */
   snapshotBytes?: number;
@@ -202,7 +202,8 @@ export class LoggedDatabase {
     const since = this.pageBytesSinceSnapshot;
     if (since === 0) return false;
     if (this.clock() - this.lastSnapshotTime > this.snapshotIntervalMs) return true;
-    return since > this.snapshotBytes && since > this.engine.info().file_size;
+    // Half the database: a database that only grows still gets a snapshot each time it doubles.
+    return since > this.snapshotBytes && since > this.engine.info().file_size / 2;
   }
 
   execute(request: ExecuteRequest): ExecuteResponse {
