@@ -190,12 +190,7 @@ export class LoggedDatabase {
     this.capture();
     this.log.flush();
     if (this.wal.position.offset > this.checkpointBytes) this.engine.checkpoint();
-    if (!this.snapshotting && this.snapshotDue()) {
-      this.snapshotting = this.snapshot().finally(() => {
-        this.snapshotting = undefined;
-      });
-      this.snapshotting.catch(() => {});
-    }
+    if (!this.snapshotting && this.snapshotDue()) this.snapshot().catch(() => {});
   }
 
   private snapshotDue(): boolean {
@@ -212,8 +207,20 @@ export class LoggedDatabase {
     return response;
   }
 
-  /** Takes a snapshot of the database online, then drops what the retention window no longer needs. */
-  async snapshot(): Promise<void> {
+  /**
+   * Takes a snapshot of the database online, then drops what the retention window no longer
+   * needs. One at a time: a call while one runs waits for that one.
+   */
+  snapshot(): Promise<void> {
+    if (!this.snapshotting) {
+      this.snapshotting = this.takeSnapshot().finally(() => {
+        this.snapshotting = undefined;
+      });
+    }
+    return this.snapshotting;
+  }
+
+  private async takeSnapshot(): Promise<void> {
     const temporary = this.snapshots.temporaryFile('next');
     rmSync(temporary, { force: true });
     try {
