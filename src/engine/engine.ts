@@ -401,7 +401,19 @@ export class Engine {
   async backup(file: string): Promise<void> {
     if (this.closed) throw new D1Failure(Messages.closed);
     // Larger steps than the default 100 pages: a snapshot of a busy database still finishes.
-    await this.connection.db.backup(file, { progress: () => BACKUP_PAGES_PER_STEP });
+    // When the database shrank during the copy (auto_vacuum), SQLite reports the copy done with a
+    // negative count of pages left, which better-sqlite3 would keep stepping forever: stop there.
+    const done = new Error('backup done');
+    try {
+      await this.connection.db.backup(file, {
+        progress: ({ remainingPages }) => {
+          if (remainingPages < 0) throw done;
+          return BACKUP_PAGES_PER_STEP;
+        },
+      });
+    } catch (e) {
+      if (e !== done) throw e;
+    }
   }
 
   /** The database file as bytes. */

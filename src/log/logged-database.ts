@@ -2,7 +2,7 @@
 // images and made durable in the write log before its answer goes out; periodic snapshots bound
 // the cost of rebuilding any point; Time Travel and forks rebuild points. The engine knows
 // nothing of this: it calls back after each commit.
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { formatBookmark, parseBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
@@ -375,6 +375,7 @@ export class LoggedDatabase {
     if (existsSync(file)) throw new HistoryError(`cannot fork into ${file}: it exists`);
     if (existsSync(dir)) throw new HistoryError(`cannot fork into ${file}: a history is already at ${dir}`);
     const temporary = `${file}.fork-tmp`;
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     try {
       materialize(this.log, this.snapshots, seq, temporary);
       const history = new FileLogStore(dir);
