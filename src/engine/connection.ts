@@ -123,8 +123,8 @@ export class Connection {
   }
 
   /**
-   * Moves the WAL's content into the database file and empties the WAL. False when a reader in
-   * another process kept it from completing (it is tried again later).
+   * Moves the WAL's content into the database file; the next writer starts the WAL over. False
+   * when a reader in another process kept it from completing (it is tried again later).
    */
   checkpoint(): boolean {
     return this.db.prepare('SELECT dione_checkpoint(?)').pluck().get(this.sequenceToken) === 0;

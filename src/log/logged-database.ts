@@ -62,6 +62,8 @@ export class LoggedDatabase {
   /** A failure of the log: nothing more may be acknowledged until the database is reopened. */
   private broken: Error | undefined;
   private closed = false;
+  /** The WAL generation (its salt) last checkpointed. */
+  private checkpointedSalt: number | undefined;
 
   constructor(
     readonly file: string,
@@ -189,7 +191,9 @@ export class LoggedDatabase {
     if (this.closed) return;
     this.capture();
     this.log.flush();
-    if (this.wal.position.offset > this.checkpointBytes) this.engine.checkpoint();
+    // Once per WAL generation: until the next write starts the WAL over, the position stays where it was.
+    const { offset, salt2 } = this.wal.position;
+    if (offset > this.checkpointBytes && salt2 !== this.checkpointedSalt && this.engine.checkpoint()) this.checkpointedSalt = salt2;
     if (!this.snapshotting && this.snapshotDue()) this.snapshot().catch(() => {});
   }
 

@@ -5,6 +5,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 export const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
+/** Frames read at first on each call; each further read takes four times as many. */
+const FIRST_CHUNK_FRAMES = 16;
 
 /** Where capture stands in the WAL: after the last commit frame taken. offset 0: nothing known yet. */
 export interface WalPosition {
@@ -110,33 +112,48 @@ export class WalReader {
       checksum2 = header.checksum2;
     }
     const frameBytes = FRAME_HEADER_BYTES + header.pageSize;
-    const available = Math.floor((size - offset) / frameBytes) * frameBytes;
-    if (available <= 0) return [];
-    // Not from Buffer's shared pool, so the checksum can view the bytes as aligned 32-bit words.
-    const bytes = Buffer.alloc(available);
-    let got = 0;
-    while (got < available) {
-      const n = readSync(this.fd, bytes, got, available - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
     const commits: CapturedCommit[] = [];
     let images = new Map<number, Buffer>();
     const s: [number, number] = [checksum1, checksum2];
-    for (let at = 0; at + frameBytes <= got; at += frameBytes) {
-      if (bytes.readUInt32BE(at + 8) !== header.salt1 || bytes.readUInt32BE(at + 12) !== header.salt2) break;
-      checksum(bytes, at, 8, s, header.word);
-      checksum(bytes, at + FRAME_HEADER_BYTES, header.pageSize, s, header.word);
-      if (s[0] !== bytes.readUInt32BE(at + 16) || s[1] !== bytes.readUInt32BE(at + 20)) break;
-      const pageNumber = bytes.readUInt32BE(at);
-      images.set(pageNumber, bytes.subarray(at + FRAME_HEADER_BYTES, at + frameBytes));
-      const pagesAfterCommit = bytes.readUInt32BE(at + 4);
-      if (pagesAfterCommit !== 0) {
-        const position = { salt1: header.salt1, salt2: header.salt2, offset: offset + at + frameBytes, checksum1: s[0], checksum2: s[1] };
-        commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images, position });
-        this.position = position;
-        images = new Map();
+    // After a checkpoint the file keeps old frames past the new ones: read a little at a time and
+    // stop at the first frame that is not of this generation, instead of reading the whole file.
+    let chunkFrames = FIRST_CHUNK_FRAMES;
+    let at = offset;
+    for (;;) {
+      const available = Math.min(Math.floor((size - at) / frameBytes), chunkFrames) * frameBytes;
+      if (available <= 0) break;
+      // Not from Buffer's shared pool, so the checksum can view the bytes as aligned 32-bit words.
+      const bytes = Buffer.alloc(available);
+      let got = 0;
+      while (got < available) {
+        const n = readSync(this.fd, bytes, got, available - got, at + got);
+        if (n === 0) break;
+        got += n;
       }
+      let valid = true;
+      for (let f = 0; f + frameBytes <= got; f += frameBytes) {
+        if (bytes.readUInt32BE(f + 8) !== header.salt1 || bytes.readUInt32BE(f + 12) !== header.salt2) {
+          valid = false;
+          break;
+        }
+        checksum(bytes, f, 8, s, header.word);
+        checksum(bytes, f + FRAME_HEADER_BYTES, header.pageSize, s, header.word);
+        if (s[0] !== bytes.readUInt32BE(f + 16) || s[1] !== bytes.readUInt32BE(f + 20)) {
+          valid = false;
+          break;
+        }
+        images.set(bytes.readUInt32BE(f), bytes.subarray(f + FRAME_HEADER_BYTES, f + frameBytes));
+        const pagesAfterCommit = bytes.readUInt32BE(f + 4);
+        if (pagesAfterCommit !== 0) {
+          const position = { salt1: header.salt1, salt2: header.salt2, offset: at + f + frameBytes, checksum1: s[0], checksum2: s[1] };
+          commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images, position });
+          this.position = position;
+          images = new Map();
+        }
+      }
+      if (!valid || got < available) break;
+      at += got;
+      chunkFrames *= 4;
     }
     return commits;
   }
