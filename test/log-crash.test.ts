@@ -30,6 +30,7 @@ import type { HistoryOptions, LoggedDatabase } from '../src/log/logged-database.
 import { materialize, sequenceOfFile } from '../src/log/pages.ts';
 import { tempDir } from './helpers/binding.ts';
 import { root } from './helpers/paths.ts';
+import { mulberry32 } from './helpers/random.ts';
 
 const worker = path.join(root, 'test', 'fixtures', 'log-crash-worker.ts');
 const ROUNDS = 16;
@@ -53,16 +54,6 @@ const historyOptions = (): HistoryOptions => ({ ...HISTORY, clock: () => CLOCK_B
 
 const SEED = Number(process.env.LOG_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = mulberry32(SEED);
 const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
 

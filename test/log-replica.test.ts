@@ -15,17 +15,7 @@ import type { PagesRecord } from '../src/log/record.ts';
 import { prepareReplicaFile, ReplicaFile } from '../src/log/replica.ts';
 import { tempDir } from './helpers/binding.ts';
 import { root } from './helpers/paths.ts';
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { mulberry32 } from './helpers/random.ts';
 
 function run(primary: LoggedDatabase, sql: string, params: unknown[] = []): void {
   const response = primary.execute({ queries: [{ sql, params: params as never }] } as ExecuteRequest);
@@ -61,7 +51,7 @@ function startReplica(primary: LoggedDatabase, file: string) {
 
 test('a replica fed page records equals the primary at every applied point, read through live connections', () => {
   const seed = Number(process.env.DIONE_SEED ?? Date.now() % 100_000);
-  const random = rng(seed);
+  const random = mulberry32(seed);
   const dir = tempDir();
   const primary = new LoggedDatabase(path.join(dir, 'primary.sqlite'), {}, { snapshotBytes: 64 * 1024, checkpointBytes: 256 * 1024 });
   const primaryReader = new Database(path.join(dir, 'primary.sqlite'), { readonly: true });
@@ -157,15 +147,16 @@ test('a replica killed in the middle of applies comes back whole at a record bou
   let killedMidway = 0;
   for (let round = 0; round < 8; round++) {
     const child = spawn(process.execPath, ['--import', 'tsx', worker, primaryFile, replicaFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const closed = new Promise((r) => child.once('close', r));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    await new Promise((r) => child.stdout.once('data', r));
+    await Promise.race([new Promise((r) => child.stdout.once('data', r)), closed]);
     await new Promise((r) => setTimeout(r, 3 + round * 4));
     if (child.exitCode === null) {
       process.kill(child.pid!, 'SIGKILL');
       killedMidway++;
     }
-    await new Promise((r) => child.once('close', r));
+    await closed;
     // Reopening rolls a hot journal back: the file is exactly the primary at the sequence it names.
     const reopened = new ReplicaFile(replicaFile);
     const at = reopened.sequence;

@@ -84,6 +84,23 @@ export function restRoutes(server: ServerContext) {
     return next();
   });
 
+  /** A name for a new database: D1's pattern, and not taken. */
+  const checkNewName = (name: string): void => {
+    if (!NAME_PATTERN.test(name)) throw new ApiError(400, ErrorCodes.badRequest, `Invalid database name "${name}": use 1-64 letters, digits, "_" and "-"`);
+    if (server.catalog.find(name)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+  };
+
+  /** The answer to creating a database (and to forking one). */
+  const created = (record: DatabaseRecord) => ({
+    uuid: record.uuid,
+    name: record.name,
+    created_at: record.created_at,
+    version: 'production',
+    created_in_region: server.settings.region,
+    jurisdiction: null,
+    read_replication: { mode: record.read_replication },
+  });
+
   /** The database named by the :db path segment (an id or a name), visible to the caller. */
   const database = (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): DatabaseRecord => {
     const record = server.catalog.find(decodeURIComponent(c.req.param('db')));
@@ -128,23 +145,9 @@ export function restRoutes(server: ServerContext) {
   app.post('/accounts/:account/d1/database', async (c) => {
     authorize(c.get('grant'), 'admin');
     const body = await jsonBody(c, createBody);
-    if (!NAME_PATTERN.test(body.name)) {
-      throw new ApiError(400, ErrorCodes.badRequest, `Invalid database name "${body.name}": use 1-64 letters, digits, "_" and "-"`);
-    }
-    if (server.catalog.find(body.name)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+    checkNewName(body.name);
     const record = server.catalog.create(body.name);
-    return c.json(
-      success({
-        uuid: record.uuid,
-        name: record.name,
-        created_at: record.created_at,
-        version: 'production',
-        created_in_region: server.settings.region,
-        primary_location_hint: body.primary_location_hint ?? server.settings.region.toLowerCase(),
-        jurisdiction: null,
-        read_replication: { mode: record.read_replication },
-      }),
-    );
+    return c.json(success({ ...created(record), primary_location_hint: body.primary_location_hint ?? server.settings.region.toLowerCase() }));
   });
 
   app.get('/accounts/:account/d1/database/:db', async (c) => {
@@ -204,10 +207,7 @@ export function restRoutes(server: ServerContext) {
     const source = database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin');
     const body = await jsonBody(c, forkBody);
-    if (!NAME_PATTERN.test(body.name)) {
-      throw new ApiError(400, ErrorCodes.badRequest, `Invalid database name "${body.name}": use 1-64 letters, digits, "_" and "-"`);
-    }
-    if (server.catalog.find(body.name)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+    checkNewName(body.name);
     const point = pointOf(body.bookmark, body.timestamp === undefined ? undefined : String(body.timestamp));
     const uuid = randomUUID();
     const file = server.catalog.file(uuid);
@@ -219,19 +219,7 @@ export function restRoutes(server: ServerContext) {
       throw e;
     }
     const record = server.catalog.create(body.name, uuid);
-    return c.json(
-      success({
-        uuid: record.uuid,
-        name: record.name,
-        created_at: record.created_at,
-        version: 'production',
-        created_in_region: server.settings.region,
-        jurisdiction: null,
-        read_replication: { mode: record.read_replication },
-        forked_from: { uuid: source.uuid, bookmark: forked.bookmark },
-        bookmark: forked.forkBookmark,
-      }),
-    );
+    return c.json(success({ ...created(record), forked_from: { uuid: source.uuid, bookmark: forked.bookmark }, bookmark: forked.forkBookmark }));
   });
 
   app.route('/accounts/:account/d1/database/:db', transferRoutes(server, database));
