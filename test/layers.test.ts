@@ -12,6 +12,7 @@ const allowed: Record<string, string[]> = {
   sql: ['api', 'sql'],
   engine: ['api', 'sql', 'engine'],
   log: ['api', 'sql', 'engine', 'log'],
+  cluster: ['api', 'sql', 'engine', 'log', 'cluster'],
   binding: ['api', 'sql', 'binding'],
   client: ['api', 'sql', 'binding', 'client'],
 };

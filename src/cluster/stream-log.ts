@@ -1,0 +1,138 @@
+// One database's write log in NATS JetStream: a stream of its own (replicated by the NATS
+// cluster), each log record as one or more messages (a record can be larger than a message).
+// Appends are fenced by the stream's expected last sequence: a writer whose view of the tail is
+// stale (a primary that lost its lease) is refused, so the history never forks. A stream per
+// database rather than a subject per database in one stream: the per-subject expectation is not
+// serialised in a cluster on nats-server 2.9.10, the stream-wide one is (test/cluster-nats.test.ts).
+import { type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { decodeRecord, encodeRecord, type LogRecord } from '../log/record.ts';
+
+/** Payload bytes per message: under NATS's default limit of 1 MiB with room for headers. */
+const PART_BYTES = 768 * 1024;
+const SEQ_HEADER = 'Dione-Seq';
+const PART_HEADER = 'Dione-Part';
+
+/** The append was refused: another writer appended first. Read the tail again before writing. */
+export class LogFenced extends Error {
+  override name = 'LogFenced';
+}
+
+export function streamNameOf(database: string): string {
+  return `DIONE_LOG_${database.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
+export interface StreamLogOptions {
+  /** Copies the NATS cluster keeps of the stream (3 in a 3-node cluster). */
+  replicas?: number;
+}
+
+export class StreamLog {
+  /** The stream sequence of the newest message this writer knows: what the next append expects. */
+  private lastMessage = 0;
+  /** The newest record's sequence in this writer's view. */
+  lastSeq: number | undefined;
+
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    readonly stream: string,
+  ) {}
+
+  /** Opens the log of `database`, creating its stream when missing, and reads where it ends. */
+  static async open(nc: NatsConnection, database: string, options: StreamLogOptions = {}): Promise<StreamLog> {
+    const jsm = await jetstreamManager(nc);
+    const stream = streamNameOf(database);
+    try {
+      await jsm.streams.info(stream);
+    } catch (e) {
+      if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) throw e;
+      await jsm.streams.add({ name: stream, subjects: [`dione.log.${stream}`], num_replicas: options.replicas ?? 1, allow_direct: true });
+    }
+    const log = new StreamLog(jetstream(nc), jsm, stream);
+    await log.refresh();
+    return log;
+  }
+
+  private get subject(): string {
+    return `dione.log.${this.stream}`;
+  }
+
+  /** Reads the tail again (after being fenced, or before taking over as the writer). */
+  async refresh(): Promise<void> {
+    const info = await this.jsm.streams.info(this.stream);
+    this.lastMessage = info.state.last_seq;
+    this.lastSeq = undefined;
+    if (info.state.messages === 0) return;
+    const last = await this.jsm.streams.getMessage(this.stream, { seq: info.state.last_seq });
+    if (last) this.lastSeq = Number(last.header.get(SEQ_HEADER));
+  }
+
+  /** Appends a record after the last one; durable on the NATS cluster once this resolves. */
+  async append(record: LogRecord): Promise<void> {
+    const body = encodeRecord(record);
+    const parts = Math.max(1, Math.ceil(body.length / PART_BYTES));
+    for (let i = 0; i < parts; i++) {
+      const h = headers();
+      h.set(SEQ_HEADER, String(record.seq));
+      h.set(PART_HEADER, `${i + 1}/${parts}`);
+      try {
+        const ack = await this.js.publish(this.subject, body.subarray(i * PART_BYTES, (i + 1) * PART_BYTES), {
+          headers: h,
+          expect: { lastSequence: this.lastMessage },
+        });
+        this.lastMessage = ack.seq;
+      } catch (e) {
+        if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw new LogFenced(`another writer appended to ${this.stream} first (${e.message})`);
+        }
+        throw e;
+      }
+    }
+    this.lastSeq = record.seq;
+  }
+
+  /** The stream sequence of the first message of the first record after `seq`. */
+  private async startOf(seq: number): Promise<number | undefined> {
+    const info = await this.jsm.streams.info(this.stream);
+    let low = info.state.first_seq;
+    let high = info.state.last_seq + 1;
+    // Messages are in record order: the first one whose record comes after `seq`.
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2);
+      const m = await this.jsm.streams.getMessage(this.stream, { seq: mid });
+      if (m && Number(m.header.get(SEQ_HEADER)) > seq) high = mid;
+      else low = mid + 1;
+    }
+    return low > info.state.last_seq ? undefined : low;
+  }
+
+  /**
+   * The records after `seq`, oldest first, up to the end of the stream as it is now. A record cut
+   * short (its writer died between parts, and the next writer wrote it again) is skipped.
+   */
+  async *read(seq: number): AsyncGenerator<LogRecord> {
+    let at = await this.startOf(seq);
+    if (at === undefined) return;
+    const end = (await this.jsm.streams.info(this.stream)).state.last_seq;
+    let parts: Buffer[] = [];
+    let partsOf: string | undefined;
+    for (; at <= end; at++) {
+      const m: StoredMsg | null = await this.jsm.streams.getMessage(this.stream, { seq: at });
+      if (!m) continue;
+      const [part, of] = (m.header.get(PART_HEADER) ?? '1/1').split('/').map(Number) as [number, number];
+      const recordSeq = m.header.get(SEQ_HEADER);
+      if (part === 1 || recordSeq !== partsOf) {
+        parts = [];
+        partsOf = recordSeq;
+      }
+      if (part !== parts.length + 1) continue;
+      parts.push(Buffer.from(m.data));
+      if (part === of) {
+        const record = decodeRecord(Buffer.concat(parts));
+        parts = [];
+        if (record.seq > seq) yield record;
+      }
+    }
+  }
+}

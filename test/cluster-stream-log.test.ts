@@ -1,0 +1,174 @@
+// A database's write log carried by JetStream on a real 3-node NATS cluster: a primary's records
+// shipped to the stream (large ones in parts) are read back on another connection and applied to
+// a replica file that then equals the primary; a second writer with a stale view of the tail is
+// fenced off; reading starts from any record; a NATS node killed mid-way does not stop the log.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import Database from 'better-sqlite3';
+import type { ExecuteRequest } from '../src/api/executor.ts';
+import { LogFenced, StreamLog } from '../src/cluster/stream-log.ts';
+import { LoggedDatabase } from '../src/log/logged-database.ts';
+import { materialize } from '../src/log/pages.ts';
+import type { LogRecord, PagesRecord } from '../src/log/record.ts';
+import { prepareReplicaFile, ReplicaFile } from '../src/log/replica.ts';
+import { tempDir } from './helpers/binding.ts';
+import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
+
+let cluster: NatsCluster;
+const connections: NatsConnection[] = [];
+before(async () => {
+  cluster = await startNatsCluster({ nodes: 3 });
+});
+after(async () => {
+  for (const nc of connections) await nc.close().catch(() => {});
+  await cluster?.close();
+});
+
+async function connectTo(servers: string[]): Promise<NatsConnection> {
+  // Always explicit servers: a client given none would reach the machine's shared server.
+  const nc = await connect({ servers, timeout: 2000, reconnectTimeWait: 250, maxReconnectAttempts: -1 });
+  connections.push(nc);
+  return nc;
+}
+
+function run(primary: LoggedDatabase, sql: string): void {
+  const response = primary.execute({ queries: [{ sql, params: [] }] } as ExecuteRequest);
+  assert.ok(response.success, `${sql}: ${!response.success && response.error}`);
+}
+
+function content(file: string): string {
+  const db = new Database(file, { readonly: true });
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[];
+    return tables.map((t) => `${t}:${JSON.stringify(db.prepare(`SELECT * FROM "${t}" ORDER BY rowid`).raw().all())}`).join('\n');
+  } finally {
+    db.close();
+  }
+}
+
+async function collect(records: AsyncIterable<LogRecord>): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  for await (const r of records) out.push(r);
+  return out;
+}
+
+/** Retries an operation while the NATS cluster elects a new leader (bounded). */
+async function eventually<T>(fn: () => Promise<T>, boundMs = 20_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() - started > boundMs || e instanceof LogFenced) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+test('records shipped through JetStream rebuild the primary on a replica; writers with a stale tail are fenced', async (t) => {
+  const dir = tempDir();
+  const primaryFile = path.join(dir, 'primary.sqlite');
+  const primary = new LoggedDatabase(primaryFile);
+  const base = primary.engine.commitSequence;
+  const writer = await StreamLog.open(await connectTo([cluster.urls[0]!]), 'shop', { replicas: 3 });
+  assert.equal(writer.lastSeq, undefined);
+
+  run(primary, 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, blob BLOB, made TEXT DEFAULT CURRENT_TIMESTAMP)');
+  run(primary, 'CREATE TABLE loose (a, b)');
+  for (let i = 0; i < 30; i++) run(primary, `INSERT INTO items (name, blob) VALUES ('item ${i}', randomblob(${i * 100}))`);
+  // One transaction larger than a NATS message: it travels in parts.
+  run(primary, 'INSERT INTO loose SELECT randomblob(3000), random() FROM items, items AS i2 LIMIT 900');
+  run(primary, 'DELETE FROM items WHERE id % 3 = 0');
+  const shipped = [...primary.log.read(base, Number.MAX_SAFE_INTEGER)];
+  const started = performance.now();
+  for (const record of shipped) await writer.append(record);
+  t.diagnostic(`${shipped.length} records appended in ${(performance.now() - started).toFixed(0)} ms`);
+  assert.equal(writer.lastSeq, primary.engine.commitSequence);
+
+  // Another node reads the log from the base and applies it to its copy.
+  const reader = await StreamLog.open(await connectTo([cluster.urls[1]!]), 'shop', { replicas: 3 });
+  assert.equal(reader.lastSeq, primary.engine.commitSequence);
+  const records = await eventually(async () => {
+    const got = await collect(reader.read(base));
+    if (got.at(-1)?.seq !== primary.engine.commitSequence) throw new Error('not all replicated yet');
+    return got;
+  });
+  assert.deepEqual(
+    records.map((r) => r.seq),
+    shipped.map((r) => r.seq),
+  );
+  const replicaFile = path.join(dir, 'replica.sqlite');
+  materialize(primary.log, primary.snapshots, base, replicaFile);
+  prepareReplicaFile(replicaFile, base);
+  const replica = new ReplicaFile(replicaFile);
+  assert.ok(replica.apply(records as PagesRecord[]));
+  assert.equal(replica.sequence, primary.engine.commitSequence);
+  assert.equal(content(replicaFile), content(primaryFile));
+  replica.close();
+
+  // Reading can start at any record.
+  const middle = shipped[10]!.seq;
+  assert.deepEqual(
+    (await collect(reader.read(middle))).map((r) => r.seq),
+    shipped.filter((r) => r.seq > middle).map((r) => r.seq),
+  );
+
+  // The reader has a stale view once the writer appends: its append is refused, nothing forks.
+  run(primary, "INSERT INTO items (name) VALUES ('after')");
+  const next = [...primary.log.read(writer.lastSeq!, Number.MAX_SAFE_INTEGER)];
+  await writer.append(next[0]!);
+  await assert.rejects(reader.append(next[0]!), LogFenced);
+  await reader.refresh();
+  assert.equal(reader.lastSeq, next[0]!.seq);
+  primary.closeNow();
+});
+
+test('the log keeps taking appends when a NATS node is killed, and the records stay readable', async (t) => {
+  const dir = tempDir();
+  const primary = new LoggedDatabase(path.join(dir, 'p.sqlite'));
+  const base = primary.engine.commitSequence;
+  const nc = await connectTo(cluster.urls);
+  const log = await StreamLog.open(nc, 'failover', { replicas: 3 });
+  run(primary, 'CREATE TABLE t (v)');
+  let shipped = base;
+  const ship = async () => {
+    for (const record of [...primary.log.read(shipped, Number.MAX_SAFE_INTEGER)]) {
+      await eventually(async () => {
+        try {
+          await log.append(record);
+        } catch (e) {
+          // A timed-out append may have been stored after all: then the tail already holds it.
+          if (!(e instanceof LogFenced)) throw e;
+          await log.refresh();
+          if (log.lastSeq !== record.seq) throw e;
+        }
+      });
+      shipped = record.seq;
+    }
+  };
+  for (let i = 0; i < 20; i++) run(primary, `INSERT INTO t VALUES (${i})`);
+  await ship();
+  // Kill the node that leads this stream: the other two must elect a new leader.
+  const leader = (await (await jetstreamManager(nc)).streams.info(log.stream)).cluster?.leader;
+  const victim = cluster.nodes.findIndex((n) => n.name === leader);
+  assert.ok(victim >= 0, `stream leader ${leader} is one of ours`);
+  const killedAt = Date.now();
+  await cluster.kill(victim);
+  for (let i = 20; i < 40; i++) run(primary, `INSERT INTO t VALUES (${i})`);
+  await ship();
+  t.diagnostic(`20 appends after killing a NATS node took ${Date.now() - killedAt} ms`);
+  const records = await eventually(async () => {
+    const got = await collect(log.read(base));
+    if (got.at(-1)?.seq !== primary.engine.commitSequence) throw new Error('not all readable yet');
+    return got;
+  });
+  assert.deepEqual(
+    records.map((r) => r.seq),
+    Array.from({ length: primary.engine.commitSequence - base }, (_, i) => base + 1 + i),
+  );
+  await cluster.restart(victim);
+  primary.closeNow();
+});
