@@ -85,6 +85,15 @@ export class ReplicaFile {
   apply(records: PagesRecord[]): boolean {
     if (records.length === 0) return true;
     if (records[0]!.seq !== this.position + 1) throw new Error(`replica at ${this.position} cannot apply record ${records[0]!.seq}`);
+    return this.applyLocked(records);
+  }
+
+  /** Makes the replica a whole database image (every page of it) at `image.seq`, wherever it stood. */
+  applyImage(image: PagesRecord): boolean {
+    return this.applyLocked([image]);
+  }
+
+  private applyLocked(records: PagesRecord[]): boolean {
     try {
       this.lock.exec('BEGIN EXCLUSIVE');
     } catch (e) {

@@ -1,0 +1,116 @@
+// A node's copy of a database it does not write: started from a snapshot in the object store,
+// kept current by applying the records of the database's JetStream log, in order, while readers
+// keep reading it (ReplicaFile). An image record (a restore) is applied as every page of its snapshot.
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { sequenceOfFile } from '../log/pages.ts';
+import type { PagesRecord } from '../log/record.ts';
+import { prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
+import { NO_POSITION } from '../log/wal.ts';
+import type { ObjectSnapshots } from './object-snapshots.ts';
+import type { StreamLog } from './stream-log.ts';
+
+/** A database file as one record holding all of its pages. */
+function recordOfFile(file: string, seq: number): PagesRecord {
+  const bytes = readFileSync(file);
+  const raw = bytes.readUInt16BE(16);
+  const pageSize = raw === 1 ? 65536 : raw;
+  const images = new Map<number, Buffer>();
+  for (let n = 1; n * pageSize <= bytes.length; n++) images.set(n, bytes.subarray((n - 1) * pageSize, n * pageSize));
+  return { kind: 'pages', seq, time: 0, pageSize, pages: images.size, images, position: NO_POSITION };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Follower {
+  private replica: ReplicaFile;
+
+  private constructor(
+    readonly file: string,
+    readonly database: string,
+    private readonly log: StreamLog,
+    private readonly snapshots: ObjectSnapshots,
+  ) {
+    this.replica = new ReplicaFile(file);
+  }
+
+  /** Opens the local copy, or makes one from the newest snapshot in the object store. */
+  static async start(file: string, database: string, log: StreamLog, snapshots: ObjectSnapshots): Promise<Follower> {
+    if (!existsSync(file)) await Follower.fetchSnapshot(file, database, snapshots);
+    return new Follower(file, database, log, snapshots);
+  }
+
+  private static async fetchSnapshot(file: string, database: string, snapshots: ObjectSnapshots): Promise<void> {
+    const newest = (await snapshots.list(database)).at(-1);
+    if (newest === undefined) throw new Error(`no snapshot of ${database} in the object store to start a copy from`);
+    const temporary = `${file}.fetch-tmp`;
+    await snapshots.copyTo(database, newest, temporary);
+    prepareReplicaFile(temporary, newest);
+    for (const suffix of ['', '-journal']) rmSync(file + suffix, { force: true });
+    renameSync(temporary, file);
+  }
+
+  /** The commit this copy holds. */
+  get sequence(): number {
+    return this.replica.sequence;
+  }
+
+  /** Applies every record the log holds after this copy's; resolves with the sequence reached. */
+  async catchUp(): Promise<number> {
+    let pending: PagesRecord[] = [];
+    let next = this.replica.sequence + 1;
+    for await (const record of this.log.read(this.replica.sequence)) {
+      if (record.seq !== next && record.kind === 'pages') {
+        // The log no longer holds what comes right after this copy (compacted): start again from a snapshot.
+        await this.restart();
+        return this.catchUp();
+      }
+      if (record.kind === 'image') {
+        await this.apply(pending);
+        pending = [];
+        const temporary = `${this.file}.image-tmp`;
+        try {
+          if (!(await this.snapshots.copyTo(this.database, record.seq, temporary))) throw new Error(`the snapshot of restore ${record.seq} is missing`);
+          if (sequenceOfFile(temporary) !== record.seq) throw new Error(`the snapshot of restore ${record.seq} names another commit`);
+          await this.apply([recordOfFile(temporary, record.seq)], true);
+        } finally {
+          rmSync(temporary, { force: true });
+        }
+      } else pending.push(record);
+      next = record.seq + 1;
+    }
+    await this.apply(pending);
+    return this.replica.sequence;
+  }
+
+  /** Applies, waiting while readers hold the file (they finish their read transactions quickly). */
+  private async apply(records: PagesRecord[], jump = false): Promise<void> {
+    if (records.length === 0) return;
+    for (let waited = 0; !(jump ? this.replica.applyImage(records[0]!) : this.replica.apply(records)); waited++) {
+      if (waited > 2000) throw new Error(`readers kept ${this.file} busy for too long`);
+      await pause(1);
+    }
+  }
+
+  private async restart(): Promise<void> {
+    this.replica.close();
+    rmSync(this.file, { force: true });
+    await Follower.fetchSnapshot(this.file, this.database, this.snapshots);
+    this.replica = new ReplicaFile(this.file);
+  }
+
+  /** Catches up until this copy holds `seq`, for at most `timeoutMs`; false when it could not. */
+  async waitFor(seq: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.replica.sequence < seq) {
+      await this.catchUp();
+      if (this.replica.sequence >= seq) break;
+      if (Date.now() >= deadline) return false;
+      await pause(5);
+    }
+    return true;
+  }
+
+  close(): void {
+    this.replica.close();
+  }
+}

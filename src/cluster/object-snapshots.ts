@@ -1,0 +1,42 @@
+// Snapshots of databases in a NATS object store (replicated like the logs), named
+// `<database>/<sequence as 16 hex>`: where a node that is far behind, or new, starts from.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { type ObjectStore, Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+const BUCKET = 'dione-snapshots';
+const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
+
+export class ObjectSnapshots {
+  private constructor(private readonly store: ObjectStore) {}
+
+  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<ObjectSnapshots> {
+    return new ObjectSnapshots(await new Objm(nc).create(BUCKET, { replicas: options.replicas ?? 1 }));
+  }
+
+  /** Stores a closed, checkpointed database file as `database`'s snapshot at `seq`. */
+  async put(database: string, seq: number, file: string): Promise<void> {
+    await this.store.putBlob({ name: `${database}/${seqName(seq)}` }, readFileSync(file));
+  }
+
+  /** The sequences of `database`'s snapshots, oldest first. */
+  async list(database: string): Promise<number[]> {
+    const prefix = `${database}/`;
+    return (await this.store.list())
+      .filter((o) => o.name.startsWith(prefix) && !o.deleted)
+      .map((o) => Number.parseInt(o.name.slice(prefix.length), 16))
+      .sort((a, b) => a - b);
+  }
+
+  /** Writes `database`'s snapshot at `seq` to `file`; false when there is none. */
+  async copyTo(database: string, seq: number, file: string): Promise<boolean> {
+    const data = await this.store.getBlob(`${database}/${seqName(seq)}`);
+    if (!data) return false;
+    writeFileSync(file, data);
+    return true;
+  }
+
+  async remove(database: string, seq: number): Promise<void> {
+    await this.store.delete(`${database}/${seqName(seq)}`);
+  }
+}
