@@ -1,0 +1,74 @@
+// Primary leases in a NATS key-value bucket on a real 3-node cluster: one holder at a time among
+// racing nodes, renewal keeps it, a lease not renewed lapses after the TTL and another node takes
+// it (the old holder's renewal then fails), and a released lease is free at once.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Leases } from '../src/cluster/leases.ts';
+import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
+
+let cluster: NatsCluster;
+const connections: NatsConnection[] = [];
+before(async () => {
+  cluster = await startNatsCluster({ nodes: 3 });
+});
+after(async () => {
+  for (const nc of connections) await nc.close().catch(() => {});
+  await cluster?.close();
+});
+
+async function leasesOn(node: number, ttlMs: number): Promise<Leases> {
+  // Always explicit servers: a client given none would reach the machine's shared server.
+  const nc = await connect({ servers: [cluster.urls[node]!], timeout: 2000 });
+  connections.push(nc);
+  return Leases.open(nc, { ttlMs, replicas: 3 });
+}
+
+const node = (name: string) => ({ node: name, url: `http://${name}.invalid`, region: 'WEUR' });
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('one node at a time holds a lease; it lapses without renewal and another node takes it', async (t) => {
+  const TTL = 2000;
+  const a = await leasesOn(0, TTL);
+  const b = await leasesOn(1, TTL);
+  const c = await leasesOn(2, TTL);
+
+  // Racing for the same database: exactly one wins, and everyone sees the winner.
+  const attempts = await Promise.all([a.acquire('db1', node('a')), b.acquire('db1', node('b')), c.acquire('db1', node('c'))]);
+  const winners = attempts.filter((l) => l !== undefined);
+  assert.equal(winners.length, 1);
+  const held = winners[0]!;
+  assert.deepEqual(await a.holder('db1'), held.holder);
+  assert.ok(held.valid);
+
+  // Renewing past several TTLs keeps it; nobody else can take it meanwhile.
+  for (let i = 0; i < 4; i++) {
+    await pause(TTL / 2);
+    assert.equal(await held.renew(), true);
+    assert.equal(await b.acquire('db1', node('b')), undefined);
+  }
+
+  // Not renewed: it lapses, and another node takes it; the old holder's renewal fails for good.
+  const stopped = Date.now();
+  let taken: Awaited<ReturnType<Leases['acquire']>>;
+  while (!(taken = await c.acquire('db1', node('c2')))) {
+    assert.ok(Date.now() - stopped < TTL * 4, 'the lease never lapsed');
+    await pause(100);
+  }
+  t.diagnostic(`taken over ${Date.now() - stopped} ms after the last renewal (TTL ${TTL} ms)`);
+  assert.ok(Date.now() - stopped >= TTL * 0.9, 'it lapsed before its TTL');
+  assert.equal(await held.renew(), false);
+  assert.equal(held.valid, false);
+  assert.deepEqual(await a.holder('db1'), node('c2'));
+
+  // Released: free at once.
+  await taken.release();
+  const next = await a.acquire('db1', node('a2'));
+  assert.ok(next, 'a released lease can be taken at once');
+  await next.release();
+
+  // Leases of different databases are independent.
+  const one = await a.acquire('db2', node('a'));
+  const two = await b.acquire('db3', node('b'));
+  assert.ok(one && two);
+});
