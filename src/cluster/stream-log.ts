@@ -95,7 +95,8 @@ export class StreamLog {
   /** The stream sequence of the first message of the first record after `seq`. */
   private async startOf(seq: number): Promise<number | undefined> {
     const info = await this.jsm.streams.info(this.stream);
-    let low = info.state.first_seq;
+    if (info.state.messages === 0) return undefined;
+    let low = Math.max(1, info.state.first_seq);
     let high = info.state.last_seq + 1;
     // Messages are in record order: the first one whose record comes after `seq`.
     while (low < high) {

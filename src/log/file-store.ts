@@ -66,11 +66,15 @@ export class FileLogStore implements LogStore {
   private totalBytes = 0;
 
   /** Opens (or creates) the history in `dir`, dropping a record torn by a crash at its end. */
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    /** The tag of a new history (default: random); an existing history keeps its own. */
+    tag?: string,
+  ) {
     this.segmentsDir = path.join(dir, 'segments');
     mkdirSync(this.segmentsDir, { recursive: true });
     const tagFile = path.join(dir, 'tag');
-    if (!existsSync(tagFile)) writeFileDurably(tagFile, randomBytes(16).toString('hex'));
+    if (!existsSync(tagFile)) writeFileDurably(tagFile, tag ?? randomBytes(16).toString('hex'));
     this.tag = readFileSync(tagFile, 'utf8').trim();
     const names = readdirSync(this.segmentsDir)
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))

@@ -35,6 +35,8 @@ export interface HistoryOptions {
   checkpointBytes?: number;
   /** The clock stamped on commits, ms since the epoch (benchmarks simulate the passing of hours). */
   clock?: () => number;
+  /** The tag of a new history (a cluster's nodes share their database's). Default: random. */
+  tag?: string;
 }
 
 export function historyDirOf(file: string): string {
@@ -76,7 +78,7 @@ export class LoggedDatabase {
     this.checkpointBytes = options.checkpointBytes ?? 4 * 1024 * 1024;
     this.snapshotIntervalMs = options.snapshotIntervalMs ?? DAY_MS;
     this.clock = options.clock ?? Date.now;
-    this.log = new FileLogStore(this.dir);
+    this.log = new FileLogStore(this.dir, options.tag);
     this.snapshots = new DirectorySnapshots(this.dir);
     this.tag = this.log.tag;
     if (this.snapshots.list().length === 0) this.start();
