@@ -1,7 +1,8 @@
 // A node's copy of a database it does not write: started from a snapshot in the object store,
 // kept current by applying the records of the database's JetStream log, in order, while readers
 // keep reading it (ReplicaFile). An image record (a restore) is applied as every page of its snapshot.
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { sequenceOfFile } from '../log/pages.ts';
 import type { PagesRecord } from '../log/record.ts';
 import { prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
@@ -43,6 +44,7 @@ export class Follower {
     const newest = (await snapshots.list(database)).at(-1);
     if (newest === undefined) throw new Error(`no snapshot of ${database} in the object store to start a copy from`);
     const temporary = `${file}.fetch-tmp`;
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     await snapshots.copyTo(database, newest, temporary);
     prepareReplicaFile(temporary, newest);
     for (const suffix of ['', '-journal']) rmSync(file + suffix, { force: true });

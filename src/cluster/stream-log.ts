@@ -32,6 +32,8 @@ export class StreamLog {
   private lastMessage = 0;
   /** The newest record's sequence in this writer's view. */
   lastSeq: number | undefined;
+  /** Where the last record read ended: the stream sequence after it. */
+  private cursor: { seq: number; next: number } | undefined;
 
   private constructor(
     private readonly js: JetStreamClient,
@@ -113,9 +115,12 @@ export class StreamLog {
    * short (its writer died between parts, and the next writer wrote it again) is skipped.
    */
   async *read(seq: number): AsyncGenerator<LogRecord> {
-    let at = await this.startOf(seq);
+    // A reader that goes on from where it stopped (a follower) starts right there, without a search.
+    const { state } = await this.jsm.streams.info(this.stream);
+    const resume = this.cursor?.seq === seq && this.cursor.next >= state.first_seq;
+    let at = resume ? this.cursor!.next : await this.startOf(seq);
     if (at === undefined) return;
-    const end = (await this.jsm.streams.info(this.stream)).state.last_seq;
+    const end = state.last_seq;
     let parts: Buffer[] = [];
     let partsOf: string | undefined;
     for (; at <= end; at++) {
@@ -132,7 +137,10 @@ export class StreamLog {
       if (part === of) {
         const record = decodeRecord(Buffer.concat(parts));
         parts = [];
-        if (record.seq > seq) yield record;
+        if (record.seq > seq) {
+          this.cursor = { seq: record.seq, next: at + 1 };
+          yield record;
+        }
       }
     }
   }
