@@ -828,14 +828,17 @@ async function runSeed(seed: number): Promise<{ summary: string }> {
       restoreSnapshots.add(before + 1);
       model = structuredClone(target.model);
       const restored = record(`restore to ${target.bookmark} (${target.after})`);
-      assertSameDump(restored.dump, target.dump, `${where}: live database right after restoring to ${target.bookmark}`, cookie(target.seq));
+      // A restore moves the schema cookie past every value it had (so connections to copies re-read the schema).
+      assertSameDump(restored.dump, target.dump, `${where}: live database right after restoring to ${target.bookmark}`, { cookie: false });
+      const cookieOf = (dump: Dump) => BigInt(dump.get(COOKIE)![0]!.slice(1));
+      assert.ok(cookieOf(restored.dump) > cookieOf(target.dump) && cookieOf(restored.dump) > cookieOf(latest.dump), `${where}: the schema cookie moved on`);
       count('restore', true);
       if (rng.chance(0.5)) {
         await ld.restore({ bookmark: answer.previous_bookmark });
         restoreSnapshots.add(before + 2);
         model = structuredClone(latest.model);
         const undone = record(`undo of restore to ${target.bookmark}`);
-        assertSameDump(undone.dump, latest.dump, `${where}: live database after undoing the restore`, cookie(latest.seq));
+        assertSameDump(undone.dump, latest.dump, `${where}: live database after undoing the restore`, { cookie: false });
         count('undo', true);
       }
       continue;
@@ -964,10 +967,10 @@ async function runSeed(seed: number): Promise<{ summary: string }> {
 
     const answer = await h.restore({ bookmark: chosen.bookmark });
     assert.equal(answer.previous_bookmark, finalBookmark, `${config}: previous_bookmark`);
-    assertSameDump(dumpLive(file).dump, chosen.dump, `${config}: live database restored to ${chosen.bookmark} (after ${chosen.after})`, cookie(chosen.seq));
+    assertSameDump(dumpLive(file).dump, chosen.dump, `${config}: live database restored to ${chosen.bookmark} (after ${chosen.after})`, { cookie: false });
     const undo = await h.restore({ bookmark: answer.previous_bookmark });
     assert.ok(undo.bookmark > answer.bookmark, `${config}: the undo is a later bookmark`);
-    assertSameDump(dumpLive(file).dump, control.dump, `${config}: live database after undoing the restore`, cookie(control.seq));
+    assertSameDump(dumpLive(file).dump, control.dump, `${config}: live database after undoing the restore`, { cookie: false });
     // A malformed point changes nothing.
     assert.throws(() => h.fork({ bookmark: 'nope' }, path.join(dir, 'never.sqlite')), HistoryError);
     assert.equal(existsSync(path.join(dir, 'never.sqlite')), false);

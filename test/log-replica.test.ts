@@ -12,7 +12,7 @@ import { DirectorySnapshots, FileLogStore } from '../src/log/file-store.ts';
 import { historyDirOf, LoggedDatabase } from '../src/log/logged-database.ts';
 import { materialize } from '../src/log/pages.ts';
 import type { PagesRecord } from '../src/log/record.ts';
-import { prepareReplicaFile, ReplicaFile } from '../src/log/replica.ts';
+import { imageRecord, prepareReplicaFile, ReplicaFile } from '../src/log/replica.ts';
 import { tempDir } from './helpers/binding.ts';
 import { root } from './helpers/paths.ts';
 import { mulberry32 } from './helpers/random.ts';
@@ -185,4 +185,33 @@ test('a replica killed in the middle of applies comes back whole at a record bou
   b.close();
   replica.close();
   log.close();
+});
+
+test('after a restore, a long-lived connection to a replica re-reads the schema even where the restored history recreates it', async () => {
+  const dir = tempDir();
+  const primary = new LoggedDatabase(path.join(dir, 'p.sqlite'));
+  run(primary, 'CREATE TABLE one (v)');
+  const point = primary.engine.commitSequence;
+  const bookmarkOf = (seq: number) => `${primary.bookmark.slice(0, 9)}${seq.toString(16).padStart(8, '0')}${primary.bookmark.slice(17)}`;
+  run(primary, 'CREATE TABLE two (v)');
+  const { replica, reader } = startReplica(primary, path.join(dir, 'r.sqlite'));
+  assert.deepEqual(reader.prepare("SELECT name FROM sqlite_schema ORDER BY name").pluck().all(), ['one', 'two']);
+  reader.prepare('SELECT * FROM two').all();
+
+  // Restore to before `two`, then create a different table: without care, the schema cookie would
+  // be back at the value the reader parsed, with other tables behind it.
+  await primary.restore({ bookmark: bookmarkOf(point) });
+  const image = [...primary.log.read(replica.sequence, Number.MAX_SAFE_INTEGER)][0]!;
+  assert.equal(image.kind, 'image');
+  const file = path.join(dir, 'image.sqlite');
+  primary.snapshots.copyTo(image.seq, file);
+  assert.ok(replica.applyImage(imageRecord(file, image.seq)));
+  run(primary, 'CREATE TABLE three (a, b)');
+  run(primary, "INSERT INTO three VALUES (1, 'x')");
+  assert.ok(replica.apply(pagesSince(primary, replica.sequence)));
+  assert.deepEqual(reader.prepare('SELECT a, b FROM three').raw().all(), [[1, 'x']]);
+  assert.throws(() => reader.prepare('SELECT * FROM two').all(), /no such table: two/);
+  reader.close();
+  replica.close();
+  primary.closeNow();
 });

@@ -1,24 +1,13 @@
 // A node's copy of a database it does not write: started from a snapshot in the object store,
 // kept current by applying the records of the database's JetStream log, in order, while readers
 // keep reading it (ReplicaFile). An image record (a restore) is applied as every page of its snapshot.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { sequenceOfFile } from '../log/pages.ts';
 import type { PagesRecord } from '../log/record.ts';
-import { prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
-import { NO_POSITION } from '../log/wal.ts';
+import { imageRecord, prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
 import type { ObjectSnapshots } from './object-snapshots.ts';
 import type { StreamLog } from './stream-log.ts';
-
-/** A database file as one record holding all of its pages. */
-function recordOfFile(file: string, seq: number): PagesRecord {
-  const bytes = readFileSync(file);
-  const raw = bytes.readUInt16BE(16);
-  const pageSize = raw === 1 ? 65536 : raw;
-  const images = new Map<number, Buffer>();
-  for (let n = 1; n * pageSize <= bytes.length; n++) images.set(n, bytes.subarray((n - 1) * pageSize, n * pageSize));
-  return { kind: 'pages', seq, time: 0, pageSize, pages: images.size, images, position: NO_POSITION };
-}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,7 +62,7 @@ export class Follower {
         try {
           if (!(await this.snapshots.copyTo(this.database, record.seq, temporary))) throw new Error(`the snapshot of restore ${record.seq} is missing`);
           if (sequenceOfFile(temporary) !== record.seq) throw new Error(`the snapshot of restore ${record.seq} names another commit`);
-          await this.apply([recordOfFile(temporary, record.seq)], true);
+          await this.apply([imageRecord(temporary, record.seq)], true);
         } finally {
           rmSync(temporary, { force: true });
         }

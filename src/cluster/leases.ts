@@ -5,6 +5,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { whileForming } from './forming.ts';
 
 const BUCKET = 'dione-leases';
 
@@ -74,17 +75,9 @@ export class Leases {
 
   /** The lease bucket; `ttlMs` must outlast a NATS leader election (several seconds). */
   static async open(nc: NatsConnection, options: { ttlMs: number; replicas?: number }): Promise<Leases> {
-    const kv = await new Kvm(nc).create(BUCKET, { history: 1, ttl: options.ttlMs, replicas: options.replicas ?? 1 });
-    // A bucket just created on a NATS cluster may not answer for a moment: wait for it (bounded).
-    for (const started = Date.now(); ; ) {
-      try {
-        await kv.get('-');
-        break;
-      } catch (e) {
-        if (Date.now() - started > 10_000) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const kv = await whileForming(() => new Kvm(nc).create(BUCKET, { history: 1, ttl: options.ttlMs, replicas: options.replicas ?? 1 }));
+    // A bucket just created on a NATS cluster may not answer for a moment.
+    await whileForming(() => kv.get('-'));
     return new Leases(kv, options.ttlMs);
   }
 

@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { whileForming } from './forming.ts';
 
 const BUCKET = 'dione-snapshots';
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
@@ -11,7 +12,9 @@ export class ObjectSnapshots {
   private constructor(private readonly store: ObjectStore) {}
 
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<ObjectSnapshots> {
-    return new ObjectSnapshots(await new Objm(nc).create(BUCKET, { replicas: options.replicas ?? 1 }));
+    const store = await whileForming(() => new Objm(nc).create(BUCKET, { replicas: options.replicas ?? 1 }));
+    await whileForming(() => store.list());
+    return new ObjectSnapshots(store);
   }
 
   /** Stores a closed, checkpointed database file as `database`'s snapshot at `seq`. */

@@ -4,9 +4,10 @@
 // stale (a primary that lost its lease) is refused, so the history never forks. A stream per
 // database rather than a subject per database in one stream: the per-subject expectation is not
 // serialised in a cluster on nats-server 2.9.10, the stream-wide one is (test/cluster-nats.test.ts).
-import { type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { decodeRecord, encodeRecord, type LogRecord } from '../log/record.ts';
+import { whileForming } from './forming.ts';
 
 /** Payload bytes per message: under NATS's default limit of 1 MiB with room for headers. */
 const PART_BYTES = 768 * 1024;
@@ -49,10 +50,10 @@ export class StreamLog {
       await jsm.streams.info(stream);
     } catch (e) {
       if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) throw e;
-      await jsm.streams.add({ name: stream, subjects: [`dione.log.${stream}`], num_replicas: options.replicas ?? 1, allow_direct: true });
+      await whileForming(() => jsm.streams.add({ name: stream, subjects: [`dione.log.${stream}`], num_replicas: options.replicas ?? 1, allow_direct: true }));
     }
     const log = new StreamLog(jetstream(nc), jsm, stream);
-    await log.refresh();
+    await whileForming(() => log.refresh());
     return log;
   }
 
@@ -118,30 +119,34 @@ export class StreamLog {
     // A reader that goes on from where it stopped (a follower) starts right there, without a search.
     const { state } = await this.jsm.streams.info(this.stream);
     const resume = this.cursor?.seq === seq && this.cursor.next >= state.first_seq;
-    let at = resume ? this.cursor!.next : await this.startOf(seq);
-    if (at === undefined) return;
+    const at = resume ? this.cursor!.next : await this.startOf(seq);
     const end = state.last_seq;
+    if (at === undefined || at > end) return;
     let parts: Buffer[] = [];
     let partsOf: string | undefined;
-    for (; at <= end; at++) {
-      const m: StoredMsg | null = await this.jsm.streams.getMessage(this.stream, { seq: at });
-      if (!m) continue;
-      const [part, of] = (m.header.get(PART_HEADER) ?? '1/1').split('/').map(Number) as [number, number];
-      const recordSeq = m.header.get(SEQ_HEADER);
+    // An ordered consumer streams the messages in batches: one round trip for many, not one each.
+    const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
+    const messages = await consumer.fetch({ max_messages: end - at + 1, expires: 5000 });
+    for await (const m of messages) {
+      if (m.seq > end) break;
+      const [part, of] = (m.headers?.get(PART_HEADER) || '1/1').split('/').map(Number) as [number, number];
+      const recordSeq = m.headers?.get(SEQ_HEADER);
       if (part === 1 || recordSeq !== partsOf) {
         parts = [];
         partsOf = recordSeq;
       }
-      if (part !== parts.length + 1) continue;
-      parts.push(Buffer.from(m.data));
-      if (part === of) {
-        const record = decodeRecord(Buffer.concat(parts));
-        parts = [];
-        if (record.seq > seq) {
-          this.cursor = { seq: record.seq, next: at + 1 };
-          yield record;
+      if (part === parts.length + 1) {
+        parts.push(Buffer.from(m.data));
+        if (part === of) {
+          const record = decodeRecord(Buffer.concat(parts));
+          parts = [];
+          if (record.seq > seq) {
+            this.cursor = { seq: record.seq, next: m.seq + 1 };
+            yield record;
+          }
         }
       }
+      if (m.seq === end) break;
     }
   }
 }

@@ -11,7 +11,7 @@ import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
 import { syncDirectory, syncFile } from './files.ts';
-import { materialize, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
+import { headerOfFile, materialize, schemaCookieInHeader, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
 import { type LogRecord, positionAfter } from './record.ts';
 import type { LogStore, SnapshotStore } from './store.ts';
 import { type CapturedCommit, NO_POSITION, WalReader } from './wal.ts';
@@ -328,7 +328,9 @@ export class LoggedDatabase {
     const temporary = this.snapshots.temporaryFile('restore');
     try {
       materialize(this.log, this.snapshots, target, temporary);
-      setSequenceOfFile(temporary, seq);
+      // Past both the restored state's schema cookie and the current one's: every connection to a copy re-reads the schema.
+      const cookie = Math.max(schemaCookieInHeader(headerOfFile(temporary)), this.currentSchemaCookie()) + 1;
+      setSequenceOfFile(temporary, seq, cookie);
       this.snapshots.put(temporary, seq, time, { move: true });
     } finally {
       rmSync(temporary, { force: true });
@@ -354,6 +356,20 @@ export class LoggedDatabase {
       throw e;
     }
     return { bookmark: this.bookmark, previous_bookmark: previous, message: `Restored to ${formatBookmark(target, this.tag)}` };
+  }
+
+  /** The schema cookie of the newest state: from the last record's page 1, or the newest snapshot. */
+  private currentSchemaCookie(): number {
+    const last = this.log.lastRecord();
+    const first = last?.kind === 'pages' ? last.images.get(1) : undefined;
+    if (first) return schemaCookieInHeader(first);
+    const temporary = this.snapshots.temporaryFile('cookie');
+    try {
+      this.snapshots.copyTo(this.snapshots.list().at(-1)!.seq, temporary);
+      return schemaCookieInHeader(headerOfFile(temporary));
+    } finally {
+      rmSync(temporary, { force: true });
+    }
   }
 
   /** Swaps a new database file in while no connection is open; never leaves an old WAL beside a new file. */

@@ -7,6 +7,12 @@ import type { LogStore, SnapshotStore } from './store.ts';
 // The engine keeps the commit sequence in the header: low 32 bits as user_version, high as application_id.
 const USER_VERSION_OFFSET = 60;
 const APPLICATION_ID_OFFSET = 68;
+/** SQLite's schema cookie: connections re-read the schema when it differs from the one they parsed. */
+const SCHEMA_COOKIE_OFFSET = 40;
+
+export function schemaCookieInHeader(header: Buffer): number {
+  return header.readUInt32BE(SCHEMA_COOKIE_OFFSET);
+}
 
 export function sequenceInHeader(header: Buffer): number {
   return header.readUInt32BE(APPLICATION_ID_OFFSET) * 2 ** 32 + header.readUInt32BE(USER_VERSION_OFFSET);
@@ -23,8 +29,12 @@ export function sequenceOfFile(file: string): number {
   }
 }
 
-/** Sets the commit sequence in a closed database file's header. */
-export function setSequenceOfFile(file: string, seq: number): void {
+/**
+ * Sets the commit sequence in a closed database file's header, and, when given, its schema cookie
+ * (a restored image must carry a cookie no connection has seen, or a long-lived connection to a
+ * replica could keep a parsed schema whose cookie the restored history happens to reach again).
+ */
+export function setSequenceOfFile(file: string, seq: number, schemaCookie?: number): void {
   const fd = openSync(file, 'r+');
   try {
     const word = Buffer.alloc(4);
@@ -32,7 +42,23 @@ export function setSequenceOfFile(file: string, seq: number): void {
     writeSync(fd, word, 0, 4, USER_VERSION_OFFSET);
     word.writeUInt32BE(Math.floor(seq / 2 ** 32) >>> 0);
     writeSync(fd, word, 0, 4, APPLICATION_ID_OFFSET);
+    if (schemaCookie !== undefined) {
+      word.writeUInt32BE(schemaCookie >>> 0);
+      writeSync(fd, word, 0, 4, SCHEMA_COOKIE_OFFSET);
+    }
     fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The first 100 bytes of a closed database file. */
+export function headerOfFile(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const header = Buffer.alloc(100);
+    readSync(fd, header, 0, 100, 0);
+    return header;
   } finally {
     closeSync(fd);
   }

@@ -8,10 +8,11 @@
 //     sequence, so every reader drops its cache and the applied position is in the file;
 //   - syncs, deletes the journal, releases the lock.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { sequenceInHeader } from './pages.ts';
 import type { PagesRecord } from './record.ts';
+import { NO_POSITION } from './wal.ts';
 
 const JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex');
 const SECTOR_BYTES = 512;
@@ -41,6 +42,16 @@ export function prepareReplicaFile(file: string, seq: number): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A closed database file (a restore's snapshot) as one record holding all of its pages, at `seq`. */
+export function imageRecord(file: string, seq: number): PagesRecord {
+  const bytes = readFileSync(file);
+  const raw = bytes.readUInt16BE(16);
+  const pageSize = raw === 1 ? 65536 : raw;
+  const images = new Map<number, Buffer>();
+  for (let n = 1; n * pageSize <= bytes.length; n++) images.set(n, bytes.subarray((n - 1) * pageSize, n * pageSize));
+  return { kind: 'pages', seq, time: 0, pageSize, pages: images.size, images, position: NO_POSITION };
 }
 
 /** Several consecutive records as one: the last version of each page, the last size. */
