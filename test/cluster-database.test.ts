@@ -5,30 +5,21 @@
 // up and serves writes, with every acknowledged write present; the old node comes back as a follower.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { test } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ExecuteResponse } from '../src/api/executor.ts';
 import { ClusterDatabase, type Forward } from '../src/cluster/cluster-database.ts';
 import { Leases } from '../src/cluster/leases.ts';
 import { ObjectSnapshots } from '../src/cluster/object-snapshots.ts';
 import { tempDir } from './helpers/binding.ts';
-import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
+import { useNatsCluster } from './helpers/nats-cluster.ts';
 
 const TTL = 2000;
-let cluster: NatsCluster;
-const connections: NatsConnection[] = [];
-before(async () => {
-  cluster = await startNatsCluster({ nodes: 3 });
-});
-after(async () => {
-  for (const nc of connections) await nc.close().catch(() => {});
-  await cluster?.close();
-});
+const nats = useNatsCluster();
+const { connectTo } = nats;
 
 async function startNode(name: string, dir: string, server: number): Promise<{ db: ClusterDatabase; nc: NatsConnection }> {
-  // Always explicit servers: a client given none would reach the machine's shared server.
-  const nc = await connect({ servers: [cluster.urls[server]!], timeout: 2000 });
-  connections.push(nc);
+  const nc = await connectTo([nats.cluster().urls[server]!]);
   const db = await ClusterDatabase.start({
     nc,
     database: 'orders',

@@ -3,8 +3,7 @@
 // primary at every point it catches up to, while a long-lived connection keeps reading it.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { ExecuteRequest } from '../src/api/executor.ts';
 import { Follower } from '../src/cluster/follower.ts';
@@ -12,25 +11,11 @@ import { ObjectSnapshots } from '../src/cluster/object-snapshots.ts';
 import { StreamLog } from '../src/cluster/stream-log.ts';
 import { LoggedDatabase } from '../src/log/logged-database.ts';
 import { tempDir } from './helpers/binding.ts';
-import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
+import { useNatsCluster } from './helpers/nats-cluster.ts';
 import { mulberry32 } from './helpers/random.ts';
 
-let cluster: NatsCluster;
-const connections: NatsConnection[] = [];
-before(async () => {
-  cluster = await startNatsCluster({ nodes: 3 });
-});
-after(async () => {
-  for (const nc of connections) await nc.close().catch(() => {});
-  await cluster?.close();
-});
-
-async function connectTo(servers: string[]): Promise<NatsConnection> {
-  // Always explicit servers: a client given none would reach the machine's shared server.
-  const nc = await connect({ servers, timeout: 2000, reconnectTimeWait: 250, maxReconnectAttempts: -1 });
-  connections.push(nc);
-  return nc;
-}
+const nats = useNatsCluster();
+const { connectTo } = nats;
 
 function run(primary: LoggedDatabase, sql: string): void {
   const response = primary.execute({ queries: [{ sql, params: [] }] } as ExecuteRequest);
@@ -58,7 +43,7 @@ test('a follower starts from the object store, applies the JetStream log and equ
       db.close();
     }
   };
-  const writerConnection = await connectTo([cluster.urls[0]!]);
+  const writerConnection = await connectTo([nats.cluster().urls[0]!]);
   const log = await StreamLog.open(writerConnection, 'follow', { replicas: 3 });
   const objects = await ObjectSnapshots.open(writerConnection, { replicas: 3 });
 
@@ -85,7 +70,7 @@ test('a follower starts from the object store, applies the JetStream log and equ
   run(primary, "CREATE TRIGGER stamp AFTER INSERT ON items BEGIN INSERT INTO loose VALUES (new.id, datetime('now')); END");
   await ship();
 
-  const followerConnection = await connectTo([cluster.urls[2]!]);
+  const followerConnection = await connectTo([nats.cluster().urls[2]!]);
   const follower = await Follower.start(
     path.join(dir, 'follower.sqlite'),
     'follow',

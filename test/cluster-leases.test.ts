@@ -2,25 +2,15 @@
 // racing nodes, renewal keeps it, a lease not renewed lapses after the TTL and another node takes
 // it (the old holder's renewal then fails), and a released lease is free at once.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { test } from 'node:test';
 import { Leases } from '../src/cluster/leases.ts';
-import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
+import { useNatsCluster } from './helpers/nats-cluster.ts';
 
-let cluster: NatsCluster;
-const connections: NatsConnection[] = [];
-before(async () => {
-  cluster = await startNatsCluster({ nodes: 3 });
-});
-after(async () => {
-  for (const nc of connections) await nc.close().catch(() => {});
-  await cluster?.close();
-});
+const nats = useNatsCluster();
+const { connectTo } = nats;
 
 async function leasesOn(node: number, ttlMs: number): Promise<Leases> {
-  // Always explicit servers: a client given none would reach the machine's shared server.
-  const nc = await connect({ servers: [cluster.urls[node]!], timeout: 2000 });
-  connections.push(nc);
+  const nc = await connectTo([nats.cluster().urls[node]!]);
   return Leases.open(nc, { ttlMs, replicas: 3 });
 }
 

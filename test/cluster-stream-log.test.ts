@@ -4,9 +4,8 @@
 // fenced off; reading starts from any record; a NATS node killed mid-way does not stop the log.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import Database from 'better-sqlite3';
 import type { ExecuteRequest } from '../src/api/executor.ts';
 import { LogFenced, StreamLog } from '../src/cluster/stream-log.ts';
@@ -15,24 +14,10 @@ import { materialize } from '../src/log/pages.ts';
 import type { LogRecord, PagesRecord } from '../src/log/record.ts';
 import { prepareReplicaFile, ReplicaFile } from '../src/log/replica.ts';
 import { tempDir } from './helpers/binding.ts';
-import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
+import { useNatsCluster } from './helpers/nats-cluster.ts';
 
-let cluster: NatsCluster;
-const connections: NatsConnection[] = [];
-before(async () => {
-  cluster = await startNatsCluster({ nodes: 3 });
-});
-after(async () => {
-  for (const nc of connections) await nc.close().catch(() => {});
-  await cluster?.close();
-});
-
-async function connectTo(servers: string[]): Promise<NatsConnection> {
-  // Always explicit servers: a client given none would reach the machine's shared server.
-  const nc = await connect({ servers, timeout: 2000, reconnectTimeWait: 250, maxReconnectAttempts: -1 });
-  connections.push(nc);
-  return nc;
-}
+const nats = useNatsCluster();
+const { connectTo } = nats;
 
 function run(primary: LoggedDatabase, sql: string): void {
   const response = primary.execute({ queries: [{ sql, params: [] }] } as ExecuteRequest);
@@ -73,7 +58,7 @@ test('records shipped through JetStream rebuild the primary on a replica; writer
   const primaryFile = path.join(dir, 'primary.sqlite');
   const primary = new LoggedDatabase(primaryFile);
   const base = primary.engine.commitSequence;
-  const writer = await StreamLog.open(await connectTo([cluster.urls[0]!]), 'shop', { replicas: 3 });
+  const writer = await StreamLog.open(await connectTo([nats.cluster().urls[0]!]), 'shop', { replicas: 3 });
   assert.equal(writer.lastSeq, undefined);
 
   run(primary, 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, blob BLOB, made TEXT DEFAULT CURRENT_TIMESTAMP)');
@@ -89,7 +74,7 @@ test('records shipped through JetStream rebuild the primary on a replica; writer
   assert.equal(writer.lastSeq, primary.engine.commitSequence);
 
   // Another node reads the log from the base and applies it to its copy.
-  const reader = await StreamLog.open(await connectTo([cluster.urls[1]!]), 'shop', { replicas: 3 });
+  const reader = await StreamLog.open(await connectTo([nats.cluster().urls[1]!]), 'shop', { replicas: 3 });
   assert.equal(reader.lastSeq, primary.engine.commitSequence);
   const records = await eventually(async () => {
     const got = await collect(reader.read(base));
@@ -130,7 +115,7 @@ test('the log keeps taking appends when a NATS node is killed, and the records s
   const dir = tempDir();
   const primary = new LoggedDatabase(path.join(dir, 'p.sqlite'));
   const base = primary.engine.commitSequence;
-  const nc = await connectTo(cluster.urls);
+  const nc = await connectTo(nats.cluster().urls);
   const log = await StreamLog.open(nc, 'failover', { replicas: 3 });
   run(primary, 'CREATE TABLE t (v)');
   let shipped = base;
@@ -153,10 +138,10 @@ test('the log keeps taking appends when a NATS node is killed, and the records s
   await ship();
   // Kill the node that leads this stream: the other two must elect a new leader.
   const leader = (await (await jetstreamManager(nc)).streams.info(log.stream)).cluster?.leader;
-  const victim = cluster.nodes.findIndex((n) => n.name === leader);
+  const victim = nats.cluster().nodes.findIndex((n) => n.name === leader);
   assert.ok(victim >= 0, `stream leader ${leader} is one of ours`);
   const killedAt = Date.now();
-  await cluster.kill(victim);
+  await nats.cluster().kill(victim);
   for (let i = 20; i < 40; i++) run(primary, `INSERT INTO t VALUES (${i})`);
   await ship();
   t.diagnostic(`20 appends after killing a NATS node took ${Date.now() - killedAt} ms`);
@@ -169,6 +154,6 @@ test('the log keeps taking appends when a NATS node is killed, and the records s
     records.map((r) => r.seq),
     Array.from({ length: primary.engine.commitSequence - base }, (_, i) => base + 1 + i),
   );
-  await cluster.restart(victim);
+  await nats.cluster().restart(victim);
   primary.closeNow();
 });

@@ -13,6 +13,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -363,4 +364,29 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
 /** One JetStream-enabled nats-server (no cluster) on a free loopback port. */
 export function startNatsServer(options: Omit<NatsClusterOptions, 'nodes'> = {}): Promise<NatsCluster> {
   return startNatsCluster({ ...options, nodes: 1 });
+}
+
+/**
+ * For a test file: a 3-node cluster started before its tests and stopped after them, and client
+ * connections to it that are closed after them too.
+ */
+export function useNatsCluster(): { cluster: () => NatsCluster; connectTo: (servers: string[]) => Promise<NatsConnection> } {
+  let cluster: NatsCluster | undefined;
+  const connections: NatsConnection[] = [];
+  before(async () => {
+    cluster = await startNatsCluster({ nodes: 3 });
+  });
+  after(async () => {
+    for (const nc of connections) await nc.close().catch(() => {});
+    await cluster?.close();
+  });
+  return {
+    cluster: () => cluster!,
+    async connectTo(servers) {
+      // Always explicit servers: a client given none would reach the machine's shared server.
+      const nc = await connect({ servers, timeout: 2000, reconnectTimeWait: 250, maxReconnectAttempts: -1 });
+      connections.push(nc);
+      return nc;
+    },
+  };
 }
