@@ -14,6 +14,13 @@ const PART_BYTES = 768 * 1024;
 const SEQ_HEADER = 'Dione-Seq';
 const PART_HEADER = 'Dione-Part';
 
+/** What reading needs of a stored message, however it was fetched. */
+interface Message {
+  seq: number;
+  headers?: { get(name: string): string };
+  data: Uint8Array;
+}
+
 /** The append was refused: another writer appended first. Read the tail again before writing. */
 export class LogFenced extends Error {
   override name = 'LogFenced';
@@ -124,10 +131,7 @@ export class StreamLog {
     if (at === undefined || at > end) return;
     let parts: Buffer[] = [];
     let partsOf: string | undefined;
-    // An ordered consumer streams the messages in batches: one round trip for many, not one each.
-    const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
-    const messages = await consumer.fetch({ max_messages: end - at + 1, expires: 5000 });
-    for await (const m of messages) {
+    for await (const m of await this.messages(at, end)) {
       if (m.seq > end) break;
       const [part, of] = (m.headers?.get(PART_HEADER) || '1/1').split('/').map(Number) as [number, number];
       const recordSeq = m.headers?.get(SEQ_HEADER);
@@ -147,6 +151,26 @@ export class StreamLog {
         }
       }
       if (m.seq === end) break;
+    }
+  }
+
+  /**
+   * The messages from `at` to `end`: through an ordered consumer (one round trip for many), or, when
+   * the NATS cluster cannot place one right now (an election after a node died), one by one.
+   */
+  private async messages(at: number, end: number): Promise<AsyncIterable<Message>> {
+    try {
+      const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
+      return await consumer.fetch({ max_messages: end - at + 1, expires: 5000 });
+    } catch {
+      return this.oneByOne(at, end);
+    }
+  }
+
+  private async *oneByOne(at: number, end: number): AsyncGenerator<Message> {
+    for (let seq = at; seq <= end; seq++) {
+      const m = await this.jsm.streams.getMessage(this.stream, { seq });
+      if (m) yield { seq: m.seq, headers: m.header, data: m.data };
     }
   }
 }
