@@ -22,6 +22,7 @@ import { D1Database, type D1PreparedStatement, open } from '../src/index.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import type { HistoryOptions, LoggedDatabase } from '../src/log/logged-database.ts';
 import { startServer } from '../src/server/serve.ts';
+import { mulberry32 } from '../test/helpers/random.ts';
 
 const argument = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -73,17 +74,6 @@ function openLogged(file: string, options: HistoryOptions = {}): { db: D1Databas
 
 // --- text that compresses like text: Zipf-distributed words of a synthetic vocabulary, seeded ---
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function makeCorpus(bytes: number, random: () => number): string {
   const syllables = ['ka', 'lo', 'mi', 'ten', 'ra', 'sto', 'pe', 'an', 'de', 'ri', 'on', 'ul', 'ver', 'sa', 'ti', 'que', 'mar', 'el', 'bo', 'nu', 'ges', 'ph', 'or', 'in', 'ly', 'tra', 'ment', 'ce'];
   const words: string[] = [];
@@ -119,7 +109,7 @@ function makeCorpus(bytes: number, random: () => number): string {
   return parts.join('');
 }
 
-const random = prng(42);
+const random = mulberry32(42);
 const corpus = makeCorpus(16 * MIB, random);
 const slice = (length: number) => {
   const at = Math.floor(random() * (corpus.length - length));
