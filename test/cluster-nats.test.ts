@@ -626,7 +626,8 @@ describe('NATS JetStream cluster (3 nodes)', () => {
     const wrote = new Map<number, string>();
     let last = 0;
     const append = async (data: string) => {
-      last = (await js.publish('dione.restart.db1', data, { expect: { lastSubjectSequence: last } })).seq;
+      // A long timeout, not a retry: a retried fenced append that was stored after all would be refused.
+      last = (await js.publish('dione.restart.db1', data, { timeout: 15_000, expect: { lastSubjectSequence: last } })).seq;
       wrote.set(last, data);
     };
     await append('a0');
