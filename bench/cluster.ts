@@ -1,22 +1,18 @@
-// npm run bench:cluster: what the cluster's write log costs, on a 3-node NATS cluster started here
-// (real nats-server processes on loopback ports).
-//   1. Durable single-row inserts, one caller: the single-node log (local fsync) vs a cluster
-//      primary (each write shipped to the JetStream stream, replicas=3, before the answer).
-//   2. Replica lag at a paced write rate (default 1,000/s): a follower in another process applies
-//      the stream; lag = when the follower's copy reached a commit minus when the primary answered it.
-// Not measured yet: read throughput with 1 vs 3 serving nodes (cluster mode is not in `dione serve` yet).
-// Reproduce: npm run bench:cluster [-- --seconds 5 --rate 1000]
+// npm run bench:cluster: what cluster mode costs and what it buys, with real processes: a 3-node
+// NATS cluster (nats-server on loopback ports) and `dione serve` nodes, driven over HTTP in
+// Dione's own protocol (what dione/client sends).
+//   1. Durable single-row inserts: a single `dione serve` (local write log) vs the primary of a
+//      3-node Dione cluster (each write shipped to the JetStream stream, replicas 3, before the
+//      answer), with 1 and with 16 concurrent callers.
+//   2. Replica lag at a paced write rate (default 1,000/s): a follower in its own process (as a node
+//      runs it); lag = when its copy reached a commit minus when the primary answered that write.
+//   3. Session reads ('first-unconstrained': any node's copy will do) served by 1 node vs by 3.
+// Reproduce: npm run bench:cluster [-- --seconds 5 --rate 1000 --readers 24]
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { connect } from '@nats-io/transport-node';
-import type { ExecuteRequest } from '../src/api/executor.ts';
-import { ClusterDatabase } from '../src/cluster/cluster-database.ts';
-import { Leases } from '../src/cluster/leases.ts';
-import { ObjectSnapshots } from '../src/cluster/object-snapshots.ts';
-import { LoggedDatabase } from '../src/log/logged-database.ts';
 import { startNatsCluster } from '../test/helpers/nats-cluster.ts';
 
 const argument = (name: string, fallback: number) => {
@@ -27,55 +23,117 @@ const argument = (name: string, fallback: number) => {
 };
 const SECONDS = argument('seconds', 5);
 const RATE = argument('rate', 1000);
+const READERS = argument('readers', 24);
+const root = path.resolve(import.meta.dirname, '..');
 
-const insert = (i: number): ExecuteRequest => ({ queries: [{ sql: 'INSERT INTO t (v) VALUES (?)', params: [`row ${i}`] }] });
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-console.log(`reproduce: npm run bench:cluster -- --seconds ${SECONDS} --rate ${RATE}`);
+console.log(`reproduce: npm run bench:cluster -- --seconds ${SECONDS} --rate ${RATE} --readers ${READERS}`);
 console.log(`dione bench:cluster: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-bench-cluster-'));
-const cluster = await startNatsCluster({ nodes: 3 });
 const children: ChildProcess[] = [];
-try {
-  // 1. One caller, one row per write, for SECONDS each.
-  const local = new LoggedDatabase(path.join(dir, 'local.sqlite'));
-  local.execute({ queries: [{ sql: 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)', params: [] }] });
-  let n = 0;
-  let until = performance.now() + SECONDS * 1000;
-  while (performance.now() < until) local.execute(insert(n++));
-  const localRate = n / SECONDS;
-  local.closeNow();
 
-  const nc = await connect({ servers: cluster.urls, timeout: 2000 });
-  const primary = await ClusterDatabase.start({
-    nc,
-    database: 'bench',
-    dir: path.join(dir, 'primary'),
-    self: { node: 'p', url: 'http://p.invalid', region: 'WEUR' },
-    leases: await Leases.open(nc, { ttlMs: 10_000, replicas: 3 }),
-    snapshots: await ObjectSnapshots.open(nc, { replicas: 3 }),
-    replicas: 3,
+/** `dione serve` in dev mode (no tokens) as a child process; resolves with its URL. */
+function serve(name: string, args: string[]): Promise<string> {
+  const child = spawn(process.execPath, [path.join(root, 'bin/dione.js'), 'serve', '--port', '0', '--dev', '--data', path.join(dir, name), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, DIONE_LOG_LEVEL: 'warn' },
   });
-  const upkeep = setInterval(() => void primary.tick().catch(() => {}), 2500);
-  await primary.execute({ queries: [{ sql: 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)', params: [] }] }, true);
-  n = 0;
-  until = performance.now() + SECONDS * 1000;
-  while (performance.now() < until) await primary.execute(insert(n++), true);
-  const clusterRate = n / SECONDS;
-  console.log('\n1. durable single-row inserts, one caller, ops/s');
-  console.log(`single-node log (local fsync)          ${localRate.toFixed(0).padStart(8)}`);
-  console.log(`cluster primary (JetStream, replicas 3) ${clusterRate.toFixed(0).padStart(7)}   ${(clusterRate / localRate).toFixed(2)}× the single-node log`);
+  children.push(child);
+  let err = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${err}`)), 60_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+      const url = /listening on (http:\/\/\S+)/.exec(err)?.[1];
+      if (url) {
+        clearTimeout(timer);
+        resolve(url);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}):\n${err}`)));
+  });
+}
 
-  // 2. Replica lag at a paced rate, the follower in its own process.
+async function createDatabase(url: string, name: string): Promise<string> {
+  const accounts = (await (await fetch(`${url}/client/v4/accounts`)).json()) as { result: { id: string }[] };
+  const account = accounts.result[0]!.id;
+  const created = (await (await fetch(`${url}/client/v4/accounts/${account}/d1/database`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) })).json()) as {
+    result: { uuid: string };
+  };
+  return created.result.uuid;
+}
+
+interface Answer {
+  success: boolean;
+  error?: string;
+  bookmark?: string;
+  results?: { meta: { served_by: string } }[];
+}
+
+async function execute(url: string, database: string, sql: string, params: unknown[] = [], bookmark?: string): Promise<Answer> {
+  const response = await fetch(`${url}/dione/v1/databases/${database}/execute`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ queries: [{ sql, params }], bookmark }),
+  });
+  const answer = (await response.json()) as Answer;
+  if (!answer.success) throw new Error(`${sql}: ${answer.error}`);
+  return answer;
+}
+
+/** Runs `callers` loops of `work` for SECONDS; returns operations per second. */
+async function throughput(callers: number, work: (caller: number, i: number) => Promise<unknown>): Promise<number> {
+  let done = 0;
+  const until = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: callers }, async (_, caller) => {
+      for (let i = 0; performance.now() < until; i++) {
+        await work(caller, i);
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - started) / 1000);
+}
+
+const sequenceOf = (bookmark: string) => Number.parseInt(bookmark.slice(0, 8), 16) * 2 ** 32 + Number.parseInt(bookmark.slice(9, 17), 16);
+const row = (i: number) => [`row ${i} ${'x'.repeat(40)}`];
+
+const nats = await startNatsCluster({ nodes: 3 });
+try {
+  // 1. Writes.
+  const single = await serve('single', []);
+  const singleDb = await createDatabase(single, 'bench');
+  await execute(single, singleDb, 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  const nodes = await Promise.all(['a', 'b', 'c'].map((name, i) => serve(name, ['--nats', nats.urls[i]!, '--node-id', name, '--region', `R${i}`])));
+  const [primary, ...followers] = nodes as [string, string, string];
+  const database = await createDatabase(primary, 'bench');
+  await execute(primary, database, 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  const writes: Record<string, number> = {};
+  for (const callers of [1, 16]) {
+    writes[`single ${callers}`] = await throughput(callers, (c, i) => execute(single, singleDb, 'INSERT INTO t (v) VALUES (?)', row(c * 1e6 + i)));
+    writes[`cluster ${callers}`] = await throughput(callers, (c, i) => execute(primary, database, 'INSERT INTO t (v) VALUES (?)', row(c * 1e6 + i)));
+  }
+  console.log('\n1. durable single-row inserts over HTTP, ops/s');
+  for (const callers of [1, 16]) {
+    const s = writes[`single ${callers}`]!;
+    const c = writes[`cluster ${callers}`]!;
+    console.log(`${String(callers).padStart(2)} caller(s): single node ${s.toFixed(0).padStart(6)}   cluster primary ${c.toFixed(0).padStart(6)}   ${(c / s).toFixed(2)}× the single node`);
+  }
+
+  // 2. Lag: a follower in its own process; the writer keeps to RATE with up to 64 writes in flight.
   const follower = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(import.meta.dirname, 'cluster-follower.ts'), JSON.stringify({ servers: [cluster.urls[2]], database: 'bench', dir: path.join(dir, 'follower'), seconds: SECONDS + 10 })],
+    ['--import', 'tsx', path.join(import.meta.dirname, 'cluster-follower.ts'), JSON.stringify({ servers: [nats.urls[2]], database, dir: path.join(dir, 'follower'), seconds: SECONDS + 15 })],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   children.push(follower);
   const reachedAt = new Map<number, number>();
   const lines = createInterface({ input: follower.stdout! });
-  const ready = new Promise<void>((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     follower.once('exit', (code) => reject(new Error(`the follower process ended (${code}) before it was ready`)));
     lines.on('line', (line) => {
       if (line.startsWith('ready')) return resolve();
@@ -83,37 +141,53 @@ try {
       reachedAt.set(seq, at);
     });
   });
-  await ready;
   const answeredAt = new Map<number, number>();
   const started = performance.now();
   let sent = 0;
+  let inFlight = 0;
+  let last = 0;
   while (performance.now() - started < SECONDS * 1000) {
     const due = Math.floor(((performance.now() - started) / 1000) * RATE);
-    while (sent < due) {
-      await primary.execute(insert(n++), true);
-      answeredAt.set(primary.sequence, Date.now());
+    while (sent < due && inFlight < 64) {
+      inFlight++;
       sent++;
+      void execute(primary, database, 'INSERT INTO t (v) VALUES (?)', row(sent)).then((answer) => {
+        inFlight--;
+        const seq = sequenceOf(answer.bookmark!);
+        answeredAt.set(seq, Date.now());
+        last = Math.max(last, seq);
+      });
     }
-    await new Promise((r) => setTimeout(r, 1));
+    await pause(1);
   }
+  while (inFlight > 0) await pause(5);
   const achieved = sent / ((performance.now() - started) / 1000);
-  const last = primary.sequence;
-  for (const waitUntil = Date.now() + 10_000; Math.max(0, ...reachedAt.keys()) < last && Date.now() < waitUntil; ) await new Promise((r) => setTimeout(r, 20));
+  for (const waitUntil = Date.now() + 10_000; Math.max(0, ...reachedAt.keys()) < last && Date.now() < waitUntil; ) await pause(20);
   const reached = [...reachedAt.entries()].sort((a, b) => a[0] - b[0]);
   const lags: number[] = [];
   for (const [seq, at] of answeredAt) {
     const first = reached.find(([s]) => s >= seq);
-    if (first) lags.push(first[1] - at);
+    if (first) lags.push(Math.max(0, first[1] - at));
   }
   lags.sort((a, b) => a - b);
+  follower.kill('SIGTERM');
   console.log(`\n2. replica lag, follower in another process, asked ${RATE} writes/s, achieved ${achieved.toFixed(0)}/s over ${SECONDS} s`);
   console.log(`lag ms: p50 ${percentile(lags, 50)}, p99 ${percentile(lags, 99)}, max ${lags.at(-1)} (${lags.length} commits; goal p99 < 50 ms)`);
-  clearInterval(upkeep);
-  await primary.stop();
-  await nc.close();
+
+  // 3. Session reads: every node's copy will do. Let the followers catch up first.
+  const end = (await execute(primary, database, 'SELECT count(*) FROM t')).bookmark!;
+  for (const node of followers) await execute(node, database, 'SELECT 1', [], end);
+  const rows = sequenceOf(end);
+  const read = (url: string) => execute(url, database, 'SELECT v FROM t WHERE id = ?', [1 + Math.floor(Math.random() * rows)], 'first-unconstrained');
+  const one = await throughput(READERS, () => read(primary));
+  const three = await throughput(READERS, (caller) => read(nodes[caller % 3]!));
+  console.log(`\n3. session reads (first-unconstrained), ${READERS} callers in this process, reads/s`);
+  console.log(`1 node serving ${one.toFixed(0).padStart(7)}\n3 nodes serving ${three.toFixed(0).padStart(6)}   ${(three / one).toFixed(2)}× (goal ≥ 2.5× where cores allow: this machine has ${os.cpus().length})`);
 } finally {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  await pause(500);
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  await cluster.close();
+  await nats.close();
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);

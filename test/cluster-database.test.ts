@@ -8,7 +8,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ExecuteResponse } from '../src/api/executor.ts';
-import { ClusterDatabase, type Forward } from '../src/cluster/cluster-database.ts';
+import { formatBookmark } from '../src/api/bookmark.ts';
+import { ClusterDatabase, clusterTag, type Forward } from '../src/cluster/cluster-database.ts';
 import { Leases } from '../src/cluster/leases.ts';
 import { ObjectSnapshots } from '../src/cluster/object-snapshots.ts';
 import { tempDir } from './helpers/binding.ts';
@@ -34,12 +35,13 @@ async function startNode(name: string, dir: string, server: number): Promise<{ d
 
 const isResponse = (r: ExecuteResponse | Forward): r is ExecuteResponse => 'success' in r;
 
-async function sql(node: ClusterDatabase, text: string, writes: boolean): Promise<ExecuteResponse | Forward> {
-  return node.execute({ queries: [{ sql: text, params: [] }] }, writes);
+async function sql(node: ClusterDatabase, text: string, writes: boolean, bookmark?: string): Promise<ExecuteResponse | Forward> {
+  return node.execute({ queries: [{ sql: text, params: [] }], bookmark }, writes);
 }
 
+/** Reads this node's own copy (a session that takes any copy). */
 async function ids(node: ClusterDatabase): Promise<number[]> {
-  const r = await sql(node, 'SELECT id FROM orders ORDER BY id', false);
+  const r = await sql(node, 'SELECT id FROM orders ORDER BY id', false, 'first-unconstrained');
   assert.ok(isResponse(r) && r.success, JSON.stringify(r));
   return r.results[0]!.rows.map((row) => Number(row[0]));
 }
@@ -67,6 +69,12 @@ test('a primary that dies is replaced by a follower that has every acknowledged 
   const forwarded = await sql(b.db, 'INSERT INTO orders (id) VALUES (999)', true);
   assert.ok(!isResponse(forwarded));
   assert.equal(forwarded.forward?.node, 'a');
+  // So do reads outside a session (D1 sends them to the primary), and reads of a session that must
+  // see more than the follower's copy holds once the wait for it runs out.
+  const plainRead = await sql(b.db, 'SELECT 1', false);
+  assert.ok(!isResponse(plainRead) && plainRead.forward?.node === 'a');
+  const ahead = await sql(b.db, 'SELECT 1', false, formatBookmark(b.db.sequence + 1000, clusterTag('orders')));
+  assert.ok(!isResponse(ahead) && ahead.forward?.node === 'a', JSON.stringify(ahead));
   await b.db.tick();
   assert.equal(b.db.sequence, a.db.sequence);
   assert.deepEqual(await ids(b.db), acknowledged);
@@ -96,8 +104,8 @@ test('a primary that dies is replaced by a follower that has every acknowledged 
   assert.equal(again.db.sequence, b.db.sequence);
   assert.deepEqual(await ids(again.db), acknowledged);
   // Bookmarks name the same commit on every node.
-  const onB = await sql(b.db, 'SELECT 1', false);
-  const onA = await sql(again.db, 'SELECT 1', false);
+  const onB = await sql(b.db, 'SELECT 1', false, 'first-unconstrained');
+  const onA = await sql(again.db, 'SELECT 1', false, 'first-unconstrained');
   assert.ok(isResponse(onA) && isResponse(onB) && onA.success && onB.success);
   assert.equal(onA.bookmark, onB.bookmark);
   await again.db.stop();

@@ -150,8 +150,14 @@ test('a replica killed in the middle of applies comes back whole at a record bou
     const closed = new Promise((r) => child.once('close', r));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    await Promise.race([new Promise((r) => child.stdout.once('data', r)), closed]);
-    await new Promise((r) => setTimeout(r, 3 + round * 4));
+    // Each round lets the worker get further before the kill (by its own progress, not by the clock:
+    // a loaded machine may take longer than any fixed delay just to read the log).
+    let exited = false;
+    void closed.then(() => (exited = true));
+    for (const until = Date.now() + 10_000; !exited && (out.match(/applied/g)?.length ?? 0) < round * 5 && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await new Promise((r) => setTimeout(r, 1 + round));
     if (child.exitCode === null) {
       process.kill(child.pid!, 'SIGKILL');
       killedMidway++;

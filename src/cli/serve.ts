@@ -16,6 +16,23 @@ const positive = (name: string) => (value: string) => {
   return n;
 };
 
+interface ServeFlags {
+  host: string;
+  port: number;
+  data: string;
+  accountId?: string;
+  queryTimeout: number;
+  dev: boolean;
+  history: boolean;
+  retentionDays: number;
+  nats?: string;
+  nodeId?: string;
+  region?: string;
+  advertiseUrl?: string;
+  leaseTtl: number;
+  replicas: number;
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -28,7 +45,16 @@ export function registerServe(program: Command): void {
     .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
     .option('--no-history', 'keep no write log: no Time Travel, no forks')
     .option('--retention-days <days>', 'how far back Time Travel reaches', positive('--retention-days'), Number(process.env.DIONE_RETENTION_DAYS ?? 30))
-    .action(async (options: { host: string; port: number; data: string; accountId?: string; queryTimeout: number; dev: boolean; history: boolean; retentionDays: number }) => {
+    .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (a 3-node JetStream cluster)', process.env.DIONE_NATS)
+    .option('--node-id <name>', 'cluster mode: this node\'s name, unique in the cluster', process.env.DIONE_NODE_ID)
+    .option('--region <region>', 'the region this node reports (meta.served_by_region)', process.env.DIONE_REGION)
+    .option('--advertise-url <url>', 'cluster mode: where other nodes reach this one (default: the listening address)', process.env.DIONE_ADVERTISE_URL)
+    .option('--lease-ttl <ms>', 'cluster mode: how long a silent primary keeps its databases before another node takes over', integer('--lease-ttl'), Number(process.env.DIONE_LEASE_TTL ?? 10_000))
+    .option('--replicas <n>', 'cluster mode: copies NATS keeps of each log (the NATS cluster\'s size)', integer('--replicas'), Number(process.env.DIONE_REPLICAS ?? 3))
+    .action(async (options: ServeFlags) => {
+      if (options.nats && !options.nodeId) program.error('--nats needs --node-id NAME: every node of a cluster has its own name');
+      if (options.nodeId && !options.nats) program.error('--node-id is for cluster mode: give the NATS servers with --nats');
+      if (options.nats && !options.history) program.error('cluster mode keeps a write log: --no-history cannot be used with --nats');
       const server = await startServer({
         host: options.host,
         port: options.port,
@@ -37,10 +63,22 @@ export function registerServe(program: Command): void {
         queryTimeoutMs: options.queryTimeout,
         allowUnauthenticated: options.dev,
         history: options.history && { retentionDays: options.retentionDays },
+        region: options.region,
+        notify: (line) => process.stderr.write(`${line}\n`),
+        cluster: options.nats
+          ? {
+              servers: options.nats.split(',').map((u) => u.trim()).filter(Boolean),
+              node: options.nodeId!,
+              url: options.advertiseUrl,
+              leaseTtlMs: options.leaseTtl,
+              replicas: options.replicas,
+            }
+          : undefined,
       });
       const lines = [
         `dione: listening on ${server.url}`,
         `dione: data in ${server.context.catalog.dataDir}`,
+        ...(options.nats ? [`dione: cluster node ${options.nodeId} (region ${server.context.settings.region}) on NATS ${options.nats}`] : []),
         `dione: account id ${server.accountId}`,
         options.dev
           ? 'dione: dev mode: requests without a token are allowed'

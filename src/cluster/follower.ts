@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { sequenceOfFile } from '../log/pages.ts';
-import type { PagesRecord } from '../log/record.ts';
+import type { LogRecord, PagesRecord } from '../log/record.ts';
 import { imageRecord, prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
 import type { ObjectSnapshots } from './object-snapshots.ts';
 import type { StreamLog } from './stream-log.ts';
@@ -13,6 +13,12 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Follower {
   private replica: ReplicaFile;
+  /** One applier at a time: catching up and the live tail take turns. */
+  private turns: Promise<unknown> = Promise.resolve();
+  private tailing: { stop: () => void } | undefined;
+  private closed = false;
+  /** Called after each batch applied. */
+  onAdvance: (() => void) | undefined;
 
   private constructor(
     readonly file: string,
@@ -45,15 +51,70 @@ export class Follower {
     return this.replica.sequence;
   }
 
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.turns.then(work, work);
+    this.turns = next.catch(() => {});
+    return next;
+  }
+
   /** Applies every record the log holds after this copy's; resolves with the sequence reached. */
-  async catchUp(): Promise<number> {
+  catchUp(): Promise<number> {
+    return this.exclusive(async () => {
+      const reached = await this.pull();
+      this.onAdvance?.();
+      return reached;
+    });
+  }
+
+  /**
+   * Applies records as they are appended, until close(): the low-latency path. Anything it cannot
+   * apply from what arrives (a gap, a restore's image) is read from the stream instead. When the
+   * tail breaks (NATS lost), it starts again after `retryMs`.
+   */
+  follow(retryMs = 250): void {
+    // Records that arrive while a batch is being applied wait and go in together as the next one.
+    let arrived: LogRecord[] = [];
+    let draining = false;
+    const drain = () =>
+      this.exclusive(async () => {
+        const fresh = arrived.filter((r) => r.seq > this.replica.sequence);
+        arrived = [];
+        draining = false;
+        if (fresh.length === 0 || this.closed) return;
+        if (fresh[0]!.seq !== this.replica.sequence + 1 || fresh.some((r) => r.kind !== 'pages')) await this.pull();
+        else await this.apply(fresh as PagesRecord[]);
+        this.onAdvance?.();
+      });
+    const run = async () => {
+      while (!this.closed) {
+        try {
+          const tail = await this.log.tail(this.replica.sequence);
+          this.tailing = tail;
+          if (this.closed) tail.stop();
+          for await (const record of tail.records) {
+            arrived.push(record);
+            if (!draining) {
+              draining = true;
+              drain().catch(() => {});
+            }
+          }
+        } catch {
+          // NATS unreachable, or the stream went away: try again.
+        }
+        if (!this.closed) await pause(retryMs);
+      }
+    };
+    void run();
+  }
+
+  private async pull(): Promise<number> {
     let pending: PagesRecord[] = [];
     let next = this.replica.sequence + 1;
     for await (const record of this.log.read(this.replica.sequence)) {
       if (record.seq !== next && record.kind === 'pages') {
         // The log no longer holds what comes right after this copy (compacted): start again from a snapshot.
         await this.restart();
-        return this.catchUp();
+        return this.pull();
       }
       if (record.kind === 'image') {
         await this.apply(pending);
@@ -101,7 +162,11 @@ export class Follower {
     return true;
   }
 
-  close(): void {
+  /** Stops following once the batch being applied (if any) is in. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.tailing?.stop();
+    await this.turns;
     this.replica.close();
   }
 }

@@ -81,10 +81,21 @@ export class Leases {
     return new Leases(kv, options.ttlMs);
   }
 
-  /** Takes the lease of `database` when nobody holds it; undefined when somebody does. */
+  /**
+   * Takes the lease of `database` when nobody holds it, or when it names this very node (an earlier
+   * run of it that died: node names are unique); undefined when another node holds it.
+   */
   async acquire(database: string, holder: LeaseHolder): Promise<Lease | undefined> {
     try {
       const revision = await this.kv.create(database, JSON.stringify(holder));
+      return new Lease(this.kv, database, holder, revision, this.ttlMs);
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+    }
+    const entry = await this.kv.get(database);
+    if (!entry || entry.operation !== 'PUT' || entry.length === 0 || entry.json<LeaseHolder>().node !== holder.node) return undefined;
+    try {
+      const revision = await this.kv.update(database, JSON.stringify(holder), entry.revision);
       return new Lease(this.kv, database, holder, revision, this.ttlMs);
     } catch (e) {
       if (isConflict(e)) return undefined;

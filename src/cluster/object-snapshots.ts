@@ -42,4 +42,9 @@ export class ObjectSnapshots {
   async remove(database: string, seq: number): Promise<void> {
     await this.store.delete(`${database}/${seqName(seq)}`);
   }
+
+  /** Removes every snapshot of `database` (it was deleted). */
+  async removeAll(database: string): Promise<void> {
+    for (const seq of await this.list(database)) await this.remove(database, seq);
+  }
 }

@@ -64,7 +64,8 @@ export class StreamLog {
     return log;
   }
 
-  private get subject(): string {
+  /** The subject the stream takes appends on. */
+  get subject(): string {
     return `dione.log.${this.stream}`;
   }
 
@@ -79,27 +80,39 @@ export class StreamLog {
   }
 
   /** Appends a record after the last one; durable on the NATS cluster once this resolves. */
-  async append(record: LogRecord): Promise<void> {
-    const body = encodeRecord(record);
-    const parts = Math.max(1, Math.ceil(body.length / PART_BYTES));
-    for (let i = 0; i < parts; i++) {
-      const h = headers();
-      h.set(SEQ_HEADER, String(record.seq));
-      h.set(PART_HEADER, `${i + 1}/${parts}`);
-      try {
-        const ack = await this.js.publish(this.subject, body.subarray(i * PART_BYTES, (i + 1) * PART_BYTES), {
-          headers: h,
-          expect: { lastSequence: this.lastMessage },
-        });
-        this.lastMessage = ack.seq;
-      } catch (e) {
-        if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence) {
-          throw new LogFenced(`another writer appended to ${this.stream} first (${e.message})`);
+  append(record: LogRecord): Promise<void> {
+    return this.appendAll([record]);
+  }
+
+  /**
+   * Appends records in order, durable on the NATS cluster once this resolves; `lastSeq` is the last
+   * record taken whole, even when this rejects. One message at a time: a message sent before the
+   * one ahead of it was acknowledged could be taken after another writer's (its expected sequence
+   * would then be that writer's message), splicing two histories.
+   */
+  async appendAll(records: LogRecord[]): Promise<void> {
+    for (const record of records) {
+      const body = encodeRecord(record);
+      const parts = Math.max(1, Math.ceil(body.length / PART_BYTES));
+      for (let i = 0; i < parts; i++) {
+        const h = headers();
+        h.set(SEQ_HEADER, String(record.seq));
+        h.set(PART_HEADER, `${i + 1}/${parts}`);
+        try {
+          const ack = await this.js.publish(this.subject, body.subarray(i * PART_BYTES, (i + 1) * PART_BYTES), {
+            headers: h,
+            expect: { lastSequence: this.lastMessage },
+          });
+          this.lastMessage = ack.seq;
+        } catch (e) {
+          if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence) {
+            throw new LogFenced(`another writer appended to ${this.stream} first (${e.message})`);
+          }
+          throw e;
         }
-        throw e;
       }
+      this.lastSeq = record.seq;
     }
-    this.lastSeq = record.seq;
   }
 
   /** The stream sequence of the first message of the first record after `seq`. */
@@ -152,6 +165,38 @@ export class StreamLog {
       }
       if (m.seq === end) break;
     }
+  }
+
+  /**
+   * The records after `seq` as they are appended, without end, through an ordered consumer (which
+   * resumes by itself after a NATS election); `stop()` ends it.
+   */
+  async tail(seq: number): Promise<{ records: AsyncGenerator<LogRecord>; stop: () => void }> {
+    const { state } = await this.jsm.streams.info(this.stream);
+    const at = (await this.startOf(seq)) ?? state.last_seq + 1;
+    const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
+    const messages = await consumer.consume({ max_messages: 512 });
+    async function* records(): AsyncGenerator<LogRecord> {
+      let parts: Buffer[] = [];
+      let partsOf: string | undefined;
+      for await (const m of messages) {
+        const [part, of] = (m.headers?.get(PART_HEADER) || '1/1').split('/').map(Number) as [number, number];
+        const recordSeq = m.headers?.get(SEQ_HEADER);
+        if (part === 1 || recordSeq !== partsOf) {
+          parts = [];
+          partsOf = recordSeq;
+        }
+        if (part === parts.length + 1) {
+          parts.push(Buffer.from(m.data));
+          if (part === of) {
+            const record = decodeRecord(Buffer.concat(parts));
+            parts = [];
+            if (record.seq > seq) yield record;
+          }
+        }
+      }
+    }
+    return { records: records(), stop: () => void messages.close() };
   }
 
   /**

@@ -16,6 +16,9 @@ import { toSqliteParam } from './values.ts';
 export interface EngineOptions extends ConnectionOptions {
   /** The `served_by` value in meta. */
   servedBy?: string;
+  /** Cluster mode: meta also says the node's region and whether it is the database's primary. */
+  servedByRegion?: string;
+  servedByPrimary?: boolean;
   /** The last group of every bookmark (32 hex): names the database's history. Default zeros. */
   bookmarkTag?: string;
   /**
@@ -55,6 +58,8 @@ function sqliteArguments(statement: Statement, params: Query['params']): unknown
 export class Engine {
   private readonly connection: Connection;
   private readonly servedBy: string;
+  private readonly servedByRegion: string | undefined;
+  private readonly servedByPrimary: boolean;
   /** What this engine last saw of the database; refreshed when another connection changes it. */
   private counters: CounterState;
   private sequence: number;
@@ -70,6 +75,8 @@ export class Engine {
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
     this.servedBy = options.servedBy ?? 'dione';
+    this.servedByRegion = options.servedByRegion;
+    this.servedByPrimary = options.servedByPrimary ?? true;
     this.bookmarkTag = options.bookmarkTag;
     this.onCommit = options.onCommit;
     this.counters = this.connection.counters();
@@ -365,8 +372,10 @@ export class Engine {
 
   private meta(started: number, before: CounterState, after: CounterState, outcome: Outcome, statement: Statement, changes: number): D1Meta {
     const rows = estimateRows(statement, outcome.rows.length, changes);
+    const where = this.servedByRegion === undefined ? undefined : { served_by_region: this.servedByRegion, served_by_primary: this.servedByPrimary };
     return {
       served_by: this.servedBy,
+      ...where,
       duration: performance.now() - started,
       changes,
       last_row_id: after.lastRowId,

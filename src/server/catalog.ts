@@ -124,6 +124,26 @@ export class Catalog {
     this.found.clear();
   }
 
+  /**
+   * A database as the cluster's catalogue has it (cluster mode): inserted, or its settings updated.
+   * When another database holds the name here, nothing changes and that one is returned.
+   */
+  upsertDatabase(record: DatabaseRecord): DatabaseRecord | undefined {
+    const holder = this.db.transaction(() => {
+      const other = this.db.prepare('SELECT * FROM databases WHERE name = ? AND uuid <> ?').get(record.name, record.uuid) as DatabaseRecord | undefined;
+      if (other) return other;
+      this.db
+        .prepare(
+          `INSERT INTO databases (uuid, name, created_at, read_replication) VALUES (@uuid, @name, @created_at, @read_replication)
+           ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, created_at = excluded.created_at, read_replication = excluded.read_replication`,
+        )
+        .run(record);
+      return undefined;
+    })();
+    this.found.clear();
+    return holder;
+  }
+
   addToken(record: TokenRecord): void {
     this.db.prepare('INSERT INTO tokens VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at)').run(record);
   }
@@ -138,6 +158,23 @@ export class Catalog {
 
   revokeToken(id: string): boolean {
     return this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id).changes > 0;
+  }
+
+  /** A token as the cluster's catalogue has it (cluster mode). A revocation, here or there, stays. */
+  upsertToken(record: TokenRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO tokens VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at)
+         ON CONFLICT (id) DO UPDATE SET revoked_at = coalesce(tokens.revoked_at, excluded.revoked_at)`,
+      )
+      .run(record);
+  }
+
+  /** Differs whenever the file changed since, through this object or another (a `dione token` command). */
+  changeMark(): string {
+    const others = this.db.pragma('data_version', { simple: true }) as number;
+    const own = this.db.prepare('SELECT total_changes()').pluck().get() as number;
+    return `${others}/${own}`;
   }
 
   close(): void {

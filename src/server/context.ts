@@ -1,6 +1,7 @@
 // What every route needs: the catalogue, the database hosts, settings, and the resolved caller.
 import type { Logger } from 'pino';
 import type { Catalog, DatabaseRecord } from './catalog.ts';
+import type { ClusterCatalog } from './cluster-catalog.ts';
 import type { HostPool } from './host/pool.ts';
 import type { Metrics } from './metrics.ts';
 import type { Grant } from './tokens.ts';
@@ -12,6 +13,8 @@ export interface ServerSettings {
   queryTimeoutMs: number;
   region: string;
   maxBodyBytes: number;
+  /** Cluster mode: this node's name. */
+  node?: string;
 }
 
 export interface ServerContext {
@@ -20,6 +23,11 @@ export interface ServerContext {
   settings: ServerSettings;
   metrics: Metrics;
   logger: Logger;
+  /**
+   * Cluster mode: the catalogue shared by every node (NATS KV). Routes that change the catalogue
+   * tell it, and it tells the other nodes.
+   */
+  clusterCatalog?: ClusterCatalog;
   /** Import uploads and export downloads waiting to be fetched, by unguessable key. */
   transfers: Map<string, { file: string; expires: number; etag?: string; result?: unknown }>;
 }

@@ -9,7 +9,7 @@ import type { WireProtocol } from './host/protocol.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { DATABASE_HEADER, findDatabase } from './routes/database-protocols.ts';
 import { ApiError } from './routes/rest.ts';
-import { executeSql, SESSION_HEADER } from './routes/sql.ts';
+import { executeSql, forwardedHeaders, SESSION_HEADER } from './routes/sql.ts';
 
 const DIONE_EXECUTE = /^\/dione\/v1\/databases\/([^/]+)\/execute$/;
 
@@ -97,7 +97,14 @@ async function serve(
       const session = req.headers[SESSION_HEADER];
       extra.session = (Array.isArray(session) ? session[0] : session) || undefined;
     }
-    const answer = await executeSql(server, grant, record, protocol, body, extra);
+    const forwarding = {
+      path: req.url ?? '/',
+      headers: forwardedHeaders((name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      }),
+    };
+    const answer = await executeSql(server, grant, record, protocol, body, extra, forwarding);
     rows = answer.rows;
     send(answer.status, answer.body, answer.headers);
   } catch (error) {

@@ -1,8 +1,11 @@
 // Starting and stopping a Dione server.
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
+import { ClusterCatalog } from './cluster-catalog.ts';
 import { createApp } from './app.ts';
 import { authenticator } from './auth.ts';
 import { fastPath } from './fast-path.ts';
@@ -31,7 +34,26 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Keep a write log for every database: Time Travel and forks (default true). */
   history?: boolean | HistorySettings;
+  /** Cluster mode: this server is one node of a cluster whose databases live in NATS JetStream. */
+  cluster?: ClusterOptions;
   logger?: Logger;
+  /** Where to say what an operator must know while the server starts (default: the logger). */
+  notify?: (line: string) => void;
+}
+
+export interface ClusterOptions {
+  /** NATS URLs (one or more servers of one NATS cluster). */
+  servers: string[];
+  /** This node's name: unique in the cluster. */
+  node: string;
+  /** Where other nodes reach this one (default: the address it listens on). */
+  url?: string;
+  /** A primary's lease lapses this long after its node stops renewing it (default 10 s: longer than a NATS election). */
+  leaseTtlMs?: number;
+  /** Copies NATS keeps of each log, lease and snapshot (default 3, for a 3-node NATS cluster). */
+  replicas?: number;
+  /** How long a session read waits for this node's copy before going to the primary (default 250 ms). */
+  sessionWaitMs?: number;
 }
 
 export interface RunningServer {
@@ -46,25 +68,41 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: process.env.DIONE_LOG_LEVEL ?? 'info' });
   const catalog = new Catalog(options.data ?? '.dione');
-  const accountId = catalog.accountId(options.accountId);
   const metrics = new Metrics();
+  const region = options.region ?? 'LOCAL';
+  const clustered = options.cluster && {
+    servers: options.cluster.servers,
+    node: options.cluster.node,
+    region,
+    url: options.cluster.url ?? '',
+    leaseTtlMs: options.cluster.leaseTtlMs ?? 10_000,
+    replicas: options.cluster.replicas ?? 3,
+    sessionWaitMs: options.cluster.sessionWaitMs ?? 250,
+  };
+  let pool: HostPool | undefined;
+  const notify = options.notify ?? ((line: string) => logger.warn(line));
+  const shared = clustered && (await joinCluster(clustered, catalog, notify, logger, (uuid) => pool?.stop(uuid).then(() => removeDatabaseFiles(catalog.file(uuid)))));
+  const accountId = catalog.accountId(shared ? await shared.catalog.accountId(options.accountId ?? catalog.accountId()) : options.accountId);
   const settings = {
     accountId,
     allowUnauthenticated: options.allowUnauthenticated ?? false,
     queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
-    region: options.region ?? 'LOCAL',
+    region,
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024,
+    node: clustered?.node,
   };
-  const pool = new HostPool({
+  pool = new HostPool({
     queryTimeoutMs: settings.queryTimeoutMs,
-    idleMs: options.idleMs ?? 60_000,
+    // A node's copy of a database is kept current only while its host runs.
+    idleMs: options.idleMs ?? (clustered ? 2 ** 31 - 1 : 60_000),
     maxHosts: options.maxHosts ?? 256,
-    servedBy: 'dione',
+    servedBy: clustered ? clustered.node : 'dione',
     spares: options.spares,
     history: options.history === false ? false : options.history === true || options.history === undefined ? {} : options.history,
+    cluster: clustered,
     onEvent: (event) => logger.debug(event, 'database host'),
   });
-  const context: ServerContext = { catalog, pool, settings, metrics, logger, transfers: new Map() };
+  const context: ServerContext = { catalog, pool, settings, metrics, logger, transfers: new Map(), clusterCatalog: shared?.catalog };
   let serving = false;
   const resolveGrant = authenticator(catalog, settings.allowUnauthenticated);
   const app = createApp(context, () => serving, resolveGrant);
@@ -81,6 +119,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   serving = true;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  if (clustered && !clustered.url) clustered.url = `http://${host}:${address.port}`;
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${address.port}`,
@@ -91,10 +130,45 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       closing ??= (async () => {
         serving = false;
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        await pool.stopAll();
+        await pool!.stopAll();
+        await shared?.catalog.close();
+        await shared?.nc.close().catch(() => {});
         catalog.close();
       })();
       return closing;
     },
   };
+}
+
+/** Connects to NATS (waiting as long as it takes, saying so) and joins the shared catalogue. */
+async function joinCluster(
+  settings: { servers: string[]; node: string; replicas: number },
+  catalog: Catalog,
+  notify: (line: string) => void,
+  logger: Logger,
+  onRemoved: (uuid: string) => Promise<void> | undefined,
+): Promise<{ nc: NatsConnection; catalog: ClusterCatalog }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connect({ servers: settings.servers, name: `dione ${settings.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000 });
+      try {
+        const shared = await ClusterCatalog.start(nc, catalog, { replicas: settings.replicas, logger, onRemoved: (uuid) => onRemoved(uuid) });
+        logger.info({ node: settings.node, nats: settings.servers }, 'joined the cluster');
+        return { nc, catalog: shared };
+      } catch (e) {
+        await nc.close().catch(() => {});
+        throw e;
+      }
+    } catch (e) {
+      if (attempt === 1 || attempt % 30 === 0) notify(`dione: cannot reach NATS at ${settings.servers.join(', ')} (${(e as Error).message}); retrying every second`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** A database's files on this node: its file, its write log, and its cluster copy. */
+function removeDatabaseFiles(file: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(file + suffix, { force: true });
+  rmSync(`${file}-history`, { recursive: true, force: true });
+  rmSync(`${file}.cluster`, { recursive: true, force: true });
 }

@@ -3,21 +3,35 @@
 // Requests that arrive together are executed together (group commit for writes).
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
+import { parseBookmark } from '../../api/bookmark.ts';
 import type { IntMode } from '../../api/types.ts';
 import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
+import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts';
+import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
 import { Engine } from '../../engine/engine.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
 import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
 import { BadRequest, parseD1Body, parseDioneBody, parseRestBody, splitSqlText } from '../protocols/requests.ts';
 import { d1Response, dioneResponse, type Encoded, restResponse } from '../protocols/responses.ts';
+import type { ClusterHost } from './cluster-host.ts';
 import type { HistoryPointMessage, HostReply, HostRequest } from './protocol.ts';
 
 // Started ahead of need (a warm spare); the database to open arrives in the first message.
 // With a write log, the engine is the log's (a restore replaces it).
 let logged: LoggedDatabase | undefined;
 let plain: Engine | undefined;
+/** Cluster mode: the database is the cluster's; this process holds this node's part. */
+let cluster: ClusterHost | undefined;
 const engine = (): Engine => logged?.engine ?? plain!;
+
+/** The engine for reads outside SQL requests (info, exports): in cluster mode, this node's copy. */
+async function localEngine(): Promise<Engine> {
+  if (!cluster) return engine();
+  const copy = (await cluster.get()).engine;
+  if (!copy) throw new Error(UNAVAILABLE);
+  return copy;
+}
 const RETENTION_CHECK_MS = 60_000;
 
 interface Pending {
@@ -95,25 +109,60 @@ function accept(message: Extract<HostRequest, { op: 'execute' }>): void {
   }
 }
 
+function rowsOf(response: ExecuteResponse): [number, number] {
+  let read = 0;
+  let written = 0;
+  if (response.success) {
+    for (const r of response.results) {
+      read += r.meta.rows_read;
+      written += r.meta.rows_written;
+    }
+  }
+  return [read, written];
+}
+
+/** A session read that the copy `engine` may serve: any copy will do, or this one has reached its bookmark. */
+function readsAnyCopy(request: ExecuteRequest, copy: Engine): boolean {
+  if (request.bookmark === 'first-unconstrained') return true;
+  const wanted = request.bookmark === undefined ? undefined : parseBookmark(request.bookmark);
+  return wanted !== undefined && wanted.sequence <= copy.commitSequence;
+}
+
+/** Cluster mode: the batch runs here (one shipment to the log for all its writes), or is handed on. */
+async function drainCluster(batch: Pending[]): Promise<void> {
+  let answers: (ExecuteResponse | Forward)[];
+  try {
+    const database = await cluster!.get();
+    answers = await database.executeMany(batch.map((p) => ({ request: p.request, writes: writes(p.request) })));
+  } catch (e) {
+    // NATS's own errors ("TIMEOUT"…) mean the same to the caller: nothing was made durable.
+    const error = (e as Error).message === UNAVAILABLE ? UNAVAILABLE : NOT_DURABLE;
+    const copy = cluster!.offlineCopy();
+    answers = batch.map((p) => (copy && !writes(p.request) && readsAnyCopy(p.request, copy) ? copy.execute(p.request) : { success: false, error }));
+  }
+  answers.forEach((answer, i) => {
+    const p = batch[i]!;
+    if ('forward' in answer) reply({ id: p.id, status: 307, body: '', forward: answer.forward ?? null });
+    else reply({ id: p.id, ...p.encode(answer), rows: rowsOf(answer) });
+  });
+  flushReplies();
+}
+
 function drain(): void {
   scheduled = false;
   const batch = queue;
   queue = [];
+  if (cluster) {
+    void drainCluster(batch);
+    return;
+  }
   // Answer each request as soon as it is committed (or failed): a runaway query later in the batch
   // must not hold back, and then lose, the answers to writes that already committed.
   engine().executeMany(
     batch.map((p) => p.request),
     (i, response) => {
       const p = batch[i]!;
-      let read = 0;
-      let written = 0;
-      if (response.success) {
-        for (const r of response.results) {
-          read += r.meta.rows_read;
-          written += r.meta.rows_written;
-        }
-      }
-      reply({ id: p.id, ...p.encode(response), rows: [read, written] });
+      reply({ id: p.id, ...p.encode(response), rows: rowsOf(response) });
     },
     flushReplies,
   );
@@ -125,7 +174,11 @@ async function handle(message: HostRequest): Promise<void> {
     case 'open':
       try {
         const options = { intMode: 'bigint', servedBy: message.servedBy } as const;
-        if (message.history) {
+        if (message.cluster) {
+          // Loaded only in cluster mode: the NATS client is a fifth of a host's start-up.
+          const { ClusterHost } = await import('./cluster-host.ts');
+          cluster = new ClusterHost(message.cluster, message.file, { ...options, servedByRegion: message.cluster.region });
+        } else if (message.history) {
           logged = new LoggedDatabase(message.file, options, message.history);
           setInterval(() => logged?.applyRetention(), RETENTION_CHECK_MS).unref();
         } else plain = new Engine(message.file, options);
@@ -136,17 +189,23 @@ async function handle(message: HostRequest): Promise<void> {
       return reply({ id: message.id, status: 200, body: 'open' });
     case 'execute':
       return accept(message);
+    case 'primary': {
+      const where = cluster ? await (await cluster.get()).primaryNode() : 'self';
+      if (where === 'self') return reply({ id: message.id, status: 200, body: 'self' });
+      return reply({ id: message.id, status: 307, body: '', forward: where ?? null });
+    }
     case 'info':
-      return reply({ id: message.id, status: 200, body: JSON.stringify(engine().info()) });
+      return reply({ id: message.id, status: 200, body: JSON.stringify((await localEngine()).info()) });
     case 'backup':
-      await engine().backup(message.file);
+      await (await localEngine()).backup(message.file);
       return reply({ id: message.id, status: 200, body: '{}' });
     case 'export': {
       const fd = openSync(message.file, 'w');
       let lines = 0;
       try {
         let first = true;
-        for (const line of engine().dumpSql(message.options)) {
+        const source = await localEngine();
+        for (const line of source.dumpSql(message.options)) {
           writeSync(fd, first ? line : `\n${line}`);
           first = false;
           lines++;
@@ -154,34 +213,51 @@ async function handle(message: HostRequest): Promise<void> {
       } finally {
         closeSync(fd);
       }
-      return reply({ id: message.id, status: 200, body: JSON.stringify({ lines, bookmark: engine().bookmark }) });
+      return reply({ id: message.id, status: 200, body: JSON.stringify({ lines, bookmark: (await localEngine()).bookmark }) });
     }
     case 'import': {
       const sql = readFileSync(message.file, 'utf8');
       const queries = splitSqlText(sql).map((text) => ({ sql: text, params: [] }));
-      const response = queries.length === 0 ? null : engine().execute({ queries, resultsFormat: 'NONE' });
-      if (response && !response.success) {
-        return reply({ id: message.id, status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) });
-      }
-      const meta = response?.success ? response.results.at(-1)?.meta : undefined;
-      return reply({ id: message.id, status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: engine().bookmark })) });
+      return answerAsWriter(message.id, (target) => {
+        const response = queries.length === 0 ? null : target.execute({ queries, resultsFormat: 'NONE' });
+        if (response && !response.success) return { status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) };
+        const meta = response?.success ? response.results.at(-1)?.meta : undefined;
+        return { status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: target.bookmark })) };
+      });
     }
     case 'bookmark':
-      return historyReply(message.id, () => ({ bookmark: history().bookmarkAt(message.timestamp === undefined ? undefined : new Date(message.timestamp)) }));
+      return answerAsWriter(message.id, (_, log) =>
+        historyAnswer(() => ({ bookmark: historyOf(log).bookmarkAt(message.timestamp === undefined ? undefined : new Date(message.timestamp)) })),
+      );
     case 'restore': {
       const point = pointOf(message.point);
-      return historyReply(message.id, () => history().restore(point));
+      return answerAsWriter(message.id, (_, log) => historyAnswer(() => historyOf(log).restore(point)));
     }
     case 'fork': {
       const point = pointOf(message.point);
-      return historyReply(message.id, () => history().fork(point, message.file));
+      return answerAsWriter(message.id, (_, log) => historyAnswer(() => historyOf(log).fork(point, message.file)));
     }
   }
 }
 
-function history(): LoggedDatabase {
-  if (!logged) throw new HistoryError('Time Travel is off on this server: it runs without a write log (dione serve --no-history)');
-  return logged;
+type Answer = Pick<HostReply, 'status' | 'body'>;
+
+/**
+ * Runs work that writes or needs the write log. In cluster mode it runs only on the primary
+ * (serialised with its writes, and shipped to the log before the answer); elsewhere the answer
+ * says where the primary is.
+ */
+async function answerAsWriter(id: number, work: (target: Engine, log: LoggedDatabase | undefined) => Answer | Promise<Answer>): Promise<void> {
+  if (!cluster) return reply({ id, ...(await work(engine(), logged)) });
+  const database: ClusterDatabase = await cluster.get();
+  const result = await database.asPrimary((primaryLog) => work(primaryLog.engine, primaryLog));
+  if ('forward' in result) return reply({ id, status: 307, body: '', forward: result.forward ?? null });
+  reply({ id, ...result });
+}
+
+function historyOf(log: LoggedDatabase | undefined): LoggedDatabase {
+  if (!log) throw new HistoryError('Time Travel is off on this server: it runs without a write log (dione serve --no-history)');
+  return log;
 }
 
 function pointOf(message: HistoryPointMessage): HistoryPoint {
@@ -189,12 +265,12 @@ function pointOf(message: HistoryPointMessage): HistoryPoint {
 }
 
 /** A history operation's answer; a point that cannot be honoured is the caller's error (400). */
-async function historyReply(id: number, run: () => unknown): Promise<void> {
+async function historyAnswer(run: () => unknown): Promise<Answer> {
   try {
-    reply({ id, status: 200, body: JSON.stringify(await run()) });
+    return { status: 200, body: JSON.stringify(await run()) };
   } catch (e) {
     if (!(e instanceof HistoryError)) throw e;
-    reply({ id, status: 400, body: JSON.stringify({ error: e.message }) });
+    return { status: 400, body: JSON.stringify({ error: e.message }) };
   }
 }
 
@@ -217,6 +293,11 @@ process.on('message', (message: HostRequest | HostRequest[]) => {
 });
 
 process.on('disconnect', () => {
+  if (cluster) {
+    // Gives the lease up, so another node need not wait for it to lapse.
+    void cluster.stop().finally(() => process.exit(0));
+    return;
+  }
   if (logged) logged.closeNow();
   else plain?.close();
   process.exit(0);

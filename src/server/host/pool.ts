@@ -5,7 +5,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HistorySettings, HostReply, HostRequest } from './protocol.ts';
+import type { HistorySettings, HostClusterSettings, HostReply, HostRequest } from './protocol.ts';
 
 /** A request that could not be answered because its host was stopped. `message` is D1's text. */
 export class HostFailure extends Error {
@@ -33,6 +33,8 @@ export interface PoolOptions {
   servedBy: string;
   /** Every database keeps a write log (Time Travel, forks) unless false. */
   history: HistorySettings | false;
+  /** Cluster mode: every database is the cluster's (NATS), and this server is one node of it. */
+  cluster?: Omit<HostClusterSettings, 'database'>;
   /** Processes started ahead of need, so a database's first request does not wait for one (default 1). */
   spares?: number;
   onEvent?: (event: { type: 'spawn' | 'exit' | 'timeout'; database: string; detail?: string }) => void;
@@ -101,7 +103,9 @@ class Host {
       else child.once('message', () => resolve());
     });
     loaded.then(() => {
-      if (!this.exited) this.child.send({ id: -1, op: 'open', file, servedBy: options.servedBy, history: options.history } satisfies HostRequest);
+      if (this.exited) return;
+      const cluster = options.cluster && { ...options.cluster, database };
+      this.child.send({ id: -1, op: 'open', file, servedBy: options.servedBy, history: options.history, cluster } satisfies HostRequest);
     });
     const receive = (reply: HostReply) => {
       if (reply.id === -1) return readyResolve();

@@ -15,7 +15,7 @@ export interface HistoryPointMessage {
 }
 
 export type HostRequest =
-  | { id: number; op: 'open'; file: string; servedBy: string; history: HistorySettings | false }
+  | { id: number; op: 'open'; file: string; servedBy: string; history: HistorySettings | false; cluster?: HostClusterSettings }
   | {
       id: number;
       op: 'execute';
@@ -32,6 +32,8 @@ export type HostRequest =
   | { id: number; op: 'import'; file: string }
   | { id: number; op: 'backup'; file: string }
   | { id: number; op: 'info' }
+  /** Where the database is written: this node, or (cluster mode) another one (the reply's `forward`). */
+  | { id: number; op: 'primary' }
   | { id: number; op: 'bookmark'; timestamp?: number }
   | { id: number; op: 'restore'; point: HistoryPointMessage }
   | { id: number; op: 'fork'; point: HistoryPointMessage; file: string };
@@ -42,6 +44,27 @@ export interface HistorySettings {
   snapshotBytes?: number;
 }
 
+/** Cluster mode: the database lives in the NATS cluster, and this node is one of its holders. */
+export interface HostClusterSettings {
+  servers: string[];
+  /** The database's key in the cluster (its uuid). */
+  database: string;
+  node: string;
+  region: string;
+  /** Where other nodes send this node the requests it must serve as the primary. */
+  url: string;
+  leaseTtlMs: number;
+  replicas: number;
+  sessionWaitMs: number;
+}
+
+/** A node to send a request to (the database's primary), or null when none can be found now. */
+export interface ForwardTarget {
+  node: string;
+  url: string;
+  region: string;
+}
+
 export interface HostReply {
   id: number;
   status: number;
@@ -49,6 +72,8 @@ export interface HostReply {
   bookmark?: string;
   /** Rows read and written (meta sums), for logs and metrics. */
   rows?: [number, number];
+  /** Cluster mode: this node cannot serve the request; the primary can. */
+  forward?: ForwardTarget | null;
 }
 
 export interface DatabaseInfo {

@@ -10,7 +10,7 @@ import type { Env, ServerContext } from '../context.ts';
 import { parseTimestamp } from '../../api/time-travel.ts';
 import type { DatabaseInfo, HistoryPointMessage, HostReply } from '../host/protocol.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
-import { runSql } from './sql.ts';
+import { primaryOf, relay, runSql } from './sql.ts';
 import { transferRoutes } from './transfer.ts';
 
 export class ApiError extends Error {
@@ -147,6 +147,7 @@ export function restRoutes(server: ServerContext) {
     const body = await jsonBody(c, createBody);
     checkNewName(body.name);
     const record = server.catalog.create(body.name);
+    await server.clusterCatalog?.created(record);
     return c.json(success({ ...created(record), primary_location_hint: body.primary_location_hint ?? server.settings.region.toLowerCase() }));
   });
 
@@ -162,7 +163,10 @@ export function restRoutes(server: ServerContext) {
     authorize(c.get('grant'), 'admin', record);
     const body = await jsonBody(c, schema);
     const mode = body.read_replication?.mode ?? record.read_replication;
-    if (mode !== record.read_replication) server.catalog.setReadReplication(record.uuid, mode);
+    if (mode !== record.read_replication) {
+      server.catalog.setReadReplication(record.uuid, mode);
+      await server.clusterCatalog?.changed({ ...record, read_replication: mode });
+    }
     return c.json(success(await describe({ ...record, read_replication: mode })));
   };
   app.put('/accounts/:account/d1/database/:db', update(updateBody));
@@ -172,6 +176,8 @@ export function restRoutes(server: ServerContext) {
     const record = database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin', record);
     await server.pool.stop(record.uuid);
+    // The cluster first: when NATS cannot take the deletion, nothing is deleted anywhere.
+    await server.clusterCatalog?.removed(record.uuid, record.name);
     server.catalog.remove(record.uuid);
     removeFiles(server.catalog.file(record.uuid));
     return c.json(success(null));
@@ -183,6 +189,7 @@ export function restRoutes(server: ServerContext) {
   /** A history operation in the database's host; a point it cannot honour is a 400 with its reason. */
   const history = async (record: DatabaseRecord, body: Parameters<typeof server.pool.send>[2]): Promise<unknown> => {
     const reply: HostReply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), body, 0);
+    if (reply.forward !== undefined) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; retry.');
     const parsed = JSON.parse(reply.body);
     if (reply.status === 400) throw new ApiError(400, ErrorCodes.badRequest, parsed.error);
     if (reply.status !== 200) throw new ApiError(500, ErrorCodes.sql, parsed.errors?.[0]?.message ?? 'Time Travel failed');
@@ -191,6 +198,8 @@ export function restRoutes(server: ServerContext) {
 
   app.get('/accounts/:account/d1/database/:db/time_travel/bookmark', async (c) => {
     const record = database(c, c.get('grant'));
+    const primary = await primaryOf(server, record);
+    if (primary !== 'self') return relay(server, c, primary);
     const timestamp = c.req.query('timestamp');
     return c.json(success(await history(record, { op: 'bookmark', timestamp: timestamp === undefined ? undefined : timestampOf(timestamp) })));
   });
@@ -198,6 +207,8 @@ export function restRoutes(server: ServerContext) {
   app.post('/accounts/:account/d1/database/:db/time_travel/restore', async (c) => {
     const record = database(c, c.get('grant'));
     authorize(c.get('grant'), 'write', record);
+    const primary = await primaryOf(server, record);
+    if (primary !== 'self') return relay(server, c, primary);
     const point = pointOf(c.req.query('bookmark'), c.req.query('timestamp'));
     return c.json(success(await history(record, { op: 'restore', point })));
   });
@@ -206,6 +217,8 @@ export function restRoutes(server: ServerContext) {
   app.post('/accounts/:account/d1/database/:db/fork', async (c) => {
     const source = database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin');
+    const primary = await primaryOf(server, source);
+    if (primary !== 'self') return relay(server, c, primary);
     const body = await jsonBody(c, forkBody);
     checkNewName(body.name);
     const point = pointOf(body.bookmark, body.timestamp === undefined ? undefined : String(body.timestamp));
@@ -219,6 +232,15 @@ export function restRoutes(server: ServerContext) {
       throw e;
     }
     const record = server.catalog.create(body.name, uuid);
+    try {
+      await server.clusterCatalog?.created(record);
+    } catch (e) {
+      removeFiles(file);
+      throw e;
+    }
+    // In a cluster, the fork's history starts here, from its file, before any other node can
+    // take the new database (and start it empty).
+    if (server.clusterCatalog) await primaryOf(server, record);
     return c.json(success({ ...created(record), forked_from: { uuid: source.uuid, bookmark: forked.bookmark }, bookmark: forked.forkBookmark }));
   });
 

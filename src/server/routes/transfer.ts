@@ -12,8 +12,10 @@ import { authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { HostFailure } from '../host/pool.ts';
+import type { HostReply } from '../host/protocol.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { ApiError, jsonBody } from './rest.ts';
+import { primaryOf, relay } from './sql.ts';
 
 const TRANSFER_TTL_MS = 60 * 60 * 1000;
 
@@ -54,6 +56,8 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
 
   app.post('/export', async (c) => {
     const record = database(c, c.get('grant'));
+    const primary = await primaryOf(server, record);
+    if (primary !== 'self') return relay(server, c, primary);
     const body = await jsonBody(c, exportBody);
     expire(server);
     const key = randomBytes(24).toString('base64url');
@@ -89,6 +93,9 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
   app.post('/import', async (c) => {
     const record = database(c, c.get('grant'));
     authorize(c.get('grant'), 'write', record);
+    // Every step of an import (the upload URL included) is the primary's.
+    const primary = await primaryOf(server, record);
+    if (primary !== 'self') return relay(server, c, primary);
     const body = await jsonBody(c, importBody);
     expire(server);
     if (body.action === 'init') {
@@ -114,6 +121,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
       throw e;
     }
     rmSync(transfer.file, { force: true });
+    if ((reply as HostReply).forward !== undefined) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
     const answer = JSON.parse(reply.body);
     if (reply.status !== 200) {
       const error = answer.errors?.[0]?.message ?? 'import failed';
