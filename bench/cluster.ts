@@ -178,11 +178,15 @@ try {
   const end = (await execute(primary, database, 'SELECT count(*) FROM t')).bookmark!;
   for (const node of followers) await execute(node, database, 'SELECT 1', [], end);
   const rows = sequenceOf(end);
-  const read = (url: string) => execute(url, database, 'SELECT v FROM t WHERE id = ?', [1 + Math.floor(Math.random() * rows)], 'first-unconstrained');
+  const read = (url: string, db = database, max = rows) => execute(url, db, 'SELECT v FROM t WHERE id = ?', [1 + Math.floor(Math.random() * max)], 'first-unconstrained');
+  const singleRows = sequenceOf((await execute(single, singleDb, 'SELECT 1')).bookmark!);
+  const alone = await throughput(READERS, () => read(single, singleDb, singleRows));
   const one = await throughput(READERS, () => read(primary));
   const three = await throughput(READERS, (caller) => read(nodes[caller % 3]!));
   console.log(`\n3. session reads (first-unconstrained), ${READERS} callers in this process, reads/s`);
-  console.log(`1 node serving ${one.toFixed(0).padStart(7)}\n3 nodes serving ${three.toFixed(0).padStart(6)}   ${(three / one).toFixed(2)}× (goal ≥ 2.5× where cores allow: this machine has ${os.cpus().length})`);
+  console.log(`single node, no cluster ${alone.toFixed(0).padStart(7)}`);
+  console.log(`cluster, 1 node serving ${one.toFixed(0).padStart(7)}   ${(one / alone).toFixed(2)}× the single node`);
+  console.log(`cluster, 3 nodes serving ${three.toFixed(0).padStart(6)}   ${(three / one).toFixed(2)}× 1 node (goal ≥ 2.5× where cores allow: this machine has ${os.cpus().length})`);
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
   await pause(500);
