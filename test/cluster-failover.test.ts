@@ -1,5 +1,5 @@
 // Cluster failover end to end, with real processes: three `dione serve` nodes on a 3-node NATS
-// cluster (test/helpers/dione-cluster.ts), lease TTL 3 s.
+// cluster (test/helpers/dione-clusterOf().ts), lease TTL 3 s.
 // - The primary's node is SIGKILLed (with its database host processes) while two writers write
 //   unique keys through the two other nodes: another node takes the lease, catches up and
 //   acknowledges writes within 10 s of the kill; no acknowledged write is lost, none is applied
@@ -11,30 +11,19 @@
 // - One NATS server (the leader of the database's log stream) is SIGKILLed: writes and reads go on
 //   with the two others once NATS has elected new leaders.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import type { D1Meta } from '../src/api/types.ts';
 import { streamNameOf } from '../src/cluster/stream-log.ts';
-import { type DioneCluster, startDioneCluster, within } from './helpers/dione-cluster.ts';
+import { PROBE, THREE_NODES, useDioneCluster, within } from './helpers/dione-cluster.ts';
 
-const NODES = [
-  { name: 'a', region: 'WEUR' },
-  { name: 'b', region: 'ENAM' },
-  { name: 'c', region: 'APAC' },
-];
-const names = NODES.map((n) => n.name);
+/** The nodes, and the one this file adds. */
+const nodes = [...THREE_NODES];
+const names = nodes.map((n) => n.name);
 const FAILOVER_LIMIT_MS = 10_000;
-/** A read that touches the file, so a copy's answer carries that copy's bookmark. */
-const PROBE = 'SELECT count(*) AS n FROM sqlite_master';
 
-let cluster: DioneCluster;
-before(async () => {
-  cluster = await startDioneCluster({ nodes: NODES, leaseTtlMs: 3000 });
-});
-after(async () => {
-  await cluster?.close();
-});
+const clusterOf = useDioneCluster();
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -55,7 +44,7 @@ interface Attempt {
 
 /** Rows of w per key, read at the primary. */
 async function countsByKey(): Promise<Map<string, number>> {
-  const rows = await cluster.client(primary, 'orders').prepare('SELECT k, count(*) AS n FROM w GROUP BY k').all<{ k: string; n: number }>();
+  const rows = await clusterOf().client(primary, 'orders').prepare('SELECT k, count(*) AS n FROM w GROUP BY k').all<{ k: string; n: number }>();
   return new Map(rows.results.map((r) => [r.k, r.n]));
 }
 
@@ -79,9 +68,9 @@ function checkCounts(counts: Map<string, number>, what: string): { acked: number
 }
 
 test('SIGKILL of the primary node while writers write through the others: a new primary serves writes within 10 s, no acknowledged write lost or doubled', async (t) => {
-  uuid = await cluster.createDatabase(0, 'orders');
+  uuid = await clusterOf().createDatabase(0, 'orders');
   // No key on w: a write applied twice would be two rows.
-  const created = await cluster.client(0, 'orders').prepare('CREATE TABLE w (k TEXT NOT NULL, via TEXT, at TEXT DEFAULT CURRENT_TIMESTAMP)').run();
+  const created = await clusterOf().client(0, 'orders').prepare('CREATE TABLE w (k TEXT NOT NULL, via TEXT, at TEXT DEFAULT CURRENT_TIMESTAMP)').run();
   victim = names.indexOf(String(created.meta.served_by));
   assert.ok(victim >= 0 && created.meta.served_by_primary === true, JSON.stringify(created.meta));
   const writers = [0, 1, 2].filter((i) => i !== victim);
@@ -89,7 +78,7 @@ test('SIGKILL of the primary node while writers write through the others: a new 
   let stop = false;
   const attempts: Attempt[] = [];
   const write = async (node: number) => {
-    const db = cluster.client(node, 'orders');
+    const db = clusterOf().client(node, 'orders');
     for (let n = 0; !stop; n++) {
       const key = `${names[node]}-${n}`;
       const attempt: Attempt = { key, started: Date.now(), ended: 0 };
@@ -117,7 +106,7 @@ test('SIGKILL of the primary node while writers write through the others: a new 
     );
 
     const killedAt = Date.now();
-    const killed = await cluster.kill(victim);
+    const killed = await clusterOf().kill(victim);
     t.diagnostic(`killed ${names[victim]} (the primary): processes ${killed.join(', ')} (the server and its database host processes)`);
     assert.ok(killed.length >= 2, 'the node had database host processes');
 
@@ -142,7 +131,7 @@ test('SIGKILL of the primary node while writers write through the others: a new 
     for (const a of after.filter((x) => x.ended > after[0]!.ended + 2000)) {
       assert.equal(a.meta!.served_by, names[primary], `${a.key}: writes settle on one primary`);
       assert.equal(a.meta!.served_by_primary, true);
-      assert.equal(a.meta!.served_by_region, NODES[primary]!.region);
+      assert.equal(a.meta!.served_by_region, nodes[primary]!.region);
     }
   } finally {
     stop = true;
@@ -160,7 +149,7 @@ test('SIGKILL of the primary node while writers write through the others: a new 
 /** Polls node i's own copy (first-unconstrained) until it has the primary's bookmark and content. */
 async function caughtUp(i: number, boundMs: number): Promise<{ ms: number; bookmark: string }> {
   const started = Date.now();
-  const atPrimary = cluster.client(primary, 'orders').withSession('first-primary');
+  const atPrimary = clusterOf().client(primary, 'orders').withSession('first-primary');
   const expected = await atPrimary.prepare('SELECT k, via, at FROM w ORDER BY rowid').all();
   await atPrimary.prepare(PROBE).run();
   const bookmark = atPrimary.getBookmark()!;
@@ -168,11 +157,13 @@ async function caughtUp(i: number, boundMs: number): Promise<{ ms: number; bookm
   const done = await within(
     boundMs,
     async () => {
-      const session = cluster.client(i, 'orders').withSession('first-unconstrained');
+      const session = clusterOf().client(i, 'orders').withSession('first-unconstrained');
       try {
         const rows = await session.prepare('SELECT k, via, at FROM w ORDER BY rowid').all();
         last = { bookmark: session.getBookmark(), rows: rows.results.length, meta: rows.meta };
-        if (session.getBookmark() !== bookmark) return undefined;
+        // A node without a copy of its own yet (one that stepped down rebuilds it) hands session
+        // reads to the primary: keep waiting for its own copy.
+        if (session.getBookmark() !== bookmark || rows.meta.served_by !== names[i]) return undefined;
         assert.deepEqual(rows.results, expected.results, `${names[i]}'s copy has the primary's rows`);
         return rows.meta;
       } catch (e) {
@@ -186,19 +177,19 @@ async function caughtUp(i: number, boundMs: number): Promise<{ ms: number; bookm
   assert.ok(done, `${names[i]}'s copy reaches the primary's bookmark ${bookmark} within ${boundMs} ms; last seen: ${JSON.stringify(last)}`);
   assert.equal(done.served_by, names[i], `the read was served by ${names[i]}'s own copy`);
   assert.equal(done.served_by_primary, false);
-  assert.equal(done.served_by_region, NODES[i]!.region);
+  assert.equal(done.served_by_region, nodes[i]!.region);
   return { ms: Date.now() - started, bookmark };
 }
 
 test('the killed node starts again with its data directory: it rejoins as a follower and catches up', async (t) => {
   assert.ok(primary >= 0, 'the failover test found the new primary');
   const started = Date.now();
-  await cluster.restart(victim);
+  await clusterOf().restart(victim);
   const listening = Date.now() - started;
   const { ms, bookmark } = await caughtUp(victim, 20_000);
   t.diagnostic(`${names[victim]} listened ${listening} ms after it was started; its copy reached the primary's bookmark ${bookmark} ${ms} ms later`);
   // It forwards writes to the new primary.
-  const r = await cluster.client(victim, 'orders').prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind('rejoined', names[victim]).run();
+  const r = await clusterOf().client(victim, 'orders').prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind('rejoined', names[victim]).run();
   outcomes.set('rejoined', 'acked');
   assert.equal(r.meta.served_by, names[primary]);
   assert.equal(r.meta.served_by_primary, true);
@@ -208,27 +199,27 @@ test('the killed node starts again with its data directory: it rejoins as a foll
 test('a brand-new node with an empty data directory joins and builds its copy from the object-store snapshot and the log', async (t) => {
   assert.ok(primary >= 0, 'the failover test found the new primary');
   const started = Date.now();
-  await cluster.add({ name: 'd', region: 'OC' });
-  const d = cluster.nodes.length - 1;
-  NODES.push({ name: 'd', region: 'OC' });
+  await clusterOf().add({ name: 'd', region: 'OC' });
+  const d = clusterOf().nodes.length - 1;
+  nodes.push({ name: 'd', region: 'OC' });
   names.push('d');
   const listening = Date.now() - started;
   // The catalogue reached it: the database and the token.
   const listed = await within(10_000, async () => {
-    const { status, body } = await cluster.request(d, `${cluster.api(d)}?name=orders`);
+    const { status, body } = await clusterOf().request(d, `${clusterOf().api(d)}?name=orders`);
     return status === 200 && body.result.some((x: { uuid: string }) => x.uuid === uuid) ? true : undefined;
   });
   assert.ok(listed, 'the new node knows the database and accepts the token');
   const { ms, bookmark } = await caughtUp(d, 20_000);
   t.diagnostic(`the new node listened ${listening} ms after it was started; its copy reached the primary's bookmark ${bookmark} ${ms} ms later`);
-  const r = await cluster.client(d, 'orders').prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind('newcomer', 'd').run();
+  const r = await clusterOf().client(d, 'orders').prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind('newcomer', 'd').run();
   outcomes.set('newcomer', 'acked');
   assert.equal(r.meta.served_by, names[primary]);
 });
 
 test('SIGKILL of one NATS server (the leader of the log stream): writes and reads go on with the two others', async (t) => {
   assert.ok(primary >= 0, 'the failover test found the new primary');
-  const nc = await natsConnect({ servers: cluster.nats.urls, timeout: 2000 });
+  const nc = await natsConnect({ servers: clusterOf().nats.urls, timeout: 2000 });
   let leader: string | undefined;
   try {
     const jsm = await jetstreamManager(nc);
@@ -236,20 +227,20 @@ test('SIGKILL of one NATS server (the leader of the log stream): writes and read
   } finally {
     await nc.close();
   }
-  const n = cluster.nats.nodes.findIndex((node) => node.name === leader);
+  const n = clusterOf().nats.nodes.findIndex((node) => node.name === leader);
   assert.ok(n >= 0, `the log stream has a leader among the NATS servers: ${leader}`);
   const killedAt = Date.now();
-  await cluster.nats.kill(n);
+  await clusterOf().nats.kill(n);
 
   // Every Dione node takes a write (forwarded to the primary), after a bounded wait for the elections:
   // each writes every 300 ms until one succeeds (all nodes at once).
-  const live = cluster.nodes.map((_, i) => i).filter((i) => cluster.running(i));
+  const live = clusterOf().nodes.map((_, i) => i).filter((i) => clusterOf().running(i));
   const firstWrite = new Map<number, number>();
   const timeline: string[] = [];
   let key = 0;
   await Promise.all(
     live.map(async (i) => {
-      const db = cluster.client(i, 'orders');
+      const db = clusterOf().client(i, 'orders');
       while (Date.now() - killedAt < 20_000) {
         const k = `nats-${key++}`;
         outcomes.set(k, 'unknown');
@@ -268,13 +259,13 @@ test('SIGKILL of one NATS server (the leader of the log stream): writes and read
       }
     }),
   );
-  const stderr = live.map((i) => `=== ${names[i]}\n${cluster.nodes[i]!.stderr().split('\n').slice(-8).join('\n')}`).join('\n');
+  const stderr = live.map((i) => `=== ${names[i]}\n${clusterOf().nodes[i]!.stderr().split('\n').slice(-8).join('\n')}`).join('\n');
   t.diagnostic(`killed NATS server ${leader} (leader of the log stream); first successful write through ${live.map((i) => `${names[i]} after ${firstWrite.get(i)} ms`).join(', ')}`);
   assert.equal(firstWrite.size, live.length, `a write through every node succeeds within 20 s of killing NATS server ${leader}:\n${timeline.join('\n')}\n${stderr}`);
   // Then writes answer promptly, and each node's copy follows.
   for (const i of live) {
     const started = Date.now();
-    const r = await cluster.client(i, 'orders').prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind(`after-election-${names[i]}`, names[i]).run();
+    const r = await clusterOf().client(i, 'orders').prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind(`after-election-${names[i]}`, names[i]).run();
     outcomes.set(`after-election-${names[i]}`, 'acked');
     assert.ok(Date.now() - started < 5000, `a write through ${names[i]} took ${Date.now() - started} ms`);
     assert.equal(r.meta.served_by_primary, true);

@@ -1,5 +1,5 @@
 // The whole NATS cluster unreachable, end to end with real processes: three `dione serve` nodes on a
-// 3-node NATS cluster (test/helpers/dione-cluster.ts), lease TTL 3 s. Every NATS server is
+// 3-node NATS cluster (test/helpers/dione-clusterOf().ts), lease TTL 3 s. Every NATS server is
 // SIGKILLed:
 // - a write (through the primary's node, or through a follower) gets a clear error, within 15 s;
 // - every server process stays up and answers; followers keep serving session reads
@@ -12,29 +12,17 @@
 // The outage test collects every problem it sees and then fails once, listing them all, so one
 // run shows the whole picture.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { D1Meta } from '../src/api/types.ts';
-import { type DioneCluster, startDioneCluster, within } from './helpers/dione-cluster.ts';
+import { PROBE, THREE_NODES, useDioneCluster, within } from './helpers/dione-cluster.ts';
 
-const NODES = [
-  { name: 'a', region: 'WEUR' },
-  { name: 'b', region: 'ENAM' },
-  { name: 'c', region: 'APAC' },
-];
-const names = NODES.map((n) => n.name);
+const names = THREE_NODES.map((n) => n.name);
 /** A write must be answered (with an error) within this while NATS is down. */
 const ANSWER_LIMIT_MS = 15_000;
 /** Writes must work again within this after the NATS servers are back. */
 const RECOVERY_LIMIT_MS = 30_000;
-const PROBE = 'SELECT count(*) AS n FROM sqlite_master';
 
-let cluster: DioneCluster;
-before(async () => {
-  cluster = await startDioneCluster({ nodes: NODES, leaseTtlMs: 3000 });
-});
-after(async () => {
-  await cluster?.close();
-});
+const clusterOf = useDioneCluster();
 
 let primary = -1;
 /** The node started while NATS was down. */
@@ -44,14 +32,14 @@ let acknowledgedBefore = 0;
 
 async function write(node: number, key: string): Promise<D1Meta> {
   outcomes.set(key, 'unknown');
-  const r = await cluster.client(node, 'outage').prepare('INSERT INTO t (k, via) VALUES (?, ?)').bind(key, names[node]).run();
+  const r = await clusterOf().client(node, 'outage').prepare('INSERT INTO t (k, via) VALUES (?, ?)').bind(key, names[node]).run();
   outcomes.set(key, 'acked');
   return r.meta;
 }
 
 test('every NATS server down: writes get a clear error in bounded time, servers stay up, followers serve session reads from their copies', async (t) => {
-  await cluster.createDatabase(0, 'outage');
-  const created = await cluster.client(0, 'outage').prepare('CREATE TABLE t (k TEXT NOT NULL, via TEXT)').run();
+  await clusterOf().createDatabase(0, 'outage');
+  const created = await clusterOf().client(0, 'outage').prepare('CREATE TABLE t (k TEXT NOT NULL, via TEXT)').run();
   primary = names.indexOf(String(created.meta.served_by));
   assert.ok(primary >= 0, JSON.stringify(created.meta));
   const followers = [0, 1, 2].filter((i) => i !== primary);
@@ -60,7 +48,7 @@ test('every NATS server down: writes get a clear error in bounded time, servers 
   // Each follower's copy has every row (and its host is running: a node follows a database once it served it).
   for (const i of followers) {
     const seen = await within(10_000, async () => {
-      const r = await cluster.client(i, 'outage').withSession().prepare('SELECT count(*) AS n FROM t').run<{ n: number }>();
+      const r = await clusterOf().client(i, 'outage').withSession().prepare('SELECT count(*) AS n FROM t').run<{ n: number }>();
       return r.results[0]!.n === 6 ? r.meta : undefined;
     });
     assert.ok(seen, `${names[i]}'s copy has the 6 rows`);
@@ -68,12 +56,12 @@ test('every NATS server down: writes get a clear error in bounded time, servers 
   }
 
   const downAt = Date.now();
-  await Promise.all(cluster.nats.nodes.map((_, n) => cluster.nats.kill(n)));
-  t.diagnostic(`killed every NATS server (${cluster.nats.nodes.map((n) => n.name).join(', ')})`);
+  await Promise.all(clusterOf().nats.nodes.map((_, n) => clusterOf().nats.kill(n)));
+  t.diagnostic(`killed every NATS server (${clusterOf().nats.nodes.map((n) => n.name).join(', ')})`);
 
   // A node started now waits for NATS, and says so.
-  await cluster.add({ name: 'd', region: 'SAM' }, { wait: false });
-  late = cluster.nodes.length - 1;
+  await clusterOf().add({ name: 'd', region: 'SAM' }, { wait: false });
+  late = clusterOf().nodes.length - 1;
   names.push('d');
 
   const problems: string[] = [];
@@ -82,7 +70,7 @@ test('every NATS server down: writes get a clear error in bounded time, servers 
     for (const i of followers) {
       const started = Date.now();
       try {
-        const r = await cluster.client(i, 'outage').withSession('first-unconstrained').prepare('SELECT count(*) AS n FROM t').run<{ n: number }>();
+        const r = await clusterOf().client(i, 'outage').withSession('first-unconstrained').prepare('SELECT count(*) AS n FROM t').run<{ n: number }>();
         const ms = Date.now() - started;
         if (r.results[0]!.n !== 6 || r.meta.served_by !== names[i] || r.meta.served_by_primary !== false || ms > 2000) {
           problems.push(`${when}: a session read on follower ${names[i]} answered ${JSON.stringify(r.results)} after ${ms} ms, meta ${JSON.stringify(r.meta)}`);
@@ -119,9 +107,9 @@ test('every NATS server down: writes get a clear error in bounded time, servers 
 
   // Every server process is up and answers.
   for (const i of [0, 1, 2]) {
-    if (!cluster.running(i)) problems.push(`${names[i]}'s server process exited`);
+    if (!clusterOf().running(i)) problems.push(`${names[i]}'s server process exited`);
     else {
-      const { status } = await cluster.request(i, `${cluster.api(i)}?name=outage`, { timeoutMs: 5000 });
+      const { status } = await clusterOf().request(i, `${clusterOf().api(i)}?name=outage`, { timeoutMs: 5000 });
       if (status !== 200) problems.push(`${names[i]} answers the REST API with ${status}`);
     }
   }
@@ -130,9 +118,9 @@ test('every NATS server down: writes get a clear error in bounded time, servers 
 
   // The node started during the outage says it cannot reach NATS.
   // (It tries at once, but on a loaded machine the process itself can take seconds to load.)
-  const said = await within(20_000, async () => (/NATS/i.test(cluster.nodes[late]!.stderr().replace(/^(--- start|dione: cluster node).*$/gm, '')) ? true : undefined), 100);
-  const output = `stderr:\n${cluster.nodes[late]!.stderr().slice(-1000)}\nstdout:\n${cluster.nodes[late]!.stdout().slice(-1000)}`;
-  if (!cluster.running(late)) problems.push(`the node started during the outage exited\n${output}`);
+  const said = await within(20_000, async () => (/NATS/i.test(clusterOf().nodes[late]!.stderr().replace(/^(--- start|dione: cluster node).*$/gm, '')) ? true : undefined), 100);
+  const output = `stderr:\n${clusterOf().nodes[late]!.stderr().slice(-1000)}\nstdout:\n${clusterOf().nodes[late]!.stdout().slice(-1000)}`;
+  if (!clusterOf().running(late)) problems.push(`the node started during the outage exited\n${output}`);
   if (!said) problems.push(`the node started while NATS is down does not say so on stderr\n${output}`);
   t.diagnostic(`${Date.now() - downAt} ms into the outage; ${problems.length} problems`);
   assert.deepEqual(problems, [], `with every NATS server down:\n${problems.join('\n')}`);
@@ -141,7 +129,7 @@ test('every NATS server down: writes get a clear error in bounded time, servers 
 test('NATS back: writes succeed again by themselves within a bound; the node started meanwhile comes up; nothing acknowledged is lost', async (t) => {
   assert.ok(primary >= 0, 'the outage test ran');
   const restartedAt = Date.now();
-  await Promise.all(cluster.nats.nodes.map((_, n) => cluster.nats.restart(n)));
+  await Promise.all(clusterOf().nats.nodes.map((_, n) => clusterOf().nats.restart(n)));
   const natsUp = Date.now() - restartedAt;
 
   // Writes through every original node, retried until they succeed.
@@ -170,14 +158,14 @@ test('NATS back: writes succeed again by themselves within a bound; the node sta
   );
 
   // The node started during the outage comes up once NATS is there.
-  const listening = await within(30_000, async () => (/listening on http/.test(cluster.nodes[late]!.stderr()) ? true : undefined), 100);
-  assert.ok(listening, `node d listens once NATS is back\n${cluster.nodes[late]!.stderr().slice(-2000)}`);
+  const listening = await within(30_000, async () => (/listening on http/.test(clusterOf().nodes[late]!.stderr()) ? true : undefined), 100);
+  assert.ok(listening, `node d listens once NATS is back\n${clusterOf().nodes[late]!.stderr().slice(-2000)}`);
   t.diagnostic(`node d listened ${Date.now() - restartedAt} ms after NATS was started again`);
-  const known = await within(10_000, async () => ((await cluster.request(late, `${cluster.api(late)}?name=outage`)).body.result?.length === 1 ? true : undefined));
+  const known = await within(10_000, async () => ((await clusterOf().request(late, `${clusterOf().api(late)}?name=outage`)).body.result?.length === 1 ? true : undefined));
   assert.ok(known, 'node d knows the database and accepts the token');
 
   // Nothing acknowledged is lost or doubled; every copy (d's included) equals the primary's.
-  const atPrimary = cluster.client(primary, 'outage').withSession('first-primary');
+  const atPrimary = clusterOf().client(primary, 'outage').withSession('first-primary');
   const rows = await atPrimary.prepare('SELECT k, via FROM t ORDER BY rowid').all<{ k: string; via: string }>();
   await atPrimary.prepare(PROBE).run();
   const bookmark = atPrimary.getBookmark()!;
@@ -201,7 +189,7 @@ test('NATS back: writes succeed again by themselves within a bound; the node sta
     const meta = await within(
       20_000,
       async () => {
-        const session = cluster.client(i, 'outage').withSession('first-unconstrained');
+        const session = clusterOf().client(i, 'outage').withSession('first-unconstrained');
         const got = await session.prepare('SELECT k, via FROM t ORDER BY rowid').all();
         last = `${session.getBookmark()} (${got.results.length} rows, served by ${got.meta.served_by})`;
         if (session.getBookmark() !== bookmark) return undefined;

@@ -1,6 +1,6 @@
 // Cluster mode end to end, through the public interfaces only: three `dione serve` processes
 // (regions WEUR, ENAM, APAC) are nodes of one cluster on a 3-node NATS JetStream cluster
-// (test/helpers/dione-cluster.ts). Covered here:
+// (test/helpers/dione-clusterOf().ts). Covered here:
 // - a database created through one node's REST API is listed and usable through every node; writes
 //   through any node land (followers forward them to the primary); reads without a session are the
 //   primary's; meta.served_by / served_by_region / served_by_primary name the node that served;
@@ -17,39 +17,21 @@
 // The workload's seed is printed; DIONE_CLUSTER_SEED=<seed> replays one.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { D1Meta, D1Result } from '../src/api/types.ts';
 import type { D1Database } from '../src/binding/database.ts';
 import type { D1DatabaseSession } from '../src/binding/session.ts';
-import { type DioneCluster, startDioneCluster, within } from './helpers/dione-cluster.ts';
+import { PROBE, THREE_NODES, useDioneCluster, within } from './helpers/dione-cluster.ts';
 import { mulberry32 } from './helpers/random.ts';
 
-const NODES = [
-  { name: 'a', region: 'WEUR' },
-  { name: 'b', region: 'ENAM' },
-  { name: 'c', region: 'APAC' },
-];
-const names = NODES.map((n) => n.name);
+const names = THREE_NODES.map((n) => n.name);
 
-let cluster: DioneCluster;
-before(async () => {
-  cluster = await startDioneCluster({ nodes: NODES, leaseTtlMs: 3000 });
-});
-after(async () => {
-  await cluster?.close();
-});
-
-/**
- * A read that touches the database file, so its bookmark is that of the copy it read. (A read that
- * touches no table, such as SELECT 1, is answered with the bookmark the node's engine last noticed:
- * see the TODO test at the end.)
- */
-const PROBE = 'SELECT count(*) AS n FROM sqlite_master';
+const clusterOf = useDioneCluster();
 
 function assertServedBy(meta: D1Meta, node: number, primary: boolean, what: string): void {
   assert.deepEqual(
     { served_by: meta.served_by, served_by_region: meta.served_by_region, served_by_primary: meta.served_by_primary },
-    { served_by: names[node], served_by_region: NODES[node]!.region, served_by_primary: primary },
+    { served_by: names[node], served_by_region: THREE_NODES[node]!.region, served_by_primary: primary },
     `${what}: meta names the node that served`,
   );
 }
@@ -58,17 +40,17 @@ function assertServedBy(meta: D1Meta, node: number, primary: boolean, what: stri
 let shopPrimary = -1;
 
 test('a database created through one node is usable through every node; writes are forwarded to the primary; meta tells who served', async (t) => {
-  t.diagnostic(`the admin token made in a's data directory (as \`dione token create\` does) was accepted by ${names.map((n, i) => `${n} after ${cluster.tokenSpreadMs[i]} ms`).join(', ')}`);
-  const uuid = await cluster.createDatabase(1, 'shop');
+  t.diagnostic(`the admin token made in a's data directory (as \`dione token create\` does) was accepted by ${names.map((n, i) => `${n} after ${clusterOf().tokenSpreadMs[i]} ms`).join(', ')}`);
+  const uuid = await clusterOf().createDatabase(1, 'shop');
   // Listed by every node (the catalogue is shared).
   for (const i of [0, 1, 2]) {
     const listed = await within(10_000, async () => {
-      const { body } = await cluster.request(i, `${cluster.api(i)}?name=shop`);
+      const { body } = await clusterOf().request(i, `${clusterOf().api(i)}?name=shop`);
       return body.result?.some((d: { uuid: string }) => d.uuid === uuid) ? true : undefined;
     });
     assert.ok(listed, `node ${names[i]} lists the database created on b`);
   }
-  const dbs = [0, 1, 2].map((i) => cluster.client(i, 'shop'));
+  const dbs = [0, 1, 2].map((i) => clusterOf().client(i, 'shop'));
   const created = await dbs[0]!.prepare('CREATE TABLE orders (id INTEGER PRIMARY KEY, via TEXT, at TEXT DEFAULT CURRENT_TIMESTAMP)').run();
   shopPrimary = names.indexOf(created.meta.served_by ?? '');
   assert.ok(shopPrimary >= 0, `served_by names a node: ${JSON.stringify(created.meta)}`);
@@ -101,7 +83,7 @@ test('a database created through one node is usable through every node; writes a
 
   // REST /query and /raw on each follower: forwarded to the primary, writes included.
   for (const i of [0, 1, 2].filter((n) => n !== shopPrimary)) {
-    const query = await cluster.request(i, `${cluster.api(i)}/${uuid}/query`, {
+    const query = await clusterOf().request(i, `${clusterOf().api(i)}/${uuid}/query`, {
       method: 'POST',
       body: JSON.stringify({ sql: 'INSERT INTO orders (id, via) VALUES (?, ?) RETURNING id', params: [100 + i, `rest ${names[i]}`] }),
     });
@@ -109,7 +91,7 @@ test('a database created through one node is usable through every node; writes a
     assert.equal(query.body.success, true);
     assert.deepEqual(query.body.result[0].results, [{ id: 100 + i }]);
     assertServedBy(query.body.result[0].meta, shopPrimary, true, `REST /query (a write) on ${names[i]}`);
-    const raw = await cluster.request(i, `${cluster.api(i)}/${uuid}/raw`, {
+    const raw = await clusterOf().request(i, `${clusterOf().api(i)}/${uuid}/raw`, {
       method: 'POST',
       body: JSON.stringify({ sql: 'SELECT via FROM orders WHERE id = ?', params: [100 + i] }),
     });
@@ -133,7 +115,7 @@ test('a database created through one node is usable through every node; writes a
 test('sessions over dione/client: unconstrained reads are local, first-primary starts at the primary, bookmarks give sequential consistency', async (t) => {
   assert.ok(shopPrimary >= 0, 'the previous test found the primary');
   const followers = [0, 1, 2].filter((i) => i !== shopPrimary);
-  const dbs = [0, 1, 2].map((i) => cluster.client(i, 'shop'));
+  const dbs = [0, 1, 2].map((i) => clusterOf().client(i, 'shop'));
   await dbs[0]!.exec('CREATE TABLE seen (k TEXT PRIMARY KEY, via TEXT)');
 
   for (const i of followers) {
@@ -367,8 +349,8 @@ const SEED = process.env.DIONE_CLUSTER_SEED ? Number(process.env.DIONE_CLUSTER_S
 test(`replica = primary: a random workload through random nodes leaves every copy equal to the primary (seed ${SEED})`, async (t) => {
   t.diagnostic(`seed ${SEED} (replay with DIONE_CLUSTER_SEED=${SEED})`);
   const rng = mulberry32(SEED);
-  await cluster.createDatabase(2, 'mix');
-  const dbs: D1Database[] = [0, 1, 2].map((i) => cluster.client(i, 'mix', { intMode: 'bigint' }));
+  await clusterOf().createDatabase(2, 'mix');
+  const dbs: D1Database[] = [0, 1, 2].map((i) => clusterOf().client(i, 'mix', { intMode: 'bigint' }));
   const sessions = dbs.map((db) => db.withSession());
   await dbs[Math.floor(rng() * 3)]!.exec(BASE_SCHEMA.join('\n'));
   const model: Model = { scratch: [], next: 0 };
@@ -435,7 +417,7 @@ test(`replica = primary: a random workload through random nodes leaves every cop
     if (!reached) {
       const probe = dbs[i]!.withSession('first-unconstrained');
       const r = await probe.prepare(PROBE).run();
-      assert.fail(`${names[i]}'s copy does not reach the final bookmark ${final} (primary ${names[primary]}) within 15 s: it is at ${probe.getBookmark()} (served by ${r.meta.served_by})\n${cluster.nodes[i]!.stderr().slice(-3000)}`);
+      assert.fail(`${names[i]}'s copy does not reach the final bookmark ${final} (primary ${names[primary]}) within 15 s: it is at ${probe.getBookmark()} (served by ${r.meta.served_by})\n${clusterOf().nodes[i]!.stderr().slice(-3000)}`);
     }
     const session = dbs[i]!.withSession(final);
     const content = await contentOf(session, i);
@@ -457,8 +439,8 @@ test(`replica = primary: a random workload through random nodes leaves every cop
 test('a follower answers a read that touches no table with its copy\'s bookmark', async () => {
   assert.ok(shopPrimary >= 0, 'the first test found the primary');
   const follower = [0, 1, 2].find((i) => i !== shopPrimary)!;
-  const db = cluster.client(follower, 'shop');
-  const writer = cluster.client(shopPrimary, 'shop').withSession('first-primary');
+  const db = clusterOf().client(follower, 'shop');
+  const writer = clusterOf().client(shopPrimary, 'shop').withSession('first-primary');
   await writer.prepare('INSERT INTO seen (k, via) VALUES (?, ?)').bind('no-table', 'todo').run();
   const target = writer.getBookmark()!;
   let last: string | null = null;

@@ -385,11 +385,20 @@ export class ClusterDatabase {
     return this.holder();
   }
 
+  /**
+   * Who holds the lease: as NATS says, or, when NATS does not answer (unreachable, or electing a
+   * leader for the bucket), the holder last seen: a request sent there is answered or handed on by
+   * that node, which beats waiting out one timeout after another here.
+   */
   private async holder(): Promise<LeaseHolder | undefined> {
     if (!this.reachable) return this.lastHolder;
-    const holder = await this.options.leases.holder(this.options.database).catch(() => undefined);
-    if (holder) this.lastHolder = holder;
-    return holder;
+    try {
+      const holder = await this.options.leases.holder(this.options.database);
+      if (holder) this.lastHolder = holder;
+      return holder;
+    } catch {
+      return this.lastHolder;
+    }
   }
 
   /** The engine serving this node's reads: the primary's, or the follower's copy (for info, exports, backups). */

@@ -26,6 +26,30 @@ export class LogFenced extends Error {
   override name = 'LogFenced';
 }
 
+/**
+ * Puts records back together from their messages, in stream order: returns a record when its last
+ * part arrives. A record cut short (its writer died between parts, and the next writer wrote it
+ * again) is dropped when another record's first part comes.
+ */
+function assembler(): (m: Message) => LogRecord | undefined {
+  let parts: Buffer[] = [];
+  let partsOf: string | undefined;
+  return (m) => {
+    const [part, of] = (m.headers?.get(PART_HEADER) || '1/1').split('/').map(Number) as [number, number];
+    const recordSeq = m.headers?.get(SEQ_HEADER);
+    if (part === 1 || recordSeq !== partsOf) {
+      parts = [];
+      partsOf = recordSeq;
+    }
+    if (part !== parts.length + 1) return undefined;
+    parts.push(Buffer.from(m.data));
+    if (part !== of) return undefined;
+    const record = decodeRecord(Buffer.concat(parts));
+    parts = [];
+    return record;
+  };
+}
+
 export function streamNameOf(database: string): string {
   return `DIONE_LOG_${database.replace(/[^A-Za-z0-9_-]/g, '_')}`;
 }
@@ -142,26 +166,13 @@ export class StreamLog {
     const at = resume ? this.cursor!.next : await this.startOf(seq);
     const end = state.last_seq;
     if (at === undefined || at > end) return;
-    let parts: Buffer[] = [];
-    let partsOf: string | undefined;
+    const assemble = assembler();
     for await (const m of await this.messages(at, end)) {
       if (m.seq > end) break;
-      const [part, of] = (m.headers?.get(PART_HEADER) || '1/1').split('/').map(Number) as [number, number];
-      const recordSeq = m.headers?.get(SEQ_HEADER);
-      if (part === 1 || recordSeq !== partsOf) {
-        parts = [];
-        partsOf = recordSeq;
-      }
-      if (part === parts.length + 1) {
-        parts.push(Buffer.from(m.data));
-        if (part === of) {
-          const record = decodeRecord(Buffer.concat(parts));
-          parts = [];
-          if (record.seq > seq) {
-            this.cursor = { seq: record.seq, next: m.seq + 1 };
-            yield record;
-          }
-        }
+      const record = assemble(m);
+      if (record && record.seq > seq) {
+        this.cursor = { seq: record.seq, next: m.seq + 1 };
+        yield record;
       }
       if (m.seq === end) break;
     }
@@ -177,23 +188,10 @@ export class StreamLog {
     const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
     const messages = await consumer.consume({ max_messages: 512 });
     async function* records(): AsyncGenerator<LogRecord> {
-      let parts: Buffer[] = [];
-      let partsOf: string | undefined;
+      const assemble = assembler();
       for await (const m of messages) {
-        const [part, of] = (m.headers?.get(PART_HEADER) || '1/1').split('/').map(Number) as [number, number];
-        const recordSeq = m.headers?.get(SEQ_HEADER);
-        if (part === 1 || recordSeq !== partsOf) {
-          parts = [];
-          partsOf = recordSeq;
-        }
-        if (part === parts.length + 1) {
-          parts.push(Buffer.from(m.data));
-          if (part === of) {
-            const record = decodeRecord(Buffer.concat(parts));
-            parts = [];
-            if (record.seq > seq) yield record;
-          }
-        }
+        const record = assemble(m);
+        if (record && record.seq > seq) yield record;
       }
     }
     return { records: records(), stop: () => void messages.close() };

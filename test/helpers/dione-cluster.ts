@@ -22,6 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import type { IntMode } from '../../src/api/types.ts';
 import type { D1Database } from '../../src/binding/database.ts';
 import { connect } from '../../src/client/connect.ts';
@@ -423,4 +424,26 @@ export async function within<T>(ms: number, probe: () => Promise<T | undefined>,
     if (Date.now() >= deadline) return undefined;
     await sleep(intervalMs);
   }
+}
+
+/** Three nodes in three regions: the cluster the end-to-end tests run. */
+export const THREE_NODES: NodeSpec[] = [
+  { name: 'a', region: 'WEUR' },
+  { name: 'b', region: 'ENAM' },
+  { name: 'c', region: 'APAC' },
+];
+
+/** A read that touches the database file (its answer carries the bookmark of the copy it read). */
+export const PROBE = 'SELECT count(*) AS n FROM sqlite_master';
+
+/** THREE_NODES (lease TTL 3 s) on their own NATS cluster for one test file: started before its tests, closed after. */
+export function useDioneCluster(): () => DioneCluster {
+  let cluster: DioneCluster | undefined;
+  before(async () => {
+    cluster = await startDioneCluster({ nodes: THREE_NODES, leaseTtlMs: 3000 });
+  });
+  after(async () => {
+    await cluster?.close();
+  });
+  return () => cluster!;
 }
