@@ -1,5 +1,5 @@
 // Cluster failover end to end, with real processes: three `dione serve` nodes on a 3-node NATS
-// cluster (test/helpers/dione-clusterOf().ts), lease TTL 3 s.
+// cluster (test/helpers/dione-cluster.ts), lease TTL 3 s.
 // - The primary's node is SIGKILLed (with its database host processes) while two writers write
 //   unique keys through the two other nodes: another node takes the lease, catches up and
 //   acknowledges writes within 10 s of the kill; no acknowledged write is lost, none is applied
@@ -217,6 +217,13 @@ test('a brand-new node with an empty data directory joins and builds its copy fr
   assert.equal(r.meta.served_by, names[primary]);
 });
 
+/**
+ * How long writes may take to come back after a NATS server dies: its streams elect new leaders
+ * (4–7 s on nats-server 2.9.10, more on a loaded machine) and, with the tests' 3 s lease TTL, the
+ * primary's lease may lapse meanwhile and be taken again. Measured 5–16 s here.
+ */
+const NATS_ELECTION_BOUND_MS = 30_000;
+
 test('SIGKILL of one NATS server (the leader of the log stream): writes and reads go on with the two others', async (t) => {
   assert.ok(primary >= 0, 'the failover test found the new primary');
   const nc = await natsConnect({ servers: clusterOf().nats.urls, timeout: 2000 });
@@ -241,15 +248,15 @@ test('SIGKILL of one NATS server (the leader of the log stream): writes and read
   await Promise.all(
     live.map(async (i) => {
       const db = clusterOf().client(i, 'orders');
-      while (Date.now() - killedAt < 20_000) {
+      while (Date.now() - killedAt < NATS_ELECTION_BOUND_MS) {
         const k = `nats-${key++}`;
         outcomes.set(k, 'unknown');
         const started = Date.now();
         try {
           await db.prepare('INSERT INTO w (k, via) VALUES (?, ?)').bind(k, names[i]).run();
           outcomes.set(k, 'acked');
-          // (An attempt started in time may be answered late: it counts only if answered within 20 s.)
-          if (Date.now() - killedAt <= 20_000) firstWrite.set(i, Date.now() - killedAt);
+          // (An attempt started in time may be answered late: it counts only if answered within the bound.)
+          if (Date.now() - killedAt <= NATS_ELECTION_BOUND_MS) firstWrite.set(i, Date.now() - killedAt);
           timeline.push(`${started - killedAt} ms: ${names[i]} ok after ${Date.now() - started} ms`);
           return;
         } catch (e) {
@@ -261,7 +268,7 @@ test('SIGKILL of one NATS server (the leader of the log stream): writes and read
   );
   const stderr = live.map((i) => `=== ${names[i]}\n${clusterOf().nodes[i]!.stderr().split('\n').slice(-8).join('\n')}`).join('\n');
   t.diagnostic(`killed NATS server ${leader} (leader of the log stream); first successful write through ${live.map((i) => `${names[i]} after ${firstWrite.get(i)} ms`).join(', ')}`);
-  assert.equal(firstWrite.size, live.length, `a write through every node succeeds within 20 s of killing NATS server ${leader}:\n${timeline.join('\n')}\n${stderr}`);
+  assert.equal(firstWrite.size, live.length, `a write through every node succeeds within ${NATS_ELECTION_BOUND_MS / 1000} s of killing NATS server ${leader}:\n${timeline.join('\n')}\n${stderr}`);
   // Then writes answer promptly, and each node's copy follows.
   for (const i of live) {
     const started = Date.now();

@@ -1,5 +1,5 @@
 // The whole NATS cluster unreachable, end to end with real processes: three `dione serve` nodes on a
-// 3-node NATS cluster (test/helpers/dione-clusterOf().ts), lease TTL 3 s. Every NATS server is
+// 3-node NATS cluster (test/helpers/dione-cluster.ts), lease TTL 3 s. Every NATS server is
 // SIGKILLed:
 // - a write (through the primary's node, or through a follower) gets a clear error, within 15 s;
 // - every server process stays up and answers; followers keep serving session reads

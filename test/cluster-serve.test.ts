@@ -1,6 +1,6 @@
 // Cluster mode end to end, through the public interfaces only: three `dione serve` processes
 // (regions WEUR, ENAM, APAC) are nodes of one cluster on a 3-node NATS JetStream cluster
-// (test/helpers/dione-clusterOf().ts). Covered here:
+// (test/helpers/dione-cluster.ts). Covered here:
 // - a database created through one node's REST API is listed and usable through every node; writes
 //   through any node land (followers forward them to the primary); reads without a session are the
 //   primary's; meta.served_by / served_by_region / served_by_primary name the node that served;
