@@ -12,6 +12,7 @@ import { formatBookmark } from '../src/api/bookmark.ts';
 import { ClusterDatabase, clusterTag, type Forward } from '../src/cluster/cluster-database.ts';
 import { Leases } from '../src/cluster/leases.ts';
 import { ObjectSnapshots } from '../src/cluster/object-snapshots.ts';
+import { Engine } from '../src/engine/engine.ts';
 import { tempDir } from './helpers/binding.ts';
 import { useNatsCluster } from './helpers/nats-cluster.ts';
 
@@ -19,11 +20,12 @@ const TTL = 2000;
 const nats = useNatsCluster();
 const { connectTo } = nats;
 
-async function startNode(name: string, dir: string, server: number): Promise<{ db: ClusterDatabase; nc: NatsConnection }> {
+async function startNode(name: string, dir: string, server: number, database = 'orders', seed?: string): Promise<{ db: ClusterDatabase; nc: NatsConnection }> {
   const nc = await connectTo([nats.cluster().urls[server]!]);
   const db = await ClusterDatabase.start({
     nc,
-    database: 'orders',
+    database,
+    seed,
     dir,
     self: { node: name, url: `http://${name}.invalid`, region: name === 'a' ? 'WEUR' : 'ENAM' },
     leases: await Leases.open(nc, { ttlMs: TTL, replicas: 3 }),
@@ -109,5 +111,28 @@ test('a primary that dies is replaced by a follower that has every acknowledged 
   assert.ok(isResponse(onA) && isResponse(onB) && onA.success && onB.success);
   assert.equal(onA.bookmark, onB.bookmark);
   await again.db.stop();
+  await b.db.stop();
+});
+
+test('a database whose first primary stopped before any write starts on the next one from its first snapshot (a fork, say)', async () => {
+  const dir = tempDir();
+  // A fork: a file with a history of its own, the seed of a new cluster database.
+  const seed = path.join(dir, 'fork.sqlite');
+  const source = new Engine(seed);
+  source.execute({ queries: [{ sql: 'CREATE TABLE t (v TEXT)', params: [] }] });
+  source.execute({ queries: [{ sql: "INSERT INTO t VALUES ('from the fork')", params: [] }] });
+  source.close();
+  const a = await startNode('a', path.join(dir, 'a'), 0, 'forked', seed);
+  assert.equal(a.db.role, 'primary');
+  // It stops (giving the lease up) before anything was written to the log.
+  await a.db.stop();
+  await a.nc.close();
+  // b takes the lease at once, never having followed; it has no seed: only the object store's first
+  // snapshot holds the fork's content.
+  const b = await startNode('b', path.join(dir, 'b'), 1, 'forked');
+  assert.equal(b.db.role, 'primary');
+  const r = await sql(b.db, 'SELECT v FROM t', false);
+  assert.ok(isResponse(r) && r.success, JSON.stringify(r));
+  assert.deepEqual(r.results[0]!.rows, [['from the fork']]);
   await b.db.stop();
 });

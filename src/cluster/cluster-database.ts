@@ -213,18 +213,22 @@ export class ClusterDatabase {
     try {
       await this.catchingUp?.catch(() => {});
       await this.log.refresh();
-      if (this.log.lastSeq !== undefined) {
+      // A database with no history yet. (One whose first snapshot is stored, but whose primary died
+      // before any write, is not: this node starts from that snapshot.)
+      const brandNew = this.log.lastSeq === undefined && (await this.options.snapshots.list(this.options.database)).length === 0;
+      if (!brandNew) {
         if (!this.follower) await this.follow();
         await this.catchingUp?.catch(() => {});
         await this.follower!.catchUp();
-        if (this.follower!.sequence !== this.log.lastSeq) throw new Error(`${this.options.database}: could not catch up to ${this.log.lastSeq}`);
+        if (this.log.lastSeq !== undefined && this.follower!.sequence !== this.log.lastSeq) {
+          throw new Error(`${this.options.database}: could not catch up to ${this.log.lastSeq}`);
+        }
       }
       this.reader?.close();
       this.reader = undefined;
       await this.follower?.close();
       this.follower = undefined;
       rmSync(this.historyDir, { recursive: true, force: true });
-      const brandNew = this.log.lastSeq === undefined && (await this.options.snapshots.list(this.options.database)).length === 0;
       if (brandNew) this.seedFrom(this.options.seed);
       const logged = new LoggedDatabase(this.file, { ...this.options.engine, servedByPrimary: true }, { dir: this.historyDir, tag: clusterTag(this.options.database) });
       const seq = logged.engine.commitSequence;
