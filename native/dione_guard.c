@@ -2,18 +2,34 @@
 ** dione_guard: a loadable SQLite extension that gives a better-sqlite3 connection the
 ** rules Cloudflare D1 applies to user SQL: D1's runtime limits, an authorizer with D1's
 ** allowlists (functions, PRAGMAs, virtual-table modules, reserved _cf_ names), defensive
-** mode, and two helper functions that better-sqlite3 does not expose:
+** mode, and the gates that make SQLite itself the authority on what a request may do:
 **
-**   dione_prepare_error(sql)  -> NULL when sql prepares, else "<offset>|<extended code>|<message>"
-**                                (sqlite3_error_offset is not reachable from better-sqlite3)
-**   dione_used_bytes()        -> (page_count - freelist_count) * page_size, D1's size_after
-**   dione_data_version()      -> SQLite's data version (changes on any connection's commit)
-**   dione_commit_sequence(t)  -> the commit sequence (database header); with the token t, adds one first
-**   dione_claim()             -> that token, once (Dione claims it right after loading)
-**   dione_release()           -> finalizes the cached statements (call before closing)
+**   - a read mode: while it is on, the authorizer refuses every action that writes or changes
+**     connection state (so a statement prepared in it cannot write);
+**   - a commit hook that refuses every write commit Dione did not seal: a transaction commits
+**     only after dione_seal() has numbered it, so nothing commits outside the logged write path;
+**   - at sealing, schema objects in the temp database and new objects with reserved names
+**     (renames included, which the authorizer cannot see) are refused.
 **
-** The page-count PRAGMAs inside dione_used_bytes() run with the authorizer bypassed through a flag
-** that only C code sets.
+** Helper functions for Dione (better-sqlite3 exposes none of this). Each takes as its first
+** argument the token that dione_claim() hands out once, right after loading; without it they
+** refuse, so user SQL can call none of them to any effect:
+**
+**   dione_claim()                 -> the token, once; NULL afterwards
+**   dione_prepare_error(t, sql)   -> NULL when sql prepares, else "<offset>|<extended code>|<message>"
+**   dione_used_bytes(t)           -> (page_count - freelist_count) * page_size, D1's size_after
+**   dione_data_version(t)         -> SQLite's data version (changes on any connection's commit)
+**   dione_commit_sequence(t)      -> the commit sequence (database header)
+**   dione_seal(t)                 -> in a write transaction: adds one to the sequence, returns it and
+**                                    lets the next commit through; NULL when the transaction has not written
+**   dione_read_mode(t, on)        -> turns read mode on/off; turning it off returns 'write' when a
+**                                    prepare in read mode was refused because it would write
+**   dione_deferred_fks(t)         -> nonzero while deferred foreign key violations are unresolved
+**   dione_checkpoint(t)           -> see below
+**   dione_keep_wal(t)             -> closing the connection will leave the WAL as it is (no checkpoint)
+**   dione_release(t)              -> finalizes the cached statements (call before closing)
+**
+** The PRAGMAs these helpers run internally bypass the authorizer through a flag only C code sets.
 */
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT1
@@ -22,15 +38,32 @@ SQLITE_EXTENSION_INIT1
 #include <stdlib.h>
 #include <ctype.h>
 
+#define N_INTERNAL 8
+enum { Q_PAGE_COUNT, Q_FREELIST, Q_PAGE_SIZE, Q_USER_VERSION, Q_APPLICATION_ID, Q_SCHEMA_VERSION, Q_RESERVED, Q_TEMP_OBJECTS };
+
 typedef struct GuardState {
   int trusted;
-  /* PRAGMA page_count, freelist_count, page_size, user_version, application_id: prepared once,
-  ** finalized by dione_release(). */
-  sqlite3_stmt *pragmas[5];
-  /* Only the holder of this token (Dione, which claims it once right after loading) may bump. */
+  /* Internal statements (see INTERNAL_SQL): prepared once, finalized by dione_release(). */
+  sqlite3_stmt *internal[N_INTERNAL];
+  /* The holder of this token (Dione, which claims it once right after loading) may use the helpers. */
   sqlite3_int64 token;
   int claimed;
+  /* Read mode, and whether a prepare in it was refused for writing. */
+  int read_mode;
+  int refused_write;
+  /* Set by dione_seal(); the commit hook lets one write commit through and clears it. */
+  int sealed;
+  /* The schema version last checked for reserved names, and how many reserved objects it had. */
+  sqlite3_int64 checked_schema;
+  sqlite3_int64 reserved_objects;
 } GuardState;
+
+static const char *const INTERNAL_SQL[N_INTERNAL] = {
+  "PRAGMA main.page_count", "PRAGMA main.freelist_count", "PRAGMA main.page_size",
+  "PRAGMA main.user_version", "PRAGMA main.application_id", "PRAGMA main.schema_version",
+  "SELECT count(*) FROM main.sqlite_schema WHERE name GLOB '_cf_*' OR tbl_name GLOB '_cf_*'",
+  "SELECT count(*) FROM temp.sqlite_schema",
+};
 
 static const char *const ALLOWED_FUNCTIONS[] = {
   /* core */
@@ -59,8 +92,9 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   "jsonb_group_array", "json_group_object", "jsonb_group_object", "json_each", "json_tree",
   /* fts5 and rtree */
   "match", "highlight", "bm25", "snippet", "rtreecheck",
-  /* Dione's own helpers (harmless: they read counters or prepare under this same authorizer) */
-  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence", "dione_claim", "dione_checkpoint",
+  /* Dione's own helpers: without the token they refuse (see the top of this file) */
+  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
+  "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_deferred_fks", "dione_keep_wal",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -113,33 +147,61 @@ static int pragma_allowed(const char *name, const char *arg) {
   return 0;
 }
 
-static int authorize(void *p, int action, const char *a1, const char *a2, const char *db, const char *trigger) {
-  GuardState *st = (GuardState *)p;
-  (void)trigger;
-  if (st->trusted) return SQLITE_OK;
+/* Whether a PRAGMA changes the database or the connection (the boolean PRAGMAs apply their
+** value while the statement is being prepared, so refusing the prepare is what stops them). */
+static int pragma_changes_state(const char *name, const char *arg) {
+  static const char *const OBJECT_ARGUMENT[] = { "table_list", "table_info", "table_xinfo", "index_info", "index_list",
+    "index_xinfo", "foreign_key_list", "foreign_key_check", "quick_check", 0 };
+  if (!name || sqlite3_stricmp(name, "optimize") == 0) return 1;
+  return arg != 0 && !in_list(OBJECT_ARGUMENT, name);
+}
+
+/* Whether an action writes, or changes the connection's state; what read mode refuses. */
+static int action_writes(int action, const char *a1, const char *a2) {
+  switch (action) {
+    case SQLITE_SELECT: case SQLITE_READ: case SQLITE_FUNCTION: case SQLITE_RECURSIVE:
+      return 0;
+    case SQLITE_PRAGMA:
+      return pragma_changes_state(a1, a2);
+    default:
+      return 1;
+  }
+}
+
+static int is_temp(const char *db) { return db && sqlite3_stricmp(db, "temp") == 0; }
+
+/* D1's rules for user SQL. */
+static int d1_rules(int action, const char *a1, const char *a2, const char *db) {
   switch (action) {
     case SQLITE_CREATE_TEMP_INDEX: case SQLITE_CREATE_TEMP_TABLE: case SQLITE_CREATE_TEMP_TRIGGER:
     case SQLITE_CREATE_TEMP_VIEW: case SQLITE_DROP_TEMP_INDEX: case SQLITE_DROP_TEMP_TABLE:
     case SQLITE_DROP_TEMP_TRIGGER: case SQLITE_DROP_TEMP_VIEW: case SQLITE_ATTACH: case SQLITE_DETACH:
       return SQLITE_DENY;
     case SQLITE_CREATE_INDEX: case SQLITE_DROP_INDEX: case SQLITE_CREATE_TRIGGER: case SQLITE_DROP_TRIGGER:
-      return reserved(a1) || reserved(a2) ? SQLITE_DENY : SQLITE_OK;
-    case SQLITE_CREATE_TABLE: case SQLITE_DROP_TABLE: case SQLITE_CREATE_VIEW: case SQLITE_DROP_VIEW:
-    case SQLITE_INSERT: case SQLITE_DELETE: case SQLITE_UPDATE: case SQLITE_REINDEX:
+      /* A qualified name (CREATE TABLE temp.x) reaches here with the temp database; a trigger
+      ** named temp.x on a main table does not, and is refused when its transaction is sealed. */
+      return is_temp(db) || reserved(a1) || reserved(a2) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_CREATE_TABLE: case SQLITE_DROP_TABLE: case SQLITE_CREATE_VIEW: case SQLITE_DROP_VIEW: case SQLITE_REINDEX:
+      return is_temp(db) || reserved(a1) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_INSERT: case SQLITE_DELETE: case SQLITE_UPDATE:
+      /* ALTER TABLE RENAME rewrites sqlite_temp_master too (it holds nothing: temp objects never commit). */
+      if (is_temp(db) && !(a1 && sqlite3_stricmp(a1, "sqlite_temp_master") == 0)) return SQLITE_DENY;
       return reserved(a1) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_ANALYZE:
+      if (is_temp(db)) return SQLITE_DENY;
       /* A database-wide ANALYZE (or PRAGMA optimize) passes over reserved tables instead of failing. */
       return reserved(a1) ? SQLITE_IGNORE : SQLITE_OK;
     case SQLITE_ALTER_TABLE:
-      return reserved(a2) ? SQLITE_DENY : SQLITE_OK;
+      /* The new name of a RENAME is not shown here: the seal refuses new reserved names. */
+      return is_temp(a1) || reserved(a2) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_READ:
       if (reserved(a1)) return SQLITE_DENY;
       if (a1 && sqlite3_stricmp(a1, "dbstat") == 0) return SQLITE_DENY;
       return SQLITE_OK;
     case SQLITE_CREATE_VTABLE:
-      return reserved(a1) || !in_list(ALLOWED_MODULES, a2) ? SQLITE_DENY : SQLITE_OK;
+      return is_temp(db) || reserved(a1) || !in_list(ALLOWED_MODULES, a2) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_DROP_VTABLE:
-      return reserved(a1) ? SQLITE_DENY : SQLITE_OK;
+      return is_temp(db) || reserved(a1) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_FUNCTION:
       return in_list(ALLOWED_FUNCTIONS, a2) ? SQLITE_OK : SQLITE_DENY;
     case SQLITE_PRAGMA:
@@ -152,12 +214,57 @@ static int authorize(void *p, int action, const char *a1, const char *a2, const 
   }
 }
 
+static int authorize(void *p, int action, const char *a1, const char *a2, const char *db, const char *trigger) {
+  GuardState *st = (GuardState *)p;
+  (void)trigger;
+  if (st->trusted) return SQLITE_OK;
+  int rc = d1_rules(action, a1, a2, db);
+  if (rc != SQLITE_OK) return rc;
+  if (st->read_mode && action_writes(action, a1, a2)) {
+    st->refused_write = 1;
+    return SQLITE_DENY;
+  }
+  return SQLITE_OK;
+}
+
+/* Lets a write transaction commit only once dione_seal() has numbered it. */
+static int commit_hook(void *p) {
+  GuardState *st = (GuardState *)p;
+  if (!st->sealed) return 1;
+  st->sealed = 0;
+  return 0;
+}
+
+static void rollback_hook(void *p) { ((GuardState *)p)->sealed = 0; }
+
+/* The helpers answer only the holder of the token (argument 0). */
+static int token_ok(sqlite3_context *ctx, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  if (st->claimed && sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == st->token) return 1;
+  sqlite3_result_error(ctx, "not authorized", -1);
+  sqlite3_result_error_code(ctx, SQLITE_AUTH);
+  return 0;
+}
+
+static sqlite3_int64 internal_int(GuardState *st, sqlite3 *db, int i) {
+  sqlite3_int64 v = 0;
+  int was = st->trusted;
+  st->trusted = 1;
+  if (st->internal[i] || sqlite3_prepare_v3(db, INTERNAL_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->internal[i], 0) == SQLITE_OK) {
+    if (sqlite3_step(st->internal[i]) == SQLITE_ROW) v = sqlite3_column_int64(st->internal[i], 0);
+    sqlite3_reset(st->internal[i]);
+  }
+  st->trusted = was;
+  return v;
+}
+
 static void prepare_error(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
-  const char *sql = (const char *)sqlite3_value_text(argv[0]);
-  int n = sqlite3_value_bytes(argv[0]);
-  sqlite3_stmt *stmt = 0;
   (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  const char *sql = (const char *)sqlite3_value_text(argv[1]);
+  int n = sqlite3_value_bytes(argv[1]);
+  sqlite3_stmt *stmt = 0;
   if (!sql) { sqlite3_result_null(ctx); return; }
   int rc = sqlite3_prepare_v2(db, sql, n, &stmt, 0);
   if (rc == SQLITE_OK) { sqlite3_finalize(stmt); sqlite3_result_null(ctx); return; }
@@ -165,22 +272,13 @@ static void prepare_error(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   sqlite3_result_text(ctx, out, -1, sqlite3_free);
 }
 
-static sqlite3_int64 pragma_int(GuardState *st, sqlite3 *db, int i) {
-  static const char *const SQL[5] = { "PRAGMA main.page_count", "PRAGMA main.freelist_count", "PRAGMA main.page_size",
-                                      "PRAGMA main.user_version", "PRAGMA main.application_id" };
-  sqlite3_int64 v = 0;
-  if (!st->pragmas[i] && sqlite3_prepare_v3(db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->pragmas[i], 0) != SQLITE_OK) return 0;
-  if (sqlite3_step(st->pragmas[i]) == SQLITE_ROW) v = sqlite3_column_int64(st->pragmas[i], 0);
-  sqlite3_reset(st->pragmas[i]);
-  return v;
-}
-
 /* Finalizes the cached statements; call before closing the connection (an open statement keeps
 ** sqlite3_close() from closing it). */
 static void release(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
-  (void)argc; (void)argv;
-  for (int i = 0; i < 5; i++) { sqlite3_finalize(st->pragmas[i]); st->pragmas[i] = 0; }
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  for (int i = 0; i < N_INTERNAL; i++) { sqlite3_finalize(st->internal[i]); st->internal[i] = 0; }
   sqlite3_result_null(ctx);
 }
 
@@ -188,69 +286,125 @@ static void release(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 ** this connection or any other (read after a statement has started a read transaction). */
 static void data_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   unsigned int v = 0;
-  (void)argc; (void)argv;
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
   sqlite3_file_control(sqlite3_context_db_handle(ctx), "main", SQLITE_FCNTL_DATA_VERSION, &v);
   sqlite3_result_int64(ctx, v);
+}
+
+/* Returns the token on its first call, NULL afterwards; notes the reserved objects that exist. */
+static void claim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  (void)argc; (void)argv;
+  if (st->claimed) { sqlite3_result_null(ctx); return; }
+  st->claimed = 1;
+  st->checked_schema = internal_int(st, db, Q_SCHEMA_VERSION);
+  st->reserved_objects = internal_int(st, db, Q_RESERVED);
+  sqlite3_result_int64(ctx, st->token);
 }
 
 /*
 ** The database's commit sequence lives in the database header, in the two 32-bit fields D1 never
 ** lets user SQL read or write (PRAGMA user_version holds the low half, application_id the high
 ** half): it commits or rolls back with the data, every connection sees the same value, and it adds
-** no table to the user's schema. dione_commit_sequence(0) reads it; dione_commit_sequence(<token>),
-** inside a write transaction, adds one and returns the new value.
+** no table to the user's schema.
 */
-/* Returns the bump token on its first call, NULL afterwards. */
-static void claim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
-  (void)argc; (void)argv;
-  if (st->claimed) { sqlite3_result_null(ctx); return; }
-  st->claimed = 1;
-  sqlite3_result_int64(ctx, st->token);
+static sqlite3_uint64 read_sequence(GuardState *st, sqlite3 *db) {
+  sqlite3_uint64 low = (sqlite3_uint64)(unsigned int)internal_int(st, db, Q_USER_VERSION);
+  sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)internal_int(st, db, Q_APPLICATION_ID);
+  return (high << 32) | low;
 }
 
 static void commit_sequence(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
-  sqlite3 *db = sqlite3_context_db_handle(ctx);
-  int bump = sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == st->token && st->claimed;
-  int rc = SQLITE_OK;
   (void)argc;
-  int was = st->trusted;
-  st->trusted = 1;
-  sqlite3_uint64 low = (sqlite3_uint64)(unsigned int)pragma_int(st, db, 3);
-  sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)pragma_int(st, db, 4);
-  sqlite3_uint64 value = (high << 32) | low;
-  if (bump) {
-    value++;
-    char *sql = sqlite3_mprintf("PRAGMA main.user_version = %d", (int)(unsigned int)(value & 0xffffffffu));
-    rc = sqlite3_exec(db, sql, 0, 0, 0);
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK && (value >> 32) != high) {
-      sql = sqlite3_mprintf("PRAGMA main.application_id = %d", (int)(unsigned int)(value >> 32));
-      rc = sqlite3_exec(db, sql, 0, 0, 0);
-      sqlite3_free(sql);
-    }
-  }
-  st->trusted = was;
-  if (rc != SQLITE_OK) { sqlite3_result_error(ctx, sqlite3_errmsg(db), -1); return; }
-  sqlite3_result_int64(ctx, (sqlite3_int64)value);
+  if (!token_ok(ctx, argv)) return;
+  sqlite3_result_int64(ctx, (sqlite3_int64)read_sequence(st, sqlite3_context_db_handle(ctx)));
+}
+
+static void refuse(sqlite3_context *ctx, const char *message, int code) {
+  sqlite3_result_error(ctx, message, -1);
+  sqlite3_result_error_code(ctx, code);
 }
 
 /*
-** dione_checkpoint(<token>): moves the WAL into the database file, so the next writer starts the
+** dione_seal(t), the last step of every transaction before COMMIT. SQLite, not the caller, says
+** whether the transaction wrote. If it did: refuses temp schema objects and new reserved names,
+** adds one to the commit sequence, and lets the commit through. Otherwise NULL.
+*/
+static void seal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  if (sqlite3_txn_state(db, "main") != SQLITE_TXN_WRITE && sqlite3_txn_state(db, "temp") != SQLITE_TXN_WRITE) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  if (internal_int(st, db, Q_TEMP_OBJECTS) > 0) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
+  sqlite3_int64 schema = internal_int(st, db, Q_SCHEMA_VERSION);
+  if (schema != st->checked_schema) {
+    sqlite3_int64 reserved_now = internal_int(st, db, Q_RESERVED);
+    if (reserved_now > st->reserved_objects) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
+    st->checked_schema = schema;
+    st->reserved_objects = reserved_now;
+  }
+  sqlite3_uint64 value = read_sequence(st, db) + 1;
+  sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)internal_int(st, db, Q_APPLICATION_ID);
+  int was = st->trusted;
+  st->trusted = 1;
+  char *sql = sqlite3_mprintf("PRAGMA main.user_version = %d", (int)(unsigned int)(value & 0xffffffffu));
+  int rc = sqlite3_exec(db, sql, 0, 0, 0);
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK && (value >> 32) != high) {
+    sql = sqlite3_mprintf("PRAGMA main.application_id = %d", (int)(unsigned int)(value >> 32));
+    rc = sqlite3_exec(db, sql, 0, 0, 0);
+    sqlite3_free(sql);
+  }
+  st->trusted = was;
+  if (rc != SQLITE_OK) { refuse(ctx, sqlite3_errmsg(db), sqlite3_extended_errcode(db)); return; }
+  st->sealed = 1;
+  sqlite3_result_int64(ctx, (sqlite3_int64)value);
+}
+
+static void read_mode(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  int refused = st->refused_write;
+  st->read_mode = sqlite3_value_int(argv[1]) != 0;
+  st->refused_write = 0;
+  if (!st->read_mode && refused) sqlite3_result_text(ctx, "write", -1, SQLITE_STATIC);
+  else sqlite3_result_null(ctx);
+}
+
+static void deferred_fks(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  int current = 0, highest = 0;
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  sqlite3_db_status(sqlite3_context_db_handle(ctx), SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highest, 0);
+  sqlite3_result_int(ctx, current);
+}
+
+static void keep_wal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  sqlite3_db_config(sqlite3_context_db_handle(ctx), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+  sqlite3_result_null(ctx);
+}
+
+/*
+** dione_checkpoint(t): moves the WAL into the database file, so the next writer starts the
 ** WAL over from its beginning (the owner of a write log checkpoints only after capturing the WAL;
 ** user SQL cannot). RESTART, not TRUNCATE: the WAL file keeps its size, and writing over allocated
 ** blocks syncs faster than growing a file again. 0 when complete, 1 when a reader kept it from
 ** completing.
 */
 static void checkpoint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   (void)argc;
-  if (!(sqlite3_value_type(argv[0]) == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == st->token && st->claimed)) {
-    sqlite3_result_error(ctx, "not authorized", -1);
-    return;
-  }
+  if (!token_ok(ctx, argv)) return;
   int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, 0, 0);
   if (rc == SQLITE_OK || rc == SQLITE_BUSY) sqlite3_result_int(ctx, rc == SQLITE_BUSY);
   else sqlite3_result_error(ctx, sqlite3_errmsg(db), -1);
@@ -259,16 +413,26 @@ static void checkpoint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 static void used_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
-  (void)argc; (void)argv;
-  int was = st->trusted;
-  st->trusted = 1;
-  sqlite3_int64 pages = pragma_int(st, db, 0);
-  sqlite3_int64 free_pages = pragma_int(st, db, 1);
-  sqlite3_int64 page_size = pragma_int(st, db, 2);
-  st->trusted = was;
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  sqlite3_int64 pages = internal_int(st, db, Q_PAGE_COUNT);
+  sqlite3_int64 free_pages = internal_int(st, db, Q_FREELIST);
+  sqlite3_int64 page_size = internal_int(st, db, Q_PAGE_SIZE);
   if (pages < 1) pages = 1; /* a database always has its header page, even before the first write */
   sqlite3_result_int64(ctx, (pages - free_pages) * page_size);
 }
+
+/*
+** The table-valued form of PRAGMA optimize (SELECT * FROM pragma_optimize) would run ANALYZE from
+** inside a read. A module of the same name shadows SQLite's own; connecting to it is refused.
+*/
+static int refused_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **vtab, char **err) {
+  (void)db; (void)aux; (void)argc; (void)argv; (void)vtab;
+  *err = sqlite3_mprintf("not authorized");
+  return SQLITE_ERROR;
+}
+
+static const sqlite3_module REFUSED_MODULE = { 0, 0, refused_connect };
 
 #ifdef _WIN32
 __declspec(dllexport)
@@ -298,12 +462,18 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
   sqlite3_set_authorizer(db, authorize, st);
-  int rc = sqlite3_create_function_v2(db, "dione_prepare_error", 1, SQLITE_UTF8, st, prepare_error, 0, 0, sqlite3_free);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_used_bytes", 0, SQLITE_UTF8, st, used_bytes, 0, 0, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_release", 0, SQLITE_UTF8, st, release, 0, 0, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8, st, claim, 0, 0, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_data_version", 0, SQLITE_UTF8, st, data_version, 0, 0, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_checkpoint", 1, SQLITE_UTF8, st, checkpoint, 0, 0, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function_v2(db, "dione_commit_sequence", 1, SQLITE_UTF8, st, commit_sequence, 0, 0, 0);
+  sqlite3_commit_hook(db, commit_hook, st);
+  sqlite3_rollback_hook(db, rollback_hook, st);
+  static const struct { const char *name; int args; void (*fn)(sqlite3_context *, int, sqlite3_value **); } FUNCTIONS[] = {
+    { "dione_claim", 0, claim }, { "dione_prepare_error", 2, prepare_error }, { "dione_used_bytes", 1, used_bytes },
+    { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
+    { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
+    { "dione_deferred_fks", 1, deferred_fks }, { "dione_keep_wal", 1, keep_wal },
+  };
+  int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, sqlite3_free);
+  for (size_t i = 1; rc == SQLITE_OK && i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
+    rc = sqlite3_create_function_v2(db, FUNCTIONS[i].name, FUNCTIONS[i].args, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, FUNCTIONS[i].fn, 0, 0, 0);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_create_module_v2(db, "pragma_optimize", &REFUSED_MODULE, 0, 0);
   return rc;
 }

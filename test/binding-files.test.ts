@@ -1,6 +1,7 @@
 // File databases through open(): creation, persistence, WAL, several handles on one file,
 // read-only handles and dump(). Real SQLite files in fresh temp directories.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -192,6 +193,30 @@ describe('open() on files', () => {
     const check = new Database(file, { readonly: true });
     assert.deepEqual(check.prepare('SELECT id, v FROM t').all(), [{ id: 1, v: 'kept' }]);
     check.close();
+  });
+
+  test('readonly: true works on read-only media, where SQLite can create no -shm', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to make a read-only bind mount');
+    const source = tempDir();
+    const file = path.join(source, 'media.db');
+    const writer = open(file);
+    await writer.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)\nINSERT INTO t (v) VALUES ('on the disc')");
+    writer.close();
+    assert.equal(existsSync(`${file}-shm`), false, 'a clean close leaves no -shm');
+    const media = tempDir();
+    execFileSync('mount', ['--bind', source, media]);
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', media]);
+      const ro = open(path.join(media, 'media.db'), { readonly: true });
+      try {
+        assert.equal(await ro.prepare('SELECT v FROM t WHERE id = ?').bind(1).first('v'), 'on the disc');
+        await rejectsWith(() => ro.prepare("INSERT INTO t (v) VALUES ('no')").run(), /^D1_ERROR: attempt to write a readonly database: SQLITE_READONLY/);
+      } finally {
+        ro.close();
+      }
+    } finally {
+      execFileSync('umount', [media]);
+    }
   });
 
   test('readonly: true sees writes committed by a writable handle', async () => {

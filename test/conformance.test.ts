@@ -1,6 +1,6 @@
-// Runs ../shared/conformance (scenarios recorded from Cloudflare's workerd) against every Dione
+// Runs conformance/recorded (scenarios recorded from Cloudflare's workerd) against every Dione
 // binding through the official runner, and requires every scenario to match, except the recorded
-// emulation artifacts and the fields listed (with reasons) in conformance/deviations.json.
+// emulation artifacts and the fields listed (with reasons) in test/conformance/deviations.json.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { root, sharedDir } from './helpers/paths.ts';
+import { conformanceDir, root } from './helpers/paths.ts';
 
 const run = promisify(execFile);
 
@@ -24,9 +24,8 @@ const deviations: Record<string, { reason: string; fields: string[] }> = JSON.pa
 const field = (p: string) => p.replace(/\[\d+\]$/, '').split('.').at(-1)!;
 
 async function conformance(adapter: string): Promise<Report> {
-  const shared = sharedDir();
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'dione-conformance-')), 'report.json');
-  await run(process.execPath, ['--import', 'tsx', path.join(shared, 'conformance/compare.mjs'), adapter, '--quiet', '--json', out], {
+  await run(process.execPath, ['--import', 'tsx', path.join(conformanceDir, 'compare.mjs'), adapter, '--quiet', '--json', out], {
     cwd: root,
     maxBuffer: 64 * 1024 * 1024,
   }).catch((e) => {
@@ -38,7 +37,7 @@ async function conformance(adapter: string): Promise<Report> {
 
 for (const binding of ['embedded', 'http']) {
   test(`conformance: ${binding} binding`, async (t) => {
-    const artifacts: Record<string, string> = JSON.parse(readFileSync(path.join(sharedDir(), 'conformance/artifacts.json'), 'utf8')).scenarios;
+    const artifacts: Record<string, string> = JSON.parse(readFileSync(path.join(conformanceDir, 'artifacts.json'), 'utf8')).scenarios;
     const report = await conformance(path.join(root, `test/conformance/${binding}-adapter.mjs`));
     assert.ok(Object.keys(report).length > 250, 'the runner reported too few scenarios');
     for (const [name, result] of Object.entries(report)) {

@@ -105,7 +105,7 @@ describe('query timeout', () => {
     );
     assert.ok(binding, 'the binding protocol never reported the timeout');
     assert.equal(binding.body.success, false);
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text();
     assert.ok(metric(metrics, 'dione_query_timeouts_total', { database: 'exec-rest' }) >= 2);
   });
 

@@ -27,8 +27,10 @@ describe('health, metrics and logs', () => {
     t.after(() => s.close());
     await s.createDatabase('metrics-x');
     await s.createDatabase('metrics-y');
+    // Any token's scope will do (metrics need a token unless served with --metrics-public).
+    const reader = s.tokenFor('read');
     const scrape = async () => {
-      const reply = await fetch(`${s.url}/metrics`);
+      const reply = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${reader}` } });
       assert.equal(reply.status, 200);
       assert.match(reply.headers.get('content-type') ?? '', /^text\/plain/);
       return reply.text();
@@ -103,7 +105,7 @@ describe('health, metrics and logs', () => {
     assert.equal((await fetch(`${s.api}/logged`, { headers: jsonHeaders(s.token) })).status, 200);
     assert.equal((await fetch(s.api)).status, 401);
     await fetch(`${s.url}/healthz`);
-    await fetch(`${s.url}/metrics`);
+    assert.equal((await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).status, 200);
 
     const entries = lines.slice(mark).map((line) => JSON.parse(line) as Record<string, any>);
     const requests = entries.filter((e) => e.msg === 'request');

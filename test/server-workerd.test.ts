@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { formatBookmark } from '../src/api/bookmark.ts';
 import { DATABASE_HEADER } from '../src/server/routes/database-protocols.ts';
-import { root, sharedDir } from './helpers/paths.ts';
+import { conformanceDir, root } from './helpers/paths.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 /** The workerd package (a dependency of wrangler) exports the path of its platform binary. */
@@ -96,7 +96,7 @@ interface Workerd {
 async function startWorkerd(dioneUrl: string, bindings: BindingSpec[]): Promise<Workerd> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dione-workerd-'));
   copyFileSync(path.join(fixtures, 'worker.js'), path.join(dir, 'worker.js'));
-  copyFileSync(path.join(sharedDir(), 'conformance/scenarios.mjs'), path.join(dir, 'scenarios.mjs'));
+  copyFileSync(path.join(conformanceDir, 'scenarios.mjs'), path.join(dir, 'scenarios.mjs'));
   writeFileSync(path.join(dir, 'config.capnp'), workerdConfig(new URL(dioneUrl).host, bindings));
 
   const child = spawn(workerdBinary, ['serve', path.join(dir, 'config.capnp'), '--control-fd=3', '--verbose'], {
@@ -484,12 +484,12 @@ describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione serve
 
 // ------------------------------------------------------------------ 2. conformance scenarios
 
-const readShared = (file: string) => JSON.parse(readFileSync(path.join(sharedDir(), 'conformance', file), 'utf8'));
+const readRecorded = (file: string) => JSON.parse(readFileSync(path.join(conformanceDir, file), 'utf8'));
 const deviations: Record<string, { reason: string; fields: string[] }> = JSON.parse(readFileSync(path.join(root, 'test/conformance/deviations.json'), 'utf8')).scenarios;
 
 test('conformance scenarios run inside workerd against Dione match golden.json', async (t) => {
-  const golden: Record<string, unknown> = readShared('golden.json');
-  const artifacts: Record<string, string> = readShared('artifacts.json').scenarios;
+  const golden: Record<string, unknown> = readRecorded('golden.json');
+  const artifacts: Record<string, string> = readRecorded('artifacts.json').scenarios;
   const names = (await worker('/scenarios')) as string[];
   assert.ok(names.length > 250, `the Worker knows only ${names.length} scenarios`);
   assert.deepEqual(

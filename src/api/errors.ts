@@ -27,6 +27,8 @@ export const Messages = {
     'Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated: ',
   columnNotFound: 'Column not found',
   closed: 'The database connection is not open',
+  /** SQLite's text for a write on a read-only connection: what a request that must not write gets. */
+  readOnly: 'attempt to write a readonly database: SQLITE_READONLY',
 } as const;
 
 /** The detail text of a SQLite failure as D1 prints it: `<message>[ at offset N]: SQLITE_X[ (extended: SQLITE_X_Y)]`. */

@@ -26,6 +26,11 @@ export interface ExecuteRequest {
   resultsFormat?: ResultsFormat;
   /** A session's constraint ('first-primary' | 'first-unconstrained') or bookmark. */
   bookmark?: string;
+  /**
+   * The request must not write (a read-only caller): every statement runs only if SQLite, preparing
+   * it with writes refused, says it does not write. Set by the server, never taken from a client.
+   */
+  readOnly?: boolean;
 }
 
 export interface StatementResult {

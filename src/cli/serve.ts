@@ -1,7 +1,7 @@
 // `dione serve` and `dione token …`.
 import type { Command } from 'commander';
-import { Catalog, type TokenScope } from '../server/catalog.ts';
-import { startServer } from '../server/serve.ts';
+import { Catalog, CatalogDamaged, type TokenScope } from '../server/catalog.ts';
+import { parsePublicUrl, startServer } from '../server/serve.ts';
 import { createToken } from '../server/tokens.ts';
 
 const integer = (name: string) => (value: string) => {
@@ -23,6 +23,8 @@ interface ServeFlags {
   accountId?: string;
   queryTimeout: number;
   dev: boolean;
+  publicUrl?: string;
+  metricsPublic: boolean;
   history: boolean;
   retentionDays: number;
   nats?: string;
@@ -31,6 +33,13 @@ interface ServeFlags {
   advertiseUrl?: string;
   leaseTtl: number;
   replicas: number;
+}
+
+/** A damaged catalogue stops the server with one line saying which file and what to do (no stack trace). */
+function refuseToStart(e: unknown): never {
+  if (!(e instanceof CatalogDamaged)) throw e;
+  process.stderr.write(`${e.message}\n`);
+  process.exit(1);
 }
 
 export function registerServe(program: Command): void {
@@ -43,6 +52,8 @@ export function registerServe(program: Command): void {
     .option('--account-id <id>', 'the account id in API paths (default: generated once, then kept)', process.env.DIONE_ACCOUNT_ID)
     .option('--query-timeout <ms>', 'fail a query that runs longer than this (D1: 30000)', integer('--query-timeout'), Number(process.env.DIONE_QUERY_TIMEOUT ?? 30_000))
     .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
+    .option('--public-url <url>', 'where clients reach this server; export and import URLs are built from it (default: the listening address)', process.env.DIONE_PUBLIC_URL)
+    .option('--metrics-public', 'serve /metrics without a token', process.env.DIONE_METRICS_PUBLIC === '1')
     .option('--no-history', 'keep no write log: no Time Travel, no forks')
     .option('--retention-days <days>', 'how far back Time Travel reaches', positive('--retention-days'), Number(process.env.DIONE_RETENTION_DAYS ?? 30))
     .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (a 3-node JetStream cluster)', process.env.DIONE_NATS)
@@ -55,6 +66,13 @@ export function registerServe(program: Command): void {
       if (options.nats && !options.nodeId) program.error('--nats needs --node-id NAME: every node of a cluster has its own name');
       if (options.nodeId && !options.nats) program.error('--node-id is for cluster mode: give the NATS servers with --nats');
       if (options.nats && !options.history) program.error('cluster mode keeps a write log: --no-history cannot be used with --nats');
+      if (options.publicUrl !== undefined) {
+        try {
+          parsePublicUrl(options.publicUrl);
+        } catch (e) {
+          program.error(`--public-url: ${(e as Error).message}`);
+        }
+      }
       const server = await startServer({
         host: options.host,
         port: options.port,
@@ -62,6 +80,8 @@ export function registerServe(program: Command): void {
         accountId: options.accountId,
         queryTimeoutMs: options.queryTimeout,
         allowUnauthenticated: options.dev,
+        publicUrl: options.publicUrl,
+        metricsPublic: options.metricsPublic,
         history: options.history && { retentionDays: options.retentionDays },
         region: options.region,
         notify: (line) => process.stderr.write(`${line}\n`),
@@ -74,16 +94,17 @@ export function registerServe(program: Command): void {
               replicas: options.replicas,
             }
           : undefined,
-      });
+      }).catch(refuseToStart);
       const lines = [
         `dione: listening on ${server.url}`,
+        ...(server.context.settings.publicUrl === server.url ? [] : [`dione: public URL ${server.context.settings.publicUrl}`]),
         `dione: data in ${server.context.catalog.dataDir}`,
         ...(options.nats ? [`dione: cluster node ${options.nodeId} (region ${server.context.settings.region}) on NATS ${options.nats}`] : []),
         `dione: account id ${server.accountId}`,
         options.dev
           ? 'dione: dev mode: requests without a token are allowed'
           : `dione: create a token with: npx dione token create --data ${options.data} --scope admin`,
-        `dione: wrangler: CLOUDFLARE_API_BASE_URL=${server.url}/client/v4 CLOUDFLARE_ACCOUNT_ID=${server.accountId} CLOUDFLARE_API_TOKEN=<token>`,
+        `dione: wrangler: CLOUDFLARE_API_BASE_URL=${server.context.settings.publicUrl}/client/v4 CLOUDFLARE_ACCOUNT_ID=${server.accountId} CLOUDFLARE_API_TOKEN=<token>`,
       ];
       process.stderr.write(`${lines.join('\n')}\n`);
       const stop = (signal: string) => {

@@ -362,7 +362,10 @@ export class ClusterDatabase {
   private async offline(items: ClusterRequest[]): Promise<(ExecuteResponse | Forward)[]> {
     if (this.primary) {
       return this.serially(async () =>
-        items.map((item) => (item.writes || !this.primary ? { success: false as const, error: NOT_DURABLE } : this.primary.logged.engine.execute(item.request))),
+        // Nothing can be shipped: reads run where SQLite refuses writes.
+        items.map((item) =>
+          item.writes || !this.primary ? { success: false as const, error: NOT_DURABLE } : this.primary.logged.engine.execute({ ...item.request, readOnly: true }),
+        ),
       );
     }
     const answers: (ExecuteResponse | Forward)[] = [];

@@ -1,6 +1,6 @@
 // A better-sqlite3 connection set up as a D1 database: WAL, durable commits, foreign keys,
 // D1's limits and authorizer (the guard extension), and a cache of prepared statements.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,16 +26,58 @@ export interface CounterState {
 
 const STATEMENT_CACHE_SIZE = 256;
 
+function openDatabase(file: string, readonly: boolean): Database.Database {
+  if (readonly && file !== ':memory:' && onReadOnlyMedia(file)) return openImage(file);
+  return new Database(file, { readonly });
+}
+
+/**
+ * SQLite reads a WAL database through its -shm file, which it cannot create on read-only media
+ * (and better-sqlite3 opens no URI filenames, so `immutable=1` is out of reach).
+ */
+function onReadOnlyMedia(file: string): boolean {
+  if (existsSync(`${file}-shm`)) return false;
+  try {
+    accessSync(path.dirname(path.resolve(file)), constants.W_OK);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** The file read into memory as a rollback-journal database, which needs no -shm. */
+function openImage(file: string): Database.Database {
+  const wal = `${file}-wal`;
+  if (existsSync(wal) && statSync(wal).size > 0) {
+    throw new Error(
+      `dione: ${file} is on read-only media with a -wal file but no -shm, and SQLite cannot read it there; copy the database with its -wal to writable storage, or close it cleanly (which empties the WAL) before making the media read-only`,
+    );
+  }
+  const bytes = readFileSync(file);
+  // Bytes 18 and 19 of the header say WAL (2): make the in-memory copy a rollback-journal database.
+  if (bytes.length >= 100 && bytes[18] === 2) bytes[18] = bytes[19] = 1;
+  return new Database(bytes, { readonly: true });
+}
+
+/** A statement as the read path prepared it: `writes` when SQLite refused it in read mode for writing. */
+export type ReadPrepared = Database.Statement | 'writes';
+
 export class Connection {
   readonly db: Database.Database;
   readonly memory: boolean;
+  readonly readonly: boolean;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Statements prepared in read mode: the read path never runs one prepared without it. */
+  private readonly readStatements = new Map<string, Database.Statement>();
   private readonly changesQuery: Database.Statement;
   private readonly sizeQuery: Database.Statement;
   private readonly dataVersionQuery: Database.Statement;
   private readonly sequenceQuery: Database.Statement;
-  /** The token that lets this connection (and no user SQL) bump the commit sequence. */
-  private readonly sequenceToken: bigint;
+  private readonly sealQuery: Database.Statement;
+  private readonly readModeQuery: Database.Statement;
+  private readonly deferredQuery: Database.Statement;
+  /** The token that lets this connection (and no user SQL) use the guard's helpers. */
+  private readonly token: bigint;
   private readonly prepareErrorQuery: Database.Statement;
   readonly begin: Database.Statement;
   readonly beginImmediate: Database.Statement;
@@ -48,10 +90,11 @@ export class Connection {
 
   constructor(file: string, options: ConnectionOptions = {}) {
     this.memory = file === ':memory:' || file === '';
-    if (!this.memory && !options.readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    this.db = new Database(this.memory ? ':memory:' : file, { readonly: options.readonly ?? false });
+    this.readonly = options.readonly ?? false;
+    if (!this.memory && !this.readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.db = openDatabase(this.memory ? ':memory:' : file, this.readonly);
     try {
-      if (!this.memory && !options.readonly) this.db.pragma('journal_mode = WAL');
+      if (!this.memory && !this.readonly) this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
@@ -62,12 +105,17 @@ export class Connection {
       throw e;
     }
     this.safeIntegers = options.intMode === 'bigint';
+    // Claimed before anything else runs on the connection: only Dione ever holds the token.
+    this.token = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
+    const helper = (sql: string) => this.db.prepare(sql).pluck();
     this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
-    this.sizeQuery = this.db.prepare('SELECT dione_used_bytes()').pluck();
-    this.dataVersionQuery = this.db.prepare('SELECT dione_data_version()').pluck();
-    this.sequenceQuery = this.db.prepare('SELECT dione_commit_sequence(?)').pluck();
-    this.sequenceToken = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
-    this.prepareErrorQuery = this.db.prepare('SELECT dione_prepare_error(?)').pluck();
+    this.sizeQuery = helper('SELECT dione_used_bytes(?)');
+    this.dataVersionQuery = helper('SELECT dione_data_version(?)');
+    this.sequenceQuery = helper('SELECT dione_commit_sequence(?)');
+    this.sealQuery = helper('SELECT dione_seal(?)');
+    this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
+    this.deferredQuery = helper('SELECT dione_deferred_fks(?)');
+    this.prepareErrorQuery = helper('SELECT dione_prepare_error(?, ?)');
     this.begin = this.db.prepare('BEGIN');
     this.beginImmediate = this.db.prepare('BEGIN IMMEDIATE');
     this.commit = this.db.prepare('COMMIT');
@@ -81,6 +129,29 @@ export class Connection {
   prepare(sql: string): Database.Statement {
     const cached = this.statements.get(sql);
     if (cached) return cached;
+    return this.remember(this.statements, sql, this.compile(sql));
+  }
+
+  /**
+   * A statement for the read path, prepared in read mode: SQLite refuses, while preparing it, every
+   * action that would write or change the connection's state. 'writes' when that is why it refused.
+   */
+  prepareRead(sql: string): ReadPrepared {
+    const cached = this.readStatements.get(sql);
+    if (cached) return cached;
+    let statement: Database.Statement;
+    this.readModeQuery.get(this.token, 1);
+    try {
+      statement = this.compile(sql);
+    } catch (e) {
+      if (this.readModeQuery.get(this.token, 0) === 'write') return 'writes';
+      throw e;
+    }
+    if (this.readModeQuery.get(this.token, 0) === 'write') return 'writes';
+    return this.remember(this.readStatements, sql, statement);
+  }
+
+  private compile(sql: string): Database.Statement {
     let statement: Database.Statement;
     try {
       statement = this.db.prepare(sql);
@@ -90,36 +161,54 @@ export class Connection {
     }
     if (statement.reader) statement.raw(true);
     if (this.safeIntegers) statement.safeIntegers(true);
-    if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.delete(this.statements.keys().next().value!);
-    this.statements.set(sql, statement);
+    return statement;
+  }
+
+  private remember(cache: Map<string, Database.Statement>, sql: string, statement: Database.Statement): Database.Statement {
+    if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    cache.set(sql, statement);
     return statement;
   }
 
   /** SQLite's error offset for SQL that failed to prepare (better-sqlite3 does not expose it). */
   private errorOffset(sql: string): number {
-    const answer = this.prepareErrorQuery.get(sql) as string | null;
+    const answer = this.prepareErrorQuery.get(this.token, sql) as string | null;
     return answer === null ? -1 : Number(answer.slice(0, answer.indexOf('|')));
   }
 
   /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */
   counters(size?: number): CounterState {
     const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
-    return { totalChanges, lastRowId, size: size ?? (this.sizeQuery.get() as number) };
+    return { totalChanges, lastRowId, size: size ?? (this.sizeQuery.get(this.token) as number) };
   }
 
   /** Changes whenever the database changes, through this connection or another (read after a statement ran). */
   dataVersion(): number {
-    return this.dataVersionQuery.get() as number;
+    return this.dataVersionQuery.get(this.token) as number;
   }
 
   /** The number of write transactions committed to this database (kept in its header, shared by all connections). */
   commitSequence(): number {
-    return this.sequenceQuery.get(0) as number;
+    return this.sequenceQuery.get(this.token) as number;
   }
 
-  /** Inside a write transaction: counts it, and returns its sequence number. */
-  bumpCommitSequence(): number {
-    return this.sequenceQuery.get(this.sequenceToken) as number;
+  /**
+   * The last step before COMMIT. When SQLite says the transaction wrote, numbers it (the commit
+   * sequence plus one, returned) and lets the commit through; the guard's commit hook refuses any
+   * write commit not sealed. Undefined when the transaction did not write. Throws D1's error when
+   * the transaction made temp schema objects or reserved names.
+   */
+  seal(): number | undefined {
+    try {
+      return (this.sealQuery.get(this.token) as number | null) ?? undefined;
+    } catch (e) {
+      throw new D1Failure(detailOf(e));
+    }
+  }
+
+  /** Deferred foreign key violations are pending in the open transaction. */
+  deferredViolations(): boolean {
+    return (this.deferredQuery.get(this.token) as number) !== 0;
   }
 
   /**
@@ -127,24 +216,36 @@ export class Connection {
    * when a reader in another process kept it from completing (it is tried again later).
    */
   checkpoint(): boolean {
-    return this.db.prepare('SELECT dione_checkpoint(?)').pluck().get(this.sequenceToken) === 0;
+    return this.db.prepare('SELECT dione_checkpoint(?)').pluck().get(this.token) === 0;
   }
 
-  /** A consistent copy of the database file, through SQLite's backup API (no SQL runs on this connection). */
+  /**
+   * A consistent copy of the database file, through SQLite's backup API (no SQL runs on this
+   * connection), rebuilt by VACUUM so that no free page (which may hold deleted rows) is in it.
+   */
   async snapshot(): Promise<Buffer> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-dump-'));
     try {
       const file = path.join(dir, 'dump.sqlite');
       await this.db.backup(file);
+      const copy = new Database(file);
+      try {
+        copy.exec('VACUUM');
+      } finally {
+        copy.close();
+      }
       return readFileSync(file);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
 
-  close(): void {
+  /** Closes; with `keepWal` the WAL stays as it is (no checkpoint into the database file), for a repair. */
+  close(options: { keepWal?: boolean } = {}): void {
     this.statements.clear();
-    this.db.prepare('SELECT dione_release()').get();
+    this.readStatements.clear();
+    if (options.keepWal) this.db.prepare('SELECT dione_keep_wal(?)').get(this.token);
+    this.db.prepare('SELECT dione_release(?)').get(this.token);
     this.db.close();
   }
 }

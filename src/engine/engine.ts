@@ -1,8 +1,9 @@
 // Executes D1 requests on one SQLite connection with D1's semantics: every request is atomic
 // (a batch, an exec or a multi-statement query commits whole or not at all), meta is measured
 // the way D1 measures it, and every failure comes back as D1's error text.
+import type Database from 'better-sqlite3';
 import { formatBookmark, isBookmark, SESSION_CONSTRAINTS } from '../api/bookmark.ts';
-import { Messages } from '../api/errors.ts';
+import { Messages, sqliteDetail } from '../api/errors.ts';
 import type { ExecuteRequest, ExecuteResponse, Query, ResultsFormat, RowValue, StatementResult } from '../api/executor.ts';
 import type { D1Meta } from '../api/types.ts';
 import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
@@ -45,6 +46,36 @@ function dropped(sql: string): boolean {
   if (c > 0x20) return false;
   return sql.trim() === '' || /^\s+--/.test(sql);
 }
+
+interface Work {
+  queries: Query[];
+  parsed: ParsedQuery[];
+  format: ResultsFormat;
+}
+
+function workOf(request: ExecuteRequest): Work {
+  const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
+  const queries = request.queries.filter((q) => !dropped(q.sql));
+  return { queries, parsed: queries.map((q) => parseQuery(q.sql)), format };
+}
+
+function writesAny(work: Work): boolean {
+  return work.parsed.some((p) => p.statements.some((s) => s.kind === 'write'));
+}
+
+/** D1's refusals that need no SQLite: an empty statement, or one D1 refuses outright. */
+function checkRunnable(statement: Statement): void {
+  if (statement.empty) throw new D1Failure(Messages.emptyStatement);
+  if (statement.rejection) throw new D1Failure(statement.rejection);
+}
+
+function failureOf(e: unknown): ExecuteResponse {
+  if (e instanceof D1Failure && e.reset) return { success: false, error: Messages.constraintsViolatedAtCommit + e.detail, reset: true };
+  return { success: false, error: detailOf(e) };
+}
+
+/** What SQLite says when COMMIT finds a deferred foreign key still violated. */
+const FOREIGN_KEY_AT_COMMIT = sqliteDetail('FOREIGN KEY constraint failed', 'SQLITE_CONSTRAINT_FOREIGNKEY');
 
 /** Parameters in the order of the rewritten statement's `?`s, BLOBs as Buffers. */
 function sqliteArguments(statement: Statement, params: Query['params']): unknown[] {
@@ -105,34 +136,63 @@ export class Engine {
     if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) {
       return { success: false, error: `Invalid bookmark or constraint: '${request.bookmark}'` };
     }
-    const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
-    if (request.queries.length === 1) {
-      const query = request.queries[0]!;
-      if (dropped(query.sql)) return { success: false, error: Messages.noStatements };
-      const parsed = parseQuery(query.sql);
+    const work = workOf(request);
+    if (work.queries.length === 0) return { success: false, error: Messages.noStatements };
+    if (request.readOnly || this.connection.readonly) return this.readOnly(work);
+    if (work.queries.length === 1) {
+      const parsed = work.parsed[0]!;
       const only = parsed.statements;
-      if (only.length === 1 && only[0]!.kind === 'read' && !parsed.tooLong) return this.readAlone(query, only[0]!, format);
-      return this.transaction(request.queries, [parsed], format);
+      if (only.length === 1 && only[0]!.kind === 'read' && !parsed.tooLong) {
+        const answer = this.readAlone(work.queries[0]!, only[0]!, work.format);
+        if (answer) return answer;
+        // SQLite says the statement writes: it takes the write path, whatever it looked like.
+        return this.unit([work], true)[0]!;
+      }
     }
-    const queries = request.queries.filter((q) => !dropped(q.sql));
-    if (queries.length === 0) return { success: false, error: Messages.noStatements };
-    return this.transaction(
-      queries,
-      queries.map((q) => parseQuery(q.sql)),
-      format,
-    );
+    return this.unit([work], writesAny(work))[0]!;
   }
 
-  /** A single read statement runs without an explicit transaction: SQLite's autocommit is atomic. */
-  private readAlone(query: Query, statement: Statement, format: ResultsFormat): ExecuteResponse {
+  /**
+   * A single read statement runs without an explicit transaction (SQLite's autocommit is atomic),
+   * prepared in read mode. Undefined when SQLite says it would write.
+   */
+  private readAlone(query: Query, statement: Statement, format: ResultsFormat): ExecuteResponse | undefined {
     const started = performance.now();
     try {
-      const outcome = this.run(statement, query.params, format);
+      checkRunnable(statement);
+      const prepared = this.connection.prepareRead(statement.executable);
+      if (prepared === 'writes' || !prepared.readonly) return undefined;
+      const outcome = this.run(statement, prepared, query.params, format);
       const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
       return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
     } catch (e) {
       return { success: false, error: detailOf(e) };
     }
+  }
+
+  /**
+   * A request that must not write (a read-only caller, a read-only connection): each statement is
+   * prepared in read mode and runs only when SQLite's read-only flag says it does not write.
+   */
+  private readOnly(work: Work): ExecuteResponse {
+    const prepareRead = (statement: Statement): Database.Statement => {
+      const prepared = this.connection.prepareRead(statement.executable);
+      if (prepared === 'writes' || !prepared.readonly) throw new D1Failure(Messages.readOnly);
+      return prepared;
+    };
+    const only = work.parsed[0]!.statements;
+    if (work.queries.length === 1 && only.length === 1 && !work.parsed[0]!.tooLong) {
+      const started = performance.now();
+      try {
+        checkRunnable(only[0]!);
+        const outcome = this.run(only[0]!, prepareRead(only[0]!), work.queries[0]!.params, work.format);
+        const meta = this.meta(started, this.counters, this.counters, outcome, only[0]!, 0);
+        return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
+      } catch (e) {
+        return { success: false, error: detailOf(e) };
+      }
+    }
+    return this.unit([work], false, prepareRead)[0]!;
   }
 
   /**
@@ -158,8 +218,11 @@ export class Engine {
       if (group.length > 0) beforeRun?.();
       if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]]!));
       else if (group.length > 1) {
-        const responses = this.group(group.map((i) => requests[i]!));
-        for (let k = 0; k < responses.length; k++) settle(group[k]!, responses[k]!);
+        const answers = this.unit(
+          group.map((i) => workOf(requests[i]!)),
+          true,
+        );
+        for (let k = 0; k < answers.length; k++) settle(group[k]!, answers[k]!);
       }
       group = [];
     };
@@ -177,7 +240,7 @@ export class Engine {
 
   /** Writes that can share a transaction: no session bookmark check, no PRAGMA (its effects are per transaction), no VACUUM. */
   private groupable(request: ExecuteRequest): boolean {
-    if (this.closed || request.queries.length === 0) return false;
+    if (this.closed || request.queries.length === 0 || request.readOnly || this.connection.readonly) return false;
     if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) return false;
     let writes = false;
     for (const q of request.queries) {
@@ -190,103 +253,90 @@ export class Engine {
     return writes;
   }
 
-  private group(requests: ExecuteRequest[]): ExecuteResponse[] {
-    const responses: ExecuteResponse[] = [];
-    let wrote = false;
-    try {
-      this.connection.beginImmediate.run();
-      this.sync();
-    } catch (e) {
-      const error = detailOf(e);
-      return requests.map(() => ({ success: false, error }));
-    }
-    for (const request of requests) {
-      const queries = request.queries.filter((q) => !dropped(q.sql));
-      if (queries.length === 0) {
-        responses.push({ success: false, error: Messages.noStatements });
-        continue;
-      }
-      const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
-      this.connection.savepoint.run();
-      try {
-        const body = this.body(
-          queries,
-          queries.map((q) => parseQuery(q.sql)),
-          format,
-        );
-        this.connection.release.run();
-        wrote ||= body.wrote;
-        responses.push({ success: true, results: body.results, bookmark: '' });
-      } catch (e) {
-        this.connection.rollbackToSavepoint.run();
-        this.connection.release.run();
-        this.counters = this.connection.counters();
-        responses.push({ success: false, error: detailOf(e) });
-      }
-    }
-    try {
-      if (wrote) {
-        this.sequence = this.connection.bumpCommitSequence();
-        this.counters = this.connection.counters();
-      }
-      this.connection.commit.run();
-    } catch (e) {
-      this.rollback();
-      const error = detailOf(e);
-      return requests.map(() => ({ success: false, error }));
-    }
-    if (wrote) {
-      this.dataVersion = this.connection.dataVersion();
-      this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
-      this.onCommit?.();
-    }
-    for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
-    return responses;
-  }
-
-  private transaction(queries: Query[], parsed: ParsedQuery[], format: ResultsFormat): ExecuteResponse {
-    const writes = parsed.some((p) => p.statements.some((s) => s.kind === 'write'));
-    let body: { results: StatementResult[]; wrote: boolean };
+  /**
+   * The one commit path. Runs the requests in one transaction (each in its own savepoint when there
+   * are several, so a failing request rolls back alone), then seals and commits what succeeded.
+   * SQLite decides whether the transaction wrote (the seal), so a write the classifier missed is
+   * still numbered and reaches the log; any failure after BEGIN rolls back.
+   */
+  private unit(works: Work[], writes: boolean, prepare: (statement: Statement) => Database.Statement = this.prepareWrite): ExecuteResponse[] {
+    const shared = works.length > 1;
+    const everyone = (failure: ExecuteResponse) => works.map(() => failure);
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
       if (writes) this.sync();
     } catch (e) {
-      return { success: false, error: detailOf(e) };
-    }
-    try {
-      body = this.body(queries, parsed, format);
-      if (body.wrote) {
-        this.sequence = this.connection.bumpCommitSequence();
-        // The bump is a write of its own; measuring inside the transaction avoids a new read lock later.
-        this.counters = this.connection.counters();
-      }
-    } catch (e) {
       this.rollback();
-      return { success: false, error: detailOf(e) };
+      return everyone({ success: false, error: detailOf(e) });
     }
+    const responses: ExecuteResponse[] = [];
+    let succeeded = 0;
+    for (const work of works) {
+      if (work.queries.length === 0) {
+        responses.push({ success: false, error: Messages.noStatements });
+        continue;
+      }
+      try {
+        if (shared) this.connection.savepoint.run();
+        const results = this.body(work, prepare);
+        // Deferred constraints are checked at COMMIT, for the whole group: each request answers for its own.
+        if (shared && this.connection.deferredViolations()) throw new D1Failure(FOREIGN_KEY_AT_COMMIT, true);
+        if (shared) this.connection.release.run();
+        responses.push({ success: true, results, bookmark: '' });
+        succeeded++;
+      } catch (e) {
+        if (!shared) {
+          this.rollback();
+          return [failureOf(e)];
+        }
+        try {
+          this.connection.rollbackToSavepoint.run();
+          this.connection.release.run();
+          this.counters = this.connection.counters();
+        } catch (inner) {
+          this.rollback();
+          return everyone(failureOf(inner));
+        }
+        responses.push(failureOf(e));
+      }
+    }
+    if (succeeded === 0) {
+      this.rollback();
+      return responses;
+    }
+    let sequence: number | undefined;
     try {
+      sequence = this.connection.seal();
+      // The seal is a write of its own; measuring inside the transaction avoids a new read lock later.
+      if (sequence !== undefined) this.counters = this.connection.counters();
       this.connection.commit.run();
     } catch (e) {
       this.rollback();
       const detail = detailOf(e);
-      if (detail.includes('FOREIGN KEY constraint failed')) {
-        return { success: false, error: Messages.constraintsViolatedAtCommit + detail, reset: true };
-      }
-      return { success: false, error: detail };
+      if (detail.includes('FOREIGN KEY constraint failed')) return everyone(failureOf(new D1Failure(detail, true)));
+      return everyone({ success: false, error: detail });
     }
-    if (body.wrote) {
+    if (sequence !== undefined) {
+      this.sequence = sequence;
       this.dataVersion = this.connection.dataVersion();
       this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
-      this.onCommit?.();
+      try {
+        this.onCommit?.();
+      } catch (e) {
+        // Committed in SQLite but not taken by the log: not acknowledged (the log's owner repairs the file).
+        return everyone({ success: false, error: detailOf(e) });
+      }
     }
-    return { success: true, results: body.results, bookmark: this.bookmarkText };
+    for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
+    return responses;
   }
 
+  private readonly prepareWrite = (statement: Statement): Database.Statement => this.connection.prepare(statement.executable);
+
   /** The queries of one request, inside an open transaction; throws D1's error on the first failure. */
-  private body(queries: Query[], parsed: ParsedQuery[], format: ResultsFormat): { results: StatementResult[]; wrote: boolean } {
+  private body({ queries, parsed, format }: Work, prepare: (statement: Statement) => Database.Statement): StatementResult[] {
     const results: StatementResult[] = [];
-    let wrote = false;
     for (let q = 0; q < queries.length; q++) {
       const started = performance.now();
       const before = this.counters;
@@ -298,9 +348,11 @@ export class Engine {
       for (let i = 0; i < statements.length; i++) {
         const statement = statements[i]!;
         const last = i === statements.length - 1;
+        checkRunnable(statement);
+        const prepared = prepare(statement);
         if (!last && statement.parameterCount > 0) throw new D1Failure(Messages.parametersOnlyInLast);
-        outcome = this.run(statement, last ? queries[q]!.params : [], last ? format : 'NONE');
-        if (statement.kind === 'write') queryWrote = true;
+        outcome = this.run(statement, prepared, last ? queries[q]!.params : [], last ? format : 'NONE');
+        if (statement.kind === 'write' || !prepared.readonly) queryWrote = true;
       }
       const lastStatement = statements.at(-1)!;
       if (queryWrote) {
@@ -308,13 +360,12 @@ export class Engine {
         // the last measured size and the request's final query measures it anew.
         const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
         this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
-        wrote = true;
       }
       const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
       const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
       results.push({ columns: outcome.columns, rows, meta });
     }
-    return { results, wrote };
+    return results;
   }
 
   private rollback(): void {
@@ -336,10 +387,7 @@ export class Engine {
     this.onCommit?.();
   }
 
-  private run(statement: Statement, params: Query['params'], format: ResultsFormat): Outcome {
-    if (statement.empty) throw new D1Failure(Messages.emptyStatement);
-    if (statement.rejection) throw new D1Failure(statement.rejection);
-    const prepared = this.connection.prepare(statement.executable);
+  private run(statement: Statement, prepared: Database.Statement, params: Query['params'], format: ResultsFormat): Outcome {
     if (params.length !== statement.parameterCount) throw new D1Failure(Messages.wrongParameterCount);
     const args = sqliteArguments(statement, params);
     let rows: RowValue[][];
@@ -432,9 +480,10 @@ export class Engine {
     return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   }
 
-  close(): void {
+  /** Closes the connection; `keepWal` leaves the WAL as it is, for a repair (see Connection.close). */
+  close(options: { keepWal?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
-    this.connection.close();
+    this.connection.close(options);
   }
 }

@@ -21,6 +21,23 @@ function isSqliteError(e: unknown): e is SqliteErrorLike {
   return typeof code === 'string' && code.startsWith('SQLITE_');
 }
 
+/**
+ * File-system errors met outside SQLite (the write log's own files), as SQLite words the same
+ * conditions: a full disk reads as SQLite's SQLITE_FULL, wherever it was met.
+ */
+const ERRNO_DETAILS = new Map([
+  ['ENOSPC', sqliteDetail('database or disk is full', 'SQLITE_FULL')],
+  ['EDQUOT', sqliteDetail('database or disk is full', 'SQLITE_FULL')],
+  ['EFBIG', sqliteDetail('database or disk is full', 'SQLITE_FULL')],
+  ['EIO', sqliteDetail('disk I/O error', 'SQLITE_IOERR')],
+]);
+
+/** The SQLite-worded detail of a Node file-system error (ENOSPC…), if it has one. */
+export function errnoDetail(e: unknown): string | undefined {
+  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+  return code === undefined ? undefined : ERRNO_DETAILS.get(code);
+}
+
 /** better-sqlite3 turns some SQLite result codes into its own errors; these are SQLite's texts for them. */
 const BINDING_ERRORS = new Map([['The bound string, buffer, or bigint is too big', 'string or blob too big: SQLITE_TOOBIG']]);
 
@@ -29,6 +46,8 @@ export function detailOf(e: unknown, offset = -1): string {
   if (e instanceof D1Failure) return e.detail;
   if (isSqliteError(e)) return sqliteDetail(e.message, e.code, offset);
   if (e instanceof Error && BINDING_ERRORS.has(e.message)) return BINDING_ERRORS.get(e.message)!;
+  const errno = errnoDetail(e);
+  if (errno !== undefined) return errno;
   if (e instanceof Error) return e.message;
   return String(e);
 }

@@ -1,8 +1,11 @@
 // The Executor over a database with a history, for the in-process binding: a write is answered
 // once its log record is durable. Writes made in the same turn of the event loop (concurrent
-// callers) share one sync of the log.
+// callers) share one sync of the log. A write the log cannot take (a full disk, an I/O error) is
+// answered as failed, and the database goes back to the log's last durable record before anything
+// else runs on it; later writes work again as soon as the log can write.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import type { EngineOptions } from '../engine/engine.ts';
+import { detailOf } from '../engine/sqlite-error.ts';
 import { type HistoryOptions, LoggedDatabase } from './logged-database.ts';
 
 export class LoggedExecutor implements Executor {
@@ -14,9 +17,23 @@ export class LoggedExecutor implements Executor {
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
-    const before = this.database.engine.commitSequence;
-    const response = this.database.engine.execute(request);
-    if (this.database.engine.commitSequence !== before) await this.flushSoon();
+    const database = this.database;
+    const refused = database.unavailable();
+    if (refused !== undefined) return { success: false, error: refused };
+    const engine = database.engine;
+    const before = engine.commitSequence;
+    const generation = database.generation;
+    const response = engine.execute(request);
+    if (engine.commitSequence === before) return response;
+    try {
+      // A commit the log could not take is undone now, before anything else runs on the database.
+      if (!response.success) database.flush();
+      await this.flushSoon();
+    } catch (e) {
+      return { success: false, error: detailOf(e) };
+    }
+    // A repair since this commit (another write of the turn failed) undid it with the rest.
+    if (database.generation !== generation) return { success: false, error: database.lastFailure };
     return response;
   }
 
@@ -37,6 +54,8 @@ export class LoggedExecutor implements Executor {
   }
 
   async dump(): Promise<ArrayBuffer> {
+    const refused = this.database.unavailable();
+    if (refused !== undefined) throw new Error(refused);
     return await this.database.engine.dump();
   }
 

@@ -19,10 +19,9 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, syncDirectory, syncFile, writeFileDurably } from './files.ts';
+import { copyFileDurably, syncDirectory, syncFile, writeFileDurably, writeFully } from './files.ts';
 import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 
@@ -35,11 +34,34 @@ const SEGMENT_BYTES = 64 * 1024 * 1024;
  */
 const PREALLOCATE_BYTES = 4 * 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
+/** After the disk had no room for the zeros ahead, records are written without them this long. */
+const PREALLOCATE_RETRY_MS = 10_000;
 
 interface Entry extends RecordSummary {
   segment: Segment;
   offset: number;
   length: number;
+}
+
+/** Bytes of a segment file that hold no readable record, found while opening the log. */
+export interface UnreadableRange {
+  file: string;
+  /** [from, to) in the file. */
+  from: number;
+  to: number;
+}
+
+/**
+ * Records missing from the middle of the history: damaged bytes in a segment, or a segment file
+ * that is gone. Commits after `after` and before `next` cannot be rebuilt from the log.
+ */
+export interface LogGap {
+  /** The last readable record before the gap (undefined: the gap is at the log's start). */
+  after: RecordSummary | undefined;
+  /** The first readable record after it. */
+  next: RecordSummary;
+  /** Where the missing records were: unreadable byte ranges (none when a whole segment file is missing). */
+  unreadable: UnreadableRange[];
 }
 
 interface Segment {
@@ -51,6 +73,32 @@ interface Segment {
 }
 
 const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
+
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+
+/** The index of the last non-zero byte of `bytes` (-1 when all are zero). */
+function lastNonZero(bytes: Buffer): number {
+  let end = bytes.length;
+  while (end > 0) {
+    const start = Math.max(0, end - ZERO_CHUNK.length);
+    if (bytes.compare(ZERO_CHUNK, 0, end - start, start, end) !== 0) {
+      for (let i = end - 1; i >= start; i--) if (bytes[i] !== 0) return i;
+    }
+    end = start;
+  }
+  return -1;
+}
+
+/** Whether a file's bytes [from, to) are all zero. */
+function allZero(fd: number, from: number, to: number): boolean {
+  const chunk = Buffer.alloc(Math.min(to - from, 1024 * 1024));
+  for (let at = from; at < to; at += chunk.length) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, to - at), at);
+    for (let i = 0; i < n; i++) if (chunk[i] !== 0) return false;
+    if (n === 0) break;
+  }
+  return true;
+}
 
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
@@ -64,6 +112,16 @@ export class FileLogStore implements LogStore {
   private fd: number | undefined;
   private dirty = false;
   private totalBytes = 0;
+  /** Entries [0, durableCount) are synced; the ones after were appended since the last flush. */
+  private durableCount = 0;
+  /** At the last flush: how many segments there were, and where the last one's records ended. */
+  private durable = { segments: 0, bytes: 0 };
+  /** No zeros are written ahead before this time (the disk was full). */
+  private preallocateAfter = 0;
+  /** A rollback could not cut the last segment back: nothing is appended until it can. */
+  private cutPending = false;
+  /** Unreadable ranges found on opening, each with the index of the entry that follows it. */
+  private readonly unreadable: (UnreadableRange & { before: number })[] = [];
 
   /** Opens (or creates) the history in `dir`, dropping a record torn by a crash at its end. */
   constructor(
@@ -79,45 +137,126 @@ export class FileLogStore implements LogStore {
     const names = readdirSync(this.segmentsDir)
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))
       .sort();
-    for (const name of names) {
+    names.forEach((name, i) => {
       const segment = { file: path.join(this.segmentsDir, name), first: Number.parseInt(name.slice(0, 16), 16), bytes: 0, allocated: 0 };
       this.segments.push(segment);
-      this.scan(segment);
-    }
+      this.scan(segment, i === names.length - 1);
+    });
+    this.markDurable();
   }
 
-  /** Indexes a segment's records; at the first torn or corrupt one, cuts the segment there. */
-  private scan(segment: Segment): void {
-    const fd = openSync(segment.file, 'r+');
+  /**
+   * Indexes a segment's records. Bytes that hold no record are skipped up to the next record that
+   * continues the history (damage in the middle of the log is kept and reported by gaps(), never
+   * cut away); what follows the last record of the last segment (the zeros written ahead of the
+   * records, or a record torn by a crash) is cut off.
+   */
+  private scan(segment: Segment, last: boolean): void {
+    const fd = openSync(segment.file, last ? 'r+' : 'r');
     try {
       const size = fstatSync(fd).size;
-      const head = Buffer.alloc(FRAME_HEAD_BYTES);
       let offset = 0;
       while (offset + FRAME_HEAD_BYTES <= size) {
-        readSync(fd, head, 0, FRAME_HEAD_BYTES, offset);
-        const length = head.readUInt32LE(0);
-        if (length < SUMMARY_BYTES || offset + FRAME_HEAD_BYTES + length > size) break;
-        const body = Buffer.alloc(length);
-        readSync(fd, body, 0, length, offset + FRAME_HEAD_BYTES);
-        if (!checkFrame(body, head.readUInt32LE(4))) break;
-        let summary: RecordSummary;
-        try {
-          summary = summarize(body);
-        } catch {
-          break;
+        const found = this.recordAt(fd, offset, size);
+        if (found) {
+          this.entries.push({ ...found.summary, segment, offset, length: found.length });
+          offset += FRAME_HEAD_BYTES + found.length;
+          continue;
         }
-        const previous = this.entries.at(-1);
-        if (previous && !(summary.seq === previous.seq + 1 || (summary.kind === 'image' && summary.seq > previous.seq))) break;
-        this.entries.push({ ...summary, segment, offset, length });
-        offset += FRAME_HEAD_BYTES + length;
+        const next = this.nextRecord(fd, offset, size);
+        if (next === undefined) break;
+        this.unreadable.push({ file: segment.file, from: offset, to: next, before: this.entries.length });
+        offset = next;
       }
-      if (offset < size) ftruncateSync(fd, offset);
-      segment.bytes = offset;
-      segment.allocated = offset;
-      this.totalBytes += offset;
+      if (offset < size) {
+        if (last) ftruncateSync(fd, offset);
+        // A sealed segment ends at its last record: anything else after it is damage.
+        else if (!allZero(fd, offset, size)) this.unreadable.push({ file: segment.file, from: offset, to: size, before: this.entries.length });
+      }
+      const end = last ? offset : size;
+      segment.bytes = end;
+      segment.allocated = end;
+      this.totalBytes += end;
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** The record framed at `offset`, when it is whole, intact and continues the history. */
+  private recordAt(fd: number, offset: number, size: number): { summary: RecordSummary; length: number } | undefined {
+    const head = Buffer.alloc(FRAME_HEAD_BYTES);
+    readSync(fd, head, 0, FRAME_HEAD_BYTES, offset);
+    const length = head.readUInt32LE(0);
+    if (length < SUMMARY_BYTES || offset + FRAME_HEAD_BYTES + length > size) return undefined;
+    const body = Buffer.alloc(length);
+    readSync(fd, body, 0, length, offset + FRAME_HEAD_BYTES);
+    if (!checkFrame(body, head.readUInt32LE(4))) return undefined;
+    let summary: RecordSummary;
+    try {
+      summary = summarize(body);
+    } catch {
+      return undefined;
+    }
+    return this.follows(summary) ? { summary, length } : undefined;
+  }
+
+  /** Sequences only go up and commit times never go back: anything else is not this history's next record. */
+  private follows(summary: RecordSummary): boolean {
+    const previous = this.entries.at(-1);
+    if (!Number.isSafeInteger(summary.seq) || !Number.isFinite(summary.time)) return false;
+    return !previous || (summary.seq > previous.seq && summary.time >= previous.time);
+  }
+
+  /**
+   * After bytes that hold no record: the offset of the next intact record that continues the
+   * history, or undefined when there is none (the end of the records). Every offset is tried;
+   * the cheap checks (length, kind, sequence, time) leave the CRC for the rare candidate.
+   */
+  private nextRecord(fd: number, from: number, size: number): number | undefined {
+    const bytes = Buffer.alloc(size - from);
+    readSync(fd, bytes, 0, bytes.length, from);
+    const previous = this.entries.at(-1);
+    // A frame starts with a non-zero length: nothing starts past the last non-zero byte (the zeros
+    // written ahead of the records, often megabytes, are skipped at once).
+    const end = Math.min(lastNonZero(bytes) + 1, bytes.length - FRAME_HEAD_BYTES - SUMMARY_BYTES + 1);
+    for (let at = 1; at < end; at++) {
+      const length = bytes.readUInt32LE(at);
+      if (length < SUMMARY_BYTES || at + FRAME_HEAD_BYTES + length > bytes.length) continue;
+      const kind = bytes[at + FRAME_HEAD_BYTES]!;
+      if (kind !== 1 && kind !== 2) continue;
+      const seq = bytes.readDoubleLE(at + FRAME_HEAD_BYTES + 1);
+      if (!Number.isSafeInteger(seq) || seq < 0 || (previous && seq <= previous.seq)) continue;
+      const time = bytes.readDoubleLE(at + FRAME_HEAD_BYTES + 9);
+      if (!Number.isFinite(time) || (previous && time < previous.time)) continue;
+      const body = bytes.subarray(at + FRAME_HEAD_BYTES, at + FRAME_HEAD_BYTES + length);
+      if (!checkFrame(body, bytes.readUInt32LE(at + 4))) continue;
+      try {
+        summarize(body);
+      } catch {
+        continue;
+      }
+      return from + at;
+    }
+    return undefined;
+  }
+
+  /**
+   * Where records are missing from the middle of the history: a record that does not follow the
+   * one before it (a pages record whose sequence is not the next, or anything after unreadable
+   * bytes). The start of the log is the caller's to check against its snapshots.
+   */
+  gaps(): LogGap[] {
+    const gaps: LogGap[] = [];
+    for (let i = 0; i < this.entries.length; i++) {
+      const entry = this.entries[i]!;
+      const previous = this.entries[i - 1];
+      const unreadable = this.unreadable.filter((u) => u.before === i).map(({ file, from, to }) => ({ file, from, to }));
+      const jump = previous !== undefined && entry.seq !== previous.seq + 1 && entry.kind !== 'image';
+      if (jump || (unreadable.length > 0 && (previous === undefined || entry.seq !== previous.seq + 1))) {
+        gaps.push({ after: previous && summaryOf(previous), next: summaryOf(entry), unreadable });
+      }
+    }
+    return gaps;
   }
 
   last(): RecordSummary | undefined {
@@ -137,13 +276,17 @@ export class FileLogStore implements LogStore {
     if ((last?.seq ?? expectedLast) !== expectedLast || !next) {
       throw new LogConflict(`log append out of order: the log ends at ${last?.seq}, expected ${expectedLast}, record ${record.seq}`);
     }
+    if (this.cutPending) this.rollback();
     let segment = this.segments.at(-1);
     if (!segment || segment.bytes >= SEGMENT_BYTES) segment = this.startSegment(record.seq);
     if (this.fd === undefined) this.fd = openSync(segment.file, 'r+');
     const body = encodeRecord(record);
     const bytes = frame(body);
     if (segment.bytes + bytes.length > segment.allocated) this.preallocate(segment, segment.bytes + bytes.length);
-    writeSync(this.fd, bytes, 0, bytes.length, segment.bytes);
+    // Dirty before the write: a failed write may still have changed the file (a rollback cuts it).
+    this.dirty = true;
+    writeFully(this.fd, bytes, segment.bytes);
+    if (segment.bytes + bytes.length > segment.allocated) segment.allocated = segment.bytes + bytes.length;
     this.entries.push({ ...summarize(body), segment, offset: segment.bytes, length: body.length });
     segment.bytes += bytes.length;
     this.totalBytes += bytes.length;
@@ -151,10 +294,20 @@ export class FileLogStore implements LogStore {
   }
 
   private preallocate(segment: Segment, needed: number): void {
+    if (Date.now() < this.preallocateAfter) return;
     const target = Math.max(needed, segment.allocated + PREALLOCATE_BYTES);
-    for (let at = segment.allocated; at < target; at += ZEROS.length) writeSync(this.fd!, ZEROS, 0, Math.min(ZEROS.length, target - at), at);
-    segment.allocated = target;
     this.dirty = true;
+    try {
+      for (let at = segment.allocated; at < target; at += ZEROS.length) writeFully(this.fd!, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
+      segment.allocated = target;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      // A nearly full disk: no zeros ahead for a while; each record is written as it is (and fails
+      // with ENOSPC when it does not fit).
+      ftruncateSync(this.fd!, segment.bytes);
+      segment.allocated = segment.bytes;
+      this.preallocateAfter = Date.now() + PREALLOCATE_RETRY_MS;
+    }
   }
 
   private startSegment(first: number): Segment {
@@ -175,9 +328,66 @@ export class FileLogStore implements LogStore {
   }
 
   flush(): void {
-    if (!this.dirty || this.fd === undefined) return;
-    fdatasyncSync(this.fd);
+    if (this.dirty && this.fd !== undefined) {
+      fdatasyncSync(this.fd);
+      this.dirty = false;
+    }
+    this.markDurable();
+  }
+
+  private markDurable(): void {
+    this.durableCount = this.entries.length;
+    this.durable = { segments: this.segments.length, bytes: this.segments.at(-1)?.bytes ?? 0 };
+  }
+
+  /** The newest record made durable by a flush (or found on opening). */
+  lastDurable(): RecordSummary | undefined {
+    const e = this.entries[this.durableCount - 1];
+    return e && summaryOf(e);
+  }
+
+  /** The newest durable record in full. */
+  lastDurableRecord(): LogRecord | undefined {
+    const e = this.entries[this.durableCount - 1];
+    return e && this.load(e);
+  }
+
+  /**
+   * Forgets every record appended since the last flush, in the files too: the last segment is cut
+   * back to the end of its last durable record (and synced), a segment started since is removed.
+   * When the cut fails, the error is thrown, the records are forgotten all the same, and no append
+   * is taken until a later rollback manages the cut (an append over them would leave old records
+   * after the new ones).
+   */
+  rollback(): void {
+    const dropped = this.entries.splice(this.durableCount);
+    for (const e of dropped) this.totalBytes -= FRAME_HEAD_BYTES + e.length;
+    this.cutPending = true;
+    // Segments started since the last flush hold nothing durable.
+    while (this.segments.length > this.durable.segments) {
+      const gone = this.segments.pop()!;
+      if (this.fd !== undefined) closeSync(this.fd);
+      this.fd = undefined;
+      rmSync(gone.file, { force: true });
+      syncDirectory(this.segmentsDir);
+      this.totalBytes -= gone.bytes;
+    }
+    const segment = this.segments.at(-1);
+    if (segment) {
+      const end = this.durable.bytes;
+      const fd = this.fd ?? openSync(segment.file, 'r+');
+      try {
+        ftruncateSync(fd, end);
+        fdatasyncSync(fd);
+      } finally {
+        if (fd !== this.fd) closeSync(fd);
+      }
+      this.totalBytes += end - segment.bytes;
+      segment.bytes = end;
+      segment.allocated = end;
+    }
     this.dirty = false;
+    this.cutPending = false;
   }
 
   *read(from: number, to: number): Iterable<LogRecord> {
@@ -202,6 +412,12 @@ export class FileLogStore implements LogStore {
     return e?.seq === seq ? summaryOf(e) : undefined;
   }
 
+  /** The newest image record at or before `seq` (a restore or resync: the history is whole again from there). */
+  lastImage(seq: number): RecordSummary | undefined {
+    for (let i = Math.min(this.indexOf(seq + 1), this.entries.length) - 1; i >= 0; i--) if (this.entries[i]!.kind === 'image') return summaryOf(this.entries[i]!);
+    return undefined;
+  }
+
   atTime(time: number): RecordSummary | undefined {
     let low = 0;
     let high = this.entries.length;
@@ -220,7 +436,9 @@ export class FileLogStore implements LogStore {
       const bytes = Buffer.alloc(FRAME_HEAD_BYTES + entry.length);
       readSync(fd, bytes, 0, bytes.length, entry.offset);
       const body = bytes.subarray(FRAME_HEAD_BYTES);
-      if (!checkFrame(body, bytes.readUInt32LE(4))) throw new CorruptRecord(`log record ${entry.seq} is corrupt (CRC mismatch) in ${entry.segment.file}`);
+      if (!checkFrame(body, bytes.readUInt32LE(4))) {
+        throw new CorruptRecord(`log record ${entry.seq} is damaged (CRC mismatch): ${entry.segment.file}, bytes ${entry.offset}-${entry.offset + bytes.length}`);
+      }
       return decodeRecord(body);
     } finally {
       if (fd !== this.fd) closeSync(fd);
@@ -236,6 +454,13 @@ export class FileLogStore implements LogStore {
       let n = 0;
       while (n < this.entries.length && this.entries[n]!.segment === gone) n++;
       this.entries.splice(0, n);
+      this.durableCount = Math.max(0, this.durableCount - n);
+      this.durable.segments--;
+      for (let i = this.unreadable.length - 1; i >= 0; i--) {
+        const u = this.unreadable[i]!;
+        if (u.file === gone.file || u.before < n) this.unreadable.splice(i, 1);
+        else u.before -= n;
+      }
     }
   }
 

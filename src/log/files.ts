@@ -1,5 +1,5 @@
 // File operations that stay correct across a crash: a file appears whole or not at all.
-import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export function syncDirectory(dir: string): void {
@@ -36,4 +36,17 @@ export function copyFileDurably(from: string, to: string): void {
   syncFile(temporary);
   renameSync(temporary, to);
   syncDirectory(path.dirname(to));
+}
+
+/**
+ * Writes all of `bytes` at `position`. A write to a nearly full disk can take part of the bytes
+ * and report how many; the next one then fails (ENOSPC), which is thrown.
+ */
+export function writeFully(fd: number, bytes: Buffer, position: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = writeSync(fd, bytes, done, bytes.length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    done += n;
+  }
 }

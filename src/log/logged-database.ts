@@ -2,19 +2,22 @@
 // images and made durable in the write log before its answer goes out; periodic snapshots bound
 // the cost of rebuilding any point; Time Travel and forks rebuild points. The engine knows
 // nothing of this: it calls back after each commit.
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { formatBookmark, parseBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
 import { HistoryError, type HistoryPoint, type RestoreResult } from '../api/time-travel.ts';
 import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
+import { D1Failure, detailOf } from '../engine/sqlite-error.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
 import { syncDirectory, syncFile } from './files.ts';
+import { HistoryLock } from './lock.ts';
 import { headerOfFile, materialize, schemaCookieInHeader, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
-import { type LogRecord, positionAfter } from './record.ts';
-import type { LogStore, SnapshotStore } from './store.ts';
-import { type CapturedCommit, NO_POSITION, WalReader } from './wal.ts';
+import { CorruptRecord, type LogRecord, positionAfter, type RecordSummary } from './record.ts';
+import { report } from './report.ts';
+import type { SnapshotStore } from './store.ts';
+import { type CapturedCommit, NO_POSITION, WAL_HEADER_BYTES, type WalPosition, WalReader } from './wal.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -37,7 +40,33 @@ export interface HistoryOptions {
   clock?: () => number;
   /** The tag of a new history (a cluster's nodes share their database's). Default: random. */
   tag?: string;
+  /**
+   * How long to wait for another handle or process to let the history go (default 0: refuse at
+   * once; a server's database host waits a few seconds for the host it replaces).
+   */
+  lockWaitMs?: number;
 }
+
+/**
+ * Commits the log cannot rebuild: records lost to damage in a segment (or a missing segment).
+ * Commits lostFrom..lostTo are gone; `next` is the first readable record after them.
+ */
+interface Damage {
+  lostFrom: number;
+  lostTo: number;
+  /** Commit times around the loss: the last readable commit's before it (if any), the next one's after it. */
+  fromTime: number | undefined;
+  toTime: number;
+  next: RecordSummary;
+  /** Where, for people: the files and byte ranges that could not be read. */
+  where: string;
+}
+
+/** Bringing the database back to the log's last durable record found the files not as the log left them. */
+class RepairMismatch extends Error {}
+
+/** A repair that failed is tried again at most this often (each request asks). */
+const REPAIR_RETRY_MS = 1000;
 
 export function historyDirOf(file: string): string {
   return `${path.resolve(file)}-history`;
@@ -45,7 +74,7 @@ export function historyDirOf(file: string): string {
 
 export class LoggedDatabase {
   engine: Engine;
-  readonly log: LogStore;
+  readonly log: FileLogStore;
   readonly snapshots: SnapshotStore;
   readonly tag: string;
   private readonly wal: WalReader;
@@ -61,11 +90,25 @@ export class LoggedDatabase {
   private pageBytesSinceSnapshot: number;
   private lastSnapshotTime: number;
   private snapshotting: Promise<void> | undefined;
-  /** A failure of the log: nothing more may be acknowledged until the database is reopened. */
-  private broken: Error | undefined;
+  /**
+   * The log could not take or sync a commit. Until the repair (the next flush, before anything
+   * else runs) brings the database back to the log's last durable record, nothing is acknowledged.
+   */
+  private failure: D1Failure | undefined;
+  /** The repair failed: every request is refused with this (the repair is retried now and then). */
+  private refusal: string | undefined;
+  private retryRepairAt = 0;
+  /** Counts repairs: commits made before a repair and not durable by then were undone by it. */
+  generation = 0;
+  /** The failure the last repair undid commits for. */
+  lastFailure = '';
   private closed = false;
   /** The WAL generation (its salt) last checkpointed. */
   private checkpointedSalt: number | undefined;
+  private readonly lock: HistoryLock;
+  /** Commits the log lost to damage, found on opening (or met while rebuilding a point). */
+  private readonly damage: Damage[] = [];
+  private lastFailureReport = 0;
 
   constructor(
     readonly file: string,
@@ -78,31 +121,58 @@ export class LoggedDatabase {
     this.checkpointBytes = options.checkpointBytes ?? 4 * 1024 * 1024;
     this.snapshotIntervalMs = options.snapshotIntervalMs ?? DAY_MS;
     this.clock = options.clock ?? Date.now;
-    this.log = new FileLogStore(this.dir, options.tag);
-    this.snapshots = new DirectorySnapshots(this.dir);
-    this.tag = this.log.tag;
-    if (this.snapshots.list().length === 0) this.start();
-    const last = this.log.lastRecord();
-    const base = this.snapshots.list().at(-1)!;
-    this.lastSeq = last?.seq ?? base.seq;
-    this.lastTime = last?.time ?? base.time;
-    // A snapshot past the log's end was stored by a restore that crashed before logging it.
-    for (const s of this.snapshots.list()) if (s.seq > this.lastSeq) this.snapshots.remove(s.seq);
-    // Commits that reached the WAL but not the log (the process died in between) are taken now,
-    // before anything opens the database: closing it would checkpoint them away.
-    this.wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? positionAfter(last) : NO_POSITION);
-    for (const commit of this.wal.read()) {
-      // Commits made without the log (a server run with --no-history) may have been checkpointed
-      // away: the database is then ahead of the log, and recover() starts the history anew.
-      if (this.sequenceOf(commit) !== this.lastSeq + 1) break;
-      this.append(commit);
+    mkdirSync(this.dir, { recursive: true });
+    // Before anything reads or cuts the log: one writer per history, in this process or another.
+    this.lock = HistoryLock.acquire(this.dir, path.resolve(file), options.lockWaitMs);
+    let log: FileLogStore | undefined;
+    let wal: WalReader | undefined;
+    let engine: Engine | undefined;
+    try {
+      this.log = log = new FileLogStore(this.dir, options.tag);
+      this.snapshots = new DirectorySnapshots(this.dir);
+      this.tag = this.log.tag;
+      if (this.snapshots.list().length === 0) this.start();
+      const last = this.log.lastRecord();
+      const base = this.snapshots.list().at(-1)!;
+      this.lastSeq = last?.seq ?? base.seq;
+      this.lastTime = last?.time ?? base.time;
+      // A snapshot past the log's end was stored by a restore that crashed before logging it.
+      for (const s of this.snapshots.list()) if (s.seq > this.lastSeq) this.snapshots.remove(s.seq);
+      this.findDamage();
+      // Commits that reached the WAL but not the log (the process died in between) are taken now,
+      // before anything opens the database: closing it would checkpoint them away.
+      this.wal = wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? positionAfter(last) : NO_POSITION);
+      for (const commit of this.wal.read()) {
+        // Commits made without the log (a server run with --no-history) may have been checkpointed
+        // away: the database is then ahead of the log, and recover() starts the history anew.
+        if (this.sequenceOf(commit) !== this.lastSeq + 1) break;
+        this.append(commit);
+      }
+      this.log.flush();
+      this.engine = engine = this.openEngine();
+      this.recover();
+      engine = this.engine;
+      const newest = this.snapshots.list().at(-1)!;
+      this.pageBytesSinceSnapshot = this.log.pageBytesAfter(newest.seq);
+      this.lastSnapshotTime = newest.time;
+    } catch (e) {
+      // Nothing un-logged is checkpointed into the file on the way out.
+      try {
+        engine?.close({ keepWal: true });
+      } catch {
+        // closing as far as it goes
+      }
+      wal?.close();
+      try {
+        log?.close();
+      } catch {
+        // the log's own failure is the one thrown
+      }
+      this.lock.release();
+      throw e;
     }
-    this.log.flush();
-    this.engine = this.openEngine();
-    this.recover();
-    const newest = this.snapshots.list().at(-1)!;
-    this.pageBytesSinceSnapshot = this.log.pageBytesAfter(newest.seq);
-    this.lastSnapshotTime = newest.time;
+    // Later points become rebuildable again from a snapshot taken after the damage.
+    if (this.damage.length > 0) this.snapshot().catch(() => {});
   }
 
   /** A new history starts with a snapshot of the database as it is (created empty if missing). */
@@ -135,7 +205,10 @@ export class LoggedDatabase {
 
   private resync(): void {
     this.capture();
+    this.log.flush();
     const seq = this.engine.commitSequence;
+    // The one checkpoint of commits the log lacks: the file as it is becomes the next snapshot, and
+    // the image record logged with it is the history's new starting point.
     this.engine.checkpoint();
     this.engine.close();
     this.wal.reopen();
@@ -150,15 +223,36 @@ export class LoggedDatabase {
     return Math.max(this.lastTime, this.clock());
   }
 
-  /** The hook the engine calls after each commit: every new transaction in the WAL goes to the log. */
+  /**
+   * The hook the engine calls after each commit: every new transaction in the WAL goes to the log.
+   * When the log cannot take it, the failure is kept for the repair and thrown (the engine answers
+   * the commit's requests with it: never acknowledged).
+   */
   capture(): void {
-    if (this.broken) throw this.broken;
+    if (this.refusal !== undefined) throw new D1Failure(this.refusal);
+    if (this.failure) throw this.failure;
     try {
       for (const commit of this.wal.read()) this.append(commit);
     } catch (e) {
-      this.broken = e as Error;
-      throw e;
+      throw this.fail(e);
     }
+  }
+
+  /** Keeps the first failure of the log until the repair; its text is D1's (a full disk reads as SQLITE_FULL). */
+  private fail(e: unknown): D1Failure {
+    if (!this.failure) {
+      this.failure = e instanceof D1Failure ? e : new D1Failure(detailOf(e));
+      const now = Date.now();
+      // Once in a while, not once per write, while the disk stays full.
+      if (now - this.lastFailureReport > 10_000) {
+        this.lastFailureReport = now;
+        report('error', `the write log of ${this.file} could not take a commit (${(e as Error).message}): the commits after ${this.log.lastDurable()?.seq ?? 'the first snapshot'} are answered as failed and undone`, {
+          file: this.file,
+          error: (e as Error).message,
+        });
+      }
+    }
+    return this.failure;
   }
 
   /** The commit number a captured transaction wrote into the header (page 1), if it did. */
@@ -191,12 +285,174 @@ export class LoggedDatabase {
    */
   flush(): void {
     if (this.closed) return;
-    this.capture();
-    this.log.flush();
+    this.makeDurable();
     // Once per WAL generation: until the next write starts the WAL over, the position stays where it was.
     const { offset, salt2 } = this.wal.position;
-    if (offset > this.checkpointBytes && salt2 !== this.checkpointedSalt && this.engine.checkpoint()) this.checkpointedSalt = salt2;
+    if (offset > this.checkpointBytes && salt2 !== this.checkpointedSalt && this.checkpointDurable()) this.checkpointedSalt = salt2;
     if (!this.snapshotting && this.snapshotDue()) this.snapshot().catch(() => {});
+  }
+
+  /**
+   * Captures and syncs every commit in the WAL. When the log cannot, the repair undoes the commits
+   * it did not make durable, and the failure is thrown (the refusal, when the repair fails too).
+   */
+  private makeDurable(): void {
+    this.ensureServing();
+    if (!this.failure) {
+      try {
+        for (const commit of this.wal.read()) this.append(commit);
+        this.log.flush();
+      } catch (e) {
+        this.fail(e);
+      }
+    }
+    if (this.failure) {
+      const failure = this.failure;
+      this.repair();
+      throw failure;
+    }
+  }
+
+  /**
+   * Moves the WAL into the database file. Only here, and only when every commit in the WAL is in
+   * the log and synced: so the file never holds a commit the log lacks, and the frames of commits
+   * not yet durable are always still in the WAL, where a repair can cut them off.
+   */
+  private checkpointDurable(): boolean {
+    const durable = this.log.lastDurable()?.seq ?? this.snapshots.list().at(-1)!.seq;
+    if (durable !== this.lastSeq || this.engine.commitSequence !== this.lastSeq) {
+      throw new Error(`checkpoint refused: the log is durable to commit ${durable}, captured to ${this.lastSeq}, the database is at ${this.engine.commitSequence}`);
+    }
+    return this.engine.checkpoint();
+  }
+
+  /** The log failed and the repair has not succeeded yet: every request is refused. */
+  get refused(): boolean {
+    return this.refusal !== undefined;
+  }
+
+  /** Undefined while the database serves; else why every request is refused (the repair is tried again first). */
+  unavailable(): string | undefined {
+    try {
+      this.ensureServing();
+      if (this.failure) {
+        this.repair();
+      }
+      return undefined;
+    } catch (e) {
+      return detailOf(e);
+    }
+  }
+
+  /** While refused, tries the repair again (not more than once a second); throws the refusal while it fails. */
+  private ensureServing(): void {
+    if (this.refusal === undefined) return;
+    if (Date.now() < this.retryRepairAt) throw new D1Failure(this.refusal);
+    this.repair();
+  }
+
+  /**
+   * Brings the database back to the log's last durable record, before anything else runs: a commit
+   * the log did not durably take is undone, never served. The engine is closed without a
+   * checkpoint, so the frames of those commits are still in the WAL (see checkpointDurable); the
+   * log is cut back to its last flush, the WAL to that record's position (checked against the
+   * frames' running checksum), the stale wal-index (-shm) goes, and the engine reopens. When the
+   * files are not as that expects, the file is rebuilt from the log instead. When neither works,
+   * the database is refused with the reason until a later try succeeds.
+   */
+  private repair(): void {
+    const cause = this.failure?.detail ?? this.lastFailure;
+    this.failure = undefined;
+    this.generation++;
+    this.lastFailure = cause;
+    let undone = false;
+    try {
+      this.engine.close({ keepWal: true });
+      this.wal.close();
+      this.log.rollback();
+      const durable = this.log.lastDurableRecord();
+      const base = this.snapshots.list().at(-1)!;
+      this.lastSeq = durable?.seq ?? base.seq;
+      this.lastTime = durable?.time ?? base.time;
+      for (const s of this.snapshots.list()) if (s.seq > this.lastSeq) this.snapshots.remove(s.seq);
+      let position: WalPosition;
+      try {
+        position = this.cutWal(durable);
+      } catch (e) {
+        if (!(e instanceof RepairMismatch)) throw e;
+        report('error', `repairing ${this.file}: ${e.message}; rebuilding it from the write log at commit ${this.lastSeq}`, { file: this.file });
+        this.replaceFile(this.lastSeq, (to) => materialize(this.log, this.snapshots, this.lastSeq, to));
+        position = NO_POSITION;
+      }
+      undone = true;
+      rmSync(`${this.file}-shm`, { force: true });
+      this.engine = this.openEngine();
+      if (this.engine.commitSequence !== this.lastSeq) {
+        throw new Error(`after the repair the database is at commit ${this.engine.commitSequence}, the log at ${this.lastSeq}`);
+      }
+      this.wal.reopen(position);
+      this.checkpointedSalt = undefined;
+      this.pageBytesSinceSnapshot = this.log.pageBytesAfter(this.snapshots.list().at(-1)!.seq);
+      this.refusal = undefined;
+    } catch (e) {
+      try {
+        this.engine.close({ keepWal: true });
+      } catch {
+        // already closed
+      }
+      const outcome = undone
+        ? 'the commits it could not take were undone, but the database cannot be opened again'
+        : 'the commits it could not take could not be undone (whether they are kept is decided when it is next opened)';
+      this.refusal = `dione: ${this.file} is refused: its write log failed (${cause}), ${outcome}: ${detailOf(e)}; it is retried on each request`;
+      this.retryRepairAt = Date.now() + REPAIR_RETRY_MS;
+      report('error', this.refusal, { file: this.file });
+      throw new D1Failure(this.refusal);
+    }
+  }
+
+  /**
+   * Cuts the WAL back to the state of the log's last durable record and returns the WAL position
+   * capture resumes from. Checks, rather than assumes, that the files are as checkpointDurable()
+   * leaves them: the database file holds no commit past that record, and the WAL frames up to the
+   * record's position are the very frames captured (same salts, same running checksum, page 1
+   * numbered as the record). Throws RepairMismatch when they are not.
+   */
+  private cutWal(durable: LogRecord | undefined): WalPosition {
+    const walFile = `${this.file}-wal`;
+    const target = this.lastSeq;
+    const inFile = sequenceOfFile(this.file);
+    if (inFile > target) throw new RepairMismatch(`the database file is at commit ${inFile}, past the log's last durable record ${target}`);
+    const position = durable?.kind === 'pages' ? durable.position : NO_POSITION;
+    const salts = walSalts(walFile);
+    if (position.offset > 0 && salts && salts.salt1 === position.salt1 && salts.salt2 === position.salt2) {
+      const fd = openSync(walFile, 'r+');
+      try {
+        ftruncateSync(fd, position.offset);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      const reader = new WalReader(walFile, NO_POSITION);
+      let commits: CapturedCommit[];
+      try {
+        commits = reader.read();
+      } finally {
+        reader.close();
+      }
+      const end = reader.position;
+      if (end.offset !== position.offset || end.checksum1 !== position.checksum1 || end.checksum2 !== position.checksum2) {
+        throw new RepairMismatch(`the WAL's frames up to commit ${target} are not the ones the log captured`);
+      }
+      const last = commits.at(-1);
+      if (last && this.sequenceOf(last) !== target) throw new RepairMismatch(`the WAL's last commit is numbered ${last && this.sequenceOf(last)}, not ${target}`);
+      return position;
+    }
+    // The WAL holds nothing durable beyond the file: a checkpoint moved everything before the
+    // record's generation into it, or the file was swapped in (a restore, a resync) since.
+    if (inFile !== target) throw new RepairMismatch(`the database file is at commit ${inFile} and its WAL does not lead to the log's last durable record ${target}`);
+    rmSync(walFile, { force: true });
+    syncDirectory(path.dirname(path.resolve(this.file)));
+    return NO_POSITION;
   }
 
   private snapshotDue(): boolean {
@@ -207,9 +463,16 @@ export class LoggedDatabase {
     return since > this.snapshotBytes && since > this.engine.info().file_size / 2;
   }
 
+  /** Runs a request and makes its commit durable; a commit the log cannot take is answered as failed. */
   execute(request: ExecuteRequest): ExecuteResponse {
+    const refused = this.unavailable();
+    if (refused !== undefined) return { success: false, error: refused };
     const response = this.engine.execute(request);
-    this.flush();
+    try {
+      this.flush();
+    } catch (e) {
+      return { success: false, error: detailOf(e) };
+    }
     return response;
   }
 
@@ -272,11 +535,75 @@ export class LoggedDatabase {
     if (time > this.clock()) throw new HistoryError(`Invalid timestamp '${iso}': it is in the future`);
     const cutoff = this.clock() - this.retentionMs;
     if (time < cutoff) throw new HistoryError(`Invalid timestamp '${iso}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
+    for (const d of this.damage) {
+      if (time >= (d.fromTime ?? Number.NEGATIVE_INFINITY) && time < d.toTime) {
+        throw new HistoryError(`Invalid timestamp '${iso}': the history was damaged around that time: ${this.damageText(d)}`);
+      }
+    }
     const seq = this.commitAt(time);
     if (seq === undefined) {
       throw new HistoryError(`Invalid timestamp '${iso}': the database's history starts at ${new Date(this.horizon().time).toISOString()}`);
     }
+    const blocked = this.blockedBy(seq);
+    if (blocked) throw new HistoryError(`Invalid timestamp '${iso}': the history was damaged before it, so it cannot be rebuilt exactly: ${this.damageText(blocked)}`);
     return seq;
+  }
+
+  /**
+   * Finds commits the log lost (damaged bytes in a segment, a missing segment file) and reports
+   * each at error level, naming the files and byte ranges.
+   */
+  private findDamage(): void {
+    const first = this.snapshots.list()[0]!;
+    for (const gap of this.log.gaps()) {
+      const lostFrom = (gap.after?.seq ?? first.seq) + 1;
+      const lostTo = gap.next.seq - 1;
+      const where =
+        gap.unreadable.length > 0
+          ? gap.unreadable.map((u) => `${u.file} bytes ${u.from}-${u.to} unreadable`).join(', ')
+          : `no segment in ${path.join(this.dir, 'segments')} holds them (a segment file is missing)`;
+      if (lostFrom > lostTo) {
+        report('warn', `the write log of ${this.file} has unreadable bytes (${where}); no commit is missing`, { file: this.file, damaged: gap.unreadable });
+        continue;
+      }
+      const damage: Damage = { lostFrom, lostTo, fromTime: gap.after?.time, toTime: gap.next.time, next: gap.next, where };
+      this.damage.push(damage);
+      report(
+        'error',
+        `the write log of ${this.file} is damaged: ${where}. Commits ${lostFrom} to ${lostTo} are lost: Time Travel refuses them, and later points until a snapshot taken after them (one is being taken now)`,
+        { file: this.file, damaged: gap.unreadable, lostCommits: [lostFrom, lostTo] },
+      );
+    }
+  }
+
+  /** The damage that keeps commit `seq` from being rebuilt exactly, if any. */
+  private blockedBy(seq: number): Damage | undefined {
+    for (const d of this.damage) {
+      if (seq < d.lostFrom) continue;
+      // From a snapshot at or after the loss (or an image record: a restore, a resync) the history is whole again.
+      const base = Math.max(this.snapshots.list().filter((s) => s.seq <= seq).at(-1)?.seq ?? -1, this.log.lastImage(seq)?.seq ?? -1);
+      if (base >= Math.min(seq, d.lostTo)) continue;
+      return d;
+    }
+    return undefined;
+  }
+
+  /** What was lost, where, and which points can still be restored. */
+  private damageText(d: Damage): string {
+    const afterwards = [...this.snapshots.list().map((s) => s.seq), ...(d.next.kind === 'image' ? [d.next.seq] : [])].filter((seq) => seq >= d.lostTo).sort((a, b) => a - b)[0];
+    const later = afterwards === undefined ? 'later points once a snapshot is taken after it' : `points from commit ${afterwards} on`;
+    return `commits ${d.lostFrom} to ${d.lostTo} are lost (${d.where}); points up to commit ${d.lostFrom - 1} and ${later} can be restored`;
+  }
+
+  /** Rebuilds commit `seq` into `file`; a record found damaged on the way is reported and refused as damage. */
+  private materialize(seq: number, file: string): void {
+    try {
+      materialize(this.log, this.snapshots, seq, file);
+    } catch (e) {
+      if (!(e instanceof CorruptRecord)) throw e;
+      report('error', `the write log of ${this.file} is damaged: ${e.message}`, { file: this.file });
+      throw new HistoryError(`commit ${seq} cannot be rebuilt: the history was damaged: ${e.message}`);
+    }
   }
 
   /** The newest commit at or before `time` that the history can rebuild. */
@@ -299,6 +626,11 @@ export class LoggedDatabase {
     // A commit is within the window while its state lasted into it: at or after the one current at the window's start.
     const floor = this.commitAt(this.clock() - this.retentionMs) ?? this.horizon().seq;
     if (seq < floor) throw new HistoryError(`Invalid bookmark '${bookmark}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
+    const blocked = this.blockedBy(seq);
+    if (blocked) {
+      const there = seq <= blocked.lostTo ? 'the history was damaged there' : 'the history was damaged before it, so it cannot be rebuilt exactly';
+      throw new HistoryError(`Invalid bookmark '${bookmark}': ${there}: ${this.damageText(blocked)}`);
+    }
     if (!this.log.find(seq) && !this.snapshots.list().some((s) => s.seq === seq)) {
       throw new HistoryError(`Invalid bookmark '${bookmark}': the history does not hold that commit (it was made while the write log was off)`);
     }
@@ -319,15 +651,15 @@ export class LoggedDatabase {
   async restore(point: HistoryPoint): Promise<RestoreResult> {
     // From here to the end nothing awaits, so no snapshot starts and no request runs in between.
     while (this.snapshotting) await this.snapshotting.catch(() => {});
-    if (this.broken) throw this.broken;
-    this.capture();
+    // Everything captured is durable first (a failure is repaired and thrown).
+    this.makeDurable();
     const target = this.resolve(point);
     const previous = this.bookmark;
     const seq = this.lastSeq + 1;
     const time = this.nextTime();
     const temporary = this.snapshots.temporaryFile('restore');
     try {
-      materialize(this.log, this.snapshots, target, temporary);
+      this.materialize(target, temporary);
       // Past both the restored state's schema cookie and the current one's: every connection to a copy re-reads the schema.
       const cookie = Math.max(schemaCookieInHeader(headerOfFile(temporary)), this.currentSchemaCookie()) + 1;
       setSequenceOfFile(temporary, seq, cookie);
@@ -341,7 +673,10 @@ export class LoggedDatabase {
       this.log.flush();
     } catch (e) {
       this.snapshots.remove(seq);
-      throw e;
+      const failure = this.fail(e);
+      // Cuts the image record back off the log (nothing else is past its last flush).
+      this.repair();
+      throw failure;
     }
     this.pageBytesSinceSnapshot = 0;
     this.lastSnapshotTime = time;
@@ -351,9 +686,10 @@ export class LoggedDatabase {
       this.replaceFile(seq, (to) => this.snapshots.copyTo(seq, to));
       this.engine = this.openEngine();
     } catch (e) {
-      // The log holds the restore but the file could not be swapped: reopening finishes it.
-      this.broken = e as Error;
-      throw e;
+      // The log holds the restore but the file could not be swapped: the repair rebuilds the file
+      // from the log (at the image), or refuses the database until it can.
+      this.fail(e);
+      this.repair();
     }
     return { bookmark: this.bookmark, previous_bookmark: previous, message: `Restored to ${formatBookmark(target, this.tag)}` };
   }
@@ -390,8 +726,7 @@ export class LoggedDatabase {
    * database's bookmark and as the fork's.
    */
   fork(point: HistoryPoint, file: string, options: { dir?: string } = {}): { bookmark: string; forkBookmark: string } {
-    this.capture();
-    this.log.flush();
+    this.makeDurable();
     const seq = this.resolve(point);
     const dir = options.dir ?? historyDirOf(file);
     if (existsSync(file)) throw new HistoryError(`cannot fork into ${file}: it exists`);
@@ -399,7 +734,7 @@ export class LoggedDatabase {
     const temporary = `${file}.fork-tmp`;
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     try {
-      materialize(this.log, this.snapshots, seq, temporary);
+      this.materialize(seq, temporary);
       const history = new FileLogStore(dir);
       new DirectorySnapshots(dir).put(temporary, seq, this.clock());
       history.close();
@@ -420,17 +755,55 @@ export class LoggedDatabase {
   /** Closes without waiting for a snapshot in progress (it fails; nothing is lost). */
   closeNow(): void {
     if (this.closed) return;
-    if (!this.broken) {
-      this.capture();
-      this.log.flush();
+    let clean = this.refusal === undefined && this.failure === undefined;
+    if (clean) {
+      try {
+        for (const commit of this.wal.read()) this.append(commit);
+        this.log.flush();
+      } catch (e) {
+        this.fail(e);
+        clean = false;
+      }
+    }
+    if (!clean) {
+      try {
+        this.repair();
+        clean = true;
+      } catch {
+        // refused: the file is left as it is, without a checkpoint; the next open decides
+      }
     }
     this.closed = true;
     try {
-      this.engine.close();
+      // Only a file whose every commit is in the log is checkpointed on the way out.
+      this.engine.close(clean ? {} : { keepWal: true });
     } catch {
       // a snapshot in progress holds the connection: the process is ending, SQLite cleans up on next open
     }
     this.wal.close();
-    this.log.close();
+    try {
+      this.log.close();
+    } finally {
+      this.lock.release();
+    }
+  }
+}
+
+/** The salts of a WAL file's header, or undefined when it has none (missing, empty, not a WAL). */
+function walSalts(walFile: string): { salt1: number; salt2: number } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(walFile, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const header = Buffer.alloc(WAL_HEADER_BYTES);
+    if (readSync(fd, header, 0, WAL_HEADER_BYTES, 0) < WAL_HEADER_BYTES) return undefined;
+    const magic = header.readUInt32BE(0);
+    if (magic !== 0x377f0682 && magic !== 0x377f0683) return undefined;
+    return { salt1: header.readUInt32BE(16), salt2: header.readUInt32BE(20) };
+  } finally {
+    closeSync(fd);
   }
 }

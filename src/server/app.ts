@@ -1,9 +1,10 @@
 // The HTTP application: routes, authentication, errors in each protocol's shape, request logs.
-import { Hono } from 'hono';
+import { type MiddlewareHandler, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { AuthError, authenticate, type Authenticator } from './auth.ts';
 import type { Env, ServerContext } from './context.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
+import { MALFORMED_PATH, pathDecodes } from './protocols/requests.ts';
 import { bindingRoutes } from './routes/database-protocols.ts';
 import { ApiError, restRoutes } from './routes/rest.ts';
 import { transferUrls } from './routes/transfer.ts';
@@ -25,8 +26,18 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
     );
   });
 
+  // The router decodes each path segment once, leaving what does not decode as it came; such a
+  // path names nothing, and is told so before anything else looks at it.
+  app.use(async (c, next) => {
+    if (c.req.url.includes('%') && !pathDecodes(new URL(c.req.url).pathname)) throw new ApiError(400, ErrorCodes.badRequest, MALFORMED_PATH);
+    return next();
+  });
+
+  const auth = authenticate(resolveGrant);
+  const metricsAccess: MiddlewareHandler<Env> = server.settings.metricsPublic ? (_c, next) => next() : auth;
+
   app.get('/healthz', (c) => (isServing() ? c.text('ok') : c.text('starting', 503)));
-  app.get('/metrics', async (c) => c.text(await server.metrics.registry.metrics(), 200, { 'content-type': server.metrics.registry.contentType }));
+  app.get('/metrics', metricsAccess, async (c) => c.text(await server.metrics.registry.metrics(), 200, { 'content-type': server.metrics.registry.contentType }));
 
   app.route('/dione', transferUrls(server));
 
@@ -36,7 +47,6 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
       onError: (c) => c.json(envelopeError(ErrorCodes.tooLarge, `Request body is larger than ${server.settings.maxBodyBytes} bytes`), 413),
     }),
   );
-  const auth = authenticate(resolveGrant);
   app.use('/client/v4/*', auth);
   app.use('/query', auth);
   app.use('/execute', auth);

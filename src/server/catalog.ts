@@ -41,6 +41,19 @@ CREATE TABLE IF NOT EXISTS tokens (
   revoked_at TEXT
 );`;
 
+/** The catalogue file is not a database, or a damaged one. The message is one line: what and what to do. */
+export class CatalogDamaged extends Error {
+  override name = 'CatalogDamaged';
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(
+      `dione: the catalogue ${file} is damaged (${reason}); restore it from a backup, or move it away (with its -wal and -shm files) to start a new, empty catalogue: the database files under ${path.join(path.dirname(file), 'databases')} are kept but no longer listed, and every token must be made again`,
+    );
+  }
+}
+
 export class Catalog {
   private readonly db: Database.Database;
   readonly dataDir: string;
@@ -50,11 +63,22 @@ export class Catalog {
   constructor(dataDir: string) {
     this.dataDir = path.resolve(dataDir);
     mkdirSync(path.join(this.dataDir, 'databases'), { recursive: true });
-    this.db = new Database(path.join(this.dataDir, 'catalog.sqlite'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
+    const file = path.join(this.dataDir, 'catalog.sqlite');
+    this.db = new Database(file);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+      // A damaged catalogue is never made anew in silence: its databases and tokens would vanish.
+      const check = this.db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw Object.assign(new Error(String(check)), { code: 'SQLITE_CORRUPT' });
+      this.db.exec(SCHEMA);
+    } catch (e) {
+      this.db.close();
+      const code = (e as { code?: string }).code ?? '';
+      if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) throw new CatalogDamaged(file, (e as Error).message);
+      throw e;
+    }
   }
 
   /** The account id: the one given, or the one stored, or a new one (32 hex, as Cloudflare's). */

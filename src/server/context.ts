@@ -12,7 +12,15 @@ export interface ServerSettings {
   allowUnauthenticated: boolean;
   queryTimeoutMs: number;
   region: string;
+  /** The largest request body accepted, uploads to import URLs included. */
   maxBodyBytes: number;
+  /**
+   * Where clients reach this server (no trailing slash): export and import URLs are built from it,
+   * never from a request's Host header. Resolved once the server listens.
+   */
+  publicUrl: string;
+  /** /metrics answers without a token. */
+  metricsPublic: boolean;
   /** Cluster mode: this node's name. */
   node?: string;
 }
@@ -29,8 +37,16 @@ export interface ServerContext {
    */
   clusterCatalog?: ClusterCatalog;
   /** Import uploads and export downloads waiting to be fetched, by unguessable key. */
-  transfers: Map<string, { file: string; expires: number; etag?: string; result?: unknown }>;
+  transfers: Map<string, Transfer>;
 }
+
+/**
+ * An export's dump waiting to be downloaded, or an import's upload URL (and, once ingested, its
+ * result). A key only ever serves its own kind: an export key is no upload URL.
+ */
+export type Transfer =
+  | { kind: 'export'; file: string; expires: number }
+  | { kind: 'import'; file: string; expires: number; /** md5 hex announced at init. */ etag: string; result?: unknown };
 
 export type Env = {
   Variables: {

@@ -7,6 +7,7 @@ import { AuthError, type Authenticator } from './auth.ts';
 import type { ServerContext } from './context.ts';
 import type { WireProtocol } from './host/protocol.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
+import { MALFORMED_PATH } from './protocols/requests.ts';
 import { DATABASE_HEADER, findDatabase } from './routes/database-protocols.ts';
 import { ApiError } from './routes/rest.ts';
 import { executeSql, forwardedHeaders, SESSION_HEADER } from './routes/sql.ts';
@@ -45,6 +46,7 @@ export function fastPath(server: ServerContext, resolveGrant: Authenticator) {
     let protocol: WireProtocol;
     let route: string;
     let named: string | undefined;
+    let malformed = false;
     if (pathname === '/query' || pathname === '/execute') {
       protocol = 'd1';
       route = pathname;
@@ -58,10 +60,10 @@ export function fastPath(server: ServerContext, resolveGrant: Authenticator) {
       try {
         named = decodeURIComponent(match[1]!);
       } catch {
-        named = match[1];
+        malformed = true; // answered as the Hono routes answer it
       }
     }
-    void serve(server, resolveGrant, req, res, protocol, route, named, q < 0 ? '' : url.slice(q + 1));
+    void serve(server, resolveGrant, req, res, protocol, route, named, q < 0 ? '' : url.slice(q + 1), malformed);
     return true;
   };
 }
@@ -75,6 +77,7 @@ async function serve(
   route: string,
   named: string | undefined,
   query: string,
+  malformedPath = false,
 ): Promise<void> {
   const started = performance.now();
   let status = 500;
@@ -86,6 +89,7 @@ async function serve(
     res.end(body);
   };
   try {
+    if (malformedPath) throw new ApiError(400, ErrorCodes.badRequest, MALFORMED_PATH);
     const grant = resolveGrant(req.headers.authorization);
     const record = findDatabase(server, named, grant);
     database = record.name;

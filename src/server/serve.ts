@@ -10,7 +10,7 @@ import { createApp } from './app.ts';
 import { authenticator } from './auth.ts';
 import { fastPath } from './fast-path.ts';
 import { Catalog } from './catalog.ts';
-import type { ServerContext } from './context.ts';
+import type { ServerContext, ServerSettings } from './context.ts';
 import { HostPool } from './host/pool.ts';
 import type { HistorySettings } from './host/protocol.ts';
 import { Metrics } from './metrics.ts';
@@ -31,7 +31,15 @@ export interface ServeOptions {
   /** Database host processes kept started ahead of need (default 1). */
   spares?: number;
   region?: string;
+  /** The largest request body accepted, uploads to import URLs included (default 64 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Where clients reach this server (http(s)://host[:port][/prefix]); export and import URLs are
+   * built from it. Default: the cluster's advertise URL, else the address the server listens on.
+   */
+  publicUrl?: string;
+  /** Serve /metrics without a token (default: a token of any scope is needed, as on every route). */
+  metricsPublic?: boolean;
   /** Keep a write log for every database: Time Travel and forks (default true). */
   history?: boolean | HistorySettings;
   /** Cluster mode: this server is one node of a cluster whose databases live in NATS JetStream. */
@@ -65,7 +73,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** A public URL as given by an operator, checked and without a trailing slash; throws when unusable. */
+export function parsePublicUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`the public URL must be an absolute http:// or https:// URL, got "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`the public URL must be an http:// or https:// URL, got "${value}"`);
+  if (url.search || url.hash || url.username || url.password) throw new Error(`the public URL takes no query, fragment or credentials, got "${value}"`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  const configuredPublicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const logger = options.logger ?? pino({ level: process.env.DIONE_LOG_LEVEL ?? 'info' });
   const catalog = new Catalog(options.data ?? '.dione');
   const metrics = new Metrics();
@@ -83,12 +105,14 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const notify = options.notify ?? ((line: string) => logger.warn(line));
   const shared = clustered && (await joinCluster(clustered, catalog, notify, logger, (uuid) => pool?.stop(uuid).then(() => removeDatabaseFiles(catalog.file(uuid)))));
   const accountId = catalog.accountId(shared ? await shared.catalog.accountId(options.accountId ?? catalog.accountId()) : options.accountId);
-  const settings = {
+  const settings: ServerSettings = {
     accountId,
     allowUnauthenticated: options.allowUnauthenticated ?? false,
     queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
     region,
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024,
+    publicUrl: '', // once listening
+    metricsPublic: options.metricsPublic ?? false,
     node: clustered?.node,
   };
   pool = new HostPool({
@@ -116,13 +140,19 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     server.once('error', reject);
     server.listen(options.port ?? 8787, options.host ?? '127.0.0.1');
   });
-  serving = true;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  if (clustered && !clustered.url) clustered.url = `http://${host}:${address.port}`;
+  const listening = `http://${host}:${address.port}`;
+  if (clustered && !clustered.url) clustered.url = listening;
+  // Never the Host header of a request: whoever sends one would choose where clients upload.
+  settings.publicUrl = configuredPublicUrl ?? (clustered ? clustered.url.replace(/\/+$/, '') : listening);
+  if (URL.canParse(settings.publicUrl) && ['0.0.0.0', '[::]'].includes(new URL(settings.publicUrl).hostname)) {
+    notify(`dione: export and import URLs point at ${settings.publicUrl}; give --public-url the address clients reach this server at`);
+  }
+  serving = true;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${address.port}`,
+    url: listening,
     port: address.port,
     accountId,
     context,

@@ -30,8 +30,9 @@ function isIdentStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x80 && c !== 0xfeff);
 }
 
+// U+FEFF is a space only where a token would start; inside a name SQLite takes it as a name character.
 function isIdentPart(c: number): boolean {
-  return isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x24;
+  return isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x24 || c === 0xfeff;
 }
 
 function isDigit(c: number): boolean {
@@ -158,9 +159,23 @@ export function isTrivia(t: Token): boolean {
   return t.type === 'space' || t.type === 'comment';
 }
 
-/** The upper-cased text of a word token ('' for any other token). */
+/**
+ * The text of a word token with ASCII letters upper-cased, as SQLite folds keywords ('' for any
+ * other token). Never toUpperCase(): it folds Unicode too (U+017F 'ſ' becomes 'S'), and a word that
+ * only looks like a keyword that way is an identifier to SQLite.
+ */
 export function keyword(sql: string, t: Token | undefined): string {
-  return t && t.type === 'word' ? sql.slice(t.start, t.end).toUpperCase() : '';
+  return t && t.type === 'word' ? asciiUpper(sql.slice(t.start, t.end)) : '';
+}
+
+/** Upper-cases ASCII letters only, as SQLite compares names and keywords. */
+export function asciiUpper(text: string): string {
+  return text.replace(/[a-z]+/g, (run) => run.toUpperCase());
+}
+
+/** Lower-cases ASCII letters only, as SQLite compares names and keywords. */
+export function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 }
 
 /** The name a word or quoted identifier token stands for, with quotes removed. */

@@ -1,5 +1,6 @@
 // The PRAGMAs D1 lets user SQL run, with the argument forms it accepts (workerd's allowlist,
 // checked against the reference runtime: page_size, user_version and the rest are refused).
+import { asciiLower } from './lexer.ts';
 
 const BOOLEAN_LITERALS = new Set(['true', 'false', 'yes', 'no', 'on', 'off', '1', '0']);
 
@@ -47,13 +48,13 @@ export interface PragmaCall {
 
 /** Whether D1 runs this PRAGMA for user SQL. */
 export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
-  if (schema !== undefined && schema.toLowerCase() !== 'main') return false;
-  const n = name.toLowerCase();
+  if (schema !== undefined && asciiLower(schema) !== 'main') return false;
+  const n = asciiLower(name);
   const arg = argument === undefined ? undefined : unquote(argument);
   if (n === 'table_list') return true;
   if (n === 'table_info' || n === 'table_xinfo') return !reserved(arg);
   if (n === 'data_version') return arg === undefined;
-  if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || BOOLEAN_LITERALS.has(arg.toLowerCase());
+  if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || BOOLEAN_LITERALS.has(asciiLower(arg));
   if (OBJECT_PRAGMAS.has(n)) return arg !== undefined && !reserved(arg);
   if (n === 'foreign_key_check' || n === 'quick_check') return !reserved(arg);
   if (n === 'optimize') return arg === undefined || /^[+-]?\d+$/.test(arg);
@@ -62,7 +63,7 @@ export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
 
 /** Whether the PRAGMA only reads (a query form); setting a value or optimize counts as a write. */
 export function pragmaReads({ name, argument }: PragmaCall): boolean {
-  const n = name.toLowerCase();
+  const n = asciiLower(name);
   if (!READ_PRAGMAS.has(n)) return false;
   return !(BOOLEAN_PRAGMAS.has(n) && argument !== undefined);
 }

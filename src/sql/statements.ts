@@ -4,7 +4,7 @@
 // schema table, PRAGMAs outside D1's allowlist).
 import { Messages } from '../api/errors.ts';
 import { Limits, utf8Length } from './limits.ts';
-import { identifier, isTrivia, keyword, type Token, tokenize } from './lexer.ts';
+import { asciiLower, identifier, isTrivia, keyword, type Token, tokenize } from './lexer.ts';
 import { type PragmaCall, pragmaAllowed, pragmaReads } from './pragma.ts';
 
 export type StatementKind = 'read' | 'write';
@@ -179,7 +179,7 @@ function writesSchemaTable(sql: string, body: Token[], mainVerb: string): boolea
   if (mainVerb === 'DELETE' && keyword(sql, body[i]) === 'FROM') i++;
   let name = identifier(sql, body[i]);
   if (body[i + 1] && sql.slice(body[i + 1]!.start, body[i + 1]!.end) === '.') name = identifier(sql, body[i + 2]);
-  return name !== undefined && SCHEMA_TABLES.has(name.toLowerCase());
+  return name !== undefined && SCHEMA_TABLES.has(asciiLower(name));
 }
 
 function pragmaCall(sql: string, body: Token[]): PragmaCall | undefined {

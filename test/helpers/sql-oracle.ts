@@ -17,11 +17,12 @@ export function rawDb(setup = ''): RawDb {
   return db;
 }
 
-/** A plain connection with the guard loaded only for its dione_prepare_error() helper. */
-export function rawGuardDb(): RawDb {
+/** A plain connection with the guard loaded only for its dione_prepare_error() helper (and the token it needs). */
+export function rawGuardDb(): RawDb & { guardToken: bigint } {
   const db = new Database(':memory:');
   db.loadExtension(guardPath);
-  return db;
+  const guardToken = db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
+  return Object.assign(db, { guardToken });
 }
 
 export interface PrepareError {
@@ -31,8 +32,8 @@ export interface PrepareError {
 }
 
 /** SQLite's own prepare error for `sql` (null when it prepares), with SQLite's error offset. */
-export function sqlitePrepareError(guardDb: RawDb, sql: string): PrepareError | null {
-  const answer = guardDb.prepare('SELECT dione_prepare_error(?)').pluck().get(sql) as string | null;
+export function sqlitePrepareError(guardDb: RawDb & { guardToken: bigint }, sql: string): PrepareError | null {
+  const answer = guardDb.prepare('SELECT dione_prepare_error(?, ?)').pluck().get(guardDb.guardToken, sql) as string | null;
   if (answer === null) return null;
   const [offset, , ...message] = answer.split('|');
   return { offset: Number(offset), message: message.join('|') };

@@ -2,6 +2,7 @@
 // never blocks the server's HTTP loop, and a runaway query can be stopped by killing the process.
 // Requests that arrive together are executed together (group commit for writes).
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import { parseBookmark } from '../../api/bookmark.ts';
 import type { IntMode } from '../../api/types.ts';
@@ -9,7 +10,10 @@ import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
 import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts';
 import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
 import { Engine } from '../../engine/engine.ts';
+import { detailOf } from '../../engine/sqlite-error.ts';
+import { setHistoryLockWait } from '../../log/lock.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
+import { setHistoryReporter } from '../../log/report.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
 import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
 import { BadRequest, parseD1Body, parseDioneBody, parseRestBody, splitSqlText } from '../protocols/requests.ts';
@@ -43,25 +47,49 @@ interface Pending {
 let queue: Pending[] = [];
 let scheduled = false;
 
-let replies: HostReply[] = [];
+// The host replaces a host of the same database that may still be closing (idle, or killed on a
+// query timeout): opening waits a few seconds for its hold on the write log to go.
+setHistoryLockWait(5000);
+// What the write log reports (damage found, a write it could not take) goes to stderr, which the
+// server's stderr carries, as structured lines at the report's level (pino's numbers).
+setHistoryReporter((level, msg, details) => {
+  const line = { level: level === 'error' ? 50 : 40, time: Date.now(), pid: process.pid, hostname: hostname(), ...details, msg };
+  process.stderr.write(`${JSON.stringify(line)}\n`);
+});
+
+/** An answer, and what it becomes when the commit it reports is not made durable. */
+interface Outgoing {
+  reply: HostReply;
+  unlessDurable?: (error: string) => HostReply;
+}
+
+let replies: Outgoing[] = [];
 
 /** Answers go out together, but always before the next unit of work starts (see drain). */
-function reply(message: HostReply): void {
-  replies.push(message);
+function reply(message: HostReply, unlessDurable?: (error: string) => HostReply): void {
+  replies.push({ reply: message, unlessDurable });
 }
 
 function flushReplies(): void {
   if (replies.length === 0) return;
-  // Nothing is acknowledged before the log holds it. A log that cannot be written ends the process:
-  // the server fails the requests, and reopening recovers the database and the log together.
+  // Nothing is acknowledged before the log holds it. When the log cannot take a commit, the
+  // database is brought back to the log's last durable record (LoggedDatabase.flush repairs it
+  // before it throws) and the answers of the writes it undid become failures; reads go on, and
+  // writes work again once the log can write.
+  let failure: string | undefined;
   try {
     logged?.flush();
   } catch (e) {
-    process.stderr.write(`dione: the write log failed, stopping this database's host: ${(e as Error).message}\n`);
-    process.exit(1);
+    failure = detailOf(e);
   }
-  process.send!(replies.length === 1 ? replies[0] : replies);
+  const out = replies.map((r) => (failure !== undefined && r.unlessDurable ? r.unlessDurable(failure) : r.reply));
   replies = [];
+  process.send!(out.length === 1 ? out[0] : out);
+}
+
+/** Why every request of a refused database fails (its log failed and the repair did not succeed yet). */
+function refusal(): string | undefined {
+  return logged?.unavailable();
 }
 
 const WRITE_REFUSED = 'This token can only read: the statement would write';
@@ -102,6 +130,8 @@ function accept(message: Extract<HostRequest, { op: 'execute' }>): void {
     reply({ id: message.id, status: 403, body: JSON.stringify(body) });
     return;
   }
+  // The check above is the fast path with the token's wording; SQLite enforces it in the engine.
+  if (message.readOnly) pending.request.readOnly = true;
   queue.push(pending);
   if (!scheduled) {
     scheduled = true;
@@ -156,17 +186,49 @@ function drain(): void {
     void drainCluster(batch);
     return;
   }
+  const refused = refusal();
+  if (refused !== undefined) {
+    for (const p of batch) reply({ id: p.id, ...p.encode({ success: false, error: refused }), rows: [0, 0] });
+    flushReplies();
+    return;
+  }
   // Answer each request as soon as it is committed (or failed): a runaway query later in the batch
   // must not hold back, and then lose, the answers to writes that already committed.
-  engine().executeMany(
+  const running = engine();
+  // A repair (the log failed) reopens the engine between two units: the units after it, which the
+  // closed engine refused, run again on the new one.
+  const again: Pending[] = [];
+  let stale = false;
+  let sequenceBefore = running.commitSequence;
+  running.executeMany(
     batch.map((p) => p.request),
     (i, response) => {
       const p = batch[i]!;
-      reply({ id: p.id, ...p.encode(response), rows: rowsOf(response) });
+      if (stale) {
+        again.push(p);
+        return;
+      }
+      // The unit committed: its answers stand only once the log holds the commit.
+      const committed = response.success && running.commitSequence !== sequenceBefore;
+      reply(
+        { id: p.id, ...p.encode(response), rows: rowsOf(response) },
+        committed ? (error) => ({ id: p.id, ...p.encode({ success: false, error }), rows: [0, 0] }) : undefined,
+      );
     },
-    flushReplies,
+    () => {
+      flushReplies();
+      stale = engine() !== running || logged?.refused === true;
+      sequenceBefore = running.commitSequence;
+    },
   );
   flushReplies();
+  if (again.length > 0) {
+    queue = [...again, ...queue];
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(drain);
+    }
+  }
 }
 
 async function handle(message: HostRequest): Promise<void> {
@@ -179,7 +241,7 @@ async function handle(message: HostRequest): Promise<void> {
           const { ClusterHost } = await import('./cluster-host.ts');
           cluster = new ClusterHost(message.cluster, message.file, { ...options, servedByRegion: message.cluster.region });
         } else if (message.history) {
-          logged = new LoggedDatabase(message.file, options, message.history);
+          logged = new LoggedDatabase(message.file, options, { ...message.history, lockWaitMs: 5000 });
           setInterval(() => logged?.applyRetention(), RETENTION_CHECK_MS).unref();
         } else plain = new Engine(message.file, options);
       } catch (e) {
@@ -218,12 +280,17 @@ async function handle(message: HostRequest): Promise<void> {
     case 'import': {
       const sql = readFileSync(message.file, 'utf8');
       const queries = splitSqlText(sql).map((text) => ({ sql: text, params: [] }));
-      return answerAsWriter(message.id, (target) => {
-        const response = queries.length === 0 ? null : target.execute({ queries, resultsFormat: 'NONE' });
-        if (response && !response.success) return { status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) };
-        const meta = response?.success ? response.results.at(-1)?.meta : undefined;
-        return { status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: target.bookmark })) };
-      });
+      return answerAsWriter(
+        message.id,
+        (target) => {
+          const response = queries.length === 0 ? null : target.execute({ queries, resultsFormat: 'NONE' });
+          if (response && !response.success) return { status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) };
+          const meta = response?.success ? response.results.at(-1)?.meta : undefined;
+          return { status: 200, body: JSON.stringify(success({ num_queries: queries.length, meta, final_bookmark: target.bookmark })) };
+        },
+        // An import the log could not make durable was undone: it failed.
+        (error) => ({ status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, error)) }),
+      );
     }
     case 'bookmark':
       return answerAsWriter(message.id, (_, log) =>
@@ -247,8 +314,15 @@ type Answer = Pick<HostReply, 'status' | 'body'>;
  * (serialised with its writes, and shipped to the log before the answer); elsewhere the answer
  * says where the primary is.
  */
-async function answerAsWriter(id: number, work: (target: Engine, log: LoggedDatabase | undefined) => Answer | Promise<Answer>): Promise<void> {
-  if (!cluster) return reply({ id, ...(await work(engine(), logged)) });
+async function answerAsWriter(
+  id: number,
+  work: (target: Engine, log: LoggedDatabase | undefined) => Answer | Promise<Answer>,
+  unlessDurable?: (error: string) => Answer,
+): Promise<void> {
+  if (!cluster) {
+    const answer = await work(engine(), logged);
+    return reply({ id, ...answer }, answer.status === 200 && unlessDurable ? (error) => ({ id, ...unlessDurable(error) }) : undefined);
+  }
   const database: ClusterDatabase = await cluster.get();
   const result = await database.asPrimary((primaryLog) => work(primaryLog.engine, primaryLog));
   if ('forward' in result) return reply({ id, status: 307, body: '', forward: result.forward ?? null });
@@ -274,7 +348,20 @@ async function historyAnswer(run: () => unknown): Promise<Answer> {
   }
 }
 
+/** Operations other than SQL requests, on a database refused after its log failed, get the reason. */
+function refuses(message: HostRequest): boolean {
+  if (message.op === 'open' || message.op === 'execute') return false;
+  const refused = refusal();
+  if (refused === undefined) return false;
+  reply({ id: message.id, status: 503, body: JSON.stringify(envelopeError(ErrorCodes.sql, refused)) });
+  return true;
+}
+
 function receive(message: HostRequest): void {
+  if (refuses(message)) {
+    if (!scheduled) flushReplies();
+    return;
+  }
   handle(message)
     .then(() => {
       if (!scheduled) flushReplies();

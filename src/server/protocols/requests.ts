@@ -89,3 +89,17 @@ export function parseDioneBody(body: string): { request: ExecuteRequest; intMode
   }
   return { request: { queries, resultsFormat: value.resultsFormat, bookmark: value.bookmark }, intMode: value.intMode };
 }
+
+/** What a request path whose percent-encoding does not decode (a lone `%`, `%ZZ`, bytes that are not UTF-8) is told. */
+export const MALFORMED_PATH = 'Malformed percent-encoding in the request path';
+
+/** Whether a raw (still encoded) request path decodes. */
+export function pathDecodes(rawPath: string): boolean {
+  if (!rawPath.includes('%')) return true;
+  try {
+    decodeURIComponent(rawPath);
+    return true;
+  } catch {
+    return false;
+  }
+}

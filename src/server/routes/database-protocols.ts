@@ -35,10 +35,10 @@ export function bindingRoutes(server: ServerContext) {
     );
   }
 
-  app.post('/dione/v1/databases/:db/execute', (c) => runSql(server, c, lookup(decodeURIComponent(c.req.param('db')), c.get('grant')), 'dione'));
+  app.post('/dione/v1/databases/:db/execute', (c) => runSql(server, c, lookup(c.req.param('db'), c.get('grant')), 'dione'));
 
   app.post('/dione/v1/databases/:db/dump', async (c) => {
-    const record = lookup(decodeURIComponent(c.req.param('db')), c.get('grant'));
+    const record = lookup(c.req.param('db'), c.get('grant')); // decoded once, by the router
     const dir = mkdtempSync(path.join(tmpdir(), 'dione-dump-'));
     try {
       const file = path.join(dir, 'dump.sqlite');

@@ -101,9 +101,12 @@ export function restRoutes(server: ServerContext) {
     read_replication: { mode: record.read_replication },
   });
 
-  /** The database named by the :db path segment (an id or a name), visible to the caller. */
+  /**
+   * The database named by the :db path segment (an id or a name), visible to the caller. The
+   * router has decoded the segment once; decoding it again would make `%2525` name `%`.
+   */
   const database = (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): DatabaseRecord => {
-    const record = server.catalog.find(decodeURIComponent(c.req.param('db')));
+    const record = server.catalog.find(c.req.param('db'));
     if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
     authorize(grant, 'read', record);
     return record;

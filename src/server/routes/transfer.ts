@@ -1,6 +1,9 @@
 // Export and import over the REST API's polling protocols. Dumps and uploads travel through
 // URLs this server hands out (as D1 hands out R2 URLs): unguessable, short-lived, and fetched
-// without a token, as wrangler does.
+// without a token, as wrangler does. They are built from the configured public URL, never from a
+// request's Host header, and a key serves only its own kind: an export's download key is no upload
+// URL. An upload is held to the server's request body limit and must have the md5 announced at
+// init, or nothing of it is kept.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -10,10 +13,10 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
-import type { Env, ServerContext } from '../context.ts';
+import type { Env, ServerContext, Transfer } from '../context.ts';
 import { HostFailure } from '../host/pool.ts';
 import type { HostReply } from '../host/protocol.ts';
-import { ErrorCodes, success } from '../protocols/envelope.ts';
+import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
 import { ApiError, jsonBody } from './rest.ts';
 import { primaryOf, relay } from './sql.ts';
 
@@ -49,7 +52,14 @@ function expire(server: ServerContext): void {
   }
 }
 
-const origin = (url: string) => new URL(url).origin;
+/** The transfer `key` names, if it is of this kind and not expired. */
+function live<K extends Transfer['kind']>(server: ServerContext, key: string, kind: K): Extract<Transfer, { kind: K }> | undefined {
+  const transfer = server.transfers.get(key);
+  if (!transfer || transfer.kind !== kind || transfer.expires < Date.now()) return undefined;
+  return transfer as Extract<Transfer, { kind: K }>;
+}
+
+class UploadTooLarge extends Error {}
 
 export function transferRoutes(server: ServerContext, database: (c: any, grant: Env['Variables']['grant']) => DatabaseRecord) {
   const app = new Hono<Env>();
@@ -76,7 +86,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
       return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error }));
     }
     const { bookmark } = JSON.parse(reply.body) as { bookmark: string };
-    server.transfers.set(key, { file, expires: Date.now() + TRANSFER_TTL_MS });
+    server.transfers.set(key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS });
     return c.json(
       success({
         success: true,
@@ -85,7 +95,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
         status: 'complete',
         messages: [`Exported ${statSync(file).size} bytes`],
         error: null,
-        result: { filename: `${record.uuid}.sql`, signed_url: `${origin(c.req.url)}/dione/exports/${key}` },
+        result: { filename: `${record.uuid}.sql`, signed_url: `${server.settings.publicUrl}/dione/exports/${key}` },
       }),
     );
   });
@@ -101,11 +111,12 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     if (body.action === 'init') {
       const key = randomBytes(24).toString('base64url');
       const file = path.join(transferDir(server, 'imports'), `${key}.sql`);
-      server.transfers.set(key, { file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag });
-      return c.json(success({ success: true, filename: key, upload_url: `${origin(c.req.url)}/dione/uploads/${key}` }));
+      server.transfers.set(key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag });
+      return c.json(success({ success: true, filename: key, upload_url: `${server.settings.publicUrl}/dione/uploads/${key}` }));
     }
     const key = body.action === 'ingest' ? body.filename : (body.filename ?? body.current_bookmark ?? '');
-    const transfer = server.transfers.get(key);
+    const known = server.transfers.get(key);
+    const transfer = known?.kind === 'import' ? known : undefined;
     if (body.action === 'poll') {
       if (!transfer?.result) throw new ApiError(404, ErrorCodes.notFound, 'No import with that bookmark is known to this server');
       return c.json(success(transfer.result));
@@ -151,40 +162,55 @@ export function transferUrls(server: ServerContext) {
   const app = new Hono<Env>();
 
   app.put('/uploads/:key', async (c) => {
-    const transfer = server.transfers.get(c.req.param('key'));
-    if (!transfer || transfer.expires < Date.now()) return c.text('unknown or expired upload URL', 404);
-    // Streamed to disk (a dump can be larger than memory), hashed on the way.
+    // A refusal before the whole body is read closes the connection: the rest of the body is not
+    // read, and the client must not send its next request on the same connection.
+    const close = { connection: 'close' };
+    const transfer = live(server, c.req.param('key'), 'import');
+    if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404, close);
+    const limit = server.settings.maxBodyBytes;
+    const tooLarge = () =>
+      c.json(envelopeError(ErrorCodes.tooLarge, `Request body is larger than ${limit} bytes, this server's limit for any request; nothing was stored`), 413, close);
+    if (Number(c.req.header('content-length')) > limit) return tooLarge();
+    // Streamed to disk (a dump can be larger than memory), counted and hashed on the way, into a
+    // file of this request's own: only a complete upload with the announced md5 becomes the import.
     const hash = createHash('md5');
-    const partial = `${transfer.file}.partial`;
+    const partial = `${transfer.file}.${randomBytes(6).toString('hex')}.partial`;
     const body = c.req.raw.body ?? Readable.toWeb(Readable.from([]));
     const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
+    let size = 0;
     try {
       await pipeline(
         source,
         async function* (chunks: AsyncIterable<Buffer>) {
           for await (const chunk of chunks) {
+            size += chunk.length;
+            if (size > limit) throw new UploadTooLarge();
             hash.update(chunk);
             yield chunk;
           }
         },
         createWriteStream(partial),
       );
-    } catch {
+    } catch (e) {
       rmSync(partial, { force: true });
-      return c.text('the upload was interrupted', 400);
+      if (e instanceof UploadTooLarge) return tooLarge();
+      return c.json(envelopeError(ErrorCodes.badRequest, 'The upload was interrupted; nothing was stored'), 400);
     }
     const md5 = hash.digest('hex');
-    if (transfer.etag && md5 !== transfer.etag) {
+    if (md5 !== transfer.etag) {
       rmSync(partial, { force: true });
-      return c.text(`the body's md5 ${md5} is not the etag given at init`, 400);
+      return c.json(
+        envelopeError(ErrorCodes.badRequest, `The uploaded file's MD5 (${md5}) does not match the etag given at import init (${transfer.etag}); nothing was stored`),
+        400,
+      );
     }
     renameSync(partial, transfer.file);
     return c.body(null, 200, { etag: md5 });
   });
 
   app.get('/exports/:key', (c) => {
-    const transfer = server.transfers.get(c.req.param('key'));
-    if (!transfer || transfer.expires < Date.now()) return c.text('unknown or expired download URL', 404);
+    const transfer = live(server, c.req.param('key'), 'export');
+    if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired download URL: export again for a new one'), 404);
     const stream = Readable.toWeb(createReadStream(transfer.file)) as ReadableStream;
     return new Response(stream, { headers: { 'content-type': 'application/sql', 'content-length': String(statSync(transfer.file).size) } });
   });

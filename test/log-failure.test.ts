@@ -1,0 +1,412 @@
+// When the write log cannot take a commit (a full disk, a failed sync), the write is answered as
+// failed and never applied: the database goes back to the log's last durable record before
+// anything else runs, and later writes work once the log can write again. And one history has one
+// writer: a second handle, in this process or another, is refused.
+//
+// Faults are injected into the log's own segment files (fixtures/log-faults.ts): a record half
+// written when the disk fills (ENOSPC), or an fdatasync that fails (EIO).
+//   1. In this process: failed writes fail with SQLite's wording, are gone (also after a reopen),
+//      and the next writes succeed.
+//   2. A child process (fixtures/log-failure-worker.ts) writes under random faults and is SIGKILLed
+//      (by its PID) at each step of the repair in turn, standing still there; after reopening,
+//      every acknowledged write is present, every write reported failed is absent, batches are
+//      whole, the log rebuilds the live database exactly, quick_check passes, and writes go on.
+//   3. Two handles on one file: refused at once in the same process and from another process; the
+//      lock dies with its process; a host-style open waits for it.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { D1Database, open } from '../src/index.ts';
+import { LoggedExecutor } from '../src/log/executor.ts';
+import { type LoggedDatabase, LoggedDatabase as LoggedDatabaseClass } from '../src/log/logged-database.ts';
+import { materialize, sequenceOfFile } from '../src/log/pages.ts';
+import { armLogFault } from './fixtures/log-faults.ts';
+import { tempDir } from './helpers/binding.ts';
+import { root } from './helpers/paths.ts';
+import { mulberry32 } from './helpers/random.ts';
+import { alive, childPids, type Envelope, fetchJson, jsonHeaders, tokenIn } from './helpers/server-checks.ts';
+import { type SpawnedServer, spawnServer } from './helpers/server.ts';
+
+const children = new Set<ChildProcess>();
+after(() => {
+  // Only the processes this file started, by PID, if one is somehow still running.
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+});
+
+const FULL = 'database or disk is full: SQLITE_FULL';
+const IOERR = 'disk I/O error: SQLITE_IOERR';
+
+/** Every table of a database file, hashed row by row in rowid order. */
+function contents(connection: Database.Database): Record<string, string> {
+  const out: Record<string, string> = {};
+  const tables = connection.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as { name: string }[];
+  out['(schema)'] = JSON.stringify(tables);
+  for (const { name } of tables) {
+    const hash = createHash('sha256');
+    let rows = 0;
+    for (const row of connection.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().iterate() as IterableIterator<unknown[]>) {
+      rows++;
+      for (const value of row) hash.update(Buffer.isBuffer(value) ? value : `${typeof value}:${String(value)};`);
+    }
+    out[name] = `${rows} rows ${hash.digest('hex').slice(0, 16)}`;
+  }
+  return out;
+}
+
+function withDatabase<T>(file: string, read: (connection: Database.Database) => T): T {
+  const connection = new Database(file, { readonly: true });
+  try {
+    return read(connection);
+  } finally {
+    connection.close();
+  }
+}
+
+/** The log rebuilds the live database: the last bookmark materialised equals the file, both intact. */
+function assertLogAgrees(logged: LoggedDatabase, file: string, scratch: string, where: string): void {
+  const last = logged.log.last();
+  assert.ok(last, `${where}: the log has no records`);
+  assert.equal(last.seq, logged.engine.commitSequence, `${where}: the log ends at commit ${last.seq}, the database is at ${logged.engine.commitSequence}`);
+  const rebuilt = path.join(scratch, `rebuilt-${last.seq}.sqlite`);
+  materialize(logged.log, logged.snapshots, last.seq, rebuilt);
+  assert.equal(sequenceOfFile(rebuilt), last.seq);
+  const live = withDatabase(file, (c) => {
+    assert.equal(c.pragma('quick_check', { simple: true }), 'ok', `${where}: quick_check of the live database`);
+    return contents(c);
+  });
+  const fromLog = withDatabase(rebuilt, (c) => {
+    assert.equal(c.pragma('quick_check', { simple: true }), 'ok', `${where}: quick_check of the database rebuilt from the log`);
+    return contents(c);
+  });
+  assert.deepEqual(fromLog, live, `${where}: the log rebuilds commit ${last.seq} differently from the live database`);
+}
+
+const ids = async (db: D1Database) => new Set((await db.prepare('SELECT id FROM rows').raw<[number]>()).map(([id]) => Number(id)));
+
+describe('a write the log cannot take', () => {
+  test('is answered as failed with SQLite wording and undone; later writes work; a reopen agrees', async () => {
+    const scratch = tempDir();
+    const file = path.join(scratch, 'faults.sqlite');
+    const executor = new LoggedExecutor(file, {}, {});
+    const db = new D1Database(executor);
+    await db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)');
+    const insert = (id: number) => db.prepare('INSERT INTO rows (id, batch, payload) VALUES (?, ?, randomblob(100))').bind(id, id);
+    for (const id of [1, 2, 3]) await insert(id).run();
+
+    // The disk fills halfway through the record: the commit's own answer fails.
+    armLogFault('write');
+    await assert.rejects(insert(4).run(), (e: Error) => e.message.includes(FULL));
+    // The sync fails: both writes of the turn (one sync) fail.
+    armLogFault('sync');
+    const pair = await Promise.allSettled([insert(5).run(), insert(6).run()]);
+    assert.deepEqual(
+      pair.map((p) => (p.status === 'rejected' ? (p.reason as Error).message.includes(IOERR) : 'acknowledged')),
+      [true, true],
+    );
+    // A batch is undone whole.
+    armLogFault('write');
+    await assert.rejects(db.batch([insert(7), insert(8)]), (e: Error) => e.message.includes(FULL));
+
+    // Reads see only what was acknowledged, and writes work again at once.
+    assert.deepEqual([...(await ids(db))].sort(), [1, 2, 3]);
+    await insert(9).run();
+    await db.batch([insert(10), insert(11)]);
+    assert.deepEqual([...(await ids(db))].sort((a, b) => a - b), [1, 2, 3, 9, 10, 11]);
+    assertLogAgrees(executor.database, file, scratch, 'after the failures');
+    await db.close();
+
+    // Reopening (crash recovery reads the WAL) brings none of the failed writes back.
+    const again = new LoggedExecutor(file, {}, {});
+    const reopened = new D1Database(again);
+    assert.deepEqual([...(await ids(reopened))].sort((a, b) => a - b), [1, 2, 3, 9, 10, 11]);
+    assertLogAgrees(again.database, file, scratch, 'after reopening');
+    await reopened.close();
+  });
+});
+
+describe('through dione serve', () => {
+  test('a write whose log record cannot be written or synced is answered as failed; the host stays up, reads go on, later writes work', { timeout: 60_000 }, async (t) => {
+    const dir = tempDir();
+    const data = path.join(dir, 'data');
+    mkdirSync(data);
+    const trigger = path.join(dir, 'fault');
+    // The database hosts load the fault injection; a fault fires when the trigger file names it.
+    process.env.DIONE_HOST_NODE_FLAGS = `--import ${path.join(root, 'test', 'fixtures', 'log-faults.ts')}`;
+    process.env.DIONE_TEST_LOG_FAULT_FILE = trigger;
+    let server: SpawnedServer | undefined;
+    t.after(() => {
+      delete process.env.DIONE_HOST_NODE_FLAGS;
+      delete process.env.DIONE_TEST_LOG_FAULT_FILE;
+      if (server && server.child.exitCode === null && server.child.signalCode === null) process.kill(server.child.pid!, 'SIGKILL');
+    });
+    const token = tokenIn(data, 'admin');
+    server = await spawnServer(data);
+    const api = () => `${server!.url}/client/v4/accounts/${server!.accountId}/d1/database`;
+    const query = (sql: string, params: unknown[] = []) =>
+      fetchJson<Envelope>(`${api()}/faulty/query`, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ sql, params }) });
+    const insert = (id: number) => query('INSERT INTO rows (id) VALUES (?)', [id]);
+    const rows = async () => {
+      const reply = await query('SELECT id FROM rows ORDER BY id');
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      return (reply.body.result[0].results as { id: number }[]).map((r) => r.id);
+    };
+    const failsWith = async (reply: Promise<{ status: number; body: Envelope }>, message: string) => {
+      const { status, body } = await reply;
+      assert.equal(status, 400, JSON.stringify(body));
+      assert.equal(body.errors[0]!.message, message);
+    };
+
+    assert.equal((await fetchJson(api(), { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ name: 'faulty' }) })).status, 200);
+    assert.equal((await query('CREATE TABLE rows (id INTEGER PRIMARY KEY)')).status, 200);
+    assert.equal((await insert(1)).status, 200);
+    assert.equal((await insert(2)).status, 200);
+    const hosts = childPids(server.child.pid!);
+
+    writeFileSync(trigger, 'sync');
+    await failsWith(insert(3), IOERR);
+    assert.ok(!existsSync(trigger), 'the fault fired');
+    assert.deepEqual(await rows(), [1, 2]);
+    assert.equal((await insert(4)).status, 200);
+
+    writeFileSync(trigger, 'write');
+    await failsWith(insert(5), FULL);
+    assert.deepEqual(await rows(), [1, 2, 4]);
+
+    // Requests that arrive together: the writes share a commit and a sync; the read after them runs
+    // once the database is back at the last durable record.
+    writeFileSync(trigger, 'sync');
+    const [six, seven, read] = await Promise.all([insert(6), insert(7), query('SELECT count(*) AS n FROM rows')]);
+    for (const reply of [six, seven]) assert.equal(reply.body.errors?.[0]?.message, IOERR, JSON.stringify(reply.body));
+    assert.equal(read.status, 200);
+    assert.equal(read.body.result[0].results[0].n, 3);
+    assert.equal((await insert(8)).status, 200);
+    assert.deepEqual(await rows(), [1, 2, 4, 8]);
+
+    // One host all along: it was never restarted; its report is an error-level line naming the file.
+    assert.ok(hosts.every(alive), 'the database host stayed up');
+    assert.match(server.stderr(), /"level":50[^\n]*"file":"[^"]+\.sqlite"[^\n]*could not take a commit/);
+    assert.doesNotMatch(server.stderr(), /stopping this database's host/);
+
+    // A new server on the same data: the failed writes never come back.
+    server.child.kill('SIGTERM');
+    await new Promise((resolve) => server!.child.once('exit', resolve));
+    server = await spawnServer(data);
+    assert.deepEqual(await rows(), [1, 2, 4, 8]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// SIGKILL during the repair.
+
+const worker = path.join(root, 'test', 'fixtures', 'log-failure-worker.ts');
+const STEPS = ['repair', 'closed-keeping-wal', 'rollback', 'rolled-back', 'cut-wal', 'wal-cut', 'reopen', 'reopened', 'repaired'] as const;
+const SEED = Number(process.env.LOG_FAILURE_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+interface Run {
+  lines: string[];
+  /** The worker announced it stood still at the target step, and was killed there. */
+  landed: boolean;
+}
+
+function runAndKill(config: Record<string, unknown>, target: string, killAfterMs: number): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', worker, JSON.stringify(config)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    const lines: string[] = [];
+    let pending = '';
+    let stderr = '';
+    let landed = false;
+    let answered = 0;
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+    };
+    // Bounded: killed at the latest after this, wherever it is.
+    const deadline = setTimeout(kill, 15_000);
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop()!;
+      for (const line of parts) {
+        lines.push(line);
+        if (line === `pause ${target}`) {
+          landed = true;
+          kill();
+        }
+        if (target === 'any' && (line.startsWith('ack ') || line.startsWith('fail ')) && ++answered === 5) timer = setTimeout(kill, killAfterMs);
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      clearTimeout(deadline);
+      clearTimeout(timer);
+      children.delete(child);
+      if (signal !== 'SIGKILL' && code !== 0) reject(new Error(`the worker exited with ${code}:\n${stderr}`));
+      else resolve({ lines, landed });
+    });
+  });
+}
+
+test('SIGKILL at each step of the repair: acknowledged writes are kept, failed ones never come back, log == database', { timeout: 180_000 }, async (t) => {
+  t.diagnostic(`seed ${SEED} (LOG_FAILURE_SEED=${SEED} replays it)`);
+  const random = mulberry32(SEED);
+  const scratch = tempDir();
+  const file = path.join(scratch, 'killed.sqlite');
+  const targets = [...STEPS, 'any', 'any'];
+  const acknowledged = new Set<number>();
+  let nextId = 1;
+  const tally = { acknowledged: 0, failed: 0, inFlight: 0, inFlightKept: 0 };
+  const began = Date.now();
+  for (const [round, target] of targets.entries()) {
+    const where = `[seed ${SEED} round ${round} kill at ${target}]`;
+    const run = await runAndKill(
+      {
+        file,
+        seed: Math.floor(random() * 2 ** 31),
+        nextId,
+        checkpointBytes: 64 * 1024,
+        snapshotBytes: 256 * 1024,
+        faultRate: 0.3,
+        pauseAt: target === 'any' ? undefined : target,
+        pauseMs: 3000,
+        pauseAfter: 3 + Math.floor(random() * 10),
+        maxMs: 8000,
+      },
+      target,
+      Math.floor(random() * 400),
+    );
+    if (target !== 'any') assert.ok(run.landed, `${where}: the worker never reached the step (lines: ${run.lines.slice(-5).join(' | ')})`);
+
+    const failed = new Set<number>();
+    const begun: number[][] = [];
+    const batches: [number, number][] = [];
+    for (const line of run.lines) {
+      const [word, ...rest] = line.split(' ');
+      if (word === 'begin' || word === 'batch') {
+        const group = rest.map(Number);
+        begun.push(group);
+        if (word === 'batch') batches.push([group[0]!, group[1]!]);
+        nextId = Math.max(nextId, ...group.map((id) => id + 1));
+      } else if (word === 'ack') acknowledged.add(Number(rest[0]));
+      else if (word === 'fail') {
+        failed.add(Number(rest[0]));
+        assert.ok(line.includes(FULL) || line.includes(IOERR), `${where}: a failure not in SQLite's wording: ${line}`);
+      }
+    }
+
+    const executor = new LoggedExecutor(file, {}, { checkpointBytes: 64 * 1024, snapshotBytes: 256 * 1024 });
+    const db = new D1Database(executor);
+    try {
+      const hasTable = await db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'rows'").first('n');
+      const actual = hasTable ? await ids(db) : new Set<number>();
+      const missing = [...acknowledged].filter((id) => !actual.has(id));
+      assert.deepEqual(missing, [], `${where}: acknowledged writes missing after the kill`);
+      const back = [...failed].filter((id) => actual.has(id));
+      assert.deepEqual(back, [], `${where}: writes reported failed are there after the kill`);
+      for (const [a, b] of batches) assert.equal(actual.has(a), actual.has(b), `${where}: batch ${a},${b} is there in part`);
+      for (const group of begun) {
+        for (const id of group) {
+          if (acknowledged.has(id) || failed.has(id)) continue;
+          tally.inFlight++;
+          if (actual.has(id)) tally.inFlightKept++;
+        }
+      }
+      tally.acknowledged = acknowledged.size;
+      tally.failed += failed.size;
+      assertLogAgrees(executor.database, file, scratch, where);
+      assert.equal(await db.prepare('PRAGMA quick_check').first('quick_check'), 'ok', `${where}: quick_check`);
+
+      // Service goes on: a write is acknowledged and the log still agrees.
+      const id = nextId++;
+      await db.prepare('INSERT INTO rows (id, batch, payload) VALUES (?, ?, randomblob(10))').bind(id, id).run();
+      acknowledged.add(id);
+      for (const kept of actual) acknowledged.add(kept);
+      assertLogAgrees(executor.database, file, scratch, `${where} after a write`);
+    } finally {
+      await db.close();
+    }
+  }
+  t.diagnostic(`${targets.length} rounds in ${((Date.now() - began) / 1000).toFixed(1)} s: ${JSON.stringify(tally)}`);
+  assert.ok(tally.failed > 0, 'no write was ever reported failed: the faults did not fire');
+});
+
+// ---------------------------------------------------------------------------------------------
+// One writer per history.
+
+describe('two handles on one file', () => {
+  test('in one process: the second open is refused at once, naming the file; the first goes on; after it closes, opening works', async () => {
+    const file = path.join(tempDir(), 'twice.sqlite');
+    const first = open(file, { history: true });
+    await first.exec('CREATE TABLE t (v INTEGER)');
+    const started = Date.now();
+    assert.throws(
+      () => open(file, { history: true }),
+      (e: Error) => e.message === `dione: ${file} is already open with its write log by another handle or process (pid ${process.pid}: this process)`,
+    );
+    assert.ok(Date.now() - started < 1000, 'refused at once, not after a wait');
+    await first.prepare('INSERT INTO t VALUES (1)').run();
+    await first.close();
+    const second = open(file, { history: true });
+    assert.equal(await second.prepare('SELECT count(*) AS n FROM t').first('n'), 1);
+    await second.close();
+  });
+
+  test('across processes: refused while another process holds it (naming its pid); the lock dies with that process; a waiting open gets it', async () => {
+    const file = path.join(tempDir(), 'shared.sqlite');
+    const holderCode = `
+      import { open } from ${JSON.stringify(path.join(root, 'src/index.ts'))};
+      const db = open(${JSON.stringify(file)}, { history: true });
+      await db.exec('CREATE TABLE IF NOT EXISTS t (v INTEGER)');
+      await db.prepare('INSERT INTO t VALUES (1)').run();
+      process.stdout.write('holding\\n');
+      const release = Number(process.argv[1] ?? 0);
+      if (release > 0) setTimeout(async () => { await db.close(); process.stdout.write('released\\n'); }, release);
+      setInterval(() => {}, 1000);
+    `;
+    const hold = (releaseAfterMs: number) =>
+      new Promise<ChildProcess>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', holderCode, String(releaseAfterMs)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+        children.add(child);
+        child.stdout!.on('data', (d: Buffer) => {
+          if (d.toString().includes('holding')) resolve(child);
+        });
+        child.once('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
+      });
+    const gone = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+
+    const holder = await hold(0);
+    assert.throws(() => open(file, { history: true }), (e: Error) => e.message === `dione: ${file} is already open with its write log by another handle or process (pid ${holder.pid})`);
+    process.kill(holder.pid!, 'SIGKILL');
+    await gone(holder);
+    // The OS dropped the lock with the process: no stale lock to clear by hand.
+    const after = open(file, { history: true });
+    assert.equal(await after.prepare('SELECT count(*) AS n FROM t').first('n'), 1);
+    await after.prepare('INSERT INTO t VALUES (2)').run();
+    await after.close();
+
+    // A database host's open waits (bounded) for the host it replaces to let go.
+    const slow = await hold(800);
+    const started = Date.now();
+    const waited = new LoggedDatabaseClass(file, {}, { lockWaitMs: 10_000 });
+    assert.ok(Date.now() - started >= 500, 'the open waited for the other process');
+    const counted = waited.execute({ queries: [{ sql: 'SELECT count(*) AS n FROM t', params: [] }] });
+    assert.ok(counted.success && counted.results[0]!.rows[0]![0] === 3, JSON.stringify(counted));
+    await waited.close();
+    process.kill(slow.pid!, 'SIGKILL');
+    await gone(slow);
+    // …but not without bound.
+    const stuck = await hold(0);
+    const tried = Date.now();
+    assert.throws(() => new LoggedDatabaseClass(file, {}, { lockWaitMs: 300 }), /already open with its write log/);
+    assert.ok(Date.now() - tried < 5000);
+    process.kill(stuck.pid!, 'SIGKILL');
+    await gone(stuck);
+  });
+});
