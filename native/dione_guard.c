@@ -24,7 +24,8 @@
 **                                    lets the next commit through; NULL when the transaction has not written
 **   dione_read_mode(t, on)        -> turns read mode on/off; turning it off returns 'write' when a
 **                                    prepare in read mode was refused because it would write
-**   dione_deferred_fks(t)         -> nonzero while deferred foreign key violations are unresolved
+**   dione_check(t)                -> the seal's schema rules for one request of a group (refuses, or
+**                                    returns nonzero while deferred foreign key violations are unresolved)
 **   dione_checkpoint(t)           -> see below
 **   dione_keep_wal(t)             -> closing the connection will leave the WAL as it is (no checkpoint)
 **   dione_release(t)              -> finalizes the cached statements (call before closing)
@@ -94,7 +95,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   "match", "highlight", "bm25", "snippet", "rtreecheck",
   /* Dione's own helpers: without the token they refuse (see the top of this file) */
   "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
-  "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_deferred_fks", "dione_keep_wal",
+  "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_check", "dione_keep_wal",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -329,6 +330,41 @@ static void refuse(sqlite3_context *ctx, const char *message, int code) {
 }
 
 /*
+** The schema rules the authorizer cannot apply: no object in the temp schema (a trigger named temp.x
+** on a main table reaches the authorizer as a main trigger), and no more objects with reserved
+** names than the database had (the new name of a RENAME is never shown to the authorizer). With
+** `settle`, the schema seen becomes the new reference.
+*/
+static int schema_allowed(GuardState *st, sqlite3 *db, int settle) {
+  if (internal_int(st, db, Q_TEMP_OBJECTS) > 0) return 0;
+  sqlite3_int64 schema = internal_int(st, db, Q_SCHEMA_VERSION);
+  if (schema == st->checked_schema) return 1;
+  sqlite3_int64 reserved_now = internal_int(st, db, Q_RESERVED);
+  if (reserved_now > st->reserved_objects) return 0;
+  if (settle) {
+    st->checked_schema = schema;
+    st->reserved_objects = reserved_now;
+  }
+  return 1;
+}
+
+/*
+** dione_check(t): what dione_seal() will refuse, asked of one request of a group before the next
+** runs, so each request answers for itself: refuses the schema rules, else returns nonzero while
+** deferred foreign key violations are unresolved.
+*/
+static void check(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  int current = 0, highest = 0;
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  if (!schema_allowed(st, db, 0)) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
+  sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highest, 0);
+  sqlite3_result_int(ctx, current);
+}
+
+/*
 ** dione_seal(t), the last step of every transaction before COMMIT. SQLite, not the caller, says
 ** whether the transaction wrote. If it did: refuses temp schema objects and new reserved names,
 ** adds one to the commit sequence, and lets the commit through. Otherwise NULL.
@@ -342,14 +378,7 @@ static void seal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_null(ctx);
     return;
   }
-  if (internal_int(st, db, Q_TEMP_OBJECTS) > 0) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
-  sqlite3_int64 schema = internal_int(st, db, Q_SCHEMA_VERSION);
-  if (schema != st->checked_schema) {
-    sqlite3_int64 reserved_now = internal_int(st, db, Q_RESERVED);
-    if (reserved_now > st->reserved_objects) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
-    st->checked_schema = schema;
-    st->reserved_objects = reserved_now;
-  }
+  if (!schema_allowed(st, db, 1)) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
   sqlite3_uint64 value = read_sequence(st, db) + 1;
   sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)internal_int(st, db, Q_APPLICATION_ID);
   int was = st->trusted;
@@ -377,14 +406,6 @@ static void read_mode(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   st->refused_write = 0;
   if (!st->read_mode && refused) sqlite3_result_text(ctx, "write", -1, SQLITE_STATIC);
   else sqlite3_result_null(ctx);
-}
-
-static void deferred_fks(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  int current = 0, highest = 0;
-  (void)argc;
-  if (!token_ok(ctx, argv)) return;
-  sqlite3_db_status(sqlite3_context_db_handle(ctx), SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highest, 0);
-  sqlite3_result_int(ctx, current);
 }
 
 static void keep_wal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -468,7 +489,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
     { "dione_claim", 0, claim }, { "dione_prepare_error", 2, prepare_error }, { "dione_used_bytes", 1, used_bytes },
     { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
     { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
-    { "dione_deferred_fks", 1, deferred_fks }, { "dione_keep_wal", 1, keep_wal },
+    { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal },
   };
   int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, sqlite3_free);
   for (size_t i = 1; rc == SQLITE_OK && i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {

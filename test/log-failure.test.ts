@@ -29,7 +29,7 @@ import { tempDir } from './helpers/binding.ts';
 import { root } from './helpers/paths.ts';
 import { mulberry32 } from './helpers/random.ts';
 import { alive, childPids, type Envelope, fetchJson, jsonHeaders, tokenIn } from './helpers/server-checks.ts';
-import { type SpawnedServer, spawnServer } from './helpers/server.ts';
+import type { SpawnedServer } from './helpers/server.ts';
 
 const children = new Set<ChildProcess>();
 after(() => {
@@ -128,19 +128,25 @@ describe('a write the log cannot take', () => {
   });
 });
 
+/**
+ * The server helpers, loaded only once the database hosts are set to load the fault injection (the
+ * pool reads DIONE_HOST_NODE_FLAGS when it is loaded); a fault fires when the trigger file names it.
+ */
+const hostFaultTrigger = path.join(tempDir(), 'host-fault');
+async function serverWithFaults() {
+  process.env.DIONE_HOST_NODE_FLAGS = `--import ${path.join(root, 'test', 'fixtures', 'log-faults.ts')}`;
+  process.env.DIONE_TEST_LOG_FAULT_FILE = hostFaultTrigger;
+  return await import('./helpers/server.ts');
+}
+
 describe('through dione serve', () => {
   test('a write whose log record cannot be written or synced is answered as failed; the host stays up, reads go on, later writes work', { timeout: 60_000 }, async (t) => {
-    const dir = tempDir();
-    const data = path.join(dir, 'data');
+    const { spawnServer } = await serverWithFaults();
+    const data = path.join(tempDir(), 'data');
     mkdirSync(data);
-    const trigger = path.join(dir, 'fault');
-    // The database hosts load the fault injection; a fault fires when the trigger file names it.
-    process.env.DIONE_HOST_NODE_FLAGS = `--import ${path.join(root, 'test', 'fixtures', 'log-faults.ts')}`;
-    process.env.DIONE_TEST_LOG_FAULT_FILE = trigger;
+    const trigger = hostFaultTrigger;
     let server: SpawnedServer | undefined;
     t.after(() => {
-      delete process.env.DIONE_HOST_NODE_FLAGS;
-      delete process.env.DIONE_TEST_LOG_FAULT_FILE;
       if (server && server.child.exitCode === null && server.child.signalCode === null) process.kill(server.child.pid!, 'SIGKILL');
     });
     const token = tokenIn(data, 'admin');
@@ -176,15 +182,27 @@ describe('through dione serve', () => {
     await failsWith(insert(5), FULL);
     assert.deepEqual(await rows(), [1, 2, 4]);
 
-    // Requests that arrive together: the writes share a commit and a sync; the read after them runs
-    // once the database is back at the last durable record.
+    // Requests sent together (they may or may not arrive in one batch, to share a commit and a
+    // sync): each write is acknowledged or answered with the failure, and the rows are exactly the
+    // acknowledged ones; the read is answered.
     writeFileSync(trigger, 'sync');
-    const [six, seven, read] = await Promise.all([insert(6), insert(7), query('SELECT count(*) AS n FROM rows')]);
-    for (const reply of [six, seven]) assert.equal(reply.body.errors?.[0]?.message, IOERR, JSON.stringify(reply.body));
-    assert.equal(read.status, 200);
-    assert.equal(read.body.result[0].results[0].n, 3);
+    const batch = [6, 7, 9, 10, 11, 12, 13, 14];
+    const [reads, writes] = await Promise.all([
+      Promise.all([1, 2, 3].map(() => query('SELECT count(*) AS n FROM rows'))),
+      Promise.all(batch.map((id) => insert(id).then((reply) => [id, reply] as const))),
+    ]);
+    const kept = [1, 2, 4];
+    for (const [id, reply] of writes) {
+      if (reply.status === 200) kept.push(id);
+      else assert.equal(reply.body.errors?.[0]?.message, IOERR, JSON.stringify(reply.body));
+    }
+    assert.ok(kept.length < 3 + batch.length, 'the fault failed no write');
+    t.diagnostic(`${3 + batch.length - kept.length} of ${batch.length} writes sent together met the failed sync`);
+    for (const read of reads) assert.equal(read.status, 200, JSON.stringify(read.body));
     assert.equal((await insert(8)).status, 200);
-    assert.deepEqual(await rows(), [1, 2, 4, 8]);
+    kept.push(8);
+    kept.sort((a, b) => a - b);
+    assert.deepEqual(await rows(), kept);
 
     // One host all along: it was never restarted; its report is an error-level line naming the file.
     assert.ok(hosts.every(alive), 'the database host stayed up');
@@ -195,7 +213,42 @@ describe('through dione serve', () => {
     server.child.kill('SIGTERM');
     await new Promise((resolve) => server!.child.once('exit', resolve));
     server = await spawnServer(data);
-    assert.deepEqual(await rows(), [1, 2, 4, 8]);
+    assert.deepEqual(await rows(), kept);
+  });
+
+  test('one batch in the host: a failed sync fails the whole group commit; the requests after it run on the repaired database', async (t) => {
+    const { startTestServer } = await serverWithFaults();
+    const trigger = hostFaultTrigger;
+    const s = await startTestServer({ spares: 0 });
+    t.after(() => s.close());
+    const uuid = await s.createDatabase('group');
+    const file = s.server.context.catalog.file(uuid);
+    // Straight to the database's host: requests sent in one turn reach it as one batch.
+    const send = (sql: string, params: unknown[] = []) =>
+      s.server.context.pool.send(uuid, file, { op: 'execute', protocol: 'rest-query', body: JSON.stringify({ sql, params }), readOnly: false });
+    const result = (reply: { status: number; body: string }) => JSON.parse(reply.body) as Envelope;
+    assert.equal((await send('CREATE TABLE rows (id INTEGER PRIMARY KEY)')).status, 200);
+
+    writeFileSync(trigger, 'sync');
+    const replies = await Promise.all([
+      ...[1, 2, 3].map((id) => send('INSERT INTO rows (id) VALUES (?)', [id])),
+      send('SELECT count(*) AS n FROM rows'),
+      ...[4, 5].map((id) => send('INSERT INTO rows (id) VALUES (?)', [id])),
+    ]);
+    // The group of 1, 2, 3 committed together, and its sync failed: all three fail, and are undone.
+    for (const reply of replies.slice(0, 3)) {
+      assert.equal(reply.status, 400, reply.body);
+      assert.equal(result(reply).errors[0]!.message, IOERR);
+    }
+    // The read and the next group ran on the repaired database, not on the closed one.
+    assert.equal(replies[3]!.status, 200, replies[3]!.body);
+    assert.equal(result(replies[3]!).result[0].results[0].n, 0);
+    for (const reply of replies.slice(4)) assert.equal(reply.status, 200, reply.body);
+    const rows = await send('SELECT id FROM rows ORDER BY id');
+    assert.deepEqual(
+      result(rows).result[0].results.map((r: { id: number }) => r.id),
+      [4, 5],
+    );
   });
 });
 

@@ -75,7 +75,7 @@ export class Connection {
   private readonly sequenceQuery: Database.Statement;
   private readonly sealQuery: Database.Statement;
   private readonly readModeQuery: Database.Statement;
-  private readonly deferredQuery: Database.Statement;
+  private readonly checkQuery: Database.Statement;
   /** The token that lets this connection (and no user SQL) use the guard's helpers. */
   private readonly token: bigint;
   private readonly prepareErrorQuery: Database.Statement;
@@ -114,7 +114,7 @@ export class Connection {
     this.sequenceQuery = helper('SELECT dione_commit_sequence(?)');
     this.sealQuery = helper('SELECT dione_seal(?)');
     this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
-    this.deferredQuery = helper('SELECT dione_deferred_fks(?)');
+    this.checkQuery = helper('SELECT dione_check(?)');
     this.prepareErrorQuery = helper('SELECT dione_prepare_error(?, ?)');
     this.begin = this.db.prepare('BEGIN');
     this.beginImmediate = this.db.prepare('BEGIN IMMEDIATE');
@@ -206,9 +206,16 @@ export class Connection {
     }
   }
 
-  /** Deferred foreign key violations are pending in the open transaction. */
-  deferredViolations(): boolean {
-    return (this.deferredQuery.get(this.token) as number) !== 0;
+  /**
+   * Asked after each request of a group, so that each answers for itself: throws D1's error when the
+   * request broke a rule the seal enforces, and says whether it left deferred foreign keys violated.
+   */
+  checkRequest(): { deferredViolations: boolean } {
+    try {
+      return { deferredViolations: (this.checkQuery.get(this.token) as number) !== 0 };
+    } catch (e) {
+      throw new D1Failure(detailOf(e));
+    }
   }
 
   /**

@@ -154,14 +154,18 @@ export class Engine {
 
   /**
    * A single read statement runs without an explicit transaction (SQLite's autocommit is atomic),
-   * prepared in read mode. Undefined when SQLite says it would write.
+   * prepared in read mode. When SQLite says it would write: undefined (it takes the write path), or
+   * for a request that must not write, SQLite's refusal.
    */
-  private readAlone(query: Query, statement: Statement, format: ResultsFormat): ExecuteResponse | undefined {
+  private readAlone(query: Query, statement: Statement, format: ResultsFormat, mustNotWrite = false): ExecuteResponse | undefined {
     const started = performance.now();
     try {
       checkRunnable(statement);
       const prepared = this.connection.prepareRead(statement.executable);
-      if (prepared === 'writes' || !prepared.readonly) return undefined;
+      if (prepared === 'writes' || !prepared.readonly) {
+        if (mustNotWrite) throw new D1Failure(Messages.readOnly);
+        return undefined;
+      }
       const outcome = this.run(statement, prepared, query.params, format);
       const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
       return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
@@ -175,23 +179,15 @@ export class Engine {
    * prepared in read mode and runs only when SQLite's read-only flag says it does not write.
    */
   private readOnly(work: Work): ExecuteResponse {
+    const only = work.parsed[0]!.statements;
+    if (work.queries.length === 1 && only.length === 1 && !work.parsed[0]!.tooLong) {
+      return this.readAlone(work.queries[0]!, only[0]!, work.format, true)!;
+    }
     const prepareRead = (statement: Statement): Database.Statement => {
       const prepared = this.connection.prepareRead(statement.executable);
       if (prepared === 'writes' || !prepared.readonly) throw new D1Failure(Messages.readOnly);
       return prepared;
     };
-    const only = work.parsed[0]!.statements;
-    if (work.queries.length === 1 && only.length === 1 && !work.parsed[0]!.tooLong) {
-      const started = performance.now();
-      try {
-        checkRunnable(only[0]!);
-        const outcome = this.run(only[0]!, prepareRead(only[0]!), work.queries[0]!.params, work.format);
-        const meta = this.meta(started, this.counters, this.counters, outcome, only[0]!, 0);
-        return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
-      } catch (e) {
-        return { success: false, error: detailOf(e) };
-      }
-    }
     return this.unit([work], false, prepareRead)[0]!;
   }
 
@@ -218,10 +214,7 @@ export class Engine {
       if (group.length > 0) beforeRun?.();
       if (group.length === 1) settle(group[0]!, this.execute(requests[group[0]]!));
       else if (group.length > 1) {
-        const answers = this.unit(
-          group.map((i) => workOf(requests[i]!)),
-          true,
-        );
+        const answers = this.unit(group.map((i) => workOf(requests[i]!)), true);
         for (let k = 0; k < answers.length; k++) settle(group[k]!, answers[k]!);
       }
       group = [];
@@ -280,8 +273,8 @@ export class Engine {
       try {
         if (shared) this.connection.savepoint.run();
         const results = this.body(work, prepare);
-        // Deferred constraints are checked at COMMIT, for the whole group: each request answers for its own.
-        if (shared && this.connection.deferredViolations()) throw new D1Failure(FOREIGN_KEY_AT_COMMIT, true);
+        // What COMMIT and the seal check for the whole group, each request answers for on its own.
+        if (shared && this.connection.checkRequest().deferredViolations) throw new D1Failure(FOREIGN_KEY_AT_COMMIT, true);
         if (shared) this.connection.release.run();
         responses.push({ success: true, results, bookmark: '' });
         succeeded++;

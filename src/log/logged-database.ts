@@ -570,7 +570,7 @@ export class LoggedDatabase {
       this.damage.push(damage);
       report(
         'error',
-        `the write log of ${this.file} is damaged: ${where}. Commits ${lostFrom} to ${lostTo} are lost: Time Travel refuses them, and later points until a snapshot taken after them (one is being taken now)`,
+        `the write log of ${this.file} is damaged: ${where}. ${capitalized(lostText(damage))}: Time Travel refuses points there, and later points until a snapshot taken after the loss (one is being taken now)`,
         { file: this.file, damaged: gap.unreadable, lostCommits: [lostFrom, lostTo] },
       );
     }
@@ -592,7 +592,7 @@ export class LoggedDatabase {
   private damageText(d: Damage): string {
     const afterwards = [...this.snapshots.list().map((s) => s.seq), ...(d.next.kind === 'image' ? [d.next.seq] : [])].filter((seq) => seq >= d.lostTo).sort((a, b) => a - b)[0];
     const later = afterwards === undefined ? 'later points once a snapshot is taken after it' : `points from commit ${afterwards} on`;
-    return `commits ${d.lostFrom} to ${d.lostTo} are lost (${d.where}); points up to commit ${d.lostFrom - 1} and ${later} can be restored`;
+    return `${lostText(d)} (${d.where}); points up to commit ${d.lostFrom - 1} and ${later} can be restored`;
   }
 
   /** Rebuilds commit `seq` into `file`; a record found damaged on the way is reported and refused as damage. */
@@ -788,6 +788,9 @@ export class LoggedDatabase {
     }
   }
 }
+
+const lostText = (d: Damage) => (d.lostFrom === d.lostTo ? `commit ${d.lostFrom} is lost` : `commits ${d.lostFrom} to ${d.lostTo} are lost`);
+const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** The salts of a WAL file's header, or undefined when it has none (missing, empty, not a WAL). */
 function walSalts(walFile: string): { salt1: number; salt2: number } | undefined {
