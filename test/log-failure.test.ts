@@ -6,12 +6,18 @@
 // Faults are injected into the log's own segment files (fixtures/log-faults.ts): a record half
 // written when the disk fills (ENOSPC), or an fdatasync that fails (EIO).
 //   1. In this process: failed writes fail with SQLite's wording, are gone (also after a reopen),
-//      and the next writes succeed.
-//   2. A child process (fixtures/log-failure-worker.ts) writes under random faults and is SIGKILLed
+//      and the next writes succeed. When the files are not as the log left them (another
+//      connection checkpointed a commit the log had not made durable) the repair rebuilds the file
+//      from the log; when the database cannot be reopened, every request is refused with the
+//      reason until a later try succeeds.
+//   2. Through `dione serve` (the hosts load the fault injection): the failed write's answer is the
+//      failure, the host stays up, reads go on, later writes work; in one batch, a failed sync fails
+//      its whole group commit and the requests after it run on the repaired database.
+//   3. A child process (fixtures/log-failure-worker.ts) writes under random faults and is SIGKILLed
 //      (by its PID) at each step of the repair in turn, standing still there; after reopening,
 //      every acknowledged write is present, every write reported failed is absent, batches are
 //      whole, the log rebuilds the live database exactly, quick_check passes, and writes go on.
-//   3. Two handles on one file: refused at once in the same process and from another process; the
+//   4. Two handles on one file: refused at once in the same process and from another process; the
 //      lock dies with its process; a host-style open waits for it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -125,6 +131,60 @@ describe('a write the log cannot take', () => {
     assert.deepEqual([...(await ids(reopened))].sort((a, b) => a - b), [1, 2, 3, 9, 10, 11]);
     assertLogAgrees(again.database, file, scratch, 'after reopening');
     await reopened.close();
+  });
+});
+
+describe('a repair that cannot go the usual way', () => {
+  test('a commit checkpointed into the file before the log made it durable: the repair rebuilds the file from the log', async () => {
+    const scratch = tempDir();
+    const file = path.join(scratch, 'checkpointed.sqlite');
+    const executor = new LoggedExecutor(file, {}, {});
+    const db = new D1Database(executor);
+    await db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)');
+    await db.prepare('INSERT INTO rows (id, batch) VALUES (1, 1)').run();
+    armLogFault('sync');
+    const write = db.prepare('INSERT INTO rows (id, batch) VALUES (2, 2)').run();
+    // Before the log syncs it, another connection moves the WAL into the file (no Dione handle would).
+    const other = new Database(file);
+    other.pragma('wal_checkpoint(TRUNCATE)');
+    other.close();
+    await assert.rejects(write, (e: Error) => e.message.includes(IOERR));
+    assert.deepEqual([...(await ids(db))], [1]);
+    await db.prepare('INSERT INTO rows (id, batch) VALUES (3, 3)').run();
+    assert.deepEqual([...(await ids(db))].sort(), [1, 3]);
+    assertLogAgrees(executor.database, file, scratch, 'after the rebuild');
+    await db.close();
+  });
+
+  test('a database that cannot be reopened after the repair refuses every request with the reason, and serves again once it can', async () => {
+    const scratch = tempDir();
+    const file = path.join(scratch, 'refused.sqlite');
+    const executor = new LoggedExecutor(file, {}, {});
+    const db = new D1Database(executor);
+    await db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)');
+    await db.prepare('INSERT INTO rows (id, batch) VALUES (1, 1)').run();
+    // The first reopen inside the repair fails (as a full disk can make it: no room for the -shm).
+    const proto = LoggedDatabaseClass.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const openEngine = proto.openEngine!;
+    let failures = 1;
+    proto.openEngine = function (this: unknown, ...args: unknown[]) {
+      if (failures-- > 0) throw new Error('unable to open database file');
+      return openEngine.apply(this, args);
+    };
+    try {
+      armLogFault('write');
+      const refusal = /refused: its write log failed \(database or disk is full: SQLITE_FULL\), the commits it could not take were undone, but the database cannot be opened again: unable to open database file/;
+      await assert.rejects(db.prepare('INSERT INTO rows (id, batch) VALUES (2, 2)').run(), refusal);
+      await assert.rejects(db.prepare('SELECT count(*) FROM rows').first(), refusal);
+      // Tried again (at most once a second): served again.
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual([...(await ids(db))], [1]);
+      await db.prepare('INSERT INTO rows (id, batch) VALUES (3, 3)').run();
+      assertLogAgrees(executor.database, file, scratch, 'after the refusal');
+    } finally {
+      proto.openEngine = openEngine;
+      await db.close();
+    }
   });
 });
 

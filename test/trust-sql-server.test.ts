@@ -100,7 +100,7 @@ async function freshDatabase(name: string, sql: string): Promise<string> {
   return name;
 }
 
-/** Every table, view, index and trigger outside the reserved/internal ones, with its SQL. */
+/** Every schema object (type, name and SQL), read with the admin token. */
 const schemaOf = (database: string) => column(database, "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master ORDER BY name");
 
 // ------------------------------------------------------------------ 1. read tokens
@@ -233,7 +233,7 @@ describe("the guard extension's helper functions do nothing for user SQL (admin 
     'SELECT dione_keep_wal(0)',
     'SELECT dione_data_version(0)',
     'SELECT dione_commit_sequence(0)',
-    'SELECT dione_deferred_fks(0)',
+    'SELECT dione_check(0)',
   ];
 
   test('each helper fails with "not authorized" on every protocol, dione_claim() answers null, and the database keeps working', async () => {
@@ -392,6 +392,44 @@ describe('one commit path (server)', () => {
       }
       assert.deepEqual(await column(db, `SELECT tag FROM child WHERE tag LIKE 'r${round}-%' ORDER BY tag`), expected.sort(), `round ${round}`);
     }
+  });
+
+  // The seal's schema rules (no temp object, no new reserved name: what the authorizer cannot see)
+  // in a group: the old design had no such rules at all (the trigger was created and rewrote the
+  // other rows), and a first cut of the new one failed the whole group at the seal.
+  test('~20 concurrent writes, one creating a hidden temp trigger or a reserved name: only that one fails, "not authorized"; the others are kept and not rewritten', async () => {
+    const db = await freshDatabase('trust-group-schema', 'CREATE TABLE t (tag TEXT, v TEXT); CREATE TABLE r (a)');
+    const write = s.tokenFor('write');
+    const BAD = [
+      "CREATE TRIGGER temp.tr AFTER INSERT ON main.t BEGIN UPDATE t SET v = 'hacked'; END",
+      "CREATE TRIGGER [temp].tr AFTER INSERT ON main.t BEGIN UPDATE t SET v = 'hacked'; END",
+      'ALTER TABLE r RENAME TO _cf_r',
+      'CREATE VIRTUAL TABLE _cf USING fts5(a)',
+    ];
+    for (let round = 0; round < BAD.length; round++) {
+      const bad = (round * 7 + 4) % 20;
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => {
+          const protocol = PROTOCOLS[(i + round) % PROTOCOLS.length]!;
+          const insert = `INSERT INTO t VALUES ('r${round}-${i}', 'as written')`;
+          return send(protocol, db, i === bad ? [insert, BAD[round]!] : insert, write);
+        }),
+      );
+      outcomes.forEach((o, i) => {
+        if (i === bad) {
+          assert.equal(o.ok, false, `round ${round}: ${BAD[round]} succeeded`);
+          assert.match(o.message, /not authorized/);
+        } else assert.ok(o.ok, `round ${round}: request ${i} failed: ${o.message}`);
+      });
+      const expected = Array.from({ length: 20 }, (_, i) => `r${round}-${i}`).filter((_, i) => i !== bad);
+      assert.deepEqual(await column(db, `SELECT tag FROM t WHERE tag LIKE 'r${round}-%' ORDER BY tag`), expected.sort(), `round ${round}`);
+      assert.deepEqual(await column(db, 'SELECT count(*) FROM temp.sqlite_master'), [0]);
+    }
+    const later = await send('client', db, "INSERT INTO t VALUES ('later', 'as written')", write);
+    assert.ok(later.ok, later.message);
+    assert.deepEqual(await column(db, "SELECT DISTINCT v FROM t"), ['as written']);
+    assert.deepEqual(await column(db, "SELECT name FROM sqlite_master WHERE name GLOB '_cf*'"), []);
+    assert.deepEqual(await column(db, 'SELECT count(*) FROM r'), [0]);
   });
 
   // A write reported as failed must leave nothing, one reported as done must be there. The old

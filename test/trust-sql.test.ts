@@ -23,7 +23,7 @@ const NOT_AUTHORIZED = /^D1_ERROR: not authorized/;
 const MENTIONS_NOT_AUTHORIZED = /^D1_ERROR: .*not authorized/;
 const RESET = 'Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated';
 
-/** A new database file holding t (v TEXT, one row 'original'). */
+/** A new database file holding t (a INTEGER, v TEXT CHECK (v <> 'bad')) with one row (1, 'original'). */
 async function fixture(options: { history?: boolean } = {}): Promise<{ db: D1Database; file: string }> {
   const file = path.join(tempDir(), 'trust.db');
   const db = open(file, options);
@@ -58,11 +58,15 @@ describe("the guard extension's helper functions do nothing for user SQL", () =>
     'SELECT dione_keep_wal(0)',
     'SELECT dione_data_version(0)',
     'SELECT dione_commit_sequence(0)',
-    'SELECT dione_deferred_fks(0)',
+    'SELECT dione_check(0)',
     // A guessed token is no better than 0.
     'SELECT dione_seal(1)',
     'SELECT dione_read_mode(1, 0)',
   ];
+  // Former helpers and the old tokenless forms (dione_release() used to finalize Dione's own
+  // statements for anyone): refused, or gone, are both fine.
+  const GONE_OR_REFUSED = /^D1_ERROR: (not authorized|no such function|wrong number of arguments)/;
+  const formerHelpers = ['SELECT dione_deferred_fks(0)', 'SELECT dione_used_bytes()', 'SELECT dione_release()', 'SELECT dione_data_version()', "SELECT dione_prepare_error('x')"];
 
   for (const history of [false, true]) {
     test(`embedded${history ? ' with history' : ''}: each helper fails with "not authorized", dione_claim() answers null, the database keeps working`, async () => {
@@ -73,6 +77,7 @@ describe("the guard extension's helper functions do nothing for user SQL", () =>
         // Also inside a write request: the whole request fails.
         await rejectsWith(() => db.batch([db.prepare("INSERT INTO t VALUES (3, 'in batch')"), db.prepare(sql)]), NOT_AUTHORIZED);
       }
+      for (const sql of formerHelpers) await rejectsWith(() => db.prepare(sql).all(), GONE_OR_REFUSED);
       assert.equal(await db.prepare('SELECT dione_claim() AS c').first('c'), null);
       assert.deepEqual(await db.prepare('SELECT dione_claim() AS c, dione_claim() AS d').raw(), [[null, null]]);
 

@@ -35,11 +35,19 @@ interface ServeFlags {
   replicas: number;
 }
 
-/** A damaged catalogue stops the server with one line saying which file and what to do (no stack trace). */
+/** A damaged catalogue stops the command with one line saying which file and what to do (no stack trace). */
 function refuseToStart(e: unknown): never {
   if (!(e instanceof CatalogDamaged)) throw e;
   process.stderr.write(`${e.message}\n`);
   process.exit(1);
+}
+
+function openCatalog(data: string): Catalog {
+  try {
+    return new Catalog(data);
+  } catch (e) {
+    refuseToStart(e);
+  }
 }
 
 export function registerServe(program: Command): void {
@@ -127,7 +135,7 @@ export function registerServe(program: Command): void {
     .option('--scope <scope>', 'read | write | admin', 'write')
     .action((options: { data: string; db?: string; scope: string }) => {
       if (!['read', 'write', 'admin'].includes(options.scope)) program.error(`--scope must be read, write or admin, got "${options.scope}"`);
-      const catalog = new Catalog(options.data);
+      const catalog = openCatalog(options.data);
       try {
         let uuid: string | null = null;
         if (options.db) {
@@ -147,7 +155,7 @@ export function registerServe(program: Command): void {
     .description('revoke a token by its id (the part after "dione_", or the whole token)')
     .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
     .action((id: string, options: { data: string }) => {
-      const catalog = new Catalog(options.data);
+      const catalog = openCatalog(options.data);
       try {
         const tokenId = /^dione_([A-Za-z0-9]{12})(_|$)/.exec(id)?.[1] ?? id;
         if (!catalog.revokeToken(tokenId)) program.error(`no active token ${tokenId}`);
@@ -161,7 +169,7 @@ export function registerServe(program: Command): void {
     .description('list tokens (ids, scopes, databases; never the secrets)')
     .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
     .action((options: { data: string }) => {
-      const catalog = new Catalog(options.data);
+      const catalog = openCatalog(options.data);
       try {
         for (const t of catalog.tokens()) {
           process.stdout.write(`${t.id}\t${t.scope}\t${t.database_uuid ?? '*'}\t${t.created_at}\t${t.revoked_at ? `revoked ${t.revoked_at}` : 'active'}\n`);

@@ -45,6 +45,19 @@ function onReadOnlyMedia(file: string): boolean {
   }
 }
 
+/**
+ * Rebuilds a copy of a database (one that no connection uses) with VACUUM, so that no free page is
+ * left in it: free pages may still hold rows that were deleted, which a dump must not hand out.
+ */
+export function compactCopy(file: string): void {
+  const copy = new Database(file);
+  try {
+    copy.exec('VACUUM');
+  } finally {
+    copy.close();
+  }
+}
+
 /** The file read into memory as a rollback-journal database, which needs no -shm. */
 function openImage(file: string): Database.Database {
   const wal = `${file}-wal`;
@@ -228,19 +241,14 @@ export class Connection {
 
   /**
    * A consistent copy of the database file, through SQLite's backup API (no SQL runs on this
-   * connection), rebuilt by VACUUM so that no free page (which may hold deleted rows) is in it.
+   * connection), without free pages (see compactCopy).
    */
   async snapshot(): Promise<Buffer> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-dump-'));
     try {
       const file = path.join(dir, 'dump.sqlite');
       await this.db.backup(file);
-      const copy = new Database(file);
-      try {
-        copy.exec('VACUUM');
-      } finally {
-        copy.close();
-      }
+      compactCopy(file);
       return readFileSync(file);
     } finally {
       rmSync(dir, { recursive: true, force: true });

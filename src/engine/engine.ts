@@ -8,7 +8,7 @@ import type { ExecuteRequest, ExecuteResponse, Query, ResultsFormat, RowValue, S
 import type { D1Meta } from '../api/types.ts';
 import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
 import type { Statement } from '../sql/statements.ts';
-import { Connection, type ConnectionOptions, type CounterState } from './connection.ts';
+import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
 import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
 import { estimateRows } from './rows-estimate.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
@@ -464,6 +464,12 @@ export class Engine {
     } catch (e) {
       if (e !== done) throw e;
     }
+  }
+
+  /** A copy of the database file at `file` for handing out (dump): consistent, and without free pages. */
+  async dumpTo(file: string): Promise<void> {
+    await this.backup(file);
+    compactCopy(file);
   }
 
   /** The database file as bytes. */

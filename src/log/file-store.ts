@@ -259,6 +259,12 @@ export class FileLogStore implements LogStore {
     return gaps;
   }
 
+  /** The oldest record kept. */
+  first(): RecordSummary | undefined {
+    const e = this.entries[0];
+    return e && summaryOf(e);
+  }
+
   last(): RecordSummary | undefined {
     const e = this.entries.at(-1);
     return e && summaryOf(e);
@@ -360,8 +366,7 @@ export class FileLogStore implements LogStore {
    * after the new ones).
    */
   rollback(): void {
-    const dropped = this.entries.splice(this.durableCount);
-    for (const e of dropped) this.totalBytes -= FRAME_HEAD_BYTES + e.length;
+    this.entries.splice(this.durableCount);
     this.cutPending = true;
     // Segments started since the last flush hold nothing durable.
     while (this.segments.length > this.durable.segments) {

@@ -405,7 +405,7 @@ export class LoggedDatabase {
         : 'the commits it could not take could not be undone (whether they are kept is decided when it is next opened)';
       this.refusal = `dione: ${this.file} is refused: its write log failed (${cause}), ${outcome}: ${detailOf(e)}; it is retried on each request`;
       this.retryRepairAt = Date.now() + REPAIR_RETRY_MS;
-      report('error', this.refusal, { file: this.file });
+      report('error', this.refusal.replace(/^dione: /, ''), { file: this.file });
       throw new D1Failure(this.refusal);
     }
   }
@@ -555,7 +555,13 @@ export class LoggedDatabase {
    */
   private findDamage(): void {
     const first = this.snapshots.list()[0]!;
-    for (const gap of this.log.gaps()) {
+    const gaps = this.log.gaps();
+    // The log starts right after its oldest snapshot (retention keeps it so); later, records are missing.
+    const start = this.log.first();
+    if (start && start.kind === 'pages' && start.seq > first.seq + 1 && !gaps.some((g) => g.next.seq === start.seq)) {
+      gaps.unshift({ after: undefined, next: start, unreadable: [] });
+    }
+    for (const gap of gaps) {
       const lostFrom = (gap.after?.seq ?? first.seq) + 1;
       const lostTo = gap.next.seq - 1;
       const where =

@@ -258,8 +258,8 @@ async function handle(message: HostRequest): Promise<void> {
     }
     case 'info':
       return reply({ id: message.id, status: 200, body: JSON.stringify((await localEngine()).info()) });
-    case 'backup':
-      await (await localEngine()).backup(message.file);
+    case 'dump':
+      await (await localEngine()).dumpTo(message.file);
       return reply({ id: message.id, status: 200, body: '{}' });
     case 'export': {
       const fd = openSync(message.file, 'w');

@@ -30,7 +30,7 @@ export type HostRequest =
     }
   | { id: number; op: 'export'; file: string; options: DumpOptions }
   | { id: number; op: 'import'; file: string }
-  | { id: number; op: 'backup'; file: string }
+  | { id: number; op: 'dump'; file: string }
   | { id: number; op: 'info' }
   /** Where the database is written: this node, or (cluster mode) another one (the reply's `forward`). */
   | { id: number; op: 'primary' }

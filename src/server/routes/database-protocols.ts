@@ -42,7 +42,7 @@ export function bindingRoutes(server: ServerContext) {
     const dir = mkdtempSync(path.join(tmpdir(), 'dione-dump-'));
     try {
       const file = path.join(dir, 'dump.sqlite');
-      await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'backup', file }, 0);
+      await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'dump', file }, 0);
       return new Response(readFileSync(file), { headers: { 'content-type': 'application/vnd.sqlite3' } });
     } finally {
       rmSync(dir, { recursive: true, force: true });
