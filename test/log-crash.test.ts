@@ -17,18 +17,18 @@
 // The rounds are seeded (LOG_CRASH_SEED=<n> replays one) and bounded in count and time.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { parseBookmark } from '../src/api/bookmark.ts';
 import { D1Database, HistoryError } from '../src/index.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import type { HistoryOptions, LoggedDatabase } from '../src/log/logged-database.ts';
 import { materialize, sequenceOfFile } from '../src/log/pages.ts';
 import { tempDir } from './helpers/binding.ts';
+import { contents, withDatabase } from './helpers/database-files.ts';
 import { root } from './helpers/paths.ts';
 import { mulberry32 } from './helpers/random.ts';
 
@@ -336,36 +336,6 @@ function fileEvidence(file: string, historyDir: string, since: number): string[]
 
 // ---------------------------------------------------------------------------------------------
 // Reading databases.
-
-/** Every table of a database file, hashed row by row in rowid order. */
-function contents(connection: Database.Database): Record<string, string> {
-  const out: Record<string, string> = {};
-  const tables = connection.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as { name: string; sql: string }[];
-  out['(schema)'] = JSON.stringify(tables);
-  for (const { name } of tables) {
-    const hash = createHash('sha256');
-    let rows = 0;
-    for (const row of connection.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().iterate() as IterableIterator<unknown[]>) {
-      rows++;
-      for (const value of row) {
-        if (Buffer.isBuffer(value)) hash.update(`b${value.length}:`).update(value);
-        else hash.update(`${typeof value}:${String(value)};`);
-      }
-      hash.update('\n');
-    }
-    out[name] = `${rows} rows ${hash.digest('hex').slice(0, 16)}`;
-  }
-  return out;
-}
-
-function withDatabase<T>(file: string, read: (connection: Database.Database) => T): T {
-  const connection = new Database(file, { readonly: true });
-  try {
-    return read(connection);
-  } finally {
-    connection.close();
-  }
-}
 
 const idsIn = (connection: Database.Database) => new Set((connection.prepare('SELECT id FROM rows').pluck().all() as number[]).map(Number));
 

@@ -21,7 +21,6 @@
 //      lock dies with its process; a host-style open waits for it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -32,6 +31,7 @@ import { type LoggedDatabase, LoggedDatabase as LoggedDatabaseClass } from '../s
 import { materialize, sequenceOfFile } from '../src/log/pages.ts';
 import { armLogFault } from './fixtures/log-faults.ts';
 import { tempDir } from './helpers/binding.ts';
+import { contents, withDatabase } from './helpers/database-files.ts';
 import { root } from './helpers/paths.ts';
 import { mulberry32 } from './helpers/random.ts';
 import { alive, childPids, type Envelope, fetchJson, jsonHeaders, tokenIn } from './helpers/server-checks.ts';
@@ -45,32 +45,6 @@ after(() => {
 
 const FULL = 'database or disk is full: SQLITE_FULL';
 const IOERR = 'disk I/O error: SQLITE_IOERR';
-
-/** Every table of a database file, hashed row by row in rowid order. */
-function contents(connection: Database.Database): Record<string, string> {
-  const out: Record<string, string> = {};
-  const tables = connection.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as { name: string }[];
-  out['(schema)'] = JSON.stringify(tables);
-  for (const { name } of tables) {
-    const hash = createHash('sha256');
-    let rows = 0;
-    for (const row of connection.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().iterate() as IterableIterator<unknown[]>) {
-      rows++;
-      for (const value of row) hash.update(Buffer.isBuffer(value) ? value : `${typeof value}:${String(value)};`);
-    }
-    out[name] = `${rows} rows ${hash.digest('hex').slice(0, 16)}`;
-  }
-  return out;
-}
-
-function withDatabase<T>(file: string, read: (connection: Database.Database) => T): T {
-  const connection = new Database(file, { readonly: true });
-  try {
-    return read(connection);
-  } finally {
-    connection.close();
-  }
-}
 
 /** The log rebuilds the live database: the last bookmark materialised equals the file, both intact. */
 function assertLogAgrees(logged: LoggedDatabase, file: string, scratch: string, where: string): void {
@@ -194,7 +168,8 @@ describe('a repair that cannot go the usual way', () => {
  */
 const hostFaultTrigger = path.join(tempDir(), 'host-fault');
 async function serverWithFaults() {
-  process.env.DIONE_HOST_NODE_FLAGS = `--import ${path.join(root, 'test', 'fixtures', 'log-faults.ts')}`;
+  // tsx too: when a fresh build exists, hosts run the compiled JavaScript, and the fixture is TypeScript.
+  process.env.DIONE_HOST_NODE_FLAGS = `--import ${import.meta.resolve('tsx')} --import ${path.join(root, 'test', 'fixtures', 'log-faults.ts')}`;
   process.env.DIONE_TEST_LOG_FAULT_FILE = hostFaultTrigger;
   return await import('./helpers/server.ts');
 }

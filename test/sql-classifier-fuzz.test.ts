@@ -28,23 +28,15 @@
 // The seed is printed; DIONE_FUZZ_SEED=<seed> replays a run (case i depends only on the seed, the
 // section and i). Failures are collected and reported together, each with its case and SQL.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { type Statement, splitStatements } from '../src/sql/statements.ts';
-import { mulberry32 } from './helpers/random.ts';
+import { fuzzSeed, mulberry32 } from './helpers/random.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Seed and random numbers
 
-function parseSeed(text: string | undefined): number {
-  if (text === undefined || text.trim() === '') return randomBytes(4).readUInt32LE(0);
-  const n = Number(text.trim());
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`DIONE_FUZZ_SEED must be an integer 0..4294967295, got ${text}`);
-  return n;
-}
-
-const SEED = parseSeed(process.env.DIONE_FUZZ_SEED);
+const SEED = fuzzSeed();
 console.log(`[sql-classifier-fuzz] seed ${SEED} (replay with DIONE_FUZZ_SEED=${SEED})`);
 
 function hash(h: number): number {

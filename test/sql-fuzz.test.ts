@@ -31,19 +31,13 @@ import { isCommentOnly } from '../src/sql/comments.ts';
 import { isTrivia, tokenize } from '../src/sql/lexer.ts';
 import { utf8Length } from '../src/sql/limits.ts';
 import { splitStatements } from '../src/sql/statements.ts';
+import { fuzzSeed } from './helpers/random.ts';
 import { rawDb, rawState, sqliteParameterTruth } from './helpers/sql-oracle.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Seed and random numbers
 
-function parseSeed(text: string | undefined): number {
-  if (text === undefined || text.trim() === '') return randomBytes(4).readUInt32LE(0);
-  const n = Number(text.trim());
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`DIONE_FUZZ_SEED must be an integer 0..4294967295, got ${text}`);
-  return n;
-}
-
-const SEED = parseSeed(process.env.DIONE_FUZZ_SEED);
+const SEED = fuzzSeed();
 console.log(`[sql-fuzz] seed ${SEED} (replay with DIONE_FUZZ_SEED=${SEED})`);
 
 function mix(h: number): number {
