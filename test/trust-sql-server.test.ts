@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect } from '../src/client.ts';
 import type { D1Database } from '../src/index.ts';
 import { SESSION_HEADER } from '../src/server/routes/sql.ts';
+import { RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const RESET = 'Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated';
@@ -270,21 +271,6 @@ describe("the guard extension's helper functions do nothing for user SQL (admin 
 
 // ------------------------------------------------------------------ 4. temp schema objects
 
-const TEMP_OBJECTS = [
-  'CREATE TEMP TABLE x(a)',
-  'CREATE TEMPORARY VIEW v AS SELECT 1',
-  'CREATE TABLE temp.x(a)',
-  'CREATE TABLE "temp".x(a)',
-  'CREATE TABLE [temp].x(a)',
-  'CREATE TABLE `temp`.x(a)',
-  'CREATE TABLE TEMP.x(a)',
-  'CREATE VIEW temp.v AS SELECT 1',
-  "CREATE TRIGGER temp.tr AFTER INSERT ON main.t BEGIN UPDATE t SET v = 'hacked'; END",
-  "CREATE TRIGGER \"temp\".tr AFTER INSERT ON main.t BEGIN UPDATE t SET v = 'hacked'; END",
-  'CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END',
-  "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'hacked'; END",
-];
-
 describe('temp schema objects are refused in every spelling (admin token)', () => {
   // The old authorizer refused only the TEMP keyword forms: CREATE TABLE temp.x, [temp].x, VIEW
   // temp.v and TRIGGER temp.tr … ON main.t were created, and that trigger, living on the database's
@@ -324,20 +310,11 @@ describe('temp schema objects are refused in every spelling (admin token)', () =
 describe('reserved _cf_ names are refused, renames and fts5 shadow tables included (admin token)', () => {
   // The old design let ALTER TABLE t RENAME TO _cf_t and ALTER TABLE f RENAME TO _cf through: the
   // authorizer does not see a rename's new name.
-  const RESERVED = [
-    'CREATE TABLE _cf_x(a)',
-    'CREATE INDEX _cf_i ON t(a)',
-    'CREATE VIEW _cf_v AS SELECT 1',
-    'CREATE TRIGGER _cf_tr AFTER INSERT ON t BEGIN SELECT 1; END',
-    'ALTER TABLE t RENAME TO _cf_t',
-    'CREATE VIRTUAL TABLE _cf USING fts5(a)',
-    'ALTER TABLE f RENAME TO _cf',
-  ];
 
   test('each is refused with "not authorized" on every protocol; t and f keep working under their names', async () => {
     const db = await freshDatabase('trust-reserved', "CREATE TABLE t (a); INSERT INTO t VALUES (1); CREATE VIRTUAL TABLE f USING fts5(a); INSERT INTO f VALUES ('needle')");
     const schema = await schemaOf(db);
-    for (const sql of RESERVED) {
+    for (const sql of RESERVED_NAMES) {
       for (const protocol of PROTOCOLS) {
         const outcome = await send(protocol, db, sql, s.token);
         assert.equal(outcome.ok, false, `${protocol}: ${sql} succeeded`);

@@ -14,6 +14,7 @@ import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { type D1Database, type D1DatabaseSession, open } from '../src/index.ts';
+import { RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
 import { assertWorks, rejectsWith, snapshot, tempDir } from './helpers/binding.ts';
 import { root } from './helpers/paths.ts';
 
@@ -99,24 +100,6 @@ describe("the guard extension's helper functions do nothing for user SQL", () =>
 
 // ------------------------------------------------------------------ 4. temp schema objects
 
-/** Every spelling of a temp schema object; the trigger one is the 'hidden temp trigger' attack. */
-const TEMP_OBJECTS = [
-  'CREATE TEMP TABLE x(a)',
-  'CREATE TEMPORARY TABLE x(a)',
-  'CREATE TEMPORARY VIEW v AS SELECT 1',
-  'CREATE TABLE temp.x(a)',
-  'CREATE TABLE "temp".x(a)',
-  'CREATE TABLE [temp].x(a)',
-  'CREATE TABLE `temp`.x(a)',
-  'CREATE TABLE TEMP.x(a)',
-  'CREATE TABLE tEmP.x(a)',
-  'CREATE VIEW temp.v AS SELECT 1',
-  'CREATE TABLE temp.x AS SELECT * FROM main.t',
-  "CREATE TRIGGER temp.tr AFTER INSERT ON main.t BEGIN UPDATE t SET v = 'hacked'; END",
-  "CREATE TRIGGER [temp].tr AFTER INSERT ON main.t BEGIN UPDATE t SET v = 'hacked'; END",
-  'CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END',
-  "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'hacked'; END",
-];
 /** SQLite itself refuses a temp index on a main table (before any authorizer): any failure will do. */
 const TEMP_INDEX = 'CREATE INDEX temp.i ON t(a)';
 
@@ -153,19 +136,6 @@ describe('temp schema objects are refused in every spelling', () => {
 
 // ------------------------------------------------------------------ 5. reserved names
 
-const RESERVED_NAMES = [
-  'CREATE TABLE _cf_x(a)',
-  'CREATE TABLE main._cf_x(a)',
-  'CREATE TABLE "_cf_x"(a)',
-  'CREATE INDEX _cf_i ON t(a)',
-  'CREATE VIEW _cf_v AS SELECT 1',
-  'CREATE TRIGGER _cf_tr AFTER INSERT ON t BEGIN SELECT 1; END',
-  'ALTER TABLE t RENAME TO _cf_t',
-  'ALTER TABLE t RENAME TO "_cf_t"',
-  'CREATE VIRTUAL TABLE _cf USING fts5(a)',
-  'ALTER TABLE f RENAME TO _cf',
-  'ALTER TABLE f RENAME TO _cf_f',
-];
 
 describe('reserved _cf_ names are refused, renames and fts5 shadow tables included', () => {
   // The old design let ALTER TABLE t RENAME TO _cf_t and ALTER TABLE f RENAME TO _cf (whose fts5
