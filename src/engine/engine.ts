@@ -279,9 +279,11 @@ export class Engine {
         responses.push({ success: true, results, bookmark: '' });
         succeeded++;
       } catch (e) {
-        if (!shared) {
+        // Alone, or when SQLite has already rolled the whole transaction back (it may, on a full disk or
+        // an I/O error), the request's failure is everyone's.
+        if (!shared || !this.connection.db.inTransaction) {
           this.rollback();
-          return [failureOf(e)];
+          return everyone(failureOf(e));
         }
         try {
           this.connection.rollbackToSavepoint.run();
