@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect } from '../src/client.ts';
 import type { D1Database } from '../src/index.ts';
 import { SESSION_HEADER } from '../src/server/routes/sql.ts';
-import { RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
+import { HELPER_CALLS, RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const RESET = 'Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated';
@@ -224,24 +224,12 @@ describe('a read token cannot change the connection state later writers see', ()
 describe("the guard extension's helper functions do nothing for user SQL (admin token)", () => {
   // The old extension took no token: dione_commit_sequence(0) answered, and the others failed only
   // by arity or as unknown functions.
-  const HELPERS = [
-    "SELECT dione_prepare_error(0, 'x')",
-    'SELECT dione_used_bytes(0)',
-    'SELECT dione_seal(0)',
-    'SELECT dione_checkpoint(0)',
-    'SELECT dione_release(0)',
-    'SELECT dione_read_mode(0, 1)',
-    'SELECT dione_keep_wal(0)',
-    'SELECT dione_data_version(0)',
-    'SELECT dione_commit_sequence(0)',
-    'SELECT dione_check(0)',
-  ];
 
   test('each helper fails with "not authorized" on every protocol, dione_claim() answers null, and the database keeps working', async () => {
     const db = await freshDatabase('trust-helpers', "CREATE TABLE t (v); INSERT INTO t VALUES ('first')");
     const first = await send('client', db, "INSERT INTO t VALUES ('before')", s.token);
     assert.ok(first.ok && first.bookmark, first.message);
-    for (const sql of HELPERS) {
+    for (const sql of HELPER_CALLS) {
       for (const protocol of PROTOCOLS) {
         const outcome = await send(protocol, db, sql, s.token);
         assert.equal(outcome.ok, false, `${protocol}: ${sql} succeeded`);

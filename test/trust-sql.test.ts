@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { type D1Database, type D1DatabaseSession, open } from '../src/index.ts';
-import { RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
+import { HELPER_CALLS, RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
 import { assertWorks, rejectsWith, snapshot, tempDir } from './helpers/binding.ts';
 import { root } from './helpers/paths.ts';
 
@@ -48,22 +48,6 @@ const values = async (db: D1Database, sql = 'SELECT v FROM t ORDER BY rowid') =>
 describe("the guard extension's helper functions do nothing for user SQL", () => {
   // The old extension had none of the token checks: dione_commit_sequence(0) answered the header's
   // commit number, the others failed only by arity or as unknown functions (no 'not authorized').
-  const refused = [
-    "SELECT dione_prepare_error(0, 'x')",
-    "SELECT dione_prepare_error(0, 'PRAGMA ignore_check_constraints = 1')",
-    'SELECT dione_used_bytes(0)',
-    'SELECT dione_seal(0)',
-    'SELECT dione_checkpoint(0)',
-    'SELECT dione_release(0)',
-    'SELECT dione_read_mode(0, 1)',
-    'SELECT dione_keep_wal(0)',
-    'SELECT dione_data_version(0)',
-    'SELECT dione_commit_sequence(0)',
-    'SELECT dione_check(0)',
-    // A guessed token is no better than 0.
-    'SELECT dione_seal(1)',
-    'SELECT dione_read_mode(1, 0)',
-  ];
   // Former helpers and the old tokenless forms (dione_release() used to finalize Dione's own
   // statements for anyone): refused, or gone, are both fine.
   const GONE_OR_REFUSED = /^D1_ERROR: (not authorized|no such function|wrong number of arguments)/;
@@ -73,7 +57,7 @@ describe("the guard extension's helper functions do nothing for user SQL", () =>
     test(`embedded${history ? ' with history' : ''}: each helper fails with "not authorized", dione_claim() answers null, the database keeps working`, async () => {
       const { db, file } = await fixture({ history });
       const first = await writeAndBookmark(db, "INSERT INTO t VALUES (2, 'before')");
-      for (const sql of refused) {
+      for (const sql of HELPER_CALLS) {
         await rejectsWith(() => db.prepare(sql).all(), NOT_AUTHORIZED);
         // Also inside a write request: the whole request fails.
         await rejectsWith(() => db.batch([db.prepare("INSERT INTO t VALUES (3, 'in batch')"), db.prepare(sql)]), NOT_AUTHORIZED);

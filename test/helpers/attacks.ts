@@ -34,3 +34,21 @@ export const RESERVED_NAMES = [
   'ALTER TABLE f RENAME TO _cf',
   'ALTER TABLE f RENAME TO _cf_f',
 ];
+
+/** Calls of the guard extension's helper functions without Dione's token: each must be refused. */
+export const HELPER_CALLS = [
+  "SELECT dione_prepare_error(0, 'x')",
+  "SELECT dione_prepare_error(0, 'PRAGMA ignore_check_constraints = 1')",
+  'SELECT dione_used_bytes(0)',
+  'SELECT dione_seal(0)',
+  'SELECT dione_checkpoint(0)',
+  'SELECT dione_release(0)',
+  'SELECT dione_read_mode(0, 1)',
+  'SELECT dione_keep_wal(0)',
+  'SELECT dione_data_version(0)',
+  'SELECT dione_commit_sequence(0)',
+  'SELECT dione_check(0)',
+  // A guessed token is no better than 0.
+  'SELECT dione_seal(1)',
+  'SELECT dione_read_mode(1, 0)',
+];
