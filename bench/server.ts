@@ -1,109 +1,152 @@
-// npm run bench:server: point selects and durable single-row writes over HTTP at 1, 8 and 64
-// concurrent clients against `dione serve` (its own process; the load comes from this one), with
-// the embedded binding measured in the same run. Prints requests/s and latency p50/p99.
-// Reproduce: npm run bench:server [-- --seconds 5]
-import { spawn } from 'node:child_process';
+// npm run bench:server: Dione over HTTP against a plain node:http hello-world server answering the
+// same bytes, in one run. Three processes besides this one: `dione serve`, the hello-world server
+// (bench/hello-server.ts) and, for each measurement, the load generator (bench/load.ts, autocannon).
+//   - point selects (D1's binding protocol, POST /query, ids cycling over 10,000 rows) at 1 and 64
+//     connections, against Dione and against hello-world: requests/s, p50/p99 and the ratio;
+//   - durable single-row inserts at 64 connections;
+//   - the embedded binding (in this process, one caller) as the ceiling without HTTP.
+// Each run measures everything once, in turn; printed: the median of --runs runs, and each run.
+// Reproduce: npm run bench:server -- --seconds 5 [--runs 3] [--server-flags "--workers 2"]
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
 import { open } from '../src/index.ts';
-import { Catalog } from '../src/server/catalog.ts';
-import { createToken } from '../src/server/tokens.ts';
+import { buildNote, type Dione, fmt, machine, median, numberFlag, runLoad, serverFlags, serverFlagsArgument, startDione, startHello, stopAll } from './harness.ts';
+import type { LoadResult, Workload } from './load.ts';
 
-const argument = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const SECONDS = argument('seconds', 5);
+const SECONDS = numberFlag('seconds', 5);
+const RUNS = numberFlag('runs', 3);
+const FLAGS = serverFlags();
 const ROWS = 10_000;
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-bench-server-'));
-
-const server = spawn(process.execPath, [path.join(root, 'bin/dione.js'), 'serve', '--port', '0', '--data', dir], {
-  stdio: ['ignore', 'ignore', 'pipe'],
-  env: { ...process.env, DIONE_LOG_LEVEL: 'warn' },
-});
-const { url, accountId } = await new Promise<{ url: string; accountId: string }>((resolve, reject) => {
-  let err = '';
-  server.stderr!.on('data', (chunk: Buffer) => {
-    err += chunk;
-    const u = /listening on (http:\/\/\S+)/.exec(err)?.[1];
-    const a = /account id (\w+)/.exec(err)?.[1];
-    if (u && a) resolve({ url: u, accountId: a });
-  });
-  server.once('exit', (code) => reject(new Error(`dione serve exited ${code}: ${err}`)));
-});
-
-const catalog = new Catalog(dir);
-const token = createToken(catalog, 'admin', null).token;
-catalog.close();
-const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-const api = `${url}/client/v4/accounts/${accountId}/d1/database`;
-await fetch(api, { method: 'POST', headers, body: JSON.stringify({ name: 'bench' }) });
+const QUERY_PATH = '/query?resultsFormat=ROWS_AND_COLUMNS';
 const seedSql = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS}) INSERT INTO items SELECT i, 'item ' || i, i * 0.25 FROM n`;
-for (const sql of ['CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)', seedSql, 'CREATE TABLE log (id INTEGER PRIMARY KEY, at INTEGER, note TEXT)']) {
-  const r = await fetch(`${api}/bench/query`, { method: 'POST', headers, body: JSON.stringify({ sql }) });
-  if (!r.ok) throw new Error(await r.text());
+const schema = ['CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)', 'CREATE TABLE log (id INTEGER PRIMARY KEY, at INTEGER, note TEXT)'];
+
+async function post(url: string, headers: Record<string, string>, body: unknown): Promise<Response> {
+  const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+  return response;
 }
 
-let seq = 0;
-async function load(kind: 'read' | 'write', connections: number) {
-  const result = await autocannon({
-    url: `${url}/query?resultsFormat=ROWS_AND_COLUMNS`,
-    method: 'POST',
-    headers: { ...headers, 'x-dione-database': 'bench' },
-    connections,
-    duration: SECONDS,
-    requests: [
-      {
-        setupRequest: (request) => {
-          const i = seq++;
-          (request as { body?: string }).body =
-            kind === 'read'
-              ? JSON.stringify({ sql: 'SELECT * FROM items WHERE id = ?', params: [(i % ROWS) + 1] })
-              : JSON.stringify({ sql: 'INSERT INTO log (at, note) VALUES (?, ?)', params: [i, 'bench'] });
-          return request;
-        },
-      },
-    ],
-  });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx };
+async function prepare(dione: Dione): Promise<{ body: Buffer; contentType: string }> {
+  await post(`${dione.url}/client/v4/accounts/${dione.accountId}/d1/database`, dione.headers, { name: 'bench' });
+  for (const sql of [...schema, seedSql]) await post(`${dione.url}/client/v4/accounts/${dione.accountId}/d1/database/bench/query`, dione.headers, { sql });
+  // One real answer to the request the load sends, for hello-world to repeat byte for byte.
+  const answer = await post(`${dione.url}${QUERY_PATH}`, { ...dione.headers, 'x-dione-database': 'bench' }, { sql: 'SELECT * FROM items WHERE id = ?', params: [1] });
+  return { body: Buffer.from(await answer.arrayBuffer()), contentType: answer.headers.get('content-type') ?? 'application/json' };
 }
 
-async function embedded(kind: 'read' | 'write'): Promise<number> {
-  const file = path.join(dir, `embedded-${kind}.sqlite`);
-  const db = open(file);
-  {
-    await db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)\nCREATE TABLE log (id INTEGER PRIMARY KEY, at INTEGER, note TEXT)');
+async function embedded(dir: string, kind: 'read' | 'write', run: number): Promise<number> {
+  const db = open(path.join(dir, `embedded-${kind}-${run}.sqlite`));
+  try {
+    await db.exec(schema.join('\n'));
     await db.prepare(seedSql).run();
     let n = 0;
     const start = performance.now();
     const deadline = start + SECONDS * 1000;
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline && n < 10_000_000) {
       if (kind === 'read') await db.prepare('SELECT * FROM items WHERE id = ?').bind((n % ROWS) + 1).first();
       else await db.prepare('INSERT INTO log (at, note) VALUES (?, ?)').bind(n, 'bench').run();
       n++;
     }
-    db.close();
     return (n / (performance.now() - start)) * 1000;
+  } finally {
+    db.close();
   }
 }
 
-console.log(`dione bench:server: ${SECONDS}s per run, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
-console.log('server: dione serve (HTTP loop + one host process for the database); load: autocannon in this process; WAL, synchronous=FULL');
-console.log(`${'workload'.padEnd(34)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`);
-for (const kind of ['read', 'write'] as const) {
-  const label = kind === 'read' ? 'point select' : 'durable single-row insert';
-  console.log(`${`${label}, embedded (1 caller)`.padEnd(34)} ${(await embedded(kind)).toFixed(0).padStart(9)}`);
-  for (const connections of [1, 8, 64]) {
-    const r = await load(kind, connections);
-    console.log(
-      `${`${label}, HTTP, ${connections} clients`.padEnd(34)} ${r.rps.toFixed(0).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)}`,
-    );
-  }
+interface Measure {
+  label: string;
+  target: 'dione' | 'hello' | 'embedded';
+  connections: number;
+  workload: Workload;
+  kind: 'read' | 'write';
 }
-console.log('reproduce: npm run bench:server -- --seconds 5');
-server.kill('SIGTERM');
-await new Promise((r) => server.once('exit', r));
-rmSync(dir, { recursive: true, force: true });
+
+const read: Workload = { kind: 'select', rows: ROWS };
+const measures: Measure[] = [
+  { label: 'point select, embedded (1 caller)', target: 'embedded', connections: 1, workload: read, kind: 'read' },
+  { label: 'point select, dione, 1 conn', target: 'dione', connections: 1, workload: read, kind: 'read' },
+  { label: 'point select, hello-world, 1 conn', target: 'hello', connections: 1, workload: read, kind: 'read' },
+  { label: 'point select, dione, 64 conns', target: 'dione', connections: 64, workload: read, kind: 'read' },
+  { label: 'point select, hello-world, 64 conns', target: 'hello', connections: 64, workload: read, kind: 'read' },
+  { label: 'durable insert, embedded (1 caller)', target: 'embedded', connections: 1, workload: { kind: 'insert' }, kind: 'write' },
+  { label: 'durable insert, dione, 64 conns', target: 'dione', connections: 64, workload: { kind: 'insert' }, kind: 'write' },
+];
+
+const reproduce = `npm run bench:server -- --seconds ${SECONDS} --runs ${RUNS}${serverFlagsArgument(FLAGS)}`;
+console.log(`reproduce: ${reproduce}`);
+console.log(`machine: ${machine()}; ${buildNote()}`);
+console.log(`server: dione serve ${FLAGS.join(' ') || '(default flags)'}, own process; hello-world: node:http, own process, answering Dione's bytes`);
+console.log(`load: autocannon in its own process, ${SECONDS} s per measurement, ${RUNS} run(s); D1 binding protocol POST ${QUERY_PATH}; inserts are durable (answered once synced)`);
+
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'dione-bench-embedded-'));
+const results = new Map<string, LoadResult[]>();
+try {
+  const dione = await startDione(FLAGS);
+  const sample = await prepare(dione);
+  const hello = await startHello(sample.body, sample.contentType);
+  console.log(`answer repeated by hello-world (${sample.body.length} bytes, ${sample.contentType}): ${sample.body.toString('utf8').slice(0, 160)}…`);
+  const headers = { ...dione.headers, 'x-dione-database': 'bench' };
+  const load = (target: 'dione' | 'hello', connections: number, workload: Workload, seconds = SECONDS) =>
+    runLoad({
+      url: `${target === 'dione' ? dione.url : hello.url}${QUERY_PATH}`,
+      headers,
+      connections,
+      seconds,
+      maxRequests: seconds * 200_000,
+      timeoutSeconds: 10,
+      workload,
+    });
+  // Warm both servers (JIT, connections, the database's host) before anything is counted.
+  await load('dione', 64, read, 1);
+  await load('hello', 64, read, 1);
+
+  for (let run = 1; run <= RUNS; run++) {
+    for (const m of measures) {
+      let r: LoadResult;
+      if (m.target === 'embedded') {
+        const rps = await embedded(scratch, m.kind, run);
+        r = { ok: 0, errors: 0, seconds: SECONDS, rps, p50: Number.NaN, p99: Number.NaN, unanswered: 0, statuses: {} };
+      } else r = await load(m.target, m.connections, m.workload);
+      if (!results.has(m.label)) results.set(m.label, []);
+      results.get(m.label)!.push(r);
+      const latency = Number.isNaN(r.p50) ? '' : `  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  errors ${r.errors}`;
+      console.log(`  run ${run}/${RUNS}  ${m.label.padEnd(38)} ${fmt(r.rps).padStart(8)} req/s${latency}`);
+    }
+  }
+  await hello.stop();
+  await dione.stop();
+} finally {
+  await stopAll();
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+const of = (label: string) => results.get(label)!;
+const med = (label: string, key: 'rps' | 'p50' | 'p99') => median(of(label).map((r) => r[key]));
+console.log(`\nmedian of ${RUNS} run(s)              req/s    p50 ms    p99 ms  errors   each run (req/s)`);
+for (const m of measures) {
+  const rs = of(m.label);
+  const errors = rs.reduce((n, r) => n + r.errors, 0);
+  const latency = m.target === 'embedded' ? ''.padStart(28) : `${fmt(med(m.label, 'p50'), 2).padStart(10)}${fmt(med(m.label, 'p99'), 2).padStart(10)}${String(errors).padStart(8)}`;
+  console.log(`${m.label.padEnd(36)}${fmt(med(m.label, 'rps')).padStart(8)}${latency}   ${rs.map((r) => fmt(r.rps)).join(', ')}`);
+}
+
+const verdict = (met: boolean) => (met ? 'met' : 'NOT met');
+console.log('\nratios and goals (medians; ratio = Dione req/s ÷ hello-world req/s, each run in brackets)');
+for (const connections of [1, 64]) {
+  const conns = connections === 1 ? '1 conn' : `${connections} conns`;
+  const d = of(`point select, dione, ${conns}`);
+  const h = of(`point select, hello-world, ${conns}`);
+  const ratios = d.map((r, i) => r.rps / h[i]!.rps);
+  const ratio = median(ratios);
+  const p99 = median(d.map((r) => r.p99));
+  const goal = connections === 1 ? ratio >= 0.5 : ratio >= 0.6 && p99 < 5;
+  console.log(
+    `point select, ${conns.padEnd(8)}: dione ${fmt(median(d.map((r) => r.rps)))} req/s, hello-world ${fmt(median(h.map((r) => r.rps)))} req/s, ratio ${fmt(ratio, 2)}× [${ratios.map((x) => fmt(x, 2)).join(', ')}], dione p99 ${fmt(p99, 2)} ms` +
+      `   goal ${connections === 1 ? '≥ 0.5×' : '≥ 0.6× with p99 < 5 ms'}: ${verdict(goal)}`,
+  );
+}
+const writes = med('durable insert, dione, 64 conns', 'rps');
+console.log(`durable insert, 64 conns: ${fmt(writes)} req/s, p99 ${fmt(med('durable insert, dione, 64 conns', 'p99'), 2)} ms   goal ≥ 5,000/s: ${verdict(writes >= 5000)}`);
+console.log(`reproduce: ${reproduce}`);

@@ -28,16 +28,24 @@
 **                                    returns nonzero while deferred foreign key violations are unresolved)
 **   dione_checkpoint(t)           -> see below
 **   dione_keep_wal(t)             -> closing the connection will leave the WAL as it is (no checkpoint)
+**   dione_deadline(t, ms)         -> ms > 0: from ms milliseconds from now until disarmed, SQLite interrupts
+**                                    this connection's statements; 0: disarms, returning 1 when it had fired
 **   dione_release(t)              -> finalizes the cached statements (call before closing)
 **
 ** The PRAGMAs these helpers run internally bypass the authorizer through a flag only C code sets.
 */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT1
 #include <string.h>
 #include <strings.h>
 #include <stdlib.h>
 #include <ctype.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
 
 #define N_INTERNAL 8
 enum { Q_PAGE_COUNT, Q_FREELIST, Q_PAGE_SIZE, Q_USER_VERSION, Q_APPLICATION_ID, Q_SCHEMA_VERSION, Q_RESERVED, Q_TEMP_OBJECTS };
@@ -57,6 +65,14 @@ typedef struct GuardState {
   /* The schema version last checked for reserved names, and how many reserved objects it had. */
   sqlite3_int64 checked_schema;
   sqlite3_int64 reserved_objects;
+  /* The first error an internal statement met since the helper started (a deadline's interrupt). */
+  int internal_error;
+  /* The deadline (see dione_deadline), and this connection's place on the watch list while armed. */
+  sqlite3 *db;
+  sqlite3_int64 deadline;
+  int watched;
+  int fired;
+  struct GuardState *watch_prev, *watch_next;
 } GuardState;
 
 static const char *const INTERNAL_SQL[N_INTERNAL] = {
@@ -96,6 +112,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* Dione's own helpers: without the token they refuse (see the top of this file) */
   "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
   "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_check", "dione_keep_wal",
+  "dione_deadline",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -251,12 +268,28 @@ static sqlite3_int64 internal_int(GuardState *st, sqlite3 *db, int i) {
   sqlite3_int64 v = 0;
   int was = st->trusted;
   st->trusted = 1;
-  if (st->internal[i] || sqlite3_prepare_v3(db, INTERNAL_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->internal[i], 0) == SQLITE_OK) {
-    if (sqlite3_step(st->internal[i]) == SQLITE_ROW) v = sqlite3_column_int64(st->internal[i], 0);
+  int rc = st->internal[i] ? SQLITE_OK : sqlite3_prepare_v3(db, INTERNAL_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->internal[i], 0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(st->internal[i]);
+    if (rc == SQLITE_ROW) v = sqlite3_column_int64(st->internal[i], 0);
     sqlite3_reset(st->internal[i]);
   }
+  if (rc != SQLITE_ROW && st->internal_error == SQLITE_OK) st->internal_error = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
   st->trusted = was;
   return v;
+}
+
+/*
+** A helper whose internal statements failed (a deadline interrupts them too) fails with that error
+** rather than answering with a value read as 0. Returns 1 when it did.
+*/
+static int internal_failed(sqlite3_context *ctx, GuardState *st) {
+  int rc = st->internal_error;
+  if (rc == SQLITE_OK) return 0;
+  st->internal_error = SQLITE_OK;
+  sqlite3_result_error(ctx, sqlite3_errstr(rc), -1);
+  sqlite3_result_error_code(ctx, rc);
+  return 1;
 }
 
 static void prepare_error(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -321,7 +354,10 @@ static void commit_sequence(sqlite3_context *ctx, int argc, sqlite3_value **argv
   GuardState *st = (GuardState *)sqlite3_user_data(ctx);
   (void)argc;
   if (!token_ok(ctx, argv)) return;
-  sqlite3_result_int64(ctx, (sqlite3_int64)read_sequence(st, sqlite3_context_db_handle(ctx)));
+  st->internal_error = SQLITE_OK;
+  sqlite3_uint64 value = read_sequence(st, sqlite3_context_db_handle(ctx));
+  if (internal_failed(ctx, st)) return;
+  sqlite3_result_int64(ctx, (sqlite3_int64)value);
 }
 
 static void refuse(sqlite3_context *ctx, const char *message, int code) {
@@ -341,7 +377,7 @@ static int schema_allowed(GuardState *st, sqlite3 *db, int settle) {
   if (schema == st->checked_schema) return 1;
   sqlite3_int64 reserved_now = internal_int(st, db, Q_RESERVED);
   if (reserved_now > st->reserved_objects) return 0;
-  if (settle) {
+  if (settle && st->internal_error == SQLITE_OK) {
     st->checked_schema = schema;
     st->reserved_objects = reserved_now;
   }
@@ -359,7 +395,10 @@ static void check(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int current = 0, highest = 0;
   (void)argc;
   if (!token_ok(ctx, argv)) return;
-  if (!schema_allowed(st, db, 0)) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
+  st->internal_error = SQLITE_OK;
+  int allowed = schema_allowed(st, db, 0);
+  if (internal_failed(ctx, st)) return;
+  if (!allowed) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
   sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &current, &highest, 0);
   sqlite3_result_int(ctx, current);
 }
@@ -378,9 +417,13 @@ static void seal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_null(ctx);
     return;
   }
-  if (!schema_allowed(st, db, 1)) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
+  st->internal_error = SQLITE_OK;
+  int allowed = schema_allowed(st, db, 1);
+  if (internal_failed(ctx, st)) return;
+  if (!allowed) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
   sqlite3_uint64 value = read_sequence(st, db) + 1;
   sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)internal_int(st, db, Q_APPLICATION_ID);
+  if (internal_failed(ctx, st)) return;
   int was = st->trusted;
   st->trusted = 1;
   char *sql = sqlite3_mprintf("PRAGMA main.user_version = %d", (int)(unsigned int)(value & 0xffffffffu));
@@ -436,11 +479,158 @@ static void used_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   (void)argc;
   if (!token_ok(ctx, argv)) return;
+  st->internal_error = SQLITE_OK;
   sqlite3_int64 pages = internal_int(st, db, Q_PAGE_COUNT);
   sqlite3_int64 free_pages = internal_int(st, db, Q_FREELIST);
   sqlite3_int64 page_size = internal_int(st, db, Q_PAGE_SIZE);
+  if (internal_failed(ctx, st)) return;
   if (pages < 1) pages = 1; /* a database always has its header page, even before the first write */
   sqlite3_result_int64(ctx, (pages - free_pages) * page_size);
+}
+
+/*
+** Deadlines. better-sqlite3 is built without the progress callback, so a runaway statement is
+** stopped from outside: one watchdog thread per process sleeps until the earliest armed deadline
+** and calls sqlite3_interrupt() on each connection past its own. SQLite clears the interrupt flag
+** whenever a statement or a prepare starts while no other statement runs, so a connection past its
+** deadline is interrupted again every INTERRUPT_REPEAT_NS until it is disarmed. The watch list is
+** only touched under watch_lock, and a closing connection leaves it (destroy_state) before its
+** memory is freed, so the watchdog never interrupts a closed connection.
+*/
+#define INTERRUPT_REPEAT_NS 2000000LL
+#define NO_DEADLINE 0x7fffffffffffffffLL
+
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_wake;
+static GuardState *watch_list;
+static int watchdog_running;
+/* When the watchdog wakes next (NO_DEADLINE: only when signalled); arming earlier signals it. */
+static sqlite3_int64 watchdog_wakes = NO_DEADLINE;
+
+static sqlite3_int64 now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (sqlite3_int64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Waits on watch_wake (watch_lock held) until signalled or until `at` on the monotonic clock. */
+static void wait_until(sqlite3_int64 at) {
+  if (at == NO_DEADLINE) { pthread_cond_wait(&watch_wake, &watch_lock); return; }
+#ifdef __APPLE__
+  /* No pthread_condattr_setclock on macOS: wait relative to now. */
+  sqlite3_int64 left = at - now_ns();
+  if (left <= 0) return;
+  struct timespec rel = { (time_t)(left / 1000000000LL), (long)(left % 1000000000LL) };
+  pthread_cond_timedwait_relative_np(&watch_wake, &watch_lock, &rel);
+#else
+  struct timespec abs = { (time_t)(at / 1000000000LL), (long)(at % 1000000000LL) };
+  pthread_cond_timedwait(&watch_wake, &watch_lock, &abs);
+#endif
+}
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&watch_lock);
+  for (;;) {
+    sqlite3_int64 now = now_ns(), next = NO_DEADLINE;
+    for (GuardState *st = watch_list; st; st = st->watch_next) {
+      sqlite3_int64 at = st->deadline;
+      if (at <= now) {
+        sqlite3_interrupt(st->db);
+        st->fired = 1;
+        at = now + INTERRUPT_REPEAT_NS;
+      }
+      if (at < next) next = at;
+    }
+    watchdog_wakes = next;
+    wait_until(next);
+  }
+  return 0;
+}
+
+/*
+** Starts the watchdog on first use (watch_lock held). 0 when the thread cannot be started. SQLite
+** unloads an extension when the connection that loaded it closes; the thread's code and the
+** watch list must outlive every connection, so the library is pinned first.
+*/
+static int start_watchdog(void) {
+  if (watchdog_running) return 1;
+  Dl_info self;
+  if (!dladdr((void *)watchdog, &self) || !self.dli_fname || !dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE)) return 0;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+#ifndef __APPLE__
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+#endif
+  int rc = pthread_cond_init(&watch_wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (rc != 0) return 0;
+  pthread_t thread;
+  pthread_attr_t thread_attr;
+  pthread_attr_init(&thread_attr);
+  pthread_attr_setdetachstate(&thread_attr, PTHREAD_CREATE_DETACHED);
+  rc = pthread_create(&thread, &thread_attr, watchdog, 0);
+  pthread_attr_destroy(&thread_attr);
+  if (rc != 0) { pthread_cond_destroy(&watch_wake); return 0; }
+  watchdog_running = 1;
+  return 1;
+}
+
+/* Takes the connection off the watch list (watch_lock held); whether its deadline had fired. */
+static int unwatch(GuardState *st) {
+  int fired = st->fired;
+  if (st->watched) {
+    if (st->watch_prev) st->watch_prev->watch_next = st->watch_next;
+    else watch_list = st->watch_next;
+    if (st->watch_next) st->watch_next->watch_prev = st->watch_prev;
+    st->watch_prev = st->watch_next = 0;
+    st->watched = 0;
+  }
+  st->fired = 0;
+  return fired;
+}
+
+static void deadline(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  sqlite3_int64 ms = sqlite3_value_int64(argv[1]);
+  pthread_mutex_lock(&watch_lock);
+  if (ms <= 0) {
+    int fired = unwatch(st);
+    pthread_mutex_unlock(&watch_lock);
+    sqlite3_result_int(ctx, fired);
+    return;
+  }
+  if (!start_watchdog()) {
+    pthread_mutex_unlock(&watch_lock);
+    refuse(ctx, "dione: cannot start the deadline watchdog thread", SQLITE_ERROR);
+    return;
+  }
+  if (ms > 1000000000LL) ms = 1000000000LL;
+  st->deadline = now_ns() + ms * 1000000LL;
+  st->fired = 0;
+  if (!st->watched) {
+    st->watch_prev = 0;
+    st->watch_next = watch_list;
+    if (watch_list) watch_list->watch_prev = st;
+    watch_list = st;
+    st->watched = 1;
+  }
+  if (st->deadline < watchdog_wakes) {
+    watchdog_wakes = st->deadline;
+    pthread_cond_signal(&watch_wake);
+  }
+  pthread_mutex_unlock(&watch_lock);
+  sqlite3_result_int(ctx, 0);
+}
+
+/* The state's destructor, when the connection closes: off the watch list first, then freed. */
+static void destroy_state(void *p) {
+  pthread_mutex_lock(&watch_lock);
+  unwatch((GuardState *)p);
+  pthread_mutex_unlock(&watch_lock);
+  sqlite3_free(p);
 }
 
 /*
@@ -464,6 +654,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   GuardState *st = sqlite3_malloc(sizeof *st);
   if (!st) return SQLITE_NOMEM;
   memset(st, 0, sizeof *st);
+  st->db = db;
   sqlite3_randomness(sizeof st->token, &st->token);
   st->token &= 0x7fffffffffffffffLL;
   if (st->token == 0) st->token = 1;
@@ -489,9 +680,9 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
     { "dione_claim", 0, claim }, { "dione_prepare_error", 2, prepare_error }, { "dione_used_bytes", 1, used_bytes },
     { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
     { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
-    { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal },
+    { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal }, { "dione_deadline", 2, deadline },
   };
-  int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, sqlite3_free);
+  int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, destroy_state);
   for (size_t i = 1; rc == SQLITE_OK && i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {
     rc = sqlite3_create_function_v2(db, FUNCTIONS[i].name, FUNCTIONS[i].args, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, FUNCTIONS[i].fn, 0, 0, 0);
   }

@@ -24,9 +24,11 @@ if (mtime(output) > mtime(source) && !process.argv.includes('--force')) process.
 
 mkdirSync(path.dirname(output), { recursive: true });
 const compiler = process.env.CC || 'cc';
-const flags = ['-O2', '-Wall', '-fPIC', process.platform === 'darwin' ? '-dynamiclib' : '-shared'];
+// -pthread: the extension runs a watchdog thread that interrupts statements past their deadline.
+const flags = ['-O2', '-Wall', '-fPIC', '-pthread', process.platform === 'darwin' ? '-dynamiclib' : '-shared'];
 try {
-  execFileSync(compiler, [...flags, '-I', headers, source, '-o', output], { stdio: 'inherit' });
+  const libraries = process.platform === 'darwin' ? [] : ['-ldl'];
+  execFileSync(compiler, [...flags, '-I', headers, source, '-o', output, ...libraries], { stdio: 'inherit' });
 } catch (error) {
   console.error(`dione: could not compile ${path.relative(root, source)} with ${compiler}: ${error.message}`);
   console.error('dione: install a C compiler (Debian: apt-get install build-essential) and run npm install again.');

@@ -18,6 +18,11 @@ export interface OpenOptions {
    * bookmark, and history(db) offers Time Travel and forks. Writes are durable either way.
    */
   history?: boolean | HistoryOptions;
+  /**
+   * Interrupt a request that runs longer than this many ms, answering D1's timeout error and
+   * keeping nothing it wrote (default: no limit). `dione serve` uses D1's 30 s.
+   */
+  queryTimeoutMs?: number;
 }
 
 const histories = new WeakMap<D1Database, LoggedDatabase>();
@@ -29,7 +34,7 @@ const histories = new WeakMap<D1Database, LoggedDatabase>();
 export function open(path: string, options: OpenOptions = {}): D1Database {
   if (options.history) {
     if (options.readonly || path === ':memory:' || path === '') throw new TypeError('history needs a writable database file');
-    const executor = new LoggedExecutor(path, { intMode: options.intMode }, options.history === true ? {} : options.history);
+    const executor = new LoggedExecutor(path, { intMode: options.intMode, queryTimeoutMs: options.queryTimeoutMs }, options.history === true ? {} : options.history);
     const db = new D1Database(executor, { intMode: options.intMode });
     histories.set(db, executor.database);
     return db;

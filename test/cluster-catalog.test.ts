@@ -17,7 +17,7 @@ import { StreamLog, streamNameOf } from '../src/cluster/stream-log.ts';
 import { Catalog, type DatabaseRecord } from '../src/server/catalog.ts';
 import { ClusterCatalog } from '../src/server/cluster-catalog.ts';
 import { ErrorCodes } from '../src/server/protocols/envelope.ts';
-import { ApiError } from '../src/server/routes/rest.ts';
+import { ApiError } from '../src/server/protocols/api-errors.ts';
 import { createToken, verifyToken } from '../src/server/tokens.ts';
 import { tempDir } from './helpers/binding.ts';
 import { useNatsCluster } from './helpers/nats-cluster.ts';

@@ -1,6 +1,6 @@
 // Cluster failover end to end, with real processes: three `dione serve` nodes on a 3-node NATS
 // cluster (test/helpers/dione-cluster.ts), lease TTL 3 s.
-// - The primary's node is SIGKILLed (with its database host processes) while two writers write
+// - The primary's node is SIGKILLed (its whole process tree) while two writers write
 //   unique keys through the two other nodes: another node takes the lease, catches up and
 //   acknowledges writes within 10 s of the kill; no acknowledged write is lost, none is applied
 //   twice, and a write that failed (outcome unknown) is there at most once.
@@ -107,8 +107,8 @@ test('SIGKILL of the primary node while writers write through the others: a new 
 
     const killedAt = Date.now();
     const killed = await clusterOf().kill(victim);
-    t.diagnostic(`killed ${names[victim]} (the primary): processes ${killed.join(', ')} (the server and its database host processes)`);
-    assert.ok(killed.length >= 2, 'the node had database host processes');
+    t.diagnostic(`killed ${names[victim]} (the primary): processes ${killed.join(', ')}`);
+    assert.ok(killed.length >= 1, 'the node was killed');
 
     // Wait (bounded) until both writers have written a good number of writes after the kill.
     const acksAfter = (w: number) => attempts.filter((a) => a.meta && a.started >= killedAt && a.key.startsWith(`${names[w]}-`)).length;

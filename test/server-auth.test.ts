@@ -17,7 +17,7 @@ const TOKEN_LINE = /^dione_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43}$/;
 
 let s: TestServer;
 before(async () => {
-  s = await startTestServer({ spares: 2 });
+  s = await startTestServer({});
   for (const name of ['auth-a', 'auth-b']) {
     await s.createDatabase(name);
     const reply = await rest('POST', `${s.api}/${name}/query`, { sql: `CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('${name}')` }, s.token);
@@ -282,7 +282,7 @@ describe('dione token create', () => {
     assert.match(token, TOKEN_LINE);
     assert.deepEqual(filesContaining(dir, token.slice(-43)), [], 'the secret is in a file of the data directory');
 
-    const server = await startServer({ port: 0, data: dir, logger: pino({ level: 'silent' }), spares: 0 });
+    const server = await startServer({ port: 0, data: dir, logger: pino({ level: 'silent' }) });
     try {
       const api = `${server.url}/client/v4/accounts/${server.accountId}/d1/database`;
       const created = await fetchJson<Envelope>(api, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ name: 'offline' }) });

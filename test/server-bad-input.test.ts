@@ -20,7 +20,7 @@ let db: D1Database;
 let expected: Awaited<ReturnType<typeof snapshot>>;
 
 before(async () => {
-  s = await startTestServer({ spares: 1 });
+  s = await startTestServer({});
   await s.createDatabase(DB);
   db = connect({ url: s.url, token: s.token, database: DB });
   await db.batch(SETUP.map((sql) => db.prepare(sql)));
@@ -303,7 +303,7 @@ describe('SQL that D1 refuses', () => {
 describe('bodies over the limit', () => {
   let small: TestServer;
   before(async () => {
-    small = await startTestServer({ maxBodyBytes: 2048, spares: 0 });
+    small = await startTestServer({ maxBodyBytes: 2048 });
     await small.createDatabase('small');
     const reply = await small.call(`${small.api}/small/query`, { method: 'POST', body: JSON.stringify({ sql: 'CREATE TABLE t (v TEXT)' }) });
     assert.equal(reply.status, 200);

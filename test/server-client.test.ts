@@ -13,7 +13,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 let s: TestServer;
 let counter = 0;
 before(async () => {
-  s = await startTestServer({ spares: 2 });
+  s = await startTestServer({});
 });
 after(() => s?.close());
 

@@ -19,7 +19,7 @@ let s: TestServer;
 /** A server with the default timeout (30 s), for the concurrency tests. */
 let c: TestServer;
 before(async () => {
-  [s, c] = await Promise.all([startTestServer({ queryTimeoutMs: QUERY_TIMEOUT_MS, spares: 2 }), startTestServer({ spares: 2 })]);
+  [s, c] = await Promise.all([startTestServer({ queryTimeoutMs: QUERY_TIMEOUT_MS }), startTestServer({})]);
 });
 after(() => Promise.all([s?.close(), c?.close()]));
 
@@ -203,7 +203,7 @@ describe('host start-up', () => {
 
 describe('host lifecycle', () => {
   test('requests that arrive while an idle database is being closed are answered; data and bookmarks survive reopening', async (t) => {
-    const server = await startTestServer({ idleMs: 40, spares: 2 });
+    const server = await startTestServer({ idleMs: 40 });
     t.after(() => server.close());
     await server.createDatabase('idle');
     const db = client('idle', server);

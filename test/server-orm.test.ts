@@ -12,7 +12,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 let server: TestServer | undefined;
 let count = 0;
 before(async () => {
-  server = await startTestServer({ spares: 2 });
+  server = await startTestServer({});
 });
 after(() => server?.close());
 after(removeGeneratedPrismaClient);

@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 
 let s: TestServer;
 before(async () => {
-  s = await startTestServer({ spares: 1 });
+  s = await startTestServer({});
 });
 after(() => s?.close());
 

@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 
 let s: TestServer;
 before(async () => {
-  s = await startTestServer({ spares: 1 });
+  s = await startTestServer({});
 });
 after(() => s?.close());
 
@@ -202,7 +202,7 @@ describe('fork', () => {
 });
 
 test('a server without a write log says Time Travel is off', async () => {
-  const plain = await startTestServer({ spares: 0, history: false });
+  const plain = await startTestServer({ history: false });
   try {
     await plain.createDatabase('nolog');
     const reply = await fetchJson<Envelope>(`${plain.api}/nolog/time_travel/bookmark`, { headers: jsonHeaders(plain.token) });

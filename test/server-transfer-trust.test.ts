@@ -105,7 +105,7 @@ async function init(database: string, etag: string): Promise<InitResult> {
 }
 
 before(async () => {
-  s = await startTestServer({ maxBodyBytes: LIMIT, spares: 0 });
+  s = await startTestServer({ maxBodyBytes: LIMIT });
 });
 
 after(async () => {
@@ -400,7 +400,7 @@ describe('/metrics', () => {
   });
 
   test('--dev serves /metrics without a token, as every other route', async (t) => {
-    const dev = await startTestServer({ allowUnauthenticated: true, spares: 0 });
+    const dev = await startTestServer({ allowUnauthenticated: true });
     t.after(() => dev.close());
     assert.equal((await fetch(`${dev.url}/metrics`)).status, 200);
     assert.equal((await fetch(dev.api)).status, 200);

@@ -270,7 +270,7 @@ async function worker(route: string): Promise<unknown> {
 }
 
 before(async () => {
-  server = await startTestServer({ spares: 2 });
+  server = await startTestServer({});
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   workerd = await startWorkerd(server.url, [
     { binding: 'DB', headers: { ...bearer(server.token), [DATABASE_HEADER]: DATABASE } },

@@ -18,7 +18,7 @@ const RESET = 'Durable Object was reset and rolled back to its last known good s
 
 let s: TestServer;
 before(async () => {
-  s = await startTestServer({ spares: 2 });
+  s = await startTestServer({});
 });
 after(() => s?.close());
 

@@ -29,6 +29,8 @@ export const Messages = {
   closed: 'The database connection is not open',
   /** SQLite's text for a write on a read-only connection: what a request that must not write gets. */
   readOnly: 'attempt to write a readonly database: SQLITE_READONLY',
+  /** A request that ran past its deadline (D1's query timeout); nothing it wrote is kept. */
+  queryTimeout: 'D1 DB storage operation exceeded timeout which caused object to be reset.',
 } as const;
 
 /** The detail text of a SQLite failure as D1 prints it: `<message>[ at offset N]: SQLITE_X[ (extended: SQLITE_X_Y)]`. */

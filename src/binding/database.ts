@@ -4,8 +4,9 @@ import { d1Error } from '../api/errors.ts';
 import type { Executor } from '../api/executor.ts';
 import type { D1ExecResult, D1Result, D1SessionBookmark, D1SessionConstraint } from '../api/types.ts';
 import { isCommentOnly } from '../sql/comments.ts';
+import { PrimaryChannel } from './channel.ts';
 import type { BindingOptions } from './options.ts';
-import { D1DatabaseSession, PrimaryChannel } from './session.ts';
+import { D1DatabaseSession } from './session.ts';
 import { D1PreparedStatement } from './statement.ts';
 
 export class D1Database {

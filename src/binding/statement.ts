@@ -5,7 +5,7 @@ import type { ParamValue, ResultsFormat } from '../api/executor.ts';
 import type { D1Result } from '../api/types.ts';
 import { toParam } from './bind.ts';
 import { rowArrays, rowObjects, toD1Result } from './results.ts';
-import type { Channel } from './session.ts';
+import type { Channel } from './channel.ts';
 
 export class D1PreparedStatement {
   readonly dbSession: Channel;

@@ -1,6 +1,7 @@
 // `dione serve` and `dione token …`.
 import type { Command } from 'commander';
 import { Catalog, CatalogDamaged, type TokenScope } from '../server/catalog.ts';
+import { DEFAULTS } from '../server/config.ts';
 import { parsePublicUrl, startServer } from '../server/serve.ts';
 import { createToken } from '../server/tokens.ts';
 
@@ -10,29 +11,44 @@ const integer = (name: string) => (value: string) => {
   return n;
 };
 
+const positiveInteger = (name: string) => (value: string) => {
+  const n = integer(name)(value);
+  if (n === 0) throw new Error(`${name} must be at least 1, got "${value}"`);
+  return n;
+};
+
 const positive = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${value}"`);
   return n;
 };
 
+/** A flag's value from the environment, checked like the flag's own (undefined when unset: the server's default applies). */
+const fromEnv = <T>(name: string, parse: (value: string) => T): T | undefined => {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : parse(value);
+};
+
 interface ServeFlags {
-  host: string;
-  port: number;
+  host?: string;
+  port?: number;
   data: string;
   accountId?: string;
-  queryTimeout: number;
+  queryTimeout?: number;
+  workers?: number;
+  maxOpenDatabases?: number;
+  idleTimeout?: number;
   dev: boolean;
   publicUrl?: string;
   metricsPublic: boolean;
   history: boolean;
-  retentionDays: number;
+  retentionDays?: number;
   nats?: string;
   nodeId?: string;
   region?: string;
   advertiseUrl?: string;
-  leaseTtl: number;
-  replicas: number;
+  leaseTtl?: number;
+  replicas?: number;
 }
 
 /** A damaged catalogue stops the command with one line saying which file and what to do (no stack trace). */
@@ -54,22 +70,25 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('serve databases over the Cloudflare D1 REST API, the D1 binding protocol and dione/client')
-    .option('--host <host>', 'address to listen on', process.env.DIONE_HOST ?? '127.0.0.1')
-    .option('--port <port>', 'port to listen on', integer('--port'), Number(process.env.DIONE_PORT ?? 8787))
-    .option('--data <dir>', 'directory for the catalogue and database files', process.env.DIONE_DATA ?? '.dione')
+    .option('--host <host>', `address to listen on (default ${DEFAULTS.host})`, process.env.DIONE_HOST)
+    .option('--port <port>', `port to listen on (default ${DEFAULTS.port})`, integer('--port'), fromEnv('DIONE_PORT', integer('DIONE_PORT')))
+    .option('--data <dir>', 'directory for the catalogue and database files', process.env.DIONE_DATA ?? DEFAULTS.data)
     .option('--account-id <id>', 'the account id in API paths (default: generated once, then kept)', process.env.DIONE_ACCOUNT_ID)
-    .option('--query-timeout <ms>', 'fail a query that runs longer than this (D1: 30000)', integer('--query-timeout'), Number(process.env.DIONE_QUERY_TIMEOUT ?? 30_000))
+    .option('--query-timeout <ms>', `interrupt a query that runs longer than this (default ${DEFAULTS.queryTimeoutMs}, as D1)`, integer('--query-timeout'), fromEnv('DIONE_QUERY_TIMEOUT', integer('DIONE_QUERY_TIMEOUT')))
+    .option('--workers <n>', 'worker threads hosting the databases (default: one per core)', positiveInteger('--workers'), fromEnv('DIONE_WORKERS', positiveInteger('DIONE_WORKERS')))
+    .option('--max-open-databases <n>', 'databases kept open at once (default: what the open-file limit allows)', positiveInteger('--max-open-databases'), fromEnv('DIONE_MAX_OPEN_DATABASES', positiveInteger('DIONE_MAX_OPEN_DATABASES')))
+    .option('--idle-timeout <ms>', `close a database after this long without requests (default ${DEFAULTS.idleMs})`, positiveInteger('--idle-timeout'), fromEnv('DIONE_IDLE_TIMEOUT', positiveInteger('DIONE_IDLE_TIMEOUT')))
     .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
     .option('--public-url <url>', 'where clients reach this server; export and import URLs are built from it (default: the listening address)', process.env.DIONE_PUBLIC_URL)
     .option('--metrics-public', 'serve /metrics without a token', process.env.DIONE_METRICS_PUBLIC === '1')
     .option('--no-history', 'keep no write log: no Time Travel, no forks')
-    .option('--retention-days <days>', 'how far back Time Travel reaches', positive('--retention-days'), Number(process.env.DIONE_RETENTION_DAYS ?? 30))
+    .option('--retention-days <days>', `how far back Time Travel reaches (default ${DEFAULTS.retentionDays})`, positive('--retention-days'), fromEnv('DIONE_RETENTION_DAYS', positive('DIONE_RETENTION_DAYS')))
     .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (a 3-node JetStream cluster)', process.env.DIONE_NATS)
     .option('--node-id <name>', 'cluster mode: this node\'s name, unique in the cluster', process.env.DIONE_NODE_ID)
     .option('--region <region>', 'the region this node reports (meta.served_by_region)', process.env.DIONE_REGION)
     .option('--advertise-url <url>', 'cluster mode: where other nodes reach this one (default: the listening address)', process.env.DIONE_ADVERTISE_URL)
-    .option('--lease-ttl <ms>', 'cluster mode: how long a silent primary keeps its databases before another node takes over', integer('--lease-ttl'), Number(process.env.DIONE_LEASE_TTL ?? 10_000))
-    .option('--replicas <n>', 'cluster mode: copies NATS keeps of each log (the NATS cluster\'s size)', integer('--replicas'), Number(process.env.DIONE_REPLICAS ?? 3))
+    .option('--lease-ttl <ms>', `cluster mode: how long a silent primary keeps its databases before another node takes over (default ${DEFAULTS.leaseTtlMs})`, integer('--lease-ttl'), fromEnv('DIONE_LEASE_TTL', integer('DIONE_LEASE_TTL')))
+    .option('--replicas <n>', `cluster mode: copies NATS keeps of each log, the NATS cluster's size (default ${DEFAULTS.replicas})`, integer('--replicas'), fromEnv('DIONE_REPLICAS', integer('DIONE_REPLICAS')))
     .action(async (options: ServeFlags) => {
       if (options.nats && !options.nodeId) program.error('--nats needs --node-id NAME: every node of a cluster has its own name');
       if (options.nodeId && !options.nats) program.error('--node-id is for cluster mode: give the NATS servers with --nats');
@@ -87,10 +106,13 @@ export function registerServe(program: Command): void {
         data: options.data,
         accountId: options.accountId,
         queryTimeoutMs: options.queryTimeout,
+        workers: options.workers,
+        maxOpenDatabases: options.maxOpenDatabases,
+        idleMs: options.idleTimeout,
         allowUnauthenticated: options.dev,
         publicUrl: options.publicUrl,
         metricsPublic: options.metricsPublic,
-        history: options.history && { retentionDays: options.retentionDays },
+        history: options.history && (options.retentionDays === undefined ? true : { retentionDays: options.retentionDays }),
         region: options.region,
         notify: (line) => process.stderr.write(`${line}\n`),
         cluster: options.nats

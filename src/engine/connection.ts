@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { IntMode } from '../api/types.ts';
 import { loadGuard } from './guard.ts';
-import { D1Failure, detailOf, isSqliteError } from './sqlite-error.ts';
+import { D1Failure, detailOf, isInterrupt, isSqliteError } from './sqlite-error.ts';
 
 export interface ConnectionOptions {
   intMode?: IntMode;
@@ -89,6 +89,7 @@ export class Connection {
   private readonly sealQuery: Database.Statement;
   private readonly readModeQuery: Database.Statement;
   private readonly checkQuery: Database.Statement;
+  private readonly deadlineQuery: Database.Statement;
   /** The token that lets this connection (and no user SQL) use the guard's helpers. */
   private readonly token: bigint;
   private readonly prepareErrorQuery: Database.Statement;
@@ -128,6 +129,7 @@ export class Connection {
     this.sealQuery = helper('SELECT dione_seal(?)');
     this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
     this.checkQuery = helper('SELECT dione_check(?)');
+    this.deadlineQuery = helper('SELECT dione_deadline(?, ?)');
     this.prepareErrorQuery = helper('SELECT dione_prepare_error(?, ?)');
     this.begin = this.db.prepare('BEGIN');
     this.beginImmediate = this.db.prepare('BEGIN IMMEDIATE');
@@ -153,14 +155,14 @@ export class Connection {
     const cached = this.readStatements.get(sql);
     if (cached) return cached;
     let statement: Database.Statement;
-    this.readModeQuery.get(this.token, 1);
+    this.runHelper(this.readModeQuery, 1);
     try {
       statement = this.compile(sql);
     } catch (e) {
-      if (this.readModeQuery.get(this.token, 0) === 'write') return 'writes';
+      if (this.runHelper(this.readModeQuery, 0) === 'write') return 'writes';
       throw e;
     }
-    if (this.readModeQuery.get(this.token, 0) === 'write') return 'writes';
+    if (this.runHelper(this.readModeQuery, 0) === 'write') return 'writes';
     return this.remember(this.readStatements, sql, statement);
   }
 
@@ -181,6 +183,33 @@ export class Connection {
     if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
     cache.set(sql, statement);
     return statement;
+  }
+
+  /**
+   * Runs a helper that changes the connection's state. A deadline's interrupt can only stop such a
+   * statement before its function runs (it changed nothing then), so it is run again.
+   */
+  private runHelper(statement: Database.Statement, value: number): unknown {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return statement.get(this.token, value);
+      } catch (e) {
+        if (attempt >= 100 || !isInterrupt(e)) throw e;
+      }
+    }
+  }
+
+  /**
+   * From `ms` from now on, SQLite interrupts whatever this connection runs (the guard's watchdog
+   * thread), until disarmDeadline(). A statement interrupted fails with SQLITE_INTERRUPT.
+   */
+  armDeadline(ms: number): void {
+    this.runHelper(this.deadlineQuery, Math.max(1, Math.ceil(ms)));
+  }
+
+  /** Ends the deadline; true when it had passed (the watchdog interrupted the connection). */
+  disarmDeadline(): boolean {
+    return this.runHelper(this.deadlineQuery, 0) === 1;
   }
 
   /** SQLite's error offset for SQL that failed to prepare (better-sqlite3 does not expose it). */
@@ -257,6 +286,7 @@ export class Connection {
 
   /** Closes; with `keepWal` the WAL stays as it is (no checkpoint into the database file), for a repair. */
   close(options: { keepWal?: boolean } = {}): void {
+    this.disarmDeadline();
     this.statements.clear();
     this.readStatements.clear();
     if (options.keepWal) this.db.prepare('SELECT dione_keep_wal(?)').get(this.token);

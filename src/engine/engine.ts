@@ -27,6 +27,16 @@ export interface EngineOptions extends ConnectionOptions {
    * another connection is noticed: the write log captures the transaction here.
    */
   onCommit?: () => void;
+  /**
+   * A request (or each request of a group commit) still running this many ms after it started is
+   * interrupted and answered with D1's timeout error; nothing it wrote is kept. 0 or undefined: none.
+   */
+  queryTimeoutMs?: number;
+}
+
+/** Whether a response is the failure of a request that ran past the query timeout. */
+export function timedOut(response: ExecuteResponse): boolean {
+  return !response.success && response.error === Messages.queryTimeout;
 }
 
 interface Outcome {
@@ -102,6 +112,7 @@ export class Engine {
   private closed = false;
   private readonly bookmarkTag: string | undefined;
   private readonly onCommit: (() => void) | undefined;
+  private queryTimeoutMs: number;
 
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
@@ -110,6 +121,8 @@ export class Engine {
     this.servedByPrimary = options.servedByPrimary ?? true;
     this.bookmarkTag = options.bookmarkTag;
     this.onCommit = options.onCommit;
+    this.queryTimeoutMs = 0;
+    this.setQueryTimeout(options.queryTimeoutMs);
     this.counters = this.connection.counters();
     this.sequence = this.connection.commitSequence();
     this.dataVersion = this.connection.dataVersion();
@@ -124,6 +137,33 @@ export class Engine {
   /** The number of the newest commit this engine has seen. */
   get commitSequence(): number {
     return this.sequence;
+  }
+
+  /** The deadline of each request from now on, in ms; 0 or undefined: none. */
+  setQueryTimeout(ms: number | undefined): void {
+    this.queryTimeoutMs = ms !== undefined && ms > 0 ? ms : 0;
+  }
+
+  /** Runs `fn` (an import, a long maintenance request) with no query timeout. */
+  withoutQueryTimeout<T>(fn: () => T): T {
+    const was = this.queryTimeoutMs;
+    this.queryTimeoutMs = 0;
+    try {
+      return fn();
+    } finally {
+      this.queryTimeoutMs = was;
+    }
+  }
+
+  /** Runs one request's statements under the query timeout, if there is one. */
+  private withDeadline<T>(fn: () => T): T {
+    if (this.queryTimeoutMs === 0) return fn();
+    this.connection.armDeadline(this.queryTimeoutMs);
+    try {
+      return fn();
+    } finally {
+      this.connection.disarmDeadline();
+    }
   }
 
   /** See Connection.checkpoint. */
@@ -166,7 +206,7 @@ export class Engine {
         if (mustNotWrite) throw new D1Failure(Messages.readOnly);
         return undefined;
       }
-      const outcome = this.run(statement, prepared, query.params, format);
+      const outcome = this.withDeadline(() => this.run(statement, prepared, query.params, format));
       const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
       return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
     } catch (e) {
@@ -272,18 +312,24 @@ export class Engine {
       }
       try {
         if (shared) this.connection.savepoint.run();
-        const results = this.body(work, prepare);
+        const results = this.withDeadline(() => this.body(work, prepare));
         // What COMMIT and the seal check for the whole group, each request answers for on its own.
         if (shared && this.connection.checkRequest().deferredViolations) throw new D1Failure(FOREIGN_KEY_AT_COMMIT, true);
         if (shared) this.connection.release.run();
         responses.push({ success: true, results, bookmark: '' });
         succeeded++;
       } catch (e) {
-        // Alone, or when SQLite has already rolled the whole transaction back (it may, on a full disk or
-        // an I/O error), the request's failure is everyone's.
+        // Alone, or when SQLite has already rolled the whole transaction back (it may, on a full disk,
+        // an I/O error or an interrupted write), the request's failure is everyone's, but for a timeout.
         if (!shared || !this.connection.db.inTransaction) {
           this.rollback();
-          return everyone(failureOf(e));
+          const failure = failureOf(e);
+          if (!shared || !timedOut(failure)) return everyone(failure);
+          // The others of the group did nothing wrong: they run again, in a new transaction.
+          const index = responses.length;
+          const others = this.unit(works.filter((_, k) => k !== index), writes, prepare);
+          others.splice(index, 0, failure);
+          return others;
         }
         try {
           this.connection.rollbackToSavepoint.run();
@@ -374,9 +420,12 @@ export class Engine {
   private sync(): void {
     const version = this.connection.dataVersion();
     if (version === this.dataVersion) return;
+    // Read before anything is assigned: a deadline may interrupt any of these.
+    const counters = this.connection.counters();
+    const sequence = this.connection.commitSequence();
     this.dataVersion = version;
-    this.counters = this.connection.counters();
-    this.sequence = this.connection.commitSequence();
+    this.counters = counters;
+    this.sequence = sequence;
     this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
     this.schemaEpoch++;
     this.onCommit?.();

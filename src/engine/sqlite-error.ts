@@ -1,5 +1,5 @@
 // One boundary where SQLite failures become D1's error text.
-import { sqliteDetail } from '../api/errors.ts';
+import { Messages, sqliteDetail } from '../api/errors.ts';
 
 /** A failure whose text is already D1's detail message. */
 export class D1Failure extends Error {
@@ -41,9 +41,15 @@ export function errnoDetail(e: unknown): string | undefined {
 /** better-sqlite3 turns some SQLite result codes into its own errors; these are SQLite's texts for them. */
 const BINDING_ERRORS = new Map([['The bound string, buffer, or bigint is too big', 'string or blob too big: SQLITE_TOOBIG']]);
 
+/** Whether SQLite stopped a statement because its deadline passed (nothing else interrupts it). */
+export function isInterrupt(e: unknown): boolean {
+  return isSqliteError(e) && e.code === 'SQLITE_INTERRUPT';
+}
+
 /** D1's detail text for an error thrown by better-sqlite3 (offset supplied for prepare errors). */
 export function detailOf(e: unknown, offset = -1): string {
   if (e instanceof D1Failure) return e.detail;
+  if (isInterrupt(e)) return Messages.queryTimeout;
   if (isSqliteError(e)) return sqliteDetail(e.message, e.code, offset);
   if (e instanceof Error && BINDING_ERRORS.has(e.message)) return BINDING_ERRORS.get(e.message)!;
   const errno = errnoDetail(e);

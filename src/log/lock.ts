@@ -16,7 +16,7 @@ let defaultWaitMs = 0;
 
 /**
  * How long opening a history waits for the lock by default (0: it refuses at once, as an embedded
- * open does). A server's database host waits a little: the host it replaces may still be closing.
+ * open does). A server waits a little: another server on the same data may still be stopping.
  */
 export function setHistoryLockWait(ms: number): void {
   defaultWaitMs = ms;

@@ -42,9 +42,14 @@ export interface HistoryOptions {
   tag?: string;
   /**
    * How long to wait for another handle or process to let the history go (default 0: refuse at
-   * once; a server's database host waits a few seconds for the host it replaces).
+   * once; a server waits a little for another server on the same data that is still stopping).
    */
   lockWaitMs?: number;
+  /**
+   * Take the history lock on opening (default). False: a stale handle of this process still holds
+   * it (a server's database moved off a busy worker); takeLock() follows once that handle let go.
+   */
+  lock?: boolean;
 }
 
 /**
@@ -105,7 +110,7 @@ export class LoggedDatabase {
   private closed = false;
   /** The WAL generation (its salt) last checkpointed. */
   private checkpointedSalt: number | undefined;
-  private readonly lock: HistoryLock;
+  private lock: HistoryLock | undefined;
   /** Commits the log lost to damage, found on opening (or met while rebuilding a point). */
   private readonly damage: Damage[] = [];
   private lastFailureReport = 0;
@@ -123,7 +128,7 @@ export class LoggedDatabase {
     this.clock = options.clock ?? Date.now;
     mkdirSync(this.dir, { recursive: true });
     // Before anything reads or cuts the log: one writer per history, in this process or another.
-    this.lock = HistoryLock.acquire(this.dir, path.resolve(file), options.lockWaitMs);
+    this.lock = options.lock === false ? undefined : HistoryLock.acquire(this.dir, path.resolve(file), options.lockWaitMs);
     let log: FileLogStore | undefined;
     let wal: WalReader | undefined;
     let engine: Engine | undefined;
@@ -168,7 +173,7 @@ export class LoggedDatabase {
       } catch {
         // the log's own failure is the one thrown
       }
-      this.lock.release();
+      this.lock?.release();
       throw e;
     }
     // Later points become rebuildable again from a snapshot taken after the damage.
@@ -779,10 +784,15 @@ export class LoggedDatabase {
         // refused: the file is left as it is, without a checkpoint; the next open decides
       }
     }
+    // Only a file whose every commit is in the log is checkpointed on the way out.
+    this.letGo(clean);
+  }
+
+  /** Closes the engine (checkpointing the WAL only when `checkpoint`), the WAL reader and the log, and releases the lock. */
+  private letGo(checkpoint: boolean): void {
     this.closed = true;
     try {
-      // Only a file whose every commit is in the log is checkpointed on the way out.
-      this.engine.close(clean ? {} : { keepWal: true });
+      this.engine.close(checkpoint ? {} : { keepWal: true });
     } catch {
       // a snapshot in progress holds the connection: the process is ending, SQLite cleans up on next open
     }
@@ -790,8 +800,22 @@ export class LoggedDatabase {
     try {
       this.log.close();
     } finally {
-      this.lock.release();
+      this.lock?.release();
+      this.lock = undefined;
     }
+  }
+
+  /** Takes the history lock this handle was opened without (see HistoryOptions.lock). */
+  takeLock(waitMs = 0): void {
+    this.lock ??= HistoryLock.acquire(this.dir, path.resolve(this.file), waitMs);
+  }
+
+  /**
+   * Lets go of a handle another handle of this process has taken over: nothing is read, written or
+   * checkpointed (the other handle owns the files now), and the lock, if held, is released.
+   */
+  abandon(): void {
+    if (!this.closed) this.letGo(false);
   }
 }
 

@@ -19,7 +19,7 @@ import { ObjectSnapshots } from '../cluster/object-snapshots.ts';
 import { streamNameOf } from '../cluster/stream-log.ts';
 import type { Catalog, DatabaseRecord, TokenRecord } from './catalog.ts';
 import { ErrorCodes } from './protocols/envelope.ts';
-import { ApiError } from './routes/rest.ts';
+import { ApiError } from './protocols/api-errors.ts';
 
 const BUCKET = 'dione-catalog';
 const STREAM = `KV_${BUCKET}`;

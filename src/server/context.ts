@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Catalog, DatabaseRecord } from './catalog.ts';
 import type { ClusterCatalog } from './cluster-catalog.ts';
-import type { HostPool } from './host/pool.ts';
+import type { WorkerPool } from './host/pool.ts';
 import type { Metrics } from './metrics.ts';
 import type { Grant } from './tokens.ts';
 
@@ -27,7 +27,7 @@ export interface ServerSettings {
 
 export interface ServerContext {
   catalog: Catalog;
-  pool: HostPool;
+  pool: WorkerPool;
   settings: ServerSettings;
   metrics: Metrics;
   logger: Logger;

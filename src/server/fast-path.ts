@@ -1,15 +1,17 @@
 // The SQL endpoints of the D1 binding protocol (POST /query, /execute) and of dione/client
 // (POST /dione/v1/databases/:db/execute), served straight from Node's request and response: they
 // are every query's path, and building web Request objects and streams for them cost more than
-// the query. Same answers, errors, logs and metrics as the Hono routes, which serve everything else.
+// the query. Errors, body limits, logs and metrics are the Hono app's (request-log.ts); the Hono
+// app serves everything else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AuthError, type Authenticator } from './auth.ts';
+import type { Authenticator } from './auth.ts';
 import type { ServerContext } from './context.ts';
-import type { WireProtocol } from './host/protocol.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { MALFORMED_PATH } from './protocols/requests.ts';
+import type { WireProtocol } from './protocols/sql.ts';
 import { DATABASE_HEADER, findDatabase } from './routes/database-protocols.ts';
-import { ApiError } from './routes/rest.ts';
+import { ApiError } from './protocols/api-errors.ts';
+import { errorAnswer, recordRequest, tooLargeMessage } from './request-log.ts';
 import { executeSql, forwardedHeaders, SESSION_HEADER } from './routes/sql.ts';
 
 const DIONE_EXECUTE = /^\/dione\/v1\/databases\/([^/]+)\/execute$/;
@@ -63,7 +65,7 @@ export function fastPath(server: ServerContext, resolveGrant: Authenticator) {
         malformed = true; // answered as the Hono routes answer it
       }
     }
-    void serve(server, resolveGrant, req, res, protocol, route, named, q < 0 ? '' : url.slice(q + 1), malformed);
+    void serve(server, resolveGrant, req, res, protocol, route, pathname, named, q < 0 ? '' : url.slice(q + 1), malformed);
     return true;
   };
 }
@@ -75,6 +77,7 @@ async function serve(
   res: ServerResponse,
   protocol: WireProtocol,
   route: string,
+  pathname: string,
   named: string | undefined,
   query: string,
   malformedPath = false,
@@ -113,19 +116,13 @@ async function serve(
     send(answer.status, answer.body, answer.headers);
   } catch (error) {
     if (error instanceof TooLarge) {
-      send(413, JSON.stringify(envelopeError(ErrorCodes.tooLarge, `Request body is larger than ${server.settings.maxBodyBytes} bytes`)));
-    } else if (error instanceof AuthError || error instanceof ApiError) {
-      send(error.status, JSON.stringify({ success: false, error: error.message }));
+      send(413, JSON.stringify(envelopeError(ErrorCodes.tooLarge, tooLargeMessage(server.settings.maxBodyBytes))));
     } else if (error instanceof Error && error.message === 'aborted') {
       status = 499; // the client went away; there is no one to answer
     } else {
-      server.logger.error({ err: error, path: req.url }, 'unhandled error');
-      send(500, JSON.stringify({ success: false, error: 'Internal error in the Dione server; see its log' }));
+      const answer = errorAnswer(server, error, pathname);
+      send(answer.status, JSON.stringify(answer.body));
     }
   }
-  server.metrics.requests.inc({ route, status: `${Math.floor(status / 100)}xx` });
-  server.logger.info(
-    { method: 'POST', path: req.url?.split('?')[0], status, ms: Math.round((performance.now() - started) * 100) / 100, database, rows_read: rows?.read, rows_written: rows?.written },
-    'request',
-  );
+  recordRequest(server, { method: 'POST', path: pathname, route, status, ms: performance.now() - started, database, rows });
 }

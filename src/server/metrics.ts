@@ -1,5 +1,5 @@
 // Prometheus metrics for /metrics.
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -24,7 +24,27 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly timeouts = new Counter({ name: 'dione_query_timeouts_total', help: 'Database hosts killed for exceeding the query timeout', labelNames: ['database'] as const, registers: [this.registry] });
+  readonly timeouts = new Counter({ name: 'dione_query_timeouts_total', help: 'Requests interrupted at the query timeout', labelNames: ['database'] as const, registers: [this.registry] });
+
+  /** Reports the worker pool's state: open databases and running workers. */
+  watchPool(pool: { openDatabases: number; workerCount: number }): void {
+    new Gauge({
+      name: 'dione_open_databases',
+      help: 'Databases open in the worker pool',
+      registers: [this.registry],
+      collect() {
+        this.set(pool.openDatabases);
+      },
+    });
+    new Gauge({
+      name: 'dione_workers',
+      help: 'Worker threads hosting databases (extra ones included)',
+      registers: [this.registry],
+      collect() {
+        this.set(pool.workerCount);
+      },
+    });
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

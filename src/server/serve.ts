@@ -11,58 +11,18 @@ import { authenticator } from './auth.ts';
 import { fastPath } from './fast-path.ts';
 import { Catalog } from './catalog.ts';
 import type { ServerContext, ServerSettings } from './context.ts';
-import { HostPool } from './host/pool.ts';
-import type { HistorySettings } from './host/protocol.ts';
+import { type ClusterOptions, resolveServerConfig, type ServeOptions } from './config.ts';
+import { WorkerPool } from './host/pool.ts';
 import { Metrics } from './metrics.ts';
 
-export interface ServeOptions {
-  host?: string;
-  port?: number;
-  /** Directory for the catalogue and the database files. */
-  data?: string;
-  accountId?: string;
-  /** Per-query limit in ms (D1: 30 s). */
-  queryTimeoutMs?: number;
-  /** Allow requests without a token (as admin). For local development only. */
-  allowUnauthenticated?: boolean;
-  /** Stop a database's host process after this long idle. */
-  idleMs?: number;
-  maxHosts?: number;
-  /** Database host processes kept started ahead of need (default 1). */
-  spares?: number;
-  region?: string;
-  /** The largest request body accepted, uploads to import URLs included (default 64 MiB). */
-  maxBodyBytes?: number;
-  /**
-   * Where clients reach this server (http(s)://host[:port][/prefix]); export and import URLs are
-   * built from it. Default: the cluster's advertise URL, else the address the server listens on.
-   */
-  publicUrl?: string;
-  /** Serve /metrics without a token (default: a token of any scope is needed, as on every route). */
-  metricsPublic?: boolean;
-  /** Keep a write log for every database: Time Travel and forks (default true). */
-  history?: boolean | HistorySettings;
-  /** Cluster mode: this server is one node of a cluster whose databases live in NATS JetStream. */
-  cluster?: ClusterOptions;
+/** How the server is run: its configuration, and where it reports. */
+export interface StartOptions extends ServeOptions {
   logger?: Logger;
   /** Where to say what an operator must know while the server starts (default: the logger). */
   notify?: (line: string) => void;
 }
 
-export interface ClusterOptions {
-  /** NATS URLs (one or more servers of one NATS cluster). */
-  servers: string[];
-  /** This node's name: unique in the cluster. */
-  node: string;
-  /** Where other nodes reach this one (default: the address it listens on). */
-  url?: string;
-  /** A primary's lease lapses this long after its node stops renewing it (default 10 s: longer than a NATS election). */
-  leaseTtlMs?: number;
-  /** Copies NATS keeps of each log, lease and snapshot (default 3, for a 3-node NATS cluster). */
-  replicas?: number;
-  /** How long a session read waits for this node's copy before going to the primary (default 250 ms). */
-  sessionWaitMs?: number;
-}
+export type { ClusterOptions, ServeOptions };
 
 export interface RunningServer {
   url: string;
@@ -86,47 +46,30 @@ export function parsePublicUrl(value: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
-  const configuredPublicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  const config = resolveServerConfig(options);
+  const configuredPublicUrl = config.publicUrl === undefined ? undefined : parsePublicUrl(config.publicUrl);
   const logger = options.logger ?? pino({ level: process.env.DIONE_LOG_LEVEL ?? 'info' });
-  const catalog = new Catalog(options.data ?? '.dione');
+  const catalog = new Catalog(config.data);
   const metrics = new Metrics();
-  const region = options.region ?? 'LOCAL';
-  const clustered = options.cluster && {
-    servers: options.cluster.servers,
-    node: options.cluster.node,
-    region,
-    url: options.cluster.url ?? '',
-    leaseTtlMs: options.cluster.leaseTtlMs ?? 10_000,
-    replicas: options.cluster.replicas ?? 3,
-    sessionWaitMs: options.cluster.sessionWaitMs ?? 250,
-  };
-  let pool: HostPool | undefined;
+  const clustered = config.cluster && { ...config.cluster, url: config.cluster.url ?? '' };
+  let pool: WorkerPool | undefined;
   const notify = options.notify ?? ((line: string) => logger.warn(line));
   const shared = clustered && (await joinCluster(clustered, catalog, notify, logger, (uuid) => pool?.stop(uuid).then(() => removeDatabaseFiles(catalog.file(uuid)))));
-  const accountId = catalog.accountId(shared ? await shared.catalog.accountId(options.accountId ?? catalog.accountId()) : options.accountId);
+  const accountId = catalog.accountId(shared ? await shared.catalog.accountId(config.accountId ?? catalog.accountId()) : config.accountId);
   const settings: ServerSettings = {
     accountId,
-    allowUnauthenticated: options.allowUnauthenticated ?? false,
-    queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
-    region,
-    maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024,
+    allowUnauthenticated: config.allowUnauthenticated,
+    queryTimeoutMs: config.queryTimeoutMs,
+    region: config.region,
+    maxBodyBytes: config.maxBodyBytes,
     publicUrl: '', // once listening
-    metricsPublic: options.metricsPublic ?? false,
+    metricsPublic: config.metricsPublic,
     node: clustered?.node,
   };
-  pool = new HostPool({
-    queryTimeoutMs: settings.queryTimeoutMs,
-    // A node's copy of a database is kept current only while its host runs.
-    idleMs: options.idleMs ?? (clustered ? 2 ** 31 - 1 : 60_000),
-    maxHosts: options.maxHosts ?? 256,
-    servedBy: clustered ? clustered.node : 'dione',
-    spares: options.spares,
-    history: options.history === false ? false : options.history === true || options.history === undefined ? {} : options.history,
-    cluster: clustered,
-    onEvent: (event) => logger.debug(event, 'database host'),
-  });
-  const context: ServerContext = { catalog, pool, settings, metrics, logger, transfers: new Map(), clusterCatalog: shared?.catalog };
+  // The pool is made once the server listens (a cluster node's URL may be the listening address),
+  // in the same turn: no request is read before it exists.
+  const context: ServerContext = { catalog, pool: undefined as unknown as WorkerPool, settings, metrics, logger, transfers: new Map(), clusterCatalog: shared?.catalog };
   let serving = false;
   const resolveGrant = authenticator(catalog, settings.allowUnauthenticated);
   const app = createApp(context, () => serving, resolveGrant);
@@ -138,12 +81,24 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
-    server.listen(options.port ?? 8787, options.host ?? '127.0.0.1');
+    server.listen(config.port, config.host);
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const listening = `http://${host}:${address.port}`;
   if (clustered && !clustered.url) clustered.url = listening;
+  pool = new WorkerPool({
+    workers: config.workers,
+    queryTimeoutMs: config.queryTimeoutMs,
+    idleMs: config.idleMs,
+    maxOpenDatabases: config.maxOpenDatabases,
+    servedBy: clustered ? clustered.node : 'dione',
+    history: config.history,
+    cluster: clustered,
+    onEvent: (event) => logger.debug(event, 'database host'),
+  });
+  context.pool = pool;
+  metrics.watchPool(pool);
   // Never the Host header of a request: whoever sends one would choose where clients upload.
   settings.publicUrl = configuredPublicUrl ?? (clustered ? clustered.url.replace(/\/+$/, '') : listening);
   if (URL.canParse(settings.publicUrl) && ['0.0.0.0', '[::]'].includes(new URL(settings.publicUrl).hostname)) {

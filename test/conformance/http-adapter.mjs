@@ -7,7 +7,7 @@ let server;
 let count = 0;
 
 export async function makeDb() {
-  server ??= await startTestServer({ idleMs: 2_000, spares: 2 });
+  server ??= await startTestServer({ idleMs: 2_000 });
   const name = `scenario-${++count}`;
   await server.createDatabase(name);
   return connect({ url: server.url, token: server.token, database: name });

@@ -48,6 +48,7 @@ export const HELPER_CALLS = [
   'SELECT dione_data_version(0)',
   'SELECT dione_commit_sequence(0)',
   'SELECT dione_check(0)',
+  'SELECT dione_deadline(0, 1)',
   // A guessed token is no better than 0.
   'SELECT dione_seal(1)',
   'SELECT dione_read_mode(1, 0)',

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { Catalog } from '../../src/server/catalog.ts';
-import { type RunningServer, type ServeOptions, startServer } from '../../src/server/serve.ts';
+import { type RunningServer, type StartOptions, startServer } from '../../src/server/serve.ts';
 import { createToken } from '../../src/server/tokens.ts';
 import { root } from './paths.ts';
 
@@ -29,7 +29,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: ServeOptions = {}): Promise<TestServer> {
+export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'dione-server-'));
   const server = await startServer({ port: 0, data: dataDir, logger: pino({ level: 'silent' }), ...options });
   const tokenFor = (scope: 'read' | 'write' | 'admin', database?: string) => {

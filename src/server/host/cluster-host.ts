@@ -26,7 +26,7 @@ export class ClusterHost {
   private readonly dir: string;
 
   constructor(
-    private readonly settings: HostClusterSettings,
+    private readonly settings: HostClusterSettings & { database: string },
     file: string,
     private readonly engine: EngineOptions,
   ) {

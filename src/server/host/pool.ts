@@ -1,284 +1,498 @@
-// The server side of database hosts: one child process per open database, started on first use,
-// stopped when idle, killed when a request runs past the query timeout (SQLite cannot be
-// interrupted from outside, a process can), and restarted by the next request.
-import { type ChildProcess, fork } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { HistorySettings, HostClusterSettings, HostReply, HostRequest } from './protocol.ts';
-
-/** A request that could not be answered because its host was stopped. `message` is D1's text. */
-export class HostFailure extends Error {
-  constructor(
-    readonly kind: 'timeout' | 'crashed' | 'closing',
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export const HOST_MESSAGES = {
-  timeout: 'D1 DB storage operation exceeded timeout which caused object to be reset.',
-  crashed: 'Internal error in D1 DB storage caused object to be reset.',
-  closing: 'D1 DB is shutting down.',
-} as const;
+// The server side of database hosting: a fixed pool of worker threads, each hosting many databases.
+// A database is opened on its first request by the least busy worker, and stays with it while it is
+// used; it is closed when idle, or to stay within the open-database budget (least recently used
+// first). A worker busy with a long query does not hold up the other databases it hosts: those with
+// requests waiting move to a free worker (or, when every worker is busy, to an extra one, up to
+// twice the pool). The ownership table (slots.ts) makes every move safe against the worker it leaves.
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ExecuteRequest } from '../../api/executor.ts';
+import { failureFrom, HOST_MESSAGES, HostUnavailable } from './failures.ts';
+import type { DatabaseRef, FromWorker, HistorySettings, HostCall, HostCallOf, HostClusterSettings, HostFailureData, HostOp, HostOperations, ToWorker, WorkerSettings } from './protocol.ts';
+import { MAX_SLOTS, MAX_WORKERS, Slots } from './slots.ts';
 
 export interface PoolOptions {
-  /** Per-request limit in ms; the host is killed when a request exceeds it. */
+  /** Worker threads hosting the databases. */
+  workers: number;
+  /** Per-request limit in ms: the engine interrupts a query that runs longer (0: none). */
   queryTimeoutMs: number;
-  /** Stop a host after this long without requests. */
+  /** Close a database after this long without requests. */
   idleMs: number;
-  /** Soft cap on running hosts: idle ones are stopped first when it is exceeded. */
-  maxHosts: number;
+  /** Databases kept open at once (each holds a few file descriptors); least recently used ones close first. */
+  maxOpenDatabases: number;
   servedBy: string;
   /** Every database keeps a write log (Time Travel, forks) unless false. */
   history: HistorySettings | false;
   /** Cluster mode: every database is the cluster's (NATS), and this server is one node of it. */
-  cluster?: Omit<HostClusterSettings, 'database'>;
-  /** Processes started ahead of need, so a database's first request does not wait for one (default 1). */
-  spares?: number;
-  onEvent?: (event: { type: 'spawn' | 'exit' | 'timeout'; database: string; detail?: string }) => void;
+  cluster?: HostClusterSettings;
+  onEvent?: (event: { type: 'open' | 'close' | 'move' | 'worker-start' | 'worker-exit'; database?: string; worker?: number; detail?: string }) => void;
 }
 
-type Body = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+/** A worker that has run one task this long is busy: databases waiting on it move elsewhere. */
+const STALL_MS = 100;
+const RESCUE_EVERY_MS = 25;
+/** An extra worker (started when every worker was busy) ends after this long without work. */
+const EXTRA_IDLE_MS = 30_000;
 
-const { childModule, execArgv } = childEntry();
+/** File descriptors a database holds while open: its file, WAL and shared memory, and with a write log its lock and log segment. */
+export function fdsPerDatabase(history: boolean): number {
+  return history ? 5 : 3;
+}
 
-/**
- * The host process's entry point. The compiled one starts in a third of the time; running from
- * the TypeScript sources (a checkout, the tests), it is used only while the build is newer than
- * every source file, else the child runs the sources through tsx like its parent.
- */
-function childEntry(): { childModule: URL; execArgv: string[] } {
-  const compiled = import.meta.url.endsWith('.ts') ? new URL('../../../dist/server/host/child.js', import.meta.url) : new URL('./child.js', import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return { childModule: compiled, execArgv: [] };
-  const newestSource = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce(
-      (newest, e) => Math.max(newest, e.isDirectory() ? newestSource(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs),
-      0,
-    );
+/** The process's limit on open files (Linux: /proc/self/limits), or undefined where it cannot be read. */
+export function openFileLimit(): number | undefined {
   try {
-    if (statSync(fileURLToPath(compiled)).mtimeMs > newestSource(fileURLToPath(new URL('../../', import.meta.url)))) {
-      return { childModule: compiled, execArgv: [] };
-    }
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) && soft > 0 ? soft : undefined;
   } catch {
-    // no build: run the sources
+    return undefined;
   }
-  return { childModule: new URL('./child.ts', import.meta.url), execArgv: ['--import', import.meta.resolve('tsx')] };
 }
 
-/** Extra node flags for host processes (profiling, inspecting): DIONE_HOST_NODE_FLAGS="--cpu-prof". */
-const extraFlags = process.env.DIONE_HOST_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
-
-function spawnChild(): ChildProcess {
-  return fork(fileURLToPath(childModule), [], { serialization: 'advanced', execArgv: [...execArgv, ...extraFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** How many databases fit in the file-descriptor budget: three quarters of the limit, less room for sockets. */
+export function defaultMaxOpenDatabases(history: boolean): number {
+  const limit = openFileLimit() ?? 1024;
+  return Math.max(16, Math.floor((limit * 0.75 - 256) / fdsPerDatabase(history)));
 }
 
-class Host {
-  readonly child: ChildProcess;
-  private readonly pending = new Map<number, { resolve: (r: HostReply) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
-  private nextId = 1;
-  private idleTimer?: NodeJS.Timeout;
-  /** Requests waiting for this turn of the event loop to end: sent to the process as one message. */
-  private outbox: HostRequest[] = [];
-  private readonly ready: Promise<void>;
-  lastUsed = Date.now();
+interface Waiter {
+  id: number;
+  seq: number;
+  call: HostCall;
+  resident: Resident;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+class WorkerHandle {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Waiter>();
+  /** Databases this worker owns now. */
+  readonly owned = new Set<Resident>();
+  private outbox: ToWorker[] = [];
   exited = false;
-  /** Being stopped (idle, timed out): it finishes what it has, and new requests go to a new host. */
-  retired = false;
-  readonly exit: Promise<void>;
+  lastWork = Date.now();
+  readonly started = Date.now();
 
   constructor(
-    readonly database: string,
-    file: string,
-    child: ChildProcess,
-    private readonly options: PoolOptions,
-    onExit: (host: Host) => void,
+    readonly index: number,
+    readonly extra: boolean,
+    settings: WorkerSettings,
+    onMessages: (handle: WorkerHandle, messages: FromWorker[]) => void,
+    onExit: (handle: WorkerHandle, detail: string) => void,
   ) {
-    this.child = child;
-    let readyResolve!: () => void;
-    this.ready = new Promise((r) => (readyResolve = r));
-    const loaded = new Promise<void>((resolve) => {
-      if ((child as ChildProcess & { loaded?: boolean }).loaded) resolve();
-      else child.once('message', () => resolve());
+    this.worker = new Worker(bootstrap, { eval: true, workerData: settings, execArgv: flags.execArgv, stdout: false, stderr: false });
+    this.worker.on('message', (messages: FromWorker[]) => onMessages(this, messages));
+    this.worker.on('error', (e) => process.stderr.write(`dione: database worker ${index} failed: ${e.stack ?? e.message}\n`));
+    this.worker.once('exit', (code) => {
+      this.exited = true;
+      onExit(this, `code ${code}`);
     });
-    loaded.then(() => {
-      if (this.exited) return;
-      const cluster = options.cluster && { ...options.cluster, database };
-      this.child.send({ id: -1, op: 'open', file, servedBy: options.servedBy, history: options.history, cluster } satisfies HostRequest);
-    });
-    const receive = (reply: HostReply) => {
-      if (reply.id === -1) return readyResolve();
-      if (reply.id === 0) return;
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
-      clearTimeout(waiter.timer);
-      waiter.resolve(reply);
-      if (this.pending.size === 0) this.armIdle();
-    };
-    // Replies come one by one or, when several are ready together, as an array.
-    this.child.on('message', (message: HostReply | HostReply[]) => {
-      if (Array.isArray(message)) for (const reply of message) receive(reply);
-      else receive(message);
-    });
-    this.exit = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.exited = true;
-        readyResolve();
-        clearTimeout(this.idleTimer);
-        this.failAll(new HostFailure('crashed', HOST_MESSAGES.crashed));
-        options.onEvent?.({ type: 'exit', database, detail: signal ?? `code ${code}` });
-        onExit(this);
-        resolve();
-      });
-    });
-    this.child.on('error', () => {});
   }
 
-  get busy(): boolean {
-    return this.pending.size > 0;
+  send(message: ToWorker): void {
+    if (this.exited) return;
+    // The messages of one event-loop turn go as one: fewer wake-ups on both sides.
+    if (this.outbox.push(message) === 1) setImmediate(() => this.flush());
   }
 
-  async send(body: Body, timeoutMs = this.options.queryTimeoutMs): Promise<HostReply> {
-    clearTimeout(this.idleTimer);
-    this.lastUsed = Date.now();
-    const id = this.nextId++;
-    let waiter!: { resolve: (r: HostReply) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout };
-    const reply = new Promise<HostReply>((resolve, reject) => {
-      waiter = { resolve, reject };
-      this.pending.set(id, waiter);
-    });
-    // The caller receives the rejection through `reply`; this keeps a rejection that happens while
-    // the host is still starting from counting as unhandled.
-    reply.catch(() => {});
-    await this.ready;
-    if (this.exited) {
-      this.pending.delete(id);
-      throw new HostFailure('crashed', HOST_MESSAGES.crashed);
-    }
-    // The limit counts from when the host has the request, not from the process start.
-    if (timeoutMs > 0 && this.pending.has(id)) waiter.timer = setTimeout(() => this.timeout(), timeoutMs);
-    if (this.outbox.push({ ...body, id } as HostRequest) === 1) setImmediate(() => this.flush());
-    return reply;
-  }
-
-  /** One write for all the requests of an event-loop turn: fewer system calls and wake-ups on both sides. */
   private flush(): void {
     const batch = this.outbox;
     this.outbox = [];
-    if (batch.length === 0 || this.exited || !this.child.connected) return;
-    this.child.send(batch.length === 1 ? batch[0] : batch);
-  }
-
-  private timeout(): void {
-    this.retired = true;
-    this.options.onEvent?.({ type: 'timeout', database: this.database });
-    this.failAll(new HostFailure('timeout', HOST_MESSAGES.timeout));
-    this.child.kill('SIGKILL');
-  }
-
-  private failAll(error: HostFailure): void {
-    for (const [id, waiter] of this.pending) {
-      clearTimeout(waiter.timer);
-      waiter.reject(error);
-      this.pending.delete(id);
-    }
-  }
-
-  private armIdle(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => this.stop(), this.options.idleMs);
-    this.idleTimer.unref();
-  }
-
-  /** Lets in-flight requests finish, then closes the database and ends the process. */
-  async stop(): Promise<void> {
-    this.retired = true;
-    clearTimeout(this.idleTimer);
-    while (this.pending.size > 0 && !this.exited) await new Promise((r) => setTimeout(r, 5));
-    if (!this.exited && this.child.connected) this.child.disconnect();
-    await this.exit;
+    if (batch.length > 0 && !this.exited) this.worker.postMessage(batch);
   }
 }
 
-export class HostPool {
-  /** The current host of each database. */
-  private readonly hosts = new Map<string, Host>();
-  /** Every host process still running, current or retiring. */
-  private readonly live = new Set<Host>();
-  private readonly spares: ChildProcess[] = [];
+/** An open database: which worker owns it, and the workers still holding a copy of it. */
+interface Resident {
+  uuid: string;
+  file: string;
+  slot: number;
+  epoch: number;
+  owner: WorkerHandle | undefined;
+  /** Workers with a copy: the owner, and copies left on workers it moved away from until they let go. */
+  holders: Set<WorkerHandle>;
+  /** The worker whose copy holds the history lock (a moved database's new owner takes it once the old copy let go). */
+  lockHolder: WorkerHandle | undefined;
+  /** Calls numbered in the current epoch. */
+  seq: number;
+  lastUsed: number;
+  /** Closing: calls wait for it, then open the database again. */
+  closing: Promise<void> | undefined;
+  released: (() => void) | undefined;
+}
+
+const fromSources = import.meta.url.endsWith('.ts');
+const workerEntry = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url).href;
+
+/**
+ * Extra node flags for the workers (profiling, fault injection in tests): DIONE_HOST_NODE_FLAGS.
+ * Modules given with --import are loaded by the worker's bootstrap, after tsx when they are
+ * TypeScript (tsx's own --import does not take effect in a worker thread).
+ */
+function workerFlags(): { execArgv: string[]; preload: string[]; tsx: boolean } {
+  const flags = process.env.DIONE_HOST_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  const execArgv: string[] = [];
+  const preload: string[] = [];
+  let tsx = fromSources;
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] !== '--import') execArgv.push(flags[i]!);
+    else {
+      const module = flags[++i]!;
+      if (/(^|[\\/])tsx([\\/]|$)|^tsx$/.test(module) || module.includes('/node_modules/tsx/')) tsx = true;
+      else preload.push(module.startsWith('file:') ? module : pathToFileURL(module).href);
+    }
+  }
+  // The server's own node flags, less its module loaders (the bootstrap loads what a worker needs).
+  const own = process.execArgv.filter((a, i, all) => a !== '--import' && all[i - 1] !== '--import');
+  return { execArgv: [...own, ...execArgv], preload, tsx };
+}
+
+const flags = workerFlags();
+const bootstrap = `(async () => {
+  ${flags.tsx ? `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();` : ''}
+  for (const module of ${JSON.stringify(flags.preload)}) await import(module);
+  await import(${JSON.stringify(workerEntry)});
+})().catch((e) => { process.stderr.write(String(e && e.stack || e) + '\\n'); process.exit(70); });`;
+
+export class WorkerPool {
+  private readonly slots = new Slots();
+  private readonly workers: WorkerHandle[] = [];
+  /** Open databases, least recently used first. */
+  private readonly residents = new Map<string, Resident>();
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  private nextEpoch = 1;
+  private nextId = 1;
   private stopped = false;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly rescuer: NodeJS.Timeout;
 
   constructor(private readonly options: PoolOptions) {
-    this.refill();
+    if (options.workers < 1 || options.workers > MAX_WORKERS / 2) throw new Error(`the pool takes 1 to ${MAX_WORKERS / 2} workers, got ${options.workers}`);
+    for (let i = 0; i < options.workers; i++) this.startWorker(i, false);
+    const sweepMs = Math.max(10, Math.min(1000, options.idleMs / 4));
+    this.sweeper = setInterval(() => this.sweep(), sweepMs).unref();
+    this.rescuer = setInterval(() => this.rescue(), RESCUE_EVERY_MS).unref();
   }
 
-  /** Keeps `spares` processes started and loaded, waiting for a database. */
-  private refill(): void {
-    while (!this.stopped && this.spares.length < (this.options.spares ?? 1)) {
-      const child = spawnChild();
-      const spare = child as ChildProcess & { loaded?: boolean };
-      child.once('message', () => (spare.loaded = true));
-      child.once('exit', () => {
-        const i = this.spares.indexOf(child);
-        if (i >= 0) this.spares.splice(i, 1);
-      });
-      child.on('error', () => {});
-      this.spares.push(child);
+  private startWorker(index: number, extra: boolean): WorkerHandle {
+    const settings: WorkerSettings = {
+      index,
+      servedBy: this.options.servedBy,
+      history: this.options.history,
+      cluster: this.options.cluster,
+      queryTimeoutMs: this.options.queryTimeoutMs,
+      slots: this.slots.buffer,
+    };
+    this.slots.working(index, false);
+    const handle = new WorkerHandle(
+      index,
+      extra,
+      settings,
+      (h, messages) => this.receive(h, messages),
+      (h, detail) => this.exited(h, detail),
+    );
+    this.workers[index] = handle;
+    this.options.onEvent?.({ type: 'worker-start', worker: index });
+    return handle;
+  }
+
+  /** Open databases now. */
+  get openDatabases(): number {
+    return this.residents.size;
+  }
+
+  get workerCount(): number {
+    return this.workers.filter((w) => w && !w.exited).length;
+  }
+
+  /** Runs a SQL request on the database. Cluster mode: a NotPrimary failure when another node must. */
+  execute(database: { uuid: string; file: string }, request: ExecuteRequest, writes: boolean): Promise<HostOperations['execute']['value']> {
+    return this.call(database, { op: 'execute', request, writes });
+  }
+
+  /** Runs an operation on the database's host; rejects with the typed failures of failures.ts (or HistoryError). */
+  async call<K extends HostOp>(database: { uuid: string; file: string }, call: HostCallOf<K>): Promise<HostOperations[K]['value']> {
+    for (;;) {
+      if (this.stopped) throw new HostUnavailable('closing', HOST_MESSAGES.closing);
+      const resident = this.residents.get(database.uuid);
+      if (resident?.closing) {
+        await resident.closing;
+        continue;
+      }
+      const r = resident ?? this.open(database);
+      // Most recently used last.
+      this.residents.delete(r.uuid);
+      this.residents.set(r.uuid, r);
+      r.lastUsed = Date.now();
+      if (r.owner && this.stalled(r.owner) && this.movable()) this.moveAway(r);
+      return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
     }
   }
 
-  private takeChild(): ChildProcess {
-    const child = this.spares.shift() ?? spawnChild();
-    setImmediate(() => this.refill());
-    return child;
-  }
-
-  get size(): number {
-    return this.hosts.size;
-  }
-
-  /** Sends a request to the host of `database` (its file `file`), starting the host if needed. */
-  send(database: string, file: string, body: Body, timeoutMs?: number): Promise<HostReply> {
-    return this.host(database, file).send(body, timeoutMs);
-  }
-
-  private host(database: string, file: string): Host {
-    let host = this.hosts.get(database);
-    if (host && !host.exited && !host.retired) return host;
-    if (this.hosts.size >= this.options.maxHosts) this.evictIdle();
-    host = new Host(database, file, this.takeChild(), this.options, (h) => {
-      if (this.hosts.get(database) === h) this.hosts.delete(database);
-      this.live.delete(h);
+  private dispatch(r: Resident, call: HostCall): Promise<unknown> {
+    const owner = r.owner!;
+    const id = this.nextId++;
+    const seq = ++r.seq;
+    return new Promise((resolve, reject) => {
+      owner.pending.set(id, { id, seq, call, resident: r, resolve, reject });
+      owner.send({ t: 'call', id, seq, db: this.refOf(r, owner), call });
     });
-    this.hosts.set(database, host);
-    this.live.add(host);
-    this.options.onEvent?.({ type: 'spawn', database });
-    return host;
   }
 
-  private evictIdle(): void {
-    const idle = [...this.hosts.values()].filter((h) => !h.busy && !h.retired).sort((a, b) => a.lastUsed - b.lastUsed);
-    for (const host of idle.slice(0, Math.max(1, this.hosts.size - this.options.maxHosts + 1))) void host.stop();
+  private refOf(r: Resident, owner: WorkerHandle): DatabaseRef {
+    return { uuid: r.uuid, file: r.file, slot: r.slot, epoch: r.epoch, lock: r.lockHolder === owner };
   }
 
-  /** Stops every process of a database (before deleting or replacing its file). */
-  async stop(database: string): Promise<void> {
-    await Promise.all([...this.live].filter((h) => h.database === database).map((h) => h.stop()));
+  private open(database: { uuid: string; file: string }): Resident {
+    if (this.residents.size >= this.options.maxOpenDatabases) this.evict(this.residents.size - this.options.maxOpenDatabases + 1);
+    const slot = this.freeSlots.pop() ?? this.nextSlot++;
+    if (slot >= MAX_SLOTS) throw new Error(`more than ${MAX_SLOTS} databases open at once`);
+    const owner = this.leastBusy();
+    const r: Resident = {
+      uuid: database.uuid,
+      file: database.file,
+      slot,
+      epoch: this.nextEpoch++,
+      owner,
+      holders: new Set([owner]),
+      lockHolder: owner,
+      seq: 0,
+      lastUsed: Date.now(),
+      closing: undefined,
+      released: undefined,
+    };
+    this.slots.assign(slot, r.epoch, owner.index);
+    owner.owned.add(r);
+    this.residents.set(r.uuid, r);
+    this.options.onEvent?.({ type: 'open', database: r.uuid, worker: owner.index });
+    return r;
   }
 
-  /** Graceful: every in-flight request finishes, then every host closes its database. */
+  /** The worker to give a database to: the one with the fewest calls waiting, then the fewest databases, not stuck in a long task. */
+  private leastBusy(): WorkerHandle {
+    let best: WorkerHandle | undefined;
+    let bestScore = Number.POSITIVE_INFINITY;
+    for (const w of this.workers) {
+      if (!w || w.exited || this.stalled(w)) continue;
+      const score = w.pending.size * 1_000_000 + w.owned.size;
+      if (score < bestScore) {
+        best = w;
+        bestScore = score;
+      }
+    }
+    const fallback = best ?? this.extraWorker() ?? this.workers.filter((w) => w && !w.exited).sort((a, b) => a.pending.size - b.pending.size)[0];
+    if (!fallback) throw new HostUnavailable('crashed', HOST_MESSAGES.crashed);
+    return fallback;
+  }
+
+  /** Every worker is busy with a long query: one more, up to twice the pool. */
+  private extraWorker(): WorkerHandle | undefined {
+    const running = this.workers.filter((w) => w && !w.exited).length;
+    if (running >= this.options.workers * 2) return undefined;
+    let index = this.workers.findIndex((w, i) => i >= this.options.workers && (!w || w.exited));
+    if (index < 0) index = Math.max(this.workers.length, this.options.workers);
+    return this.startWorker(index, true);
+  }
+
+  private stalled(w: WorkerHandle): boolean {
+    return this.slots.busyFor(w.index) > STALL_MS;
+  }
+
+  /** Databases move between workers only outside cluster mode: a cluster database's lease and follower live in its worker. */
+  private movable(): boolean {
+    return !this.options.cluster;
+  }
+
+  /**
+   * Moves a database off a worker stuck in a long task, to a free one: the calls its old worker
+   * never took are sent again to the new one. Nothing happens when the old worker is working on
+   * this database itself (its requests wait their turn, as they would anyway).
+   */
+  private moveAway(r: Resident): void {
+    // A database being closed stays where it is: its worker is told to close it.
+    if (r.closing || !r.owner) return;
+    const from = r.owner;
+    const to = this.leastBusy();
+    if (to === from || this.stalled(to)) return;
+    const taken = this.slots.move(r.slot, r.epoch, from.index, to.index);
+    if (taken === undefined) return;
+    r.epoch++;
+    r.seq = 0;
+    r.owner = to;
+    r.holders.add(to);
+    from.owned.delete(r);
+    to.owned.add(r);
+    from.send({ t: 'drop', uuid: r.uuid });
+    this.options.onEvent?.({ type: 'move', database: r.uuid, worker: to.index, detail: `from worker ${from.index}` });
+    for (const [id, waiter] of from.pending) {
+      if (waiter.resident !== r || waiter.seq <= taken) continue;
+      from.pending.delete(id);
+      const seq = ++r.seq;
+      to.pending.set(id, { ...waiter, seq });
+      to.send({ t: 'call', id, seq, db: this.refOf(r, to), call: waiter.call });
+    }
+  }
+
+  /** Runs every few ms: databases with calls waiting on a stuck worker move; idle extra workers end. */
+  private rescue(): void {
+    if (!this.movable()) return;
+    for (const w of this.workers) {
+      if (!w || w.exited) continue;
+      if (w.pending.size > 0 || this.slots.busyFor(w.index) > 0) w.lastWork = Date.now();
+      if (w.extra && w.owned.size === 0 && w.pending.size === 0 && Date.now() - w.lastWork > EXTRA_IDLE_MS) {
+        void w.worker.terminate();
+        continue;
+      }
+      if (w.pending.size === 0 || !this.stalled(w)) continue;
+      const waiting = new Set<Resident>();
+      for (const waiter of w.pending.values()) if (waiter.resident.owner === w) waiting.add(waiter.resident);
+      for (const r of waiting) this.moveAway(r);
+    }
+  }
+
+  private receive(w: WorkerHandle, messages: FromWorker[]): void {
+    for (const m of messages) {
+      if (m.t === 'released') {
+        this.released(w, m.uuid, m.lockReleased, m.failure);
+        continue;
+      }
+      const waiter = w.pending.get(m.id);
+      if (!waiter) continue;
+      w.pending.delete(m.id);
+      waiter.resident.lastUsed = Date.now();
+      if (m.t === 'reply') waiter.resolve(m.value);
+      else waiter.reject(failureFrom(m.failure));
+    }
+  }
+
+  /** A worker let go of its copy of a database. */
+  private released(w: WorkerHandle, uuid: string, lockReleased: boolean, failure: HostFailureData | undefined): void {
+    const r = this.residents.get(uuid);
+    if (!r || !r.holders.has(w)) return;
+    r.holders.delete(w);
+    if (lockReleased && r.lockHolder === w) this.passLock(r, w);
+    if (r.owner === w && failure) {
+      // It could not open: the calls sent to it meanwhile fail alike; the next call tries again.
+      for (const [id, waiter] of w.pending) {
+        if (waiter.resident !== r) continue;
+        w.pending.delete(id);
+        waiter.reject(failureFrom(failure));
+      }
+      w.owned.delete(r);
+      r.owner = undefined;
+      if (!r.closing) void this.beginClose(r);
+    }
+    this.settle(r);
+  }
+
+  /** The copy on `from` let the history lock go: the database moved meanwhile, so its owner takes it. */
+  private passLock(r: Resident, from: WorkerHandle): void {
+    r.lockHolder = undefined;
+    if (r.owner && r.owner !== from && !r.closing) {
+      r.lockHolder = r.owner;
+      r.owner.send({ t: 'lock', db: this.refOf(r, r.owner) });
+    }
+  }
+
+  private beginClose(r: Resident): Promise<void> {
+    if (r.closing) return r.closing;
+    r.closing = new Promise<void>((resolve) => (r.released = resolve));
+    if (r.owner) r.owner.send({ t: 'close', db: this.refOf(r, r.owner) });
+    this.settle(r);
+    return r.closing;
+  }
+
+  /** A closing database is gone once no worker holds a copy: its slot is free, and calls waiting for it open it again. */
+  private settle(r: Resident): void {
+    if (!r.closing || r.holders.size > 0 || !r.released) return;
+    if (this.residents.get(r.uuid) === r) this.residents.delete(r.uuid);
+    if (r.owner) r.owner.owned.delete(r);
+    this.freeSlots.push(r.slot);
+    this.options.onEvent?.({ type: 'close', database: r.uuid });
+    // Once: a worker's release and its exit may both find the database settled.
+    const released = r.released;
+    r.released = undefined;
+    released();
+  }
+
+  private close(r: Resident): Promise<void> {
+    return this.beginClose(r);
+  }
+
+  /** Closes the least recently used idle databases. */
+  private evict(count: number): void {
+    for (const r of this.residents.values()) {
+      if (count <= 0) break;
+      if (r.closing || this.busyResident(r)) continue;
+      void this.close(r);
+      count--;
+    }
+  }
+
+  private busyResident(r: Resident): boolean {
+    for (const w of r.holders) for (const waiter of w.pending.values()) if (waiter.resident === r) return true;
+    return false;
+  }
+
+  /** Closes databases idle for longer than idleMs. */
+  private sweep(): void {
+    const before = Date.now() - this.options.idleMs;
+    for (const r of this.residents.values()) {
+      // Least recently used first: the first one used since `before` ends the sweep.
+      if (r.lastUsed > before) break;
+      if (!r.closing && !this.busyResident(r)) void this.close(r);
+    }
+  }
+
+  /** A worker ended (it failed, or was ended): its calls fail, its databases open again elsewhere on their next call. */
+  private exited(w: WorkerHandle, detail: string): void {
+    this.options.onEvent?.({ type: 'worker-exit', worker: w.index, detail });
+    for (const waiter of w.pending.values()) waiter.reject(new HostUnavailable('crashed', HOST_MESSAGES.crashed));
+    w.pending.clear();
+    for (const r of [...this.residents.values()]) {
+      if (!r.holders.has(w)) continue;
+      r.holders.delete(w);
+      if (r.owner === w) {
+        r.owner = undefined;
+        if (!r.closing) void this.beginClose(r);
+      }
+      // Its copy's history lock died with it: the owner, if another worker, takes it now.
+      if (r.lockHolder === w) this.passLock(r, w);
+      this.settle(r);
+    }
+    if (this.stopped || w.extra) return;
+    // A worker that fails as it starts would fail again at once: the next one starts a second later.
+    if (Date.now() - w.started < 1000) setTimeout(() => this.stopped || this.startWorker(w.index, false), 1000).unref();
+    else this.startWorker(w.index, false);
+  }
+
+  /** Closes a database on every worker (before its files are deleted or replaced). */
+  async stop(uuid: string): Promise<void> {
+    const r = this.residents.get(uuid);
+    if (r) await this.close(r);
+  }
+
+  /** Ends a worker as a crash would (tests: what is acknowledged survives, the rest fails cleanly). */
+  async terminateWorker(index: number): Promise<void> {
+    await this.workers[index]?.worker.terminate();
+  }
+
+  /** Graceful: every in-flight request finishes, every database closes, then the workers end. */
   async stopAll(): Promise<void> {
+    if (this.stopped) return;
+    clearInterval(this.sweeper);
+    clearInterval(this.rescuer);
+    // Calls already made finish first.
+    while (this.workers.some((w) => w && !w.exited && w.pending.size > 0)) await new Promise((r) => setTimeout(r, 5));
     this.stopped = true;
-    const spares = this.spares.splice(0).map(
-      (child) =>
-        new Promise((resolve) => {
-          if (child.exitCode !== null) return resolve(null);
-          child.once('exit', resolve);
-          child.kill();
-        }),
-    );
-    await Promise.all([...[...this.live].map((h) => h.stop()), ...spares]);
+    await Promise.all([...this.residents.values()].map((r) => this.close(r)));
+    await Promise.all(this.workers.filter((w) => w && !w.exited).map((w) => w.worker.terminate()));
   }
 }
+

@@ -1,6 +1,7 @@
-// Messages between the server and the per-database host processes.
-
-export type WireProtocol = 'dione' | 'd1' | 'rest-query' | 'rest-raw';
+// The host boundary: what the server asks of the workers that host its databases, and what they
+// answer. Values and typed failures only; HTTP status codes and envelopes are the protocols' (src/server/protocols/).
+import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
+import type { RestoreResult } from '../../api/time-travel.ts';
 
 export interface DumpOptions {
   noSchema?: boolean;
@@ -14,30 +15,6 @@ export interface HistoryPointMessage {
   timestamp?: number;
 }
 
-export type HostRequest =
-  | { id: number; op: 'open'; file: string; servedBy: string; history: HistorySettings | false; cluster?: HostClusterSettings }
-  | {
-      id: number;
-      op: 'execute';
-      protocol: WireProtocol;
-      /** The HTTP request body, as received. */
-      body: string;
-      /** D1 binding protocol: the resultsFormat query parameter and the session header. */
-      resultsFormat?: string;
-      session?: string;
-      /** The caller may only read. */
-      readOnly: boolean;
-    }
-  | { id: number; op: 'export'; file: string; options: DumpOptions }
-  | { id: number; op: 'import'; file: string }
-  | { id: number; op: 'dump'; file: string }
-  | { id: number; op: 'info' }
-  /** Where the database is written: this node, or (cluster mode) another one (the reply's `forward`). */
-  | { id: number; op: 'primary' }
-  | { id: number; op: 'bookmark'; timestamp?: number }
-  | { id: number; op: 'restore'; point: HistoryPointMessage }
-  | { id: number; op: 'fork'; point: HistoryPointMessage; file: string };
-
 /** The write log of every database: Time Travel's reach, and how often snapshots are taken. */
 export interface HistorySettings {
   retentionDays?: number;
@@ -47,8 +24,8 @@ export interface HistorySettings {
 /** Cluster mode: the database lives in the NATS cluster, and this node is one of its holders. */
 export interface HostClusterSettings {
   servers: string[];
-  /** The database's key in the cluster (its uuid). */
-  database: string;
+  /** The database's key in the cluster (its uuid): given per database, by the worker hosting it. */
+  database?: string;
   node: string;
   region: string;
   /** Where other nodes send this node the requests it must serve as the primary. */
@@ -58,6 +35,17 @@ export interface HostClusterSettings {
   sessionWaitMs: number;
 }
 
+/** What every worker is started with. */
+export interface WorkerSettings {
+  index: number;
+  servedBy: string;
+  history: HistorySettings | false;
+  cluster?: HostClusterSettings;
+  queryTimeoutMs: number;
+  /** The ownership table shared with the pool (slots.ts). */
+  slots: SharedArrayBuffer;
+}
+
 /** A node to send a request to (the database's primary), or null when none can be found now. */
 export interface ForwardTarget {
   node: string;
@@ -65,19 +53,68 @@ export interface ForwardTarget {
   region: string;
 }
 
-export interface HostReply {
-  id: number;
-  status: number;
-  body: string;
-  bookmark?: string;
-  /** Rows read and written (meta sums), for logs and metrics. */
-  rows?: [number, number];
-  /** Cluster mode: this node cannot serve the request; the primary can. */
-  forward?: ForwardTarget | null;
-}
-
 export interface DatabaseInfo {
   num_tables: number;
   file_size: number;
   bookmark: string;
 }
+
+/** The operations a host runs on one database, each with the value it answers. */
+export interface HostOperations {
+  execute: { call: { request: ExecuteRequest; writes: boolean }; value: ExecuteResponse };
+  info: { call: object; value: DatabaseInfo };
+  /** A consistent copy of the database file, written to `file`. */
+  dump: { call: { file: string }; value: null };
+  export: { call: { file: string; options: DumpOptions }; value: { lines: number; bookmark: string } };
+  /** Runs a SQL file as one transaction; `response` is null for a file without statements. */
+  import: { call: { file: string }; value: { statements: number; response: ExecuteResponse | null; bookmark: string } };
+  /** Where the database is written: this node answers null; another node is a NotPrimary failure. */
+  primary: { call: object; value: null };
+  bookmark: { call: { timestamp?: number }; value: { bookmark: string } };
+  restore: { call: { point: HistoryPointMessage }; value: RestoreResult };
+  fork: { call: { point: HistoryPointMessage; file: string }; value: { bookmark: string; forkBookmark: string } };
+}
+
+export type HostOp = keyof HostOperations;
+export type HostCall = { [K in HostOp]: { op: K } & HostOperations[K]['call'] }[HostOp];
+export type HostCallOf<K extends HostOp> = { op: K } & HostOperations[K]['call'];
+
+/**
+ * Why a host could not do what it was asked. `history`: a point of history that cannot be honoured
+ * (the caller's error); `not-primary`: another node writes this database (`holder`, or null while
+ * none is known); `refused`: the database refuses work until its write log can be repaired;
+ * `error`: anything else (the message says what).
+ */
+export type HostFailureData =
+  | { kind: 'history'; message: string }
+  | { kind: 'not-primary'; holder: ForwardTarget | null }
+  | { kind: 'refused'; message: string }
+  | { kind: 'error'; message: string };
+
+/** A database as the pool hands it to a worker: its slot in the ownership table and the epoch of this assignment. */
+export interface DatabaseRef {
+  uuid: string;
+  file: string;
+  slot: number;
+  epoch: number;
+  /** Take the history lock on opening; false while a stale copy on a stalled worker still holds it (a 'lock' message follows). */
+  lock: boolean;
+}
+
+export type ToWorker =
+  /** `seq` numbers the database's calls in this epoch (from 1), for Slots.take. */
+  | { t: 'call'; id: number; seq: number; db: DatabaseRef; call: HostCall }
+  /** Close the database (idle, evicted, or before its files are replaced or deleted). */
+  | { t: 'close'; db: DatabaseRef }
+  /** The database moved to another worker while this one was busy: let the copy go without touching its files. */
+  | { t: 'drop'; uuid: string }
+  /** Take the history lock the dropped copy held. */
+  | { t: 'lock'; db: DatabaseRef };
+
+export type FromWorker =
+  | { t: 'reply'; id: number; value: unknown }
+  | { t: 'fail'; id: number; failure: HostFailureData }
+  /** The worker holds no copy of the database any more (closed, dropped, or, with `failure`, it could not open). */
+  | { t: 'released'; uuid: string; lockReleased: boolean; failure?: HostFailureData };
+
+export type { ExecuteResponse, RestoreResult };

@@ -31,11 +31,13 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   throw new BadRequest(`Invalid ${what}${at}: ${issue.message}`);
 }
 
+const d1Queries = z.array(d1Query);
+
 /** The body workerd's D1 binding posts to /query and /execute: one query, or an array (batch, exec). */
 export function parseD1Body(body: string): { queries: Query[]; array: boolean } {
   const value = parseJson(body);
   const array = Array.isArray(value);
-  const items = check(z.array(d1Query).min(0), array ? value : [value], 'query');
+  const items = check(d1Queries, array ? value : [value], 'query');
   return { queries: items.map((q) => ({ sql: q.sql, params: (q.params ?? []) as ParamValue[] })), array };
 }
 

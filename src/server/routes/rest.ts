@@ -8,20 +8,11 @@ import { AuthError, authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { parseTimestamp } from '../../api/time-travel.ts';
-import type { DatabaseInfo, HistoryPointMessage, HostReply } from '../host/protocol.ts';
+import type { DatabaseInfo, HistoryPointMessage, HostCallOf, HostOp, HostOperations } from '../host/protocol.ts';
+import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { primaryOf, relay, runSql } from './sql.ts';
 import { transferRoutes } from './transfer.ts';
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
 
@@ -37,22 +28,6 @@ const forkBody = z.object({
   timestamp: z.union([z.string(), z.number()]).optional(),
 });
 const patchBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }).optional() });
-
-export async function jsonBody<T>(c: { req: { text(): Promise<string> } }, schema: z.ZodType<T>): Promise<T> {
-  const text = await c.req.text();
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ApiError(400, ErrorCodes.badRequest, 'Request body is not valid JSON');
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ApiError(400, ErrorCodes.badRequest, `Invalid request body${issue.path.length ? ` at ${issue.path.join('.')}` : ''}: ${issue.message}`);
-  }
-  return parsed.data;
-}
 
 /** A database's file and everything beside it: WAL, shared memory, journal, write log. */
 function removeFiles(file: string): void {
@@ -112,11 +87,7 @@ export function restRoutes(server: ServerContext) {
     return record;
   };
 
-  const info = async (record: DatabaseRecord): Promise<DatabaseInfo> => {
-    const reply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'info' });
-    if (reply.status !== 200) throw new ApiError(500, ErrorCodes.sql, JSON.parse(reply.body).errors?.[0]?.message ?? 'database info failed');
-    return JSON.parse(reply.body) as DatabaseInfo;
-  };
+  const info = (record: DatabaseRecord): Promise<DatabaseInfo> => hostCall(record, { op: 'info' });
 
   const describe = async (record: DatabaseRecord, fields?: string[]) => {
     const needsInfo = !fields || fields.some((f) => f === 'num_tables' || f === 'file_size');
@@ -189,15 +160,15 @@ export function restRoutes(server: ServerContext) {
   app.post('/accounts/:account/d1/database/:db/query', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-query'));
   app.post('/accounts/:account/d1/database/:db/raw', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-raw'));
 
-  /** A history operation in the database's host; a point it cannot honour is a 400 with its reason. */
-  const history = async (record: DatabaseRecord, body: Parameters<typeof server.pool.send>[2]): Promise<unknown> => {
-    const reply: HostReply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), body, 0);
-    if (reply.forward !== undefined) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; retry.');
-    const parsed = JSON.parse(reply.body);
-    if (reply.status === 400) throw new ApiError(400, ErrorCodes.badRequest, parsed.error);
-    if (reply.status !== 200) throw new ApiError(500, ErrorCodes.sql, parsed.errors?.[0]?.message ?? 'Time Travel failed');
-    return parsed;
+  /** An operation on the database's host; its typed failures become the API's errors. */
+  const hostCall = async <K extends HostOp>(record: DatabaseRecord, call: HostCallOf<K>): Promise<HostOperations[K]['value']> => {
+    try {
+      return await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, call);
+    } catch (e) {
+      throw apiErrorOf(e);
+    }
   };
+  const history = hostCall;
 
   app.get('/accounts/:account/d1/database/:db/time_travel/bookmark', async (c) => {
     const record = database(c, c.get('grant'));

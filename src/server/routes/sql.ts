@@ -1,13 +1,15 @@
-// Sending SQL to a database's host and answering in the caller's protocol, including when the
-// host had to be stopped (timeout, crash). Framework-free, so both the Hono routes and the raw
-// fast path (fast-path.ts) use it.
+// Sending SQL to a database's host and answering in the caller's protocol; in cluster mode, handing
+// it to the primary when the host says another node is. Framework-free, so both the Hono routes and
+// the raw fast path (fast-path.ts) use it.
 import type { Context } from 'hono';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
-import { HostFailure } from '../host/pool.ts';
-import type { ForwardTarget, WireProtocol } from '../host/protocol.ts';
-import { ErrorCodes, envelopeError } from '../protocols/envelope.ts';
-import { ApiError } from './rest.ts';
+import { HostUnavailable, NotPrimary } from '../host/failures.ts';
+import type { ForwardTarget } from '../host/protocol.ts';
+import { ErrorCodes } from '../protocols/envelope.ts';
+import type { Encoded } from '../protocols/responses.ts';
+import { BadRequest, type ParsedSql, parseSql, type SqlExtras, sqlFailure, timedOut, type WireProtocol, WRITE_REFUSED } from '../protocols/sql.ts';
+import { ApiError } from '../protocols/api-errors.ts';
 import { allows, type Grant } from '../tokens.ts';
 
 export const SESSION_HEADER = 'x-cf-d1-session-commit-token';
@@ -23,11 +25,6 @@ export interface Forwarding {
 const NO_PRIMARY = 'D1 DB has no primary that can take this request right now (the cluster is electing one, or its write log is unreachable); retry.';
 const NETWORK_LOST = 'Network connection lost.';
 
-function failureBody(protocol: WireProtocol, message: string): string {
-  if (protocol === 'rest-query' || protocol === 'rest-raw') return JSON.stringify(envelopeError(ErrorCodes.sql, message));
-  return JSON.stringify({ success: false, error: message });
-}
-
 export interface SqlAnswer {
   status: number;
   body: string;
@@ -35,52 +32,72 @@ export interface SqlAnswer {
   rows?: { read: number; written: number };
 }
 
+function rowsOf(response: { success: boolean; results?: { meta: { rows_read: number; rows_written: number } }[] }): { read: number; written: number } {
+  let read = 0;
+  let written = 0;
+  for (const r of response.results ?? []) {
+    read += r.meta.rows_read;
+    written += r.meta.rows_written;
+  }
+  return { read, written };
+}
+
+/**
+ * Runs a SQL request on its database's host and answers in the caller's protocol. In cluster mode
+ * the host may say another node is the primary: the request is handed there once (the rqlite shape).
+ */
 export async function executeSql(
   server: ServerContext,
   grant: Grant,
   database: DatabaseRecord,
   protocol: WireProtocol,
   body: string,
-  extra: { resultsFormat?: string; session?: string } = {},
+  extra: SqlExtras = {},
   forwarding?: Forwarding,
 ): Promise<SqlAnswer> {
   const started = performance.now();
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  let answer: SqlAnswer;
+  const done = (encoded: Encoded, outcome: 'ok' | 'error' | 'forwarded', rows?: SqlAnswer['rows']): SqlAnswer => {
+    if (encoded.bookmark) headers[SESSION_HEADER] = encoded.bookmark;
+    server.metrics.queries.inc({ database: database.name, protocol, outcome });
+    if (outcome !== 'forwarded') server.metrics.latency.observe({ database: database.name }, (performance.now() - started) / 1000);
+    return { status: encoded.status, body: encoded.body, headers, rows };
+  };
+  let parsed: ParsedSql;
   try {
-    const reply = await server.pool.send(database.uuid, server.catalog.file(database.uuid), {
-      op: 'execute',
-      protocol,
-      body,
-      readOnly: !allows(grant.scope, 'write'),
-      ...extra,
-    });
-    if (reply.forward !== undefined) {
-      answer = await forward(server, reply.forward, protocol, body, forwarding);
-      server.metrics.queries.inc({ database: database.name, protocol, outcome: answer.status < 300 ? 'forwarded' : 'error' });
-      return answer;
-    }
-    if (reply.bookmark) headers[SESSION_HEADER] = reply.bookmark;
-    answer = { status: reply.status, body: reply.body, headers };
-    if (reply.rows) {
-      answer.rows = { read: reply.rows[0], written: reply.rows[1] };
-      server.metrics.rowsRead.inc({ database: database.name }, reply.rows[0]);
-      server.metrics.rowsWritten.inc({ database: database.name }, reply.rows[1]);
-    }
+    parsed = parseSql(protocol, body, extra);
   } catch (e) {
-    if (!(e instanceof HostFailure)) throw e;
-    if (e.kind === 'timeout') server.metrics.timeouts.inc({ database: database.name });
-    answer = { status: e.kind === 'timeout' ? 504 : 503, body: failureBody(protocol, e.message), headers };
+    if (!(e instanceof BadRequest)) throw e;
+    return done(sqlFailure(protocol, 'bad-request', e.message), 'error');
   }
-  server.metrics.queries.inc({ database: database.name, protocol, outcome: answer.status < 300 ? 'ok' : 'error' });
-  server.metrics.latency.observe({ database: database.name }, (performance.now() - started) / 1000);
-  return answer;
+  const readOnly = !allows(grant.scope, 'write');
+  // The lexer's word is the fast path with the token's wording; SQLite refuses writes in the engine too.
+  if (readOnly && parsed.writes) return done(sqlFailure(protocol, 'forbidden', WRITE_REFUSED), 'error');
+  if (readOnly) parsed.request.readOnly = true;
+  try {
+    const response = await server.pool.execute({ uuid: database.uuid, file: server.catalog.file(database.uuid) }, parsed.request, parsed.writes);
+    const encoded = parsed.encode(response);
+    if (timedOut(response)) {
+      server.metrics.timeouts.inc({ database: database.name });
+      encoded.status = 504;
+    }
+    const rows = rowsOf(response);
+    server.metrics.rowsRead.inc({ database: database.name }, rows.read);
+    server.metrics.rowsWritten.inc({ database: database.name }, rows.written);
+    return done(encoded, encoded.status < 300 ? 'ok' : 'error', rows);
+  } catch (e) {
+    if (e instanceof NotPrimary) {
+      const answer = await forward(server, e.holder, protocol, body, forwarding);
+      return done(answer, answer.status < 300 ? 'forwarded' : 'error');
+    }
+    if (e instanceof HostUnavailable) return done(sqlFailure(protocol, 'unavailable', e.message), 'error');
+    throw e;
+  }
 }
 
 /** Cluster mode: hands a request this node cannot serve to the database's primary, and relays its answer. */
-async function forward(server: ServerContext, target: ForwardTarget | null, protocol: WireProtocol, body: string, forwarding: Forwarding | undefined): Promise<SqlAnswer> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (!target || !forwarding || forwarding.headers[FORWARDED_HEADER] !== undefined) return { status: 503, body: failureBody(protocol, NO_PRIMARY), headers };
+async function forward(server: ServerContext, target: ForwardTarget | null, protocol: WireProtocol, body: string, forwarding: Forwarding | undefined): Promise<Encoded> {
+  if (!target || !forwarding || forwarding.headers[FORWARDED_HEADER] !== undefined) return sqlFailure(protocol, 'no-primary', NO_PRIMARY);
   let response: Response;
   let text: string;
   try {
@@ -91,11 +108,9 @@ async function forward(server: ServerContext, target: ForwardTarget | null, prot
     });
     text = await response.text();
   } catch {
-    return { status: 502, body: failureBody(protocol, NETWORK_LOST), headers };
+    return sqlFailure(protocol, 'network', NETWORK_LOST);
   }
-  const bookmark = response.headers.get(SESSION_HEADER);
-  if (bookmark) headers[SESSION_HEADER] = bookmark;
-  return { status: response.status, body: text, headers };
+  return { status: response.status, body: text, bookmark: response.headers.get(SESSION_HEADER) ?? undefined };
 }
 
 /** The headers a forwarded request keeps: who asks, for which database, in which session. */
@@ -114,10 +129,14 @@ export function forwardedHeaders(get: (name: string) => string | undefined): Rec
  */
 export async function primaryOf(server: ServerContext, database: DatabaseRecord): Promise<ForwardTarget | 'self'> {
   if (!server.clusterCatalog) return 'self';
-  const reply = await server.pool.send(database.uuid, server.catalog.file(database.uuid), { op: 'primary' });
-  if (reply.forward === undefined) return 'self';
-  if (reply.forward === null) throw new ApiError(503, ErrorCodes.sql, NO_PRIMARY);
-  return reply.forward;
+  try {
+    await server.pool.call({ uuid: database.uuid, file: server.catalog.file(database.uuid) }, { op: 'primary' });
+    return 'self';
+  } catch (e) {
+    if (!(e instanceof NotPrimary)) throw e;
+    if (e.holder === null) throw new ApiError(503, ErrorCodes.sql, NO_PRIMARY);
+    return e.holder;
+  }
 }
 
 /** Sends the request being served to `target` as it came (body included) and answers with its answer. */
@@ -144,7 +163,7 @@ export async function runSql(
   c: Context<Env>,
   database: DatabaseRecord,
   protocol: WireProtocol,
-  extra: { resultsFormat?: string; session?: string } = {},
+  extra: SqlExtras = {},
 ): Promise<Response> {
   c.set('logDatabase', database.name);
   const url = new URL(c.req.url);

@@ -14,10 +14,10 @@ import { z } from 'zod';
 import { authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext, Transfer } from '../context.ts';
-import { HostFailure } from '../host/pool.ts';
-import type { HostReply } from '../host/protocol.ts';
+import { HostError, NotPrimary } from '../host/failures.ts';
+import type { HostOperations } from '../host/protocol.ts';
 import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
-import { ApiError, jsonBody } from './rest.ts';
+import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { primaryOf, relay } from './sql.ts';
 
 const TRANSFER_TTL_MS = 60 * 60 * 1000;
@@ -73,19 +73,15 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     const key = randomBytes(24).toString('base64url');
     const file = path.join(transferDir(server, 'exports'), `${key}.sql`);
     const options = { noData: body.dump_options?.no_data, noSchema: body.dump_options?.no_schema, tables: body.dump_options?.tables };
-    let reply: { status: number; body: string };
+    let exported: HostOperations['export']['value'];
     try {
-      reply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'export', file, options }, 0);
+      exported = await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, { op: 'export', file, options });
     } catch (e) {
-      if (e instanceof HostFailure) throw new ApiError(503, ErrorCodes.sql, e.message);
-      throw e;
-    }
-    if (reply.status !== 200) {
+      if (!(e instanceof HostError)) throw apiErrorOf(e);
       rmSync(file, { force: true });
-      const error = JSON.parse(reply.body).errors?.[0]?.message ?? 'export failed';
-      return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error }));
+      return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error: e.message }));
     }
-    const { bookmark } = JSON.parse(reply.body) as { bookmark: string };
+    const { bookmark } = exported;
     server.transfers.set(key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS });
     return c.json(
       success({
@@ -124,23 +120,26 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     if (!transfer) throw new ApiError(404, ErrorCodes.notFound, `Unknown upload ${body.filename}: call init first`);
     if (transfer.etag !== body.etag) throw new ApiError(400, ErrorCodes.badRequest, 'The etag does not match the one given at init');
     if (!existsSync(transfer.file)) throw new ApiError(400, ErrorCodes.badRequest, 'Nothing was uploaded to the upload_url yet');
-    let reply: { status: number; body: string };
+    let imported: HostOperations['import']['value'] | undefined;
+    let error: string | undefined;
     try {
-      reply = await server.pool.send(record.uuid, server.catalog.file(record.uuid), { op: 'import', file: transfer.file }, 0);
+      imported = await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, { op: 'import', file: transfer.file });
+      if (imported.response && !imported.response.success) error = imported.response.error;
     } catch (e) {
-      if (e instanceof HostFailure) throw new ApiError(503, ErrorCodes.sql, e.message);
-      throw e;
+      if (e instanceof NotPrimary) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
+      if (!(e instanceof HostError)) throw apiErrorOf(e);
+      error = e.message;
+    } finally {
+      rmSync(transfer.file, { force: true });
     }
-    rmSync(transfer.file, { force: true });
-    if ((reply as HostReply).forward !== undefined) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
-    const answer = JSON.parse(reply.body);
-    if (reply.status !== 200) {
-      const error = answer.errors?.[0]?.message ?? 'import failed';
+    if (error !== undefined || !imported) {
       const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
       transfer.result = result;
       return c.json(success(result));
     }
-    const { final_bookmark, num_queries, meta } = answer.result;
+    const num_queries = imported.statements;
+    const final_bookmark = imported.bookmark;
+    const meta = imported.response?.success ? imported.response.results.at(-1)?.meta : undefined;
     const result = {
       success: true,
       type: 'import',

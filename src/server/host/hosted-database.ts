@@ -1,0 +1,355 @@
+// One database hosted by a worker: its engine (plain, with a write log, or a cluster node's part),
+// the SQL requests waiting for it, and the other operations on it. Requests that arrive together
+// run together (group commit); each answer leaves once the write log holds its commit.
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { parseBookmark } from '../../api/bookmark.ts';
+import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
+import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
+import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts';
+import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
+import { Engine, type EngineOptions } from '../../engine/engine.ts';
+import { detailOf } from '../../engine/sqlite-error.ts';
+import { LoggedDatabase } from '../../log/logged-database.ts';
+import { splitSqlText } from '../protocols/requests.ts';
+import type { ClusterHost } from './cluster-host.ts';
+import type { DatabaseRef, FromWorker, HistoryPointMessage, HostCall, HostFailureData, HostOperations, WorkerSettings } from './protocol.ts';
+
+/** A failure with its kind, for the boundary. */
+export class Failure extends Error {
+  constructor(readonly data: HostFailureData) {
+    super('message' in data ? data.message : data.kind);
+  }
+}
+
+const notPrimary = (forward: Forward['forward']): Failure =>
+  new Failure({ kind: 'not-primary', holder: forward ? { node: forward.node, url: forward.url, region: forward.region } : null });
+
+interface Pending {
+  id: number;
+  seq: number;
+  request: ExecuteRequest;
+  writes: boolean;
+}
+
+/** An answer, and what it becomes when the commit it reports is not made durable. */
+interface Outgoing {
+  message: FromWorker;
+  unlessDurable?: (error: string) => FromWorker;
+}
+
+/** How long opening waits for another process to let the history go (a server that is still stopping). */
+const LOCK_WAIT_MS = 1000;
+
+export class HostedDatabase {
+  private logged: LoggedDatabase | undefined;
+  private plain: Engine | undefined;
+  private cluster: ClusterHost | undefined;
+  private queue: Pending[] = [];
+  private outgoing: Outgoing[] = [];
+  /** Operations under way (an execute drain, an await in another operation): the slot stays held. */
+  private busy = 0;
+  /** This worker holds the database's slot (Slots.hold). */
+  held = false;
+  closed = false;
+
+  constructor(
+    public ref: DatabaseRef,
+    private readonly settings: WorkerSettings,
+    private readonly post: (messages: FromWorker[]) => void,
+    /** A new task starts (a unit of SQL): the worker's busy clock starts over. */
+    private readonly task: () => void,
+  ) {}
+
+  private engineOptions(): EngineOptions {
+    return { intMode: 'bigint', servedBy: this.settings.cluster ? this.settings.cluster.node : this.settings.servedBy, queryTimeoutMs: this.settings.queryTimeoutMs };
+  }
+
+  /** Opens the database; throws what opening threw. Synchronous except in cluster mode. */
+  open(): void | Promise<void> {
+    const options = this.engineOptions();
+    const { cluster, history } = this.settings;
+    if (cluster) {
+      // Loaded only in cluster mode: the NATS client is a large part of a worker's start-up.
+      return import('./cluster-host.ts').then(({ ClusterHost }) => {
+        this.cluster = new ClusterHost({ ...cluster, database: this.ref.uuid }, this.ref.file, { ...options, servedByRegion: cluster.region });
+      });
+    }
+    if (history) this.logged = new LoggedDatabase(this.ref.file, options, { ...history, lockWaitMs: LOCK_WAIT_MS, lock: this.ref.lock });
+    else this.plain = new Engine(this.ref.file, options);
+  }
+
+  private engine(): Engine {
+    return this.logged?.engine ?? this.plain!;
+  }
+
+  /** The engine for reads outside SQL requests (info, exports): in cluster mode, this node's copy. */
+  private async localEngine(): Promise<Engine> {
+    if (!this.cluster) return this.engine();
+    const copy = (await this.cluster.get()).engine;
+    if (!copy) throw new Failure({ kind: 'error', message: UNAVAILABLE });
+    return copy;
+  }
+
+  get idle(): boolean {
+    return this.busy === 0 && this.queue.length === 0;
+  }
+
+  get working(): boolean {
+    return this.busy > 0;
+  }
+
+  /** A cluster database keeps its lease and follower going in this worker: it is not moved while that one is busy. */
+  get movable(): boolean {
+    return !this.cluster;
+  }
+
+  enter(): void {
+    this.busy++;
+  }
+
+  leave(): void {
+    this.busy--;
+  }
+
+  enqueue(id: number, seq: number, request: ExecuteRequest, writes: boolean): void {
+    this.queue.push({ id, seq, request, writes });
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** The pool re-sent these requests to the database's new worker. */
+  discardQueue(): void {
+    this.queue = [];
+  }
+
+  private reply(message: FromWorker, unlessDurable?: (error: string) => FromWorker): void {
+    this.outgoing.push({ message, unlessDurable });
+  }
+
+  /**
+   * Answers go out once the log holds every commit they report; when it cannot, those answers
+   * become failures. Answers that report no commit (reads, failures) need no flush.
+   */
+  private flushReplies(always = false): void {
+    if (this.outgoing.length === 0) return;
+    let failure: string | undefined;
+    if (always || this.outgoing.some((o) => o.unlessDurable)) {
+      try {
+        this.logged?.flush();
+      } catch (e) {
+        failure = detailOf(e);
+      }
+    }
+    const out = this.outgoing.map((o) => (failure !== undefined && o.unlessDurable ? o.unlessDurable(failure) : o.message));
+    this.outgoing = [];
+    this.post(out);
+  }
+
+  /**
+   * Runs every queued SQL request; returns when the cluster's answers are in (at once otherwise).
+   * `taking` is told the number of the last call taken before any runs.
+   */
+  drain(taking: (seq: number) => void): void | Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    taking(batch.at(-1)!.seq);
+    if (this.cluster) return this.drainCluster(batch);
+    const refused = this.logged?.unavailable();
+    if (refused !== undefined) {
+      for (const p of batch) this.reply({ t: 'reply', id: p.id, value: { success: false, error: refused } satisfies ExecuteResponse });
+      this.flushReplies();
+      return;
+    }
+    // Each unit's answers leave before the next unit runs: a runaway later in the batch must not
+    // hold back (or lose) the answers of writes that already committed.
+    const running = this.engine();
+    // A batch that may write flushes the log after each unit even when nothing committed: a commit
+    // the log failed to take is repaired there, before the next unit runs.
+    const writing = batch.some((p) => p.writes);
+    // A repair (the log failed) reopens the engine between two units: the units after it, which the
+    // closed engine refused, run again on the new one.
+    const again: Pending[] = [];
+    let stale = false;
+    let sequenceBefore = running.commitSequence;
+    running.executeMany(
+      batch.map((p) => p.request),
+      (i, response) => {
+        const p = batch[i]!;
+        if (stale) {
+          again.push(p);
+          return;
+        }
+        const committed = response.success && running.commitSequence !== sequenceBefore;
+        this.reply(
+          { t: 'reply', id: p.id, value: response },
+          committed ? (error) => ({ t: 'reply', id: p.id, value: { success: false, error } satisfies ExecuteResponse }) : undefined,
+        );
+      },
+      () => {
+        this.flushReplies(writing);
+        this.task();
+        stale = this.engine() !== running || this.logged?.refused === true;
+        sequenceBefore = running.commitSequence;
+      },
+    );
+    this.flushReplies(writing);
+    if (again.length > 0) this.queue = [...again, ...this.queue];
+  }
+
+  /** Cluster mode: the batch runs here (one shipment to the log for all its writes), or is handed on. */
+  private async drainCluster(batch: Pending[]): Promise<void> {
+    let answers: (ExecuteResponse | Forward)[];
+    try {
+      const database = await this.cluster!.get();
+      answers = await database.executeMany(batch.map((p) => ({ request: p.request, writes: p.writes })));
+    } catch (e) {
+      // NATS's own errors ("TIMEOUT"…) mean the same to the caller: nothing was made durable.
+      const error = (e as Error).message === UNAVAILABLE ? UNAVAILABLE : NOT_DURABLE;
+      const copy = this.cluster!.offlineCopy();
+      answers = batch.map((p) => (copy && !p.writes && readsAnyCopy(p.request, copy) ? copy.execute(p.request) : { success: false, error }));
+    }
+    answers.forEach((answer, i) => {
+      const p = batch[i]!;
+      if ('forward' in answer) this.reply({ t: 'fail', id: p.id, failure: notPrimary(answer.forward).data });
+      else this.reply({ t: 'reply', id: p.id, value: answer });
+    });
+    this.flushReplies();
+  }
+
+  /** Runs an operation other than SQL; the answer (or typed failure) is posted when it settles. */
+  async run(id: number, call: Exclude<HostCall, { op: 'execute' }>): Promise<void> {
+    try {
+      const refused = this.logged?.unavailable();
+      if (refused !== undefined) throw new Failure({ kind: 'refused', message: refused });
+      await this.operate(id, call);
+    } catch (e) {
+      this.reply({ t: 'fail', id, failure: failureOf(e) });
+    }
+    this.flushReplies(true);
+  }
+
+  private async operate(id: number, call: Exclude<HostCall, { op: 'execute' }>): Promise<void> {
+    const answer = <K extends keyof HostOperations>(value: HostOperations[K]['value'], unlessDurable?: (error: string) => FromWorker) =>
+      this.reply({ t: 'reply', id, value }, unlessDurable);
+    switch (call.op) {
+      case 'primary': {
+        const where = this.cluster ? await (await this.cluster.get()).primaryNode() : 'self';
+        if (where !== 'self') throw notPrimary(where);
+        return answer<'primary'>(null);
+      }
+      case 'info':
+        return answer<'info'>((await this.localEngine()).info());
+      case 'dump': {
+        await (await this.localEngine()).dumpTo(call.file);
+        return answer<'dump'>(null);
+      }
+      case 'export': {
+        const source = await this.localEngine();
+        const lines = writeDump(source, call.file, call.options);
+        return answer<'export'>({ lines, bookmark: source.bookmark });
+      }
+      case 'import': {
+        const queries = splitSqlText(readFileSync(call.file, 'utf8')).map((sql) => ({ sql, params: [] }));
+        const value = await this.asWriter((target) => {
+          const response = queries.length === 0 ? null : target.withoutQueryTimeout(() => target.execute({ queries, resultsFormat: 'NONE' }));
+          return { statements: queries.length, response, bookmark: target.bookmark };
+        });
+        // An import the log could not make durable was undone: it failed.
+        const committed = value.response?.success === true;
+        return answer<'import'>(value, committed ? (error) => ({ t: 'reply', id, value: { ...value, response: { success: false, error } } }) : undefined);
+      }
+      case 'bookmark':
+        return answer<'bookmark'>(
+          await this.asWriter((_, log) => ({ bookmark: historyOf(log).bookmarkAt(call.timestamp === undefined ? undefined : new Date(call.timestamp)) })),
+        );
+      case 'restore':
+        return answer<'restore'>(await this.asWriter((_, log) => historyOf(log).restore(pointOf(call.point))));
+      case 'fork':
+        return answer<'fork'>(await this.asWriter((_, log) => historyOf(log).fork(pointOf(call.point), call.file)));
+    }
+  }
+
+  /**
+   * Runs work that writes or needs the write log. In cluster mode it runs only on the primary
+   * (serialised with its writes, and shipped to the log before the answer); elsewhere it fails
+   * with where the primary is.
+   */
+  private async asWriter<T>(work: (target: Engine, log: LoggedDatabase | undefined) => T | Promise<T>): Promise<T> {
+    if (!this.cluster) return work(this.engine(), this.logged);
+    const database: ClusterDatabase = await this.cluster.get();
+    const result = await database.asPrimary((primaryLog) => work(primaryLog.engine, primaryLog));
+    if (result !== null && typeof result === 'object' && 'forward' in result) throw notPrimary((result as Forward).forward);
+    return result as T;
+  }
+
+  applyRetention(): void {
+    this.logged?.applyRetention();
+  }
+
+  /** Takes the history lock a stale copy elsewhere in this process held until now. */
+  takeLock(): void {
+    this.logged?.takeLock(LOCK_WAIT_MS);
+  }
+
+  /** Closes the database (what is queued has been answered). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.cluster) await this.cluster.stop();
+    else if (this.logged) await this.logged.close();
+    else this.plain?.close();
+  }
+
+  /** Lets go of a copy another worker has taken over: nothing is written or checkpointed. */
+  abandon(): void {
+    this.closed = true;
+    if (this.logged) this.logged.abandon();
+    else this.plain?.close({ keepWal: true });
+  }
+
+  /** The process is ending: closes at once. */
+  closeNow(): void {
+    this.closed = true;
+    if (this.cluster) void this.cluster.stop();
+    else if (this.logged) this.logged.closeNow();
+    else this.plain?.close();
+  }
+}
+
+/** A session read that the copy may serve: any copy will do, or this one has reached its bookmark. */
+function readsAnyCopy(request: ExecuteRequest, copy: Engine): boolean {
+  if (request.bookmark === 'first-unconstrained') return true;
+  const wanted = request.bookmark === undefined ? undefined : parseBookmark(request.bookmark);
+  return wanted !== undefined && wanted.sequence <= copy.commitSequence;
+}
+
+function writeDump(source: Engine, file: string, options: HostOperations['export']['call']['options']): number {
+  const fd = openSync(file, 'w');
+  let lines = 0;
+  try {
+    for (const line of source.dumpSql(options)) {
+      writeSync(fd, lines === 0 ? line : `\n${line}`);
+      lines++;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return lines;
+}
+
+function historyOf(log: LoggedDatabase | undefined): LoggedDatabase {
+  if (!log) throw new HistoryError('Time Travel is off on this server: it runs without a write log (dione serve --no-history)');
+  return log;
+}
+
+function pointOf(message: HistoryPointMessage): HistoryPoint {
+  return message.bookmark !== undefined ? { bookmark: message.bookmark } : { timestamp: new Date(message.timestamp!) };
+}
+
+export function failureOf(e: unknown): HostFailureData {
+  if (e instanceof Failure) return e.data;
+  if (e instanceof HistoryError) return { kind: 'history', message: e.message };
+  return { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+}

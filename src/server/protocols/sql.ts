@@ -1,0 +1,88 @@
+// The SQL protocols at the HTTP edge: a request body in the caller's protocol becomes an engine
+// request, and an engine response (or a failure) becomes that protocol's answer, status included.
+import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
+import type { IntMode } from '../../api/types.ts';
+import { parseQuery } from '../../sql/parse-cache.ts';
+import { ErrorCodes, envelopeError } from './envelope.ts';
+import { BadRequest, parseD1Body, parseDioneBody, parseRestBody } from './requests.ts';
+import { d1Response, dioneResponse, type Encoded, restResponse } from './responses.ts';
+
+/** workerd's binding protocol ('d1'), dione/client's ('dione'), and Cloudflare's REST /query and /raw. */
+export type WireProtocol = 'dione' | 'd1' | 'rest-query' | 'rest-raw';
+
+/** The binding protocol's query parameter and session header. */
+export interface SqlExtras {
+  resultsFormat?: string;
+  session?: string;
+}
+
+export interface ParsedSql {
+  request: ExecuteRequest;
+  /** The request may write (SQLite has the last word: a read-only caller's request runs with writes refused). */
+  writes: boolean;
+  encode(response: ExecuteResponse): Encoded;
+}
+
+/** Parses a body in its protocol; throws BadRequest with the reason. */
+export function parseSql(protocol: WireProtocol, body: string, extra: SqlExtras = {}): ParsedSql {
+  let request: ExecuteRequest;
+  let encode: (response: ExecuteResponse) => Encoded;
+  switch (protocol) {
+    case 'dione': {
+      const parsed = parseDioneBody(body);
+      request = parsed.request;
+      const intMode = parsed.intMode as IntMode;
+      encode = (r) => dioneResponse(r, intMode);
+      break;
+    }
+    case 'd1': {
+      const { queries, array } = parseD1Body(body);
+      request = { queries, bookmark: extra.session };
+      encode = (r) => d1Response(r, array, extra.resultsFormat);
+      break;
+    }
+    default: {
+      const raw = protocol === 'rest-raw';
+      request = { queries: parseRestBody(body) };
+      encode = (r) => restResponse(r, raw);
+    }
+  }
+  const writes = request.queries.some((q) => parseQuery(q.sql).statements.some((s) => s.kind === 'write'));
+  return { request, writes, encode };
+}
+
+export { BadRequest };
+
+/** What a read-only token is told when its request would write (SQLite refuses it too, should the lexer be wrong). */
+export const WRITE_REFUSED = 'This token can only read: the statement would write';
+
+/** Why a SQL request got no engine response, each with its status. */
+export type SqlFailure = 'bad-request' | 'forbidden' | 'timeout' | 'unavailable' | 'no-primary' | 'network';
+
+const STATUS: Record<SqlFailure, number> = {
+  'bad-request': 400,
+  forbidden: 403,
+  timeout: 504,
+  unavailable: 503,
+  'no-primary': 503,
+  network: 502,
+};
+
+const CODE: Record<SqlFailure, number> = {
+  'bad-request': ErrorCodes.badRequest,
+  forbidden: ErrorCodes.forbidden,
+  timeout: ErrorCodes.sql,
+  unavailable: ErrorCodes.sql,
+  'no-primary': ErrorCodes.sql,
+  network: ErrorCodes.sql,
+};
+
+/** A failure in the protocol's shape: REST gets a Cloudflare envelope, the binding protocols `{success: false, error}`. */
+export function sqlFailure(protocol: WireProtocol, failure: SqlFailure, message: string): Encoded {
+  const rest = protocol === 'rest-query' || protocol === 'rest-raw';
+  const body = rest ? envelopeError(CODE[failure], message) : { success: false, error: message };
+  return { status: STATUS[failure], body: JSON.stringify(body) };
+}
+
+/** The engine interrupted the request at the query timeout. */
+export { timedOut } from '../../engine/engine.ts';
