@@ -346,7 +346,7 @@ export class WorkerPool {
       if (!w || w.exited) continue;
       if (w.pending.size > 0 || this.slots.busyFor(w.index) > 0) w.lastWork = Date.now();
       if (w.extra && w.owned.size === 0 && w.pending.size === 0 && Date.now() - w.lastWork > EXTRA_IDLE_MS) {
-        void w.worker.terminate();
+        void this.end(w);
         continue;
       }
       if (w.pending.size === 0 || !this.stalled(w)) continue;
@@ -478,9 +478,22 @@ export class WorkerPool {
     if (r) await this.close(r);
   }
 
-  /** Ends a worker as a crash would (tests: what is acknowledged survives, the rest fails cleanly). */
-  async terminateWorker(index: number): Promise<void> {
-    await this.workers[index]?.worker.terminate();
+  /**
+   * Ends a worker as an uncaught error in it would: between two tasks, with the requests it holds
+   * unanswered (tests). Not Worker.terminate(): that may stop a worker inside a SQLite call, which
+   * better-sqlite3 does not survive.
+   */
+  async crashWorker(index: number): Promise<void> {
+    const handle = this.workers[index];
+    if (handle) await this.end(handle);
+  }
+
+  /** Ends a worker between two of its tasks; resolves once it has exited. */
+  private end(handle: WorkerHandle): Promise<void> {
+    if (handle.exited) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => handle.worker.once('exit', () => resolve()));
+    handle.worker.postMessage([{ t: 'exit' } satisfies ToWorker]);
+    return exited;
   }
 
   /** Graceful: every in-flight request finishes, every database closes, then the workers end. */
@@ -492,7 +505,7 @@ export class WorkerPool {
     while (this.workers.some((w) => w && !w.exited && w.pending.size > 0)) await new Promise((r) => setTimeout(r, 5));
     this.stopped = true;
     await Promise.all([...this.residents.values()].map((r) => this.close(r)));
-    await Promise.all(this.workers.filter((w) => w && !w.exited).map((w) => w.worker.terminate()));
+    await Promise.all(this.workers.filter((w) => w && !w.exited).map((w) => this.end(w)));
   }
 }
 

@@ -109,7 +109,9 @@ export type ToWorker =
   /** The database moved to another worker while this one was busy: let the copy go without touching its files. */
   | { t: 'drop'; uuid: string }
   /** Take the history lock the dropped copy held. */
-  | { t: 'lock'; db: DatabaseRef };
+  | { t: 'lock'; db: DatabaseRef }
+  /** End at once, as an uncaught error would (tests: what is acknowledged survives a worker's end). */
+  | { t: 'exit' };
 
 export type FromWorker =
   | { t: 'reply'; id: number; value: unknown }

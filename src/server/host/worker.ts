@@ -187,6 +187,9 @@ function receive(message: ToWorker): void {
       post([{ t: 'released', uuid: message.uuid, lockReleased: true }]);
       return;
     }
+    case 'exit':
+      process.exit(70);
+      return;
     case 'lock': {
       const db = databases.get(message.db.uuid);
       if (!db || db.ref.epoch !== message.db.epoch) return;
