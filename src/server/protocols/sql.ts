@@ -57,7 +57,7 @@ export { BadRequest };
 export const WRITE_REFUSED = 'This token can only read: the statement would write';
 
 /** Why a SQL request got no engine response, each with its status. */
-export type SqlFailure = 'bad-request' | 'forbidden' | 'timeout' | 'unavailable' | 'no-primary' | 'network';
+export type SqlFailure = 'bad-request' | 'forbidden' | 'timeout' | 'unavailable' | 'no-primary' | 'network' | 'host';
 
 const STATUS: Record<SqlFailure, number> = {
   'bad-request': 400,
@@ -66,6 +66,7 @@ const STATUS: Record<SqlFailure, number> = {
   unavailable: 503,
   'no-primary': 503,
   network: 502,
+  host: 500,
 };
 
 const CODE: Record<SqlFailure, number> = {
@@ -75,6 +76,7 @@ const CODE: Record<SqlFailure, number> = {
   unavailable: ErrorCodes.sql,
   'no-primary': ErrorCodes.sql,
   network: ErrorCodes.sql,
+  host: ErrorCodes.sql,
 };
 
 /** A failure in the protocol's shape: REST gets a Cloudflare envelope, the binding protocols `{success: false, error}`. */

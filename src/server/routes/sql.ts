@@ -4,7 +4,7 @@
 import type { Context } from 'hono';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
-import { HostUnavailable, NotPrimary } from '../host/failures.ts';
+import { HostError, HostUnavailable, NotPrimary } from '../host/failures.ts';
 import type { ForwardTarget } from '../host/protocol.ts';
 import { ErrorCodes } from '../protocols/envelope.ts';
 import type { Encoded } from '../protocols/responses.ts';
@@ -91,26 +91,46 @@ export async function executeSql(
       return done(answer, answer.status < 300 ? 'forwarded' : 'error');
     }
     if (e instanceof HostUnavailable) return done(sqlFailure(protocol, 'unavailable', e.message), 'error');
+    if (e instanceof HostError) {
+      // The database could not be opened or served (its file, its write log): the reason, not a generic error.
+      server.logger.error({ database: database.name, err: e }, 'database host failed');
+      return done(sqlFailure(protocol, 'host', e.message), 'error');
+    }
     throw e;
   }
 }
 
-/** Cluster mode: hands a request this node cannot serve to the database's primary, and relays its answer. */
-async function forward(server: ServerContext, target: ForwardTarget | null, protocol: WireProtocol, body: string, forwarding: Forwarding | undefined): Promise<Encoded> {
-  if (!target || !forwarding || forwarding.headers[FORWARDED_HEADER] !== undefined) return sqlFailure(protocol, 'no-primary', NO_PRIMARY);
-  let response: Response;
-  let text: string;
+/**
+ * Cluster mode's one forwarding path (rqlite's shape: the request was tried here, the host said
+ * NotPrimary): sends the request as it came to the primary, once. 'no-primary' when none is
+ * known or the request was forwarded already (it is never sent on twice); 'network' when the
+ * primary cannot be reached.
+ */
+async function sendToPrimary(
+  server: ServerContext,
+  target: ForwardTarget | null,
+  request: { method: string; path: string; headers: Record<string, string>; body?: string | ArrayBuffer },
+): Promise<Response | 'no-primary' | 'network'> {
+  if (!target || request.headers[FORWARDED_HEADER] !== undefined) return 'no-primary';
   try {
-    response = await fetch(new URL(forwarding.path, target.url), {
-      method: 'POST',
-      headers: { ...forwarding.headers, [FORWARDED_HEADER]: server.settings.node ?? 'dione' },
-      body,
+    const response = await fetch(new URL(request.path, target.url), {
+      method: request.method,
+      headers: { ...request.headers, [FORWARDED_HEADER]: server.settings.node ?? 'dione' },
+      body: request.body,
     });
-    text = await response.text();
+    // Read whole here: a connection lost while reading is the same failure as one lost while sending.
+    return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers });
   } catch {
-    return sqlFailure(protocol, 'network', NETWORK_LOST);
+    return 'network';
   }
-  return { status: response.status, body: text, bookmark: response.headers.get(SESSION_HEADER) ?? undefined };
+}
+
+/** A SQL request this node cannot serve, answered by the database's primary (in the caller's protocol). */
+async function forward(server: ServerContext, target: ForwardTarget | null, protocol: WireProtocol, body: string, forwarding: Forwarding | undefined): Promise<Encoded> {
+  const response = forwarding ? await sendToPrimary(server, target, { method: 'POST', path: forwarding.path, headers: forwarding.headers, body }) : 'no-primary';
+  if (response === 'no-primary') return sqlFailure(protocol, 'no-primary', NO_PRIMARY);
+  if (response === 'network') return sqlFailure(protocol, 'network', NETWORK_LOST);
+  return { status: response.status, body: await response.text(), bookmark: response.headers.get(SESSION_HEADER) ?? undefined };
 }
 
 /** The headers a forwarded request keeps: who asks, for which database, in which session. */
@@ -141,20 +161,13 @@ export async function primaryOf(server: ServerContext, database: DatabaseRecord)
 
 /** Sends the request being served to `target` as it came (body included) and answers with its answer. */
 export async function relay(server: ServerContext, c: Context<Env>, target: ForwardTarget): Promise<Response> {
-  if (c.req.header(FORWARDED_HEADER) !== undefined) throw new ApiError(503, ErrorCodes.sql, NO_PRIMARY);
   const url = new URL(c.req.url);
   const body = c.req.method === 'GET' || c.req.method === 'HEAD' ? undefined : await c.req.arrayBuffer();
-  let response: Response;
-  try {
-    response = await fetch(new URL(url.pathname + url.search, target.url), {
-      method: c.req.method,
-      headers: { ...forwardedHeaders((name) => c.req.header(name)), [FORWARDED_HEADER]: server.settings.node ?? 'dione' },
-      body,
-    });
-  } catch {
-    throw new ApiError(502, ErrorCodes.sql, NETWORK_LOST);
-  }
-  return new Response(await response.arrayBuffer(), { status: response.status, headers: { 'content-type': response.headers.get('content-type') ?? 'application/json' } });
+  const headers = forwardedHeaders((name) => c.req.header(name));
+  const response = await sendToPrimary(server, target, { method: c.req.method, path: url.pathname + url.search, headers, body });
+  if (response === 'no-primary') throw new ApiError(503, ErrorCodes.sql, NO_PRIMARY);
+  if (response === 'network') throw new ApiError(502, ErrorCodes.sql, NETWORK_LOST);
+  return new Response(response.body, { status: response.status, headers: { 'content-type': response.headers.get('content-type') ?? 'application/json' } });
 }
 
 /** executeSql for a Hono route. */
