@@ -3,9 +3,11 @@
 // used; it is closed when idle, or to stay within the open-database budget (least recently used
 // first). A worker busy with a long query does not hold up the other databases it hosts: those with
 // requests waiting move to a free worker (or, when every worker is busy, to an extra one, up to
-// twice the pool). The ownership table (slots.ts) makes every move safe against the worker it leaves.
-import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+// twice the pool; a standby thread waits, started, for that moment). The ownership table (slots.ts)
+// makes every move safe against the worker it leaves.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ExecuteRequest } from '../../api/executor.ts';
 import { failureFrom, HOST_MESSAGES, HostUnavailable } from './failures.ts';
@@ -80,7 +82,10 @@ class WorkerHandle {
 
   constructor(
     readonly index: number,
-    readonly extra: boolean,
+    /** Beyond the pool's size: started when every worker was stuck, it ends once idle. */
+    public extra: boolean,
+    /** Kept started and empty, to stand in at once when every worker is stuck. */
+    public standby: boolean,
     settings: WorkerSettings,
     onMessages: (handle: WorkerHandle, messages: FromWorker[]) => void,
     onExit: (handle: WorkerHandle, detail: string) => void,
@@ -127,7 +132,28 @@ interface Resident {
 }
 
 const fromSources = import.meta.url.endsWith('.ts');
-const workerEntry = new URL(fromSources ? './worker.ts' : './worker.js', import.meta.url).href;
+const workerEntry = workerModule();
+
+/**
+ * The worker's module. Run from the TypeScript sources (a checkout, the tests), a thread starts in
+ * a fraction of the time from the compiled build, which is used while it is newer than every
+ * source file; otherwise the worker runs the sources through tsx, like this thread.
+ */
+function workerModule(): { url: string; typescript: boolean } {
+  const compiled = new URL(fromSources ? '../../../dist/server/host/worker.js' : './worker.js', import.meta.url);
+  if (!fromSources) return { url: compiled.href, typescript: false };
+  const newestSource = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce(
+      (newest, e) => Math.max(newest, e.isDirectory() ? newestSource(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs),
+      0,
+    );
+  try {
+    if (statSync(fileURLToPath(compiled)).mtimeMs > newestSource(fileURLToPath(new URL('../../', import.meta.url)))) return { url: compiled.href, typescript: false };
+  } catch {
+    // no build: run the sources
+  }
+  return { url: new URL('./worker.ts', import.meta.url).href, typescript: true };
+}
 
 /**
  * Extra node flags for the workers (profiling, fault injection in tests): DIONE_HOST_NODE_FLAGS.
@@ -138,7 +164,7 @@ function workerFlags(): { execArgv: string[]; preload: string[]; tsx: boolean } 
   const flags = process.env.DIONE_HOST_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
   const execArgv: string[] = [];
   const preload: string[] = [];
-  let tsx = fromSources;
+  let tsx = workerEntry.typescript;
   for (let i = 0; i < flags.length; i++) {
     if (flags[i] !== '--import') execArgv.push(flags[i]!);
     else {
@@ -156,7 +182,7 @@ const flags = workerFlags();
 const bootstrap = `(async () => {
   ${flags.tsx ? `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();` : ''}
   for (const module of ${JSON.stringify(flags.preload)}) await import(module);
-  await import(${JSON.stringify(workerEntry)});
+  await import(${JSON.stringify(workerEntry.url)});
 })().catch((e) => { process.stderr.write(String(e && e.stack || e) + '\\n'); process.exit(70); });`;
 
 export class WorkerPool {
@@ -175,12 +201,14 @@ export class WorkerPool {
   constructor(private readonly options: PoolOptions) {
     if (options.workers < 1 || options.workers > MAX_WORKERS / 2) throw new Error(`the pool takes 1 to ${MAX_WORKERS / 2} workers, got ${options.workers}`);
     for (let i = 0; i < options.workers; i++) this.startWorker(i, false);
+    // Starting a thread (loading the modules) takes a while: one waits, ready, for the moment every worker is stuck.
+    if (this.movable()) this.startStandby();
     const sweepMs = Math.max(10, Math.min(1000, options.idleMs / 4));
     this.sweeper = setInterval(() => this.sweep(), sweepMs).unref();
     this.rescuer = setInterval(() => this.rescue(), RESCUE_EVERY_MS).unref();
   }
 
-  private startWorker(index: number, extra: boolean): WorkerHandle {
+  private startWorker(index: number, extra: boolean, standby = false): WorkerHandle {
     const settings: WorkerSettings = {
       index,
       servedBy: this.options.servedBy,
@@ -193,12 +221,13 @@ export class WorkerPool {
     const handle = new WorkerHandle(
       index,
       extra,
+      standby,
       settings,
       (h, messages) => this.receive(h, messages),
       (h, detail) => this.exited(h, detail),
     );
     this.workers[index] = handle;
-    this.options.onEvent?.({ type: 'worker-start', worker: index });
+    this.options.onEvent?.({ type: 'worker-start', worker: index, detail: standby ? 'standby' : extra ? 'extra' : undefined });
     return handle;
   }
 
@@ -207,8 +236,9 @@ export class WorkerPool {
     return this.residents.size;
   }
 
+  /** Workers hosting databases now (the pool's and extra ones; not the standby). */
   get workerCount(): number {
-    return this.workers.filter((w) => w && !w.exited).length;
+    return this.workers.filter((w) => w && !w.exited && !w.standby).length;
   }
 
   /** Runs a SQL request on the database. Cluster mode: a NotPrimary failure when another node must. */
@@ -279,25 +309,41 @@ export class WorkerPool {
     let best: WorkerHandle | undefined;
     let bestScore = Number.POSITIVE_INFINITY;
     for (const w of this.workers) {
-      if (!w || w.exited || this.stalled(w)) continue;
+      if (!w || w.exited || w.standby || this.stalled(w)) continue;
       const score = w.pending.size * 1_000_000 + w.owned.size;
       if (score < bestScore) {
         best = w;
         bestScore = score;
       }
     }
-    const fallback = best ?? this.extraWorker() ?? this.workers.filter((w) => w && !w.exited).sort((a, b) => a.pending.size - b.pending.size)[0];
+    const fallback = best ?? this.extraWorker() ?? this.workers.filter((w) => w && !w.exited && !w.standby).sort((a, b) => a.pending.size - b.pending.size)[0];
     if (!fallback) throw new HostUnavailable('crashed', HOST_MESSAGES.crashed);
     return fallback;
   }
 
-  /** Every worker is busy with a long query: one more, up to twice the pool. */
+  /** Every worker is busy with a long query: the standby steps in (and another is started), up to twice the pool. */
   private extraWorker(): WorkerHandle | undefined {
+    const standby = this.workers.find((w) => w && !w.exited && w.standby);
+    if (standby) {
+      standby.standby = false;
+      standby.extra = true;
+      this.options.onEvent?.({ type: 'worker-start', worker: standby.index, detail: 'extra (the standby)' });
+      this.startStandby();
+      return standby;
+    }
+    return this.startExtra(false);
+  }
+
+  private startStandby(): void {
+    this.startExtra(true);
+  }
+
+  private startExtra(standby: boolean): WorkerHandle | undefined {
     const running = this.workers.filter((w) => w && !w.exited).length;
     if (running >= this.options.workers * 2) return undefined;
     let index = this.workers.findIndex((w, i) => i >= this.options.workers && (!w || w.exited));
     if (index < 0) index = Math.max(this.workers.length, this.options.workers);
-    return this.startWorker(index, true);
+    return this.startWorker(index, true, standby);
   }
 
   private stalled(w: WorkerHandle): boolean {
@@ -345,7 +391,7 @@ export class WorkerPool {
     for (const w of this.workers) {
       if (!w || w.exited) continue;
       if (w.pending.size > 0 || this.slots.busyFor(w.index) > 0) w.lastWork = Date.now();
-      if (w.extra && w.owned.size === 0 && w.pending.size === 0 && Date.now() - w.lastWork > EXTRA_IDLE_MS) {
+      if (w.extra && !w.standby && w.owned.size === 0 && w.pending.size === 0 && Date.now() - w.lastWork > EXTRA_IDLE_MS) {
         void this.end(w);
         continue;
       }
@@ -466,7 +512,12 @@ export class WorkerPool {
       if (r.lockHolder === w) this.passLock(r, w);
       this.settle(r);
     }
-    if (this.stopped || w.extra) return;
+    if (this.stopped) return;
+    if (w.standby) {
+      this.startStandby();
+      return;
+    }
+    if (w.extra) return;
     // A worker that fails as it starts would fail again at once: the next one starts a second later.
     if (Date.now() - w.started < 1000) setTimeout(() => this.stopped || this.startWorker(w.index, false), 1000).unref();
     else this.startWorker(w.index, false);
