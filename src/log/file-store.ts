@@ -21,7 +21,7 @@ import {
   statSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, syncDirectory, syncFile, writeFileDurably, writeFully } from './files.ts';
+import { copyFileDurably, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
 import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 
@@ -521,7 +521,7 @@ export class DirectorySnapshots implements SnapshotStore {
   }
 
   temporaryFile(purpose: string): string {
-    return path.join(this.dir, `${purpose}.sqlite.tmp-${process.pid}`);
+    return path.join(this.dir, `${purpose}.sqlite.tmp-${temporarySuffix}`);
   }
 
   copyTo(seq: number, file: string): void {

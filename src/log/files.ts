@@ -1,6 +1,10 @@
 // File operations that stay correct across a crash: a file appears whole or not at all.
 import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { threadId } from 'node:worker_threads';
+
+/** Temporary files are named by process and thread: two threads of one process never share one. */
+export const temporarySuffix = `${process.pid}-${threadId}`;
 
 export function syncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
@@ -22,7 +26,7 @@ export function syncFile(file: string): void {
 
 /** Writes `data` to `file` through a temporary name, synced, then renamed into place. */
 export function writeFileDurably(file: string, data: string | Buffer): void {
-  const temporary = `${file}.tmp-${process.pid}`;
+  const temporary = `${file}.tmp-${temporarySuffix}`;
   writeFileSync(temporary, data);
   syncFile(temporary);
   renameSync(temporary, file);
@@ -31,7 +35,7 @@ export function writeFileDurably(file: string, data: string | Buffer): void {
 
 /** Copies `from` to `to` through a temporary name, synced, then renamed into place. */
 export function copyFileDurably(from: string, to: string): void {
-  const temporary = `${to}.tmp-${process.pid}`;
+  const temporary = `${to}.tmp-${temporarySuffix}`;
   copyFileSync(from, temporary);
   syncFile(temporary);
   renameSync(temporary, to);

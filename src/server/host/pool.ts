@@ -362,13 +362,15 @@ export class WorkerPool {
    */
   private moveAway(r: Resident): void {
     // A database being closed stays where it is: its worker is told to close it.
-    if (r.closing || !r.owner) return;
+    if (r.closing || !r.owner || this.slots.held(r.slot)) return;
     const from = r.owner;
     const to = this.leastBusy();
     if (to === from || this.stalled(to)) return;
     const taken = this.slots.move(r.slot, r.epoch, from.index, to.index);
     if (taken === undefined) return;
     r.epoch++;
+    // Epochs are never reused, so a message of an earlier epoch never matches a later owner of the slot.
+    this.nextEpoch = Math.max(this.nextEpoch, r.epoch + 1);
     r.seq = 0;
     r.owner = to;
     r.holders.add(to);

@@ -59,6 +59,11 @@ export class Slots {
     return taken;
   }
 
+  /** Whether the owner is working on the database now (it cannot move). */
+  held(slot: number): boolean {
+    return (Atomics.load(this.words, slot) & HELD) !== 0;
+  }
+
   /** Worker (holding the slot): the calls up to number `call` are taken. */
   take(slot: number, call: number): void {
     Atomics.store(this.taken, slot, call);

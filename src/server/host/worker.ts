@@ -77,7 +77,11 @@ function copyOf(ref: DatabaseRef, id: number): HostedDatabase | Promise<HostedDa
   }
   const waiting = opening.get(ref.uuid);
   if (waiting) return waiting;
+  failedOpens.delete(ref.uuid);
   const db = new HostedDatabase(ref, settings, post, task);
+  // Opening is work on the database: the pool must not move it meanwhile (two threads would open
+  // one history at once). Moved before it starts, the call was sent to the new owner.
+  if (!slots.hold(ref.slot, ref.epoch, me)) return undefined;
   let opened: void | Promise<void>;
   try {
     opened = db.open();
@@ -86,6 +90,8 @@ function copyOf(ref: DatabaseRef, id: number): HostedDatabase | Promise<HostedDa
     failedOpens.set(ref.uuid, ref.epoch);
     post([{ t: 'fail', id, failure }, { t: 'released', uuid: ref.uuid, lockReleased: true, failure }]);
     return undefined;
+  } finally {
+    slots.release(ref.slot, ref.epoch, me);
   }
   if (!opened) {
     databases.set(ref.uuid, db);
