@@ -481,6 +481,11 @@ export class LoggedDatabase {
     return response;
   }
 
+  /** The snapshot being taken in the background, if any (it settles without throwing). */
+  get snapshotInProgress(): Promise<void> | undefined {
+    return this.snapshotting?.catch(() => {});
+  }
+
   /**
    * Takes a snapshot of the database online, then drops what the retention window no longer
    * needs. One at a time: a call while one runs waits for that one.

@@ -98,9 +98,9 @@ export class HostedDatabase {
     return this.busy > 0;
   }
 
-  /** A cluster database keeps its lease and follower going in this worker: it is not moved while that one is busy. */
-  get movable(): boolean {
-    return !this.cluster;
+  /** Work that goes on after an operation returns (a snapshot the write log started). */
+  background(): Promise<void> | undefined {
+    return this.logged?.snapshotInProgress;
   }
 
   enter(): void {

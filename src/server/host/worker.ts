@@ -50,6 +50,13 @@ function within(db: HostedDatabase, work: () => void | Promise<void>): boolean {
   const done = () => {
     db.leave();
     if (db.working) return;
+    // A snapshot the log started goes on across turns: the database stays held (unmovable) until it ends.
+    const background = db.background();
+    if (background) {
+      db.enter();
+      void background.then(done);
+      return;
+    }
     db.held = false;
     slots.release(db.ref.slot, db.ref.epoch, me);
     if (db.queued > 0) scheduleDrain(db);
