@@ -2,7 +2,8 @@
 ** dione_guard: a loadable SQLite extension that gives a better-sqlite3 connection the
 ** rules Cloudflare D1 applies to user SQL: D1's runtime limits, an authorizer with D1's
 ** allowlists (functions, PRAGMAs, virtual-table modules, reserved _cf_ names), defensive
-** mode, and the gates that make SQLite itself the authority on what a request may do:
+** mode, D1's SQL dialect (double-quoted string literals, see d1_dialect), and the gates that make
+** SQLite itself the authority on what a request may do:
 **
 **   - a read mode: while it is on, the authorizer refuses every action that writes or changes
 **     connection state (so a statement prepared in it cannot write);
@@ -112,7 +113,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* Dione's own helpers: without the token they refuse (see the top of this file) */
   "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
   "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_check", "dione_keep_wal",
-  "dione_deadline",
+  "dione_deadline", "dione_settle_schema",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -385,6 +386,26 @@ static int schema_allowed(GuardState *st, sqlite3 *db, int settle) {
 }
 
 /*
+** dione_settle_schema(t), at the start of a transaction that follows other connections' commits:
+** the schema they committed is the new reference (another program on the same file, such as
+** workerd creating its _cf_METADATA, may add reserved objects; only this connection's own new ones
+** are refused).
+*/
+static void settle_schema(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  st->internal_error = SQLITE_OK;
+  sqlite3_int64 schema = internal_int(st, db, Q_SCHEMA_VERSION);
+  sqlite3_int64 reserved_now = schema == st->checked_schema ? st->reserved_objects : internal_int(st, db, Q_RESERVED);
+  if (internal_failed(ctx, st)) return;
+  st->checked_schema = schema;
+  st->reserved_objects = reserved_now;
+  sqlite3_result_null(ctx);
+}
+
+/*
 ** dione_check(t): what dione_seal() will refuse, asked of one request of a group before the next
 ** runs, so each request answers for itself: refuses the schema rules, else returns nonzero while
 ** deferred foreign key violations are unresolved.
@@ -645,6 +666,27 @@ static int refused_connect(sqlite3 *db, void *aux, int argc, const char *const *
 
 static const sqlite3_module REFUSED_MODULE = { 0, 0, refused_connect };
 
+/* The SQL D1's SQLite accepts beyond better-sqlite3's build: double-quoted string literals ("x"
+** naming no column is the string 'x'), in DML and DDL alike. workerd builds SQLite with the
+** default SQLITE_DQS=3; better-sqlite3 with SQLITE_DQS=0. A schema written with them (a view, a
+** trigger, a CHECK) only works on connections that accept them. */
+static void d1_dialect(sqlite3 *db) {
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 1, (int *)0);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 1, (int *)0);
+}
+
+/* Entry point "sqlite3_dionedialect_init": the dialect alone, for Dione's own connections to a
+** copy of a database (a VACUUM rebuilds every view and trigger), which need none of the rules. */
+#ifdef _WIN32
+__declspec(dllexport)
+#endif
+int sqlite3_dionedialect_init(sqlite3 *db, char **err, const sqlite3_api_routines *api) {
+  SQLITE_EXTENSION_INIT2(api);
+  (void)err;
+  d1_dialect(db);
+  return SQLITE_OK;
+}
+
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
@@ -673,6 +715,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
+  d1_dialect(db);
   sqlite3_set_authorizer(db, authorize, st);
   sqlite3_commit_hook(db, commit_hook, st);
   sqlite3_rollback_hook(db, rollback_hook, st);
@@ -681,6 +724,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
     { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
     { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
     { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal }, { "dione_deadline", 2, deadline },
+    { "dione_settle_schema", 1, settle_schema },
   };
   int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, destroy_state);
   for (size_t i = 1; rc == SQLITE_OK && i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {

@@ -46,6 +46,9 @@ test('a failing migration stops the run, names the file, line and statement, and
   assert.match(r.stderr, /Migration 0002_bad\.sql failed and was rolled back.*the 1 later migration did not run/);
   assert.match(r.stderr, /migrations[/\\]0002_bad\.sql:5: .*no such table: missing/);
   assert.match(r.stderr, /in: INSERT INTO missing VALUES \(2\)/);
+  // The progress lines (stderr is no terminal here) say where it stopped, never that it is done.
+  assert.match(r.stderr, /^Applying migrations: stopped at 1\/3 migrations: 0002_bad\.sql failed$/m);
+  assert.doesNotMatch(r.stderr, /done/);
   const db = open(path.join(p.dir, FILE));
   t.after(() => void db.close());
   assert.deepEqual(await db.prepare('SELECT name FROM d1_migrations ORDER BY id').raw(), [['0001_ok.sql']]);

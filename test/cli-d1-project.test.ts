@@ -17,6 +17,8 @@ import { startTestServer } from './helpers/server.ts';
 const run = promisify(execFile);
 const fixtures = path.join(root, 'test/fixtures/cli-d1');
 const LOCAL_FILE = '.wrangler/state/v3/d1/miniflare-D1DatabaseObject/45dce40ac5f9a9425fdd1654672ac059ebe86a639eaaa8f809a4dca045024f4b.sqlite';
+const SHOP_ID = '8c1a3e52-6f0d-4b7a-9e21-5d4c3b2a1f00';
+const COPY_ID = '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b';
 
 const WRANGLER_TOML = `name = "app"
 main = "src/index.js"
@@ -137,16 +139,17 @@ test('remote: create, migrations apply, execute, export, import, list, info, del
   t.after(() => server.close());
   const p = await d1Project();
   t.after(p.cleanup);
+  // Cloudflare's ids in wrangler.toml: the server's databases get the same ones.
+  writeFileSync(path.join(p.dir, 'wrangler.toml'), WRANGLER_TOML.replace('my-database-id', SHOP_ID).replace('other-id', COPY_ID));
   const env = { DIONE_URL: server.url, DIONE_TOKEN: server.token };
-  const created = await dione(p.dir, ['d1', 'create', 'shop'], env);
+  const created = await dione(p.dir, ['d1', 'create', 'shop', '--id', SHOP_ID], env);
   ok(created, 'create');
   assert.match(created.stdout, /Successfully created DB 'shop'/);
-  assert.match(created.stdout, /\[\[d1_databases\]\]\nbinding = "shop"\ndatabase_name = "shop"\ndatabase_id = "[0-9a-f-]{36}"/);
+  assert.ok(created.stdout.includes(`[[d1_databases]]\nbinding = "shop"\ndatabase_name = "shop"\ndatabase_id = "${SHOP_ID}"`), created.stdout);
   const duplicate = await dione(p.dir, ['d1', 'create', 'shop'], env);
   assert.equal(duplicate.code, 1);
   assert.match(duplicate.stderr, /A database with that name already exists/);
 
-  // database_id in wrangler.toml is Cloudflare's; the server knows the database by its name.
   ok(await dione(p.dir, ['d1', 'migrations', 'apply', 'shop', '--remote'], env), 'migrations apply --remote');
   writeFileSync(path.join(p.dir, 'seed.sql'), SEED);
   const seeded = await dione(p.dir, ['d1', 'execute', 'shop', '--remote', '--file', 'seed.sql', '--json'], env);
@@ -158,7 +161,10 @@ test('remote: create, migrations apply, execute, export, import, list, info, del
 
   ok(await dione(p.dir, ['d1', 'export', 'shop', '--remote', '--output', 'remote.sql'], env), 'export --remote');
   assert.match(readFileSync(path.join(p.dir, 'remote.sql'), 'utf8'), /^PRAGMA defer_foreign_keys=TRUE;\n[\s\S]*INSERT INTO "users"/);
-  ok(await dione(p.dir, ['d1', 'create', 'copy'], env), 'create copy');
+  const fromConfig = await dione(p.dir, ['d1', 'create', '--from-config'], env);
+  ok(fromConfig, 'create --from-config');
+  assert.match(fromConfig.stdout, new RegExp(`'shop' \\(${SHOP_ID}\\) is there already`));
+  assert.match(fromConfig.stdout, new RegExp(`Created DB 'copy' \\(${COPY_ID}\\)`));
   ok(await dione(p.dir, ['d1', 'import', 'copy', 'remote.sql', '--remote'], env), 'import --remote');
   const shop = connect({ url: server.url, token: server.token, database: 'shop' });
   const copy = connect({ url: server.url, token: server.token, database: 'copy' });

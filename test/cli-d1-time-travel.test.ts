@@ -188,12 +188,13 @@ describe('dione d1 time-travel and fork against a server', { concurrency: true }
     assert.equal(byTime.name, 'tt-fork-2');
     assert.equal(byTime.version, 'production');
     const sourceInfo = await (await srv.call(`${srv.api}/tt-source`)).json();
-    assert.equal(byTime.forked_from.uuid, (sourceInfo as { result: { uuid: string } }).result.uuid);
+    const sourceUuid = (sourceInfo as { result: { uuid: string } }).result.uuid;
+    assert.equal(byTime.forked_from.uuid, sourceUuid);
     assert.match(byTime.forked_from.bookmark, BOOKMARK);
     assert.deepEqual(await numbers('tt-fork-2'), [1, 2]);
 
     // By binding through wrangler.toml; the printed entry follows the config's format.
-    const p = project({ 'wrangler.toml': '[[d1_databases]]\nbinding = "SRC"\ndatabase_name = "tt-source"\ndatabase_id = "cloudflare-id"\n' });
+    const p = project({ 'wrangler.toml': `[[d1_databases]]\nbinding = "SRC"\ndatabase_name = "tt-source"\ndatabase_id = "${sourceUuid}"\n` });
     try {
       const viaBinding = ok(await cli(['fork', 'SRC', 'tt-fork-3', '--bookmark', b, '--binding', 'COPY'], {}, p.dir), 'fork by binding');
       assert.match(viaBinding.stdout, /\[\[d1_databases\]\]\nbinding = "COPY"\ndatabase_name = "tt-fork-3"\ndatabase_id = "[0-9a-f-]{36}"/);

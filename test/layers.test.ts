@@ -27,8 +27,12 @@ const allowed: Record<string, string[]> = {
   'index.ts': ['api', 'sql', 'engine', 'log', 'binding'],
   // `dione/client`: runs outside Node.
   'client.ts': ['api', 'sql', 'binding', 'client'],
-  // The dione command sits on everything, including `dione serve` and both entry points.
-  cli: ['api', 'sql', 'engine', 'log', 'cluster', 'binding', 'client', 'server', 'index.ts', 'client.ts', 'cli'],
+  // `dione/platform` (Node only): both entry points' bindings, wrangler's config read through the
+  // CLI's helpers. No server, no cluster.
+  platform: ['api', 'sql', 'engine', 'log', 'binding', 'client', 'index.ts', 'client.ts', 'cli', 'platform'],
+  // The dione command sits on everything, including `dione serve`, both entry points and the
+  // platform's lookup of wrangler's local files (`dione dev --binding`).
+  cli: ['api', 'sql', 'engine', 'log', 'cluster', 'binding', 'client', 'server', 'index.ts', 'client.ts', 'platform', 'cli'],
 };
 // Layers that import nothing from outside src/ (no node:, no packages): dione/client is built from them.
 const nodeFree = new Set(['api', 'sql', 'binding', 'client', 'client.ts']);

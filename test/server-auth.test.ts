@@ -127,11 +127,12 @@ describe('authentication', () => {
     const twice = await dioneCli(['token', 'revoke', id, '--data', s.dataDir]);
     assert.notEqual(twice.code, 0);
     assert.match(twice.stderr, /no active token/);
-    const list = await dioneCli(['token', 'list', '--data', s.dataDir]);
+    const list = await dioneCli(['token', 'list', '--data', s.dataDir, '--json']);
     assert.equal(list.code, 0, list.stderr);
-    const line = list.stdout.split('\n').find((l) => l.startsWith(`${id}\t`));
-    assert.ok(line, `token ${id} is listed`);
-    assert.match(line, /\twrite\t\*\t.*\trevoked /);
+    const listed = (JSON.parse(list.stdout) as { id: string; scope: string; database: string; status: string }[]).find((t) => t.id === id);
+    assert.ok(listed, `token ${id} is listed`);
+    assert.deepEqual([listed.scope, listed.database], ['write', '(all)']);
+    assert.match(listed.status, /^revoked /);
     for (const token of [victim, bystander, s.token]) assert.ok(!list.stdout.includes(token.slice(-43)), 'a secret in `token list`');
   });
 });
@@ -276,7 +277,7 @@ describe('dione token create', () => {
   test('without a server: the token made on a fresh data directory works once a server starts there', async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'dione-auth-cli-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const run = await dioneCli(['token', 'create', '--data', dir, '--scope', 'admin']);
+    const run = await dioneCli(['token', 'create', '--data', dir, '--scope', 'admin', '--init']);
     assert.equal(run.code, 0, run.stderr);
     const token = run.stdout.trimEnd().split('\n').at(-1)!;
     assert.match(token, TOKEN_LINE);

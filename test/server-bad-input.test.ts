@@ -288,6 +288,12 @@ describe('SQL that D1 refuses', () => {
         assert.equal(alone.body.errors[0].code, 7500);
         assert.equal(alone.body.errors[0].message, expectedMessage);
       }
+      // workerd's binding protocol: 200 with success false, as D1 answers a failed query.
+      for (const protocol of ['binding', 'execute'] as const) {
+        const binding = await post(protocol, JSON.stringify([{ sql: "INSERT INTO t (v) VALUES ('half')", params: [] }, ...statements.map((q) => ({ sql: q.sql, params: q.params ?? [] }))]));
+        assert.equal(binding.status, 200, `${protocol}: ${JSON.stringify(binding.body)}`);
+        assert.deepEqual(binding.body, { success: false, error: expectedMessage });
+      }
       const batch = await post('query', JSON.stringify({ batch: [{ sql: "INSERT INTO t (v) VALUES ('half')" }, ...statements] }));
       assert.equal(batch.status, 400);
       assert.equal(batch.body.errors[0].code, 7500);

@@ -333,7 +333,7 @@ describe('errors', () => {
     }
   });
 
-  test("a network failure is D1's 'Network connection lost.'", async (t) => {
+  test("a network failure is D1's 'Network connection lost.', then the request and its cause", async (t) => {
     // A port nothing listens on.
     const closed = net.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
@@ -353,9 +353,14 @@ describe('errors', () => {
       half.close();
     });
     const port = (server: net.Server) => (server.address() as net.AddressInfo).port;
-    for (const p of [closedPort, port(rude), port(half)]) {
+    const causes = new Map([
+      [closedPort, `connect ECONNREFUSED 127.0.0.1:${closedPort}`],
+      [port(rude), 'other side closed'],
+      [port(half), 'other side closed'],
+    ]);
+    for (const [p, cause] of causes) {
       const db = connect({ url: `http://127.0.0.1:${p}`, token: s.token, database: 'any' });
-      const lost = { message: 'D1_ERROR: Network connection lost.' };
+      const lost = { message: `D1_ERROR: Network connection lost. (POST http://127.0.0.1:${p}/dione/v1/databases/any/execute failed: ${cause})` };
       await assert.rejects(db.prepare('SELECT 1').all(), lost, `port ${p}`);
       await assert.rejects(db.prepare('SELECT 1').first(), lost);
       await assert.rejects(db.prepare('INSERT INTO t VALUES (1)').run(), lost);

@@ -2,6 +2,7 @@
 // log line per request, graceful SIGTERM of `dione serve` (in-flight requests finish, exit 0,
 // nothing acknowledged lost) and SIGKILL during a write load (nothing acknowledged lost).
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -85,7 +86,7 @@ describe('health, metrics and logs', () => {
     assert.ok(end.yQueries >= 1);
   });
 
-  test('one JSON log line per request, with the database, status, duration and rows', async (t) => {
+  test('one JSON log line per request: database, token id, status, duration, rows, and why it failed at the level it deserves', async (t) => {
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk, _encoding, done) {
@@ -96,40 +97,92 @@ describe('health, metrics and logs', () => {
     const s = await startTestServer({ logger: pino({ level: 'info' }, sink) });
     t.after(() => s.close());
     await s.createDatabase('logged');
+    const reader = s.tokenFor('read');
     const mark = lines.length;
-    const rest = (sql: string) => fetchJson<Envelope>(`${s.api}/logged/query`, { method: 'POST', headers: jsonHeaders(s.token), body: JSON.stringify({ sql }) });
+    const rest = (sql: string, token = s.token) => fetchJson<Envelope>(`${s.api}/logged/query`, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ sql }) });
     assert.equal((await rest('CREATE TABLE t (v)')).status, 200);
     assert.equal((await rest("INSERT INTO t VALUES ('a'), ('b')")).status, 200);
     assert.equal((await rest('SELECT * FROM nope')).status, 400);
     await connect({ url: s.url, token: s.token, database: 'logged' }).prepare('SELECT * FROM t').all();
     assert.equal((await fetch(`${s.api}/logged`, { headers: jsonHeaders(s.token) })).status, 200);
     assert.equal((await fetch(s.api)).status, 401);
+    assert.equal((await fetch(s.api, { headers: { authorization: 'Bearer nonsense' } })).status, 401);
+    assert.equal((await rest('DELETE FROM t', reader)).status, 403);
+    // A failed import answers 200 (as D1 does: the failure is in the result); its line says why.
+    const sql = 'CREATE TABLE u (v);\nINSERT INTO nowhere VALUES (1);\n';
+    const etag = createHash('md5').update(sql).digest('hex');
+    const init = await fetchJson<Envelope>(`${s.api}/logged/import`, { method: 'POST', headers: jsonHeaders(s.token), body: JSON.stringify({ action: 'init', etag }) });
+    const uploadUrl = (init.body.result as { upload_url: string }).upload_url;
+    assert.equal((await fetch(uploadUrl, { method: 'PUT', body: sql })).status, 200);
+    const ingest = await fetchJson<Envelope>(`${s.api}/logged/import`, {
+      method: 'POST',
+      headers: jsonHeaders(s.token),
+      body: JSON.stringify({ action: 'ingest', etag, filename: (init.body.result as { filename: string }).filename }),
+    });
+    assert.equal(ingest.status, 200);
+    assert.equal((ingest.body.result as { success: boolean }).success, false);
     await fetch(`${s.url}/healthz`);
     assert.equal((await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).status, 200);
 
     const entries = lines.slice(mark).map((line) => JSON.parse(line) as Record<string, any>);
     const requests = entries.filter((e) => e.msg === 'request');
+    const idOf = (token: string) => token.split('_')[1];
+    const admin = idOf(s.token);
+    const read = idOf(reader);
+    const query = `/client/v4/accounts/${s.accountId}/d1/database/logged/query`;
+    const importPath = `/client/v4/accounts/${s.accountId}/d1/database/logged/import`;
     assert.deepEqual(
-      requests.map((e) => [e.method, e.path, e.status, e.database]),
+      requests.filter((e) => !e.path.startsWith('/dione/uploads/')).map((e) => [e.method, e.path, e.status, e.database, e.token, e.level]),
       [
-        ['POST', `/client/v4/accounts/${s.accountId}/d1/database/logged/query`, 200, 'logged'],
-        ['POST', `/client/v4/accounts/${s.accountId}/d1/database/logged/query`, 200, 'logged'],
-        ['POST', `/client/v4/accounts/${s.accountId}/d1/database/logged/query`, 400, 'logged'],
-        ['POST', '/dione/v1/databases/logged/execute', 200, 'logged'],
-        ['GET', `/client/v4/accounts/${s.accountId}/d1/database/logged`, 200, undefined],
-        ['GET', `/client/v4/accounts/${s.accountId}/d1/database`, 401, undefined],
+        ['POST', query, 200, 'logged', admin, 30],
+        ['POST', query, 200, 'logged', admin, 30],
+        ['POST', query, 400, 'logged', admin, 40],
+        ['POST', '/dione/v1/databases/logged/execute', 200, 'logged', admin, 30],
+        ['GET', `/client/v4/accounts/${s.accountId}/d1/database/logged`, 200, 'logged', admin, 30],
+        ['GET', `/client/v4/accounts/${s.accountId}/d1/database`, 401, undefined, undefined, 40],
+        ['GET', `/client/v4/accounts/${s.accountId}/d1/database`, 401, undefined, undefined, 40],
+        ['POST', query, 403, 'logged', read, 40],
+        ['POST', importPath, 200, 'logged', admin, 30],
+        ['POST', importPath, 200, 'logged', admin, 40],
       ],
     );
     for (const e of requests) {
       assert.equal(typeof e.ms, 'number');
       assert.ok(e.ms >= 0);
       assert.equal(typeof e.time, 'number');
-      assert.equal(e.level, 30);
     }
+    const reasons = requests.filter((e) => !e.path.startsWith('/dione/uploads/')).map((e) => e.reason);
+    assert.deepEqual(reasons.slice(0, 2), [undefined, undefined]);
+    assert.match(reasons[2], /no such table: nope/);
+    assert.equal(reasons[3], undefined);
+    assert.match(reasons[5], /send "Authorization: Bearer <token>"/);
+    assert.match(reasons[6], /unknown or revoked token/);
+    assert.match(reasons[7], /can only read/);
+    assert.match(reasons[9], /^import failed: .*no such table: nowhere/);
     assert.equal(requests[1]!.rows_written, 2);
     assert.equal(requests[3]!.rows_read, 2);
-    // The token never reaches the log.
+    // The token's secret never reaches the log.
     assert.ok(!lines.join('\n').includes(s.token.slice(-43)));
+    assert.ok(!lines.join('\n').includes(reader.slice(-43)));
+  });
+
+  test('/metrics: each database\'s size on disk and its write log\'s, growing with its data', async (t) => {
+    const s = await startTestServer({});
+    t.after(() => s.close());
+    await s.createDatabase('sized');
+    const scrape = async () => (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text();
+    const db = connect({ url: s.url, token: s.token, database: 'sized' });
+    await db.exec('CREATE TABLE t (v)');
+    const before = await scrape();
+    const fileBefore = metric(before, 'dione_database_bytes', { database: 'sized' });
+    const logBefore = metric(before, 'dione_write_log_bytes', { database: 'sized' });
+    assert.ok(fileBefore > 0, 'the database file has a size');
+    assert.ok(logBefore > 0, 'the write log holds the CREATE');
+    await db.prepare("INSERT INTO t SELECT randomblob(1000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) SELECT i FROM n)").run();
+    const after = await scrape();
+    assert.ok(metric(after, 'dione_database_bytes', { database: 'sized' }) >= fileBefore + 6_000_000, 'the database grew by the rows');
+    // Log segments are allocated whole (4 MiB): 6 MB of pages fill the first and start a second.
+    assert.ok(metric(after, 'dione_write_log_bytes', { database: 'sized' }) >= logBefore + 4_000_000, 'the write log grew by the rows');
   });
 });
 
@@ -242,7 +295,7 @@ describe('stopping dione serve', () => {
     await load.done;
     assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());
     // Writers fail only by finding the server gone, never with an error from inside it.
-    for (const message of load.failures) assert.equal(message, 'D1_ERROR: Network connection lost.');
+    for (const message of load.failures) assert.match(message, /^D1_ERROR: Network connection lost\. \(POST http:\/\/127\.0\.0\.1:\d+\/dione\/v1\/databases\/[\w-]+\/execute failed: /);
     assert.match(server.stderr(), /SIGTERM: finishing in-flight requests/);
 
     const rows = await rowsAfterRestart(dir, token, 'graceful');
@@ -261,7 +314,7 @@ describe('stopping dione serve', () => {
     assert.deepEqual(await exited(server), { code: null, signal: 'SIGKILL' });
     await load.done;
     assert.equal(load.failures.length, 8, 'every writer stops on its first failure');
-    for (const message of load.failures) assert.equal(message, 'D1_ERROR: Network connection lost.');
+    for (const message of load.failures) assert.match(message, /^D1_ERROR: Network connection lost\. \(POST http:\/\/127\.0\.0\.1:\d+\/dione\/v1\/databases\/[\w-]+\/execute failed: /);
 
     const rows = await rowsAfterRestart(dir, token, 'killed');
     const lost = load.acknowledged.filter((id) => !rows.has(id));

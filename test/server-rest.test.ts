@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { restImport } from './helpers/rest-transfer.ts';
 import { type Envelope, fetchJson, jsonHeaders } from './helpers/server-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -58,6 +59,34 @@ describe('databases', () => {
     assert.equal(reply.body.errors[0].code, 7502);
     assert.match(reply.body.errors[0].message, /already exists/);
     assert.deepEqual((await get(`${s.api}?name=rest-dup`)).body.result, before.body.result);
+  });
+
+  test("beyond D1, create takes the new database's id (uuid); an invalid or taken id is refused with 400 and creates nothing", async () => {
+    const uuid = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+    const reply = await send('POST', s.api, { name: 'rest-chosen-id', uuid });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.equal(reply.body.result.uuid, uuid);
+    assert.equal((await get(`${s.api}/${uuid}`)).body.result.name, 'rest-chosen-id');
+    assert.equal((await sql(uuid, { sql: 'CREATE TABLE t (x)' })).status, 200);
+    assert.ok(existsSync(path.join(s.dataDir, 'databases', `${uuid}.sqlite`)), 'its file is named by the id');
+
+    const before = (await get(`${s.api}?per_page=10000`)).body.result.length;
+    const refused: [unknown, number, RegExp][] = [
+      [{ name: 'rest-id-bad', uuid: 'not-a-uuid' }, 7400, /Invalid database id "not-a-uuid": a database id is a UUID/],
+      [{ name: 'rest-id-bad', uuid: uuid.toUpperCase() }, 7400, /write it in lowercase/],
+      [{ name: 'rest-id-bad', uuid: `${uuid}0` }, 7400, /Invalid database id/],
+      [{ name: 'rest-id-bad', uuid: '../../etc/passwd' }, 7400, /Invalid database id/],
+      [{ name: 'rest-id-bad', uuid: 42 }, 7400, /uuid/],
+      [{ name: 'rest-id-other', uuid }, 7400, new RegExp(`A database with the id ${uuid} already exists: 'rest-chosen-id'`)],
+      [{ name: 'rest-chosen-id', uuid: '1a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d' }, 7502, /A database with that name already exists/],
+    ];
+    for (const [body, code, message] of refused) {
+      const r = await send('POST', s.api, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.errors[0].code, code, JSON.stringify(body));
+      assert.match(r.body.errors[0].message, message, JSON.stringify(body));
+    }
+    assert.equal((await get(`${s.api}?per_page=10000`)).body.result.length, before, 'nothing was created');
   });
 
   test('invalid names are refused with 400 and create nothing', async () => {
@@ -351,5 +380,17 @@ describe('/query and /raw', () => {
       { id: 1, v: 'one' },
       { id: 2, v: 'two' },
     ]);
+  });
+});
+
+describe('import', () => {
+  test("an import's meta counts every statement's rows and changes (wrangler prints them), not the last one's", async () => {
+    await s.createDatabase('import-meta');
+    const sql = 'CREATE TABLE t (v);\nINSERT INTO t VALUES (1), (2), (3);\nINSERT INTO t VALUES (4), (5);\n';
+    const result = (await restImport(s, 'import-meta', sql)) as { status: string; result?: { num_queries: number; meta: { changes: number; rows_written: number } } };
+    assert.equal(result.status, 'complete', JSON.stringify(result));
+    assert.equal(result.result?.num_queries, 3);
+    assert.equal(result.result?.meta.changes, 5);
+    assert.ok(result.result!.meta.rows_written >= 5, `rows_written ${result.result!.meta.rows_written}`);
   });
 });

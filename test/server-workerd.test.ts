@@ -1,11 +1,14 @@
 // Unmodified Worker code against a Dione server, through Cloudflare's own D1 binding: the real
 // workerd binary from npm runs test/fixtures/workerd/worker.js with env.DB built by workerd from
 // `cloudflare-internal:d1-api`, whose `fetcher` is an external service pointing at an in-process
-// Dione server (token and database injected as headers). Checks the binding API end to end, writes
-// seen through the REST API, and every conformance scenario against golden.json.
+// Dione server (token and database injected as headers), through a proxy that records the status of
+// every answer the binding gets. Checks the binding API end to end, the statuses D1 answers with,
+// writes seen through the REST API, and every conformance scenario against golden.json.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -168,6 +171,58 @@ async function startWorkerd(dioneUrl: string, bindings: BindingSpec[]): Promise<
   }
 }
 
+// ------------------------------------------------------------------ the proxy between workerd and Dione
+
+/** One answer the binding got: its path, status, and whether the body said success (every item of an array). */
+interface Exchange {
+  path: string;
+  status: number;
+  success: boolean | undefined;
+}
+
+interface RecordingProxy {
+  url: string;
+  exchanges: Exchange[];
+  close(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'expect']);
+
+/** Passes every request on to `target` unchanged and records each answer. */
+async function startRecordingProxy(target: string): Promise<RecordingProxy> {
+  const exchanges: Exchange[] = [];
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && typeof value === 'string') headers[name] = value;
+    const url = new URL(req.url ?? '/', target);
+    const response = await fetch(url, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+    const body = Buffer.from(await response.arrayBuffer());
+    let success: boolean | undefined;
+    try {
+      const parsed = JSON.parse(body.toString('utf8'));
+      success = Array.isArray(parsed) ? parsed.every((item) => item.success === true) : parsed.success === true;
+    } catch {
+      success = undefined;
+    }
+    exchanges.push({ path: url.pathname, status: response.status, success });
+    const out: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      if (!HOP_BY_HOP.has(name)) out[name] = value;
+    });
+    res.writeHead(response.status, { ...out, 'content-length': String(body.length) });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    exchanges,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 // ------------------------------------------------------------------ deep diff
 
 interface Difference {
@@ -238,6 +293,7 @@ test('deepDiff finds differences at any depth and ignores key order only', () =>
 // ------------------------------------------------------------------ the suite
 
 let server: TestServer;
+let proxy: RecordingProxy;
 let workerd: Workerd;
 
 async function recreateDatabase(): Promise<void> {
@@ -271,8 +327,9 @@ async function worker(route: string): Promise<unknown> {
 
 before(async () => {
   server = await startTestServer({});
+  proxy = await startRecordingProxy(server.url);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-  workerd = await startWorkerd(server.url, [
+  workerd = await startWorkerd(proxy.url, [
     { binding: 'DB', headers: { ...bearer(server.token), [DATABASE_HEADER]: DATABASE } },
     { binding: 'DB_NO_TOKEN', headers: { [DATABASE_HEADER]: DATABASE } },
     { binding: 'DB_BAD_TOKEN', headers: { ...bearer('dione_not-a-token'), [DATABASE_HEADER]: DATABASE } },
@@ -283,8 +340,16 @@ before(async () => {
 
 after(async () => {
   await workerd?.stop();
+  await proxy?.close();
   await server?.close();
 });
+
+/** The answers the binding got while `route` ran. */
+async function exchangesOf(route: string): Promise<{ value: unknown; exchanges: Exchange[] }> {
+  const mark = proxy.exchanges.length;
+  const value = await worker(route);
+  return { value, exchanges: proxy.exchanges.slice(mark) };
+}
 
 // ------------------------------------------------------------------ 1. Worker code using env.DB
 
@@ -399,7 +464,19 @@ describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione serve
 
   test('a batch() whose third statement fails rejects with D1_ERROR and rolls back the first two', async () => {
     const unique = 'UNIQUE constraint failed: users.name: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_UNIQUE)';
-    assertSame(await worker('/api/failingBatch'), { before: 6, error: d1Error(unique), after: 6, fay: null, bobNote: 'second' });
+    const { value, exchanges } = await exchangesOf('/api/failingBatch');
+    assertSame(value, { before: 6, error: d1Error(unique), after: 6, fay: null, bobNote: 'second' });
+    // D1 answers a failed batch 200 with one failure object, as any failed query.
+    assert.deepEqual(
+      exchanges.map((e) => [e.path, e.status, e.success]),
+      [
+        ['/query', 200, true],
+        ['/query', 200, false],
+        ['/query', 200, true],
+        ['/query', 200, true],
+        ['/query', 200, true],
+      ],
+    );
     assert.deepEqual(await restRows("SELECT count(*) AS n, sum(name = 'fay') AS fay, max(CASE WHEN name = 'bob' THEN note END) AS bob FROM users"), [{ n: 6, fay: 0, bob: 'second' }]);
   });
 
@@ -435,7 +512,8 @@ describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione serve
       cause: `Type '${type}' not supported for value '${value}'`,
     });
     const execDetail = "Error in line 1: INSERT INTO users (name) VALUES ('hal'): no such table: nope: SQLITE_ERROR";
-    assertSame(await worker('/api/errors'), {
+    const { value, exchanges } = await exchangesOf('/api/errors');
+    assertSame(value, {
       syntax: d1Error('near "SELEC": syntax error at offset 0: SQLITE_ERROR'),
       noTable: d1Error('no such table: nope: SQLITE_ERROR'),
       unique: d1Error('UNIQUE constraint failed: users.name: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_UNIQUE)'),
@@ -453,10 +531,15 @@ describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione serve
       wrongCount: d1Error('Wrong number of parameter bindings for SQL query.'),
     });
     assert.deepEqual(await restRows("SELECT count(*) AS n FROM users WHERE name = 'hal'"), [{ n: 0 }]);
+    // Every failed query was answered 200 with success: false (the binding reads the body whatever the status).
+    assert.deepEqual(new Set(exchanges.map((e) => e.status)), new Set([200]), JSON.stringify(exchanges));
+    assert.ok(exchanges.filter((e) => e.success === false).length >= 8, JSON.stringify(exchanges));
+    assert.ok(exchanges.some((e) => e.path === '/execute' && e.success === false), 'exec() failed through /execute');
   });
 
   test("the service's injected headers authenticate and name the database: missing, unknown and read-only tokens, unknown database", async () => {
-    assertSame(await worker('/api/access'), {
+    const { value, exchanges } = await exchangesOf('/api/access');
+    assertSame(value, {
       noToken: d1Error('Authentication error: send "Authorization: Bearer <token>" (create one with `dione token create`)'),
       badToken: d1Error('Authentication error: unknown or revoked token'),
       readOnlyRead: 7,
@@ -465,6 +548,19 @@ describe('Worker code on workerd with env.DB = workerd D1 binding -> Dione serve
       missingDatabase: d1Error('database not found: no-such-database'),
       stillThere: 1,
     });
+    // Refused before reaching the database (no D1 counterpart): the token's and the lookup's statuses.
+    assert.deepEqual(
+      exchanges.map((e) => [e.status, e.success]),
+      [
+        [401, false],
+        [401, false],
+        [200, true],
+        [403, false],
+        [403, false],
+        [404, false],
+        [200, true],
+      ],
+    );
   });
 
   test('the binding and the REST API see the same final table', async () => {

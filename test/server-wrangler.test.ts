@@ -11,11 +11,13 @@
 // answers 404: the check gives up at once and stays on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { connect } from '../src/client.ts';
+import { dione } from './helpers/cli-d1.ts';
 import { root } from './helpers/paths.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -569,6 +571,42 @@ describe('wrangler d1 against Dione', { concurrency: true }, () => {
     assert.deepEqual(await appliedMigrations('w-comment-migration'), ['0000_init.sql']);
     assert.deepEqual(await tableNames('w-comment-migration'), ['authors', 'books', 'd1_migrations'], 'every CREATE TABLE ran');
     assert.deepEqual(await query('w-comment-migration', "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'books_author'"), [{ name: 'books_author' }]);
+  });
+
+  it("a wrangler.toml with Cloudflare's database_id works unchanged once `dione d1 create --from-config` made it; a name/id mismatch is refused", async () => {
+    const cloudflareId = randomUUID();
+    const cwd = project({ 'wrangler.toml': wranglerToml('w-cf-id', cloudflareId) });
+    const dioneEnv = { DIONE_URL: srv.url, DIONE_TOKEN: srv.token };
+
+    const before = await wrangler(['d1', 'execute', 'DB', '--remote', '--command', 'SELECT 1'], { cwd });
+    assertFailed(before);
+    assert.match(before.stdout + before.stderr, /\[code: 7404\]/, show(before));
+
+    const created = await dione(cwd, ['d1', 'create', '--from-config'], dioneEnv);
+    assert.equal(created.code, 0, created.stderr);
+    const run = await wrangler(['d1', 'execute', 'DB', '--remote', '--json', '--command', "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('via wrangler'); SELECT v FROM t"], { cwd });
+    assertSucceeded(run);
+    assert.deepEqual((jsonOutput(run) as { results: unknown[] }[])[2]!.results, [{ v: 'via wrangler' }]);
+    const { body } = await rest<{ uuid: string; name: string }>(`/${cloudflareId}`);
+    assert.deepEqual([body.result.uuid, body.result.name], [cloudflareId, 'w-cf-id'], 'the database has the config\'s id and name');
+    assert.deepEqual(await query(cloudflareId, 'SELECT v FROM t'), [{ v: 'via wrangler' }]);
+
+    // Another project names the same database with an id of its own.
+    const otherId = randomUUID();
+    const mismatched = project({ 'wrangler.toml': wranglerToml('w-cf-id', otherId) });
+    const [fromConfig, execute, viaWrangler] = await Promise.all([
+      dione(mismatched, ['d1', 'create', '--from-config'], dioneEnv),
+      dione(mismatched, ['d1', 'execute', 'DB', '--remote', '--command', 'DROP TABLE t'], dioneEnv),
+      wrangler(['d1', 'execute', 'DB', '--remote', '--command', 'DROP TABLE t'], { cwd: mismatched }),
+    ]);
+    for (const r of [fromConfig, execute]) {
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.ok(r.stderr.includes(otherId) && r.stderr.includes(cloudflareId), `both ids are named\n${r.stderr}`);
+    }
+    assertFailed(viaWrangler);
+    assert.match(viaWrangler.stdout + viaWrangler.stderr, /\[code: 7404\]/, show(viaWrangler));
+    assert.deepEqual(await query(cloudflareId, 'SELECT v FROM t'), [{ v: 'via wrangler' }], 'nothing ran on the database of the same name');
+    assert.equal((await rest(`/${otherId}`)).status, 404);
   });
 
   it('without CLOUDFLARE_ACCOUNT_ID wrangler finds the account through /memberships', async () => {

@@ -5,7 +5,10 @@ import cliProgress from 'cli-progress';
 export interface Progress {
   /** Sets the amount done so far. */
   update(done: number): void;
-  stop(): void;
+  /** The work is complete. */
+  done(): void;
+  /** The work stopped short; `reason` says where (the error itself is reported by the caller). */
+  failed(reason: string): void;
 }
 
 export function startProgress(title: string, total: number, unit: string, stream: NodeJS.WriteStream = process.stderr): Progress {
@@ -17,7 +20,11 @@ export function startProgress(title: string, total: number, unit: string, stream
     bar.start(Math.max(total, 1), 0);
     return {
       update: (done) => bar.update(Math.min(done, Math.max(total, 1))),
-      stop: () => bar.stop(),
+      done: () => bar.stop(),
+      failed: (reason) => {
+        bar.stop();
+        stream.write(`${title}: ${reason}\n`);
+      },
     };
   }
   // Plain lines: one per tenth of the work at most, and the end.
@@ -32,8 +39,11 @@ export function startProgress(title: string, total: number, unit: string, stream
         stream.write(`${title}: ${done}/${total} ${unit}\n`);
       }
     },
-    stop() {
+    done() {
       stream.write(`${title}: ${last}/${total} ${unit}, done\n`);
+    },
+    failed(reason) {
+      stream.write(`${title}: stopped at ${last}/${total} ${unit}: ${reason}\n`);
     },
   };
 }

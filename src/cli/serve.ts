@@ -1,9 +1,9 @@
-// `dione serve` and `dione token …`.
+// `dione serve` (and `dione token …`, registered with it).
 import type { Command } from 'commander';
-import { Catalog, CatalogDamaged, type TokenScope } from '../server/catalog.ts';
+import { CatalogDamaged } from '../server/catalog.ts';
 import { DEFAULTS } from '../server/config.ts';
 import { parsePublicUrl, startServer } from '../server/serve.ts';
-import { createToken } from '../server/tokens.ts';
+import { registerToken } from './token.ts';
 
 const integer = (name: string) => (value: string) => {
   const n = Number(value);
@@ -51,19 +51,19 @@ interface ServeFlags {
   replicas?: number;
 }
 
-/** A damaged catalogue stops the command with one line saying which file and what to do (no stack trace). */
+/**
+ * What stops the server from starting, said in one line (no stack trace): a damaged catalogue
+ * (which file, what to do), or an address another process holds.
+ */
 function refuseToStart(e: unknown): never {
-  if (!(e instanceof CatalogDamaged)) throw e;
-  process.stderr.write(`${e.message}\n`);
+  const error = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e instanceof CatalogDamaged) process.stderr.write(`${e.message}\n`);
+  else if (error.code === 'EADDRINUSE') {
+    process.stderr.write(`dione: port ${error.port} on ${error.address} is in use (another \`dione serve\`?): stop that process, or give this one another port with --port N\n`);
+  } else if (error.code === 'EADDRNOTAVAIL') {
+    process.stderr.write(`dione: cannot listen on ${error.address}: no network interface of this machine has that address (--host)\n`);
+  } else throw e;
   process.exit(1);
-}
-
-function openCatalog(data: string): Catalog {
-  try {
-    return new Catalog(data);
-  } catch (e) {
-    refuseToStart(e);
-  }
 }
 
 export function registerServe(program: Command): void {
@@ -133,7 +133,7 @@ export function registerServe(program: Command): void {
         `dione: account id ${server.accountId}`,
         options.dev
           ? 'dione: dev mode: requests without a token are allowed'
-          : `dione: create a token with: npx dione token create --data ${options.data} --scope admin`,
+          : `dione: create a token with: npx dione token create --data ${server.context.catalog.dataDir} --scope admin`,
         `dione: wrangler: CLOUDFLARE_API_BASE_URL=${server.context.settings.publicUrl}/client/v4 CLOUDFLARE_ACCOUNT_ID=${server.accountId} CLOUDFLARE_API_TOKEN=<token>`,
       ];
       process.stderr.write(`${lines.join('\n')}\n`);
@@ -148,56 +148,5 @@ export function registerServe(program: Command): void {
       process.once('SIGINT', () => stop('SIGINT'));
     });
 
-  const token = program.command('token').description('manage API tokens (works with or without a running server)');
-  token
-    .command('create')
-    .description('create a token; prints it once, on the last line')
-    .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
-    .option('--db <name>', 'limit the token to one database (name or id)')
-    .option('--scope <scope>', 'read | write | admin', 'write')
-    .action((options: { data: string; db?: string; scope: string }) => {
-      if (!['read', 'write', 'admin'].includes(options.scope)) program.error(`--scope must be read, write or admin, got "${options.scope}"`);
-      const catalog = openCatalog(options.data);
-      try {
-        let uuid: string | null = null;
-        if (options.db) {
-          const record = catalog.find(options.db);
-          if (!record) program.error(`no database "${options.db}" in ${catalog.dataDir}; create it first (wrangler d1 create, or POST /client/v4/accounts/:id/d1/database)`);
-          uuid = record.uuid;
-        }
-        const { token: value, record } = createToken(catalog, options.scope as TokenScope, uuid);
-        process.stderr.write(`token ${record.id}: scope ${record.scope}${options.db ? ` on ${options.db}` : ' on every database'}; shown once, keep it\n`);
-        process.stdout.write(`${value}\n`);
-      } finally {
-        catalog.close();
-      }
-    });
-  token
-    .command('revoke <id>')
-    .description('revoke a token by its id (the part after "dione_", or the whole token)')
-    .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
-    .action((id: string, options: { data: string }) => {
-      const catalog = openCatalog(options.data);
-      try {
-        const tokenId = /^dione_([A-Za-z0-9]{12})(_|$)/.exec(id)?.[1] ?? id;
-        if (!catalog.revokeToken(tokenId)) program.error(`no active token ${tokenId}`);
-        process.stderr.write(`token ${tokenId} revoked\n`);
-      } finally {
-        catalog.close();
-      }
-    });
-  token
-    .command('list')
-    .description('list tokens (ids, scopes, databases; never the secrets)')
-    .option('--data <dir>', 'the server data directory', process.env.DIONE_DATA ?? '.dione')
-    .action((options: { data: string }) => {
-      const catalog = openCatalog(options.data);
-      try {
-        for (const t of catalog.tokens()) {
-          process.stdout.write(`${t.id}\t${t.scope}\t${t.database_uuid ?? '*'}\t${t.created_at}\t${t.revoked_at ? `revoked ${t.revoked_at}` : 'active'}\n`);
-        }
-      } finally {
-        catalog.close();
-      }
-    });
+  registerToken(program);
 }

@@ -20,6 +20,16 @@ export interface ConnectOptions {
 /** D1's text for a request that never got an answer. */
 const NETWORK_LOST = 'Network connection lost.';
 
+/**
+ * D1's text first (callers match on it), then which request failed and why, e.g.
+ * `Network connection lost. (POST http://127.0.0.1:1/dione/v1/databases/shop/execute failed: connect ECONNREFUSED 127.0.0.1:1)`.
+ */
+function networkLost(method: string, url: string, error: unknown): string {
+  // fetch's own error says only "fetch failed"; what went wrong is its cause.
+  const cause = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  return `${NETWORK_LOST} (${method} ${url} failed: ${cause})`;
+}
+
 export class FetchExecutor implements Executor {
   private readonly base: string;
   private readonly headers: Record<string, string>;
@@ -37,18 +47,23 @@ export class FetchExecutor implements Executor {
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+    const url = `${this.base}/execute`;
     let response: Response;
     try {
-      response = await this.fetch(`${this.base}/execute`, {
+      response = await this.fetch(url, {
         method: 'POST',
         headers: this.headers,
         body: JSON.stringify(encodeRequest(request, this.intMode)),
       });
-    } catch {
-      return { success: false, error: NETWORK_LOST };
+    } catch (e) {
+      return { success: false, error: networkLost('POST', url, e) };
     }
-    const text = await response.text().catch(() => null);
-    if (text === null) return { success: false, error: NETWORK_LOST };
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (e) {
+      return { success: false, error: networkLost('POST', url, e) };
+    }
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -60,8 +75,13 @@ export class FetchExecutor implements Executor {
   }
 
   async dump(): Promise<ArrayBuffer> {
-    const response = await this.fetch(`${this.base}/dump`, { method: 'POST', headers: this.headers }).catch(() => null);
-    if (!response) throw new Error(NETWORK_LOST);
+    const url = `${this.base}/dump`;
+    let response: Response;
+    try {
+      response = await this.fetch(url, { method: 'POST', headers: this.headers });
+    } catch (e) {
+      throw new Error(networkLost('POST', url, e));
+    }
     if (!response.ok) throw new Error(`Status + ${response.status}`);
     return response.arrayBuffer();
   }

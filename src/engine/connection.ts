@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { IntMode } from '../api/types.ts';
-import { loadGuard } from './guard.ts';
+import { loadDialect, loadGuard } from './guard.ts';
 import { D1Failure, detailOf, isInterrupt, isSqliteError } from './sqlite-error.ts';
 
 export interface ConnectionOptions {
@@ -52,6 +52,7 @@ function onReadOnlyMedia(file: string): boolean {
 export function compactCopy(file: string): void {
   const copy = new Database(file);
   try {
+    loadDialect(copy);
     copy.exec('VACUUM');
   } finally {
     copy.close();
@@ -89,6 +90,7 @@ export class Connection {
   private readonly sealQuery: Database.Statement;
   private readonly readModeQuery: Database.Statement;
   private readonly checkQuery: Database.Statement;
+  private readonly settleSchemaQuery: Database.Statement;
   private readonly deadlineQuery: Database.Statement;
   /** The token that lets this connection (and no user SQL) use the guard's helpers. */
   private readonly token: bigint;
@@ -129,6 +131,7 @@ export class Connection {
     this.sealQuery = helper('SELECT dione_seal(?)');
     this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
     this.checkQuery = helper('SELECT dione_check(?)');
+    this.settleSchemaQuery = helper('SELECT dione_settle_schema(?)');
     this.deadlineQuery = helper('SELECT dione_deadline(?, ?)');
     this.prepareErrorQuery = helper('SELECT dione_prepare_error(?, ?)');
     this.begin = this.db.prepare('BEGIN');
@@ -227,6 +230,14 @@ export class Connection {
   /** Changes whenever the database changes, through this connection or another (read after a statement ran). */
   dataVersion(): number {
     return this.dataVersionQuery.get(this.token) as number;
+  }
+
+  /**
+   * At the start of a transaction, after other connections committed: their schema becomes the
+   * reference the seal compares reserved (_cf_) objects with.
+   */
+  settleSchema(): void {
+    this.settleSchemaQuery.get(this.token);
   }
 
   /** The number of write transactions committed to this database (kept in its header, shared by all connections). */

@@ -1,7 +1,10 @@
-// A SQL dump in the format wrangler's `d1 export` writes (and D1 produces): schema, then one INSERT
-// per row, then indexes, triggers and views. A generator over SQLite cursors, so a database larger
+// A SQL dump in the format wrangler's `d1 export` writes (and D1 produces), ordered so that it
+// imports into an empty database: every table, then every row (a table's rows after those of the
+// tables it references), then indexes, views (each after the views it reads) and triggers (after
+// the views an INSTEAD OF trigger is on). A generator over SQLite cursors, so a database larger
 // than memory streams out line by line.
 import type Database from 'better-sqlite3';
+import { dependencyOrder, namesIn } from './dump-order.ts';
 
 export interface DumpSqlOptions {
   noSchema?: boolean;
@@ -35,43 +38,56 @@ export function sqlLiteral(value: unknown): string {
   return literal;
 }
 
+interface SchemaObject {
+  name: string;
+  type: string;
+  sql: string;
+}
+
 export function* dumpSql(db: Database.Database, options: DumpSqlOptions = {}): Generator<string> {
   const only = options.tables?.length ? new Set(options.tables) : undefined;
+  const selected = ({ name }: SchemaObject) => (!only || only.has(name)) && !name.startsWith('_cf_');
+  const schema = (db.prepare('SELECT name, type, sql FROM sqlite_schema WHERE sql NOT NULL ORDER BY rowid').all() as SchemaObject[]).filter(selected);
+  const tables = schema.filter((o) => o.type === 'table');
+  const virtual = tables.find((t) => /^CREATE\s+VIRTUAL\s+TABLE/i.test(t.sql));
+  if (virtual) {
+    const module = /USING\s+(\w+)/i.exec(virtual.sql)?.[1] ?? 'unknown';
+    throw new DumpError(`D1 Export error: cannot export databases with Virtual Tables (${module})`);
+  }
+  const userTables = tables.filter((t) => !t.name.startsWith('sqlite_'));
+  const sequence = tables.some((t) => t.name === 'sqlite_sequence');
+
   yield 'PRAGMA defer_foreign_keys=TRUE;';
-  const tables = db
-    .prepare("SELECT name, type, sql FROM sqlite_schema WHERE type = 'table' AND sql NOT NULL ORDER BY tbl_name = 'sqlite_sequence', rowid")
-    .all() as { name: string; sql: string }[];
-  for (const { name, sql } of tables) {
-    if (only && !only.has(name)) continue;
-    if (name.startsWith('_cf_')) continue;
-    if (/^CREATE\s+VIRTUAL\s+TABLE/i.test(sql)) {
-      const module = /USING\s+(\w+)/i.exec(sql)?.[1] ?? 'unknown';
-      throw new DumpError(`D1 Export error: cannot export databases with Virtual Tables (${module})`);
+  if (!options.noSchema) {
+    for (const { name, sql } of tables) {
+      if (name.startsWith('sqlite_stat')) yield 'ANALYZE sqlite_schema;';
+      else if (!name.startsWith('sqlite_')) yield createTable(sql);
     }
-    if (name === 'sqlite_sequence') {
-      if (!options.noSchema) yield 'DELETE FROM sqlite_sequence;';
-    } else if (name.startsWith('sqlite_stat')) {
-      if (!options.noSchema) yield 'ANALYZE sqlite_schema;';
-      continue;
-    } else if (name.startsWith('sqlite_')) {
-      continue;
-    } else if (!options.noSchema) {
-      yield /^CREATE\s+TABLE\s+["'`]/i.test(sql) ? `${sql.replace(/^CREATE\s+TABLE\s+/i, 'CREATE TABLE IF NOT EXISTS ')};` : `${sql};`;
-    }
-    if (options.noData) continue;
-    const columns = (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(name) as string[]).filter(Boolean);
-    const columnList = columns.map(quoteIdentifier).join(',');
-    const select = db.prepare(`SELECT ${columns.map(quoteIdentifier).join(', ')} FROM ${quoteIdentifier(name)}`).raw(true).safeIntegers(true);
-    const insert = `INSERT INTO ${quoteIdentifier(name)} (${columnList}) VALUES(`;
-    for (const row of select.iterate() as Iterable<unknown[]>) yield `${insert}${row.map(sqlLiteral).join(',')});`;
+  }
+  if (!options.noData) {
+    const referenced = db.prepare('SELECT "table" FROM pragma_foreign_key_list(?)').pluck();
+    for (const { name } of dependencyOrder(userTables, (t) => t.name, (t) => referenced.all(t.name) as string[])) yield* insertRows(db, name);
+  }
+  // After the rows: inserting them into AUTOINCREMENT tables filled it in; this puts back the counters.
+  if (sequence) {
+    if (!options.noSchema) yield 'DELETE FROM sqlite_sequence;';
+    if (!options.noData) yield* insertRows(db, 'sqlite_sequence');
   }
   if (options.noSchema) return;
-  const others = db
-    .prepare("SELECT name, sql FROM sqlite_schema WHERE type IN ('index', 'trigger', 'view') AND sql NOT NULL ORDER BY type COLLATE NOCASE")
-    .all() as { name: string; sql: string }[];
-  for (const { name, sql } of others) {
-    if (only && !only.has(name)) continue;
-    if (name.startsWith('_cf_')) continue;
-    yield `${sql};`;
-  }
+  const ofType = (type: string) => schema.filter((o) => o.type === type);
+  const views = dependencyOrder(ofType('view'), (v) => v.name, (v) => namesIn(v.sql));
+  for (const { sql } of [...ofType('index'), ...views, ...ofType('trigger')]) yield `${sql};`;
+}
+
+/** A table's CREATE statement; one whose name is quoted becomes CREATE TABLE IF NOT EXISTS, as D1 writes it. */
+function createTable(sql: string): string {
+  return /^CREATE\s+TABLE\s+["'`]/i.test(sql) ? `${sql.replace(/^CREATE\s+TABLE\s+/i, 'CREATE TABLE IF NOT EXISTS ')};` : `${sql};`;
+}
+
+function* insertRows(db: Database.Database, table: string): Generator<string> {
+  const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all(table) as string[]).filter(Boolean);
+  const columnList = columns.map(quoteIdentifier).join(',');
+  const select = db.prepare(`SELECT ${columns.map(quoteIdentifier).join(', ')} FROM ${quoteIdentifier(table)}`).raw(true).safeIntegers(true);
+  const insert = `INSERT INTO ${quoteIdentifier(table)} (${columnList}) VALUES(`;
+  for (const row of select.iterate() as Iterable<unknown[]>) yield `${insert}${row.map(sqlLiteral).join(',')});`;
 }

@@ -298,7 +298,7 @@ export class Engine {
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
-      if (writes) this.sync();
+      if (writes) this.sync(true);
     } catch (e) {
       this.rollback();
       return everyone({ success: false, error: detailOf(e) });
@@ -417,9 +417,11 @@ export class Engine {
   }
 
   /** Picks up commits made by other connections (other handles, processes, the CLI). */
-  private sync(): void {
+  /** Catches up with commits made since the last look; `atTransactionStart` also takes their schema as the seal's reference. */
+  private sync(atTransactionStart = false): void {
     const version = this.connection.dataVersion();
     if (version === this.dataVersion) return;
+    if (atTransactionStart) this.connection.settleSchema();
     // Read before anything is assigned: a deadline may interrupt any of these.
     const counters = this.connection.counters();
     const sequence = this.connection.commitSequence();

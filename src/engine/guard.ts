@@ -8,11 +8,27 @@ const file = process.platform === 'darwin' ? 'dione_guard.dylib' : 'dione_guard.
 // src/engine/ and dist/engine/ are both two levels below the package root.
 const extensionPath = fileURLToPath(new URL(`../../build/${file}`, import.meta.url));
 
-export function loadGuard(db: Database.Database): void {
+function checkBuilt(): void {
   if (!existsSync(extensionPath)) {
     throw new Error(
       `dione: the SQLite extension ${extensionPath} is missing; run "npm install" (or "node scripts/build-native.mjs") in the dione package`,
     );
   }
+}
+
+/** D1's rules and dialect, for a connection that runs user SQL. */
+export function loadGuard(db: Database.Database): void {
+  checkBuilt();
   db.loadExtension(extensionPath); // entry point derived from the file name: sqlite3_dioneguard_init
+}
+
+/**
+ * Only D1's SQL dialect (double-quoted string literals), for Dione's own connections that rebuild a
+ * database (a VACUUM recompiles every view and trigger, which fail to compile without it).
+ */
+export function loadDialect(db: Database.Database): void {
+  checkBuilt();
+  // better-sqlite3 takes an entry point as a second argument; its type declarations omit it.
+  const load = db.loadExtension as (this: Database.Database, file: string, entryPoint: string) => Database.Database;
+  load.call(db, extensionPath, 'sqlite3_dionedialect_init');
 }

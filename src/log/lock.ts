@@ -1,6 +1,7 @@
 // One writer per history: two handles writing the same log would interleave their records. The
 // lock is SQLite's own file lock on a small database in the history directory, held by a
-// connection in EXCLUSIVE locking mode that has written: POSIX locks know other processes, SQLite
+// connection in EXCLUSIVE locking mode that has begun an exclusive transaction (it keeps the lock
+// after COMMIT, and nothing is written, so taking it costs no sync): POSIX locks know other processes, SQLite
 // tracks the connections of this process on the same file, and the OS drops the lock with the
 // process, so a killed holder never leaves it behind (as a PID file would).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,12 +35,9 @@ export class HistoryLock {
       try {
         db = new Database(lockFile, { timeout: waitMs });
         db.pragma('locking_mode = EXCLUSIVE');
-        // No journal file: the lock must not need more disk space than the page it rewrites.
+        // No journal file, should anything ever be written: the lock needs no disk space.
         db.pragma('journal_mode = MEMORY');
         db.exec('BEGIN EXCLUSIVE');
-        db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, since TEXT NOT NULL)');
-        db.exec('DELETE FROM holder');
-        db.prepare('INSERT INTO holder VALUES (?, ?)').run(process.pid, new Date().toISOString());
         db.exec('COMMIT');
       } catch (e) {
         db?.close();
@@ -58,7 +56,7 @@ export class HistoryLock {
       }
       try {
         // Only for the message another opener shows; the lock itself is the connection's.
-        writeFileSync(ownerFile, `${process.pid}\n`);
+        if (ownerOf(ownerFile) !== process.pid) writeFileSync(ownerFile, `${process.pid}\n`);
       } catch {
         // a full disk: the message goes without the pid
       }

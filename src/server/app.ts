@@ -17,14 +17,17 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
+    const reason = c.get('logReason') ?? (c.res.status >= 400 ? await reasonInBody(c.res) : undefined);
     recordRequest(server, {
       method: c.req.method,
       path: c.req.path,
       route: c.req.routePath,
       status: c.res.status,
       ms: performance.now() - started,
-      database: c.get('logDatabase'),
+      database: c.get('logDatabase') ?? databaseInPath(c.req.path),
       rows: c.get('logRows'),
+      token: c.get('grant')?.tokenId,
+      reason,
     });
   });
 
@@ -60,8 +63,26 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
 
   app.onError((error, c) => {
     const answer = errorAnswer(server, error, c.req.path);
+    c.set('logReason', answer.reason);
     return c.json(answer.body, answer.status as 400);
   });
 
   return app;
+}
+
+/** The database a REST path names (its id or name, as given). */
+function databaseInPath(path: string): string | undefined {
+  const match = /\/d1\/database\/([^/]+)/.exec(path);
+  return match ? match[1] : undefined;
+}
+
+/** The error message of a failed answer a route built itself (a Cloudflare envelope or `{error}`). */
+async function reasonInBody(response: Response): Promise<string | undefined> {
+  if (!response.headers.get('content-type')?.includes('json')) return undefined;
+  try {
+    const body = (await response.clone().json()) as { errors?: { message?: string }[]; error?: string };
+    return body.errors?.[0]?.message ?? body.error ?? undefined;
+  } catch {
+    return undefined;
+  }
 }

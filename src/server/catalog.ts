@@ -17,6 +17,8 @@ export type TokenScope = 'read' | 'write' | 'admin';
 
 export interface TokenRecord {
   id: string;
+  /** A label given at creation (`dione token create --name`), or null. */
+  name: string | null;
   secret_hash: string;
   scope: TokenScope;
   database_uuid: string | null;
@@ -38,10 +40,22 @@ CREATE TABLE IF NOT EXISTS tokens (
   scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
   database_uuid TEXT,
   created_at TEXT NOT NULL,
-  revoked_at TEXT
+  revoked_at TEXT,
+  name TEXT
 );`;
 
+/** Catalogues made before tokens had names. */
+const TOKEN_NAMES = 'ALTER TABLE tokens ADD COLUMN name TEXT';
+
+const TOKEN_COLUMNS = '(id, secret_hash, scope, database_uuid, created_at, revoked_at, name) VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at, @name)';
+
 /** The catalogue file is not a database, or a damaged one. The message is one line: what and what to do. */
+/**
+ * The setting under which a node's catalogue records the cluster it mirrors: such a catalogue is a
+ * copy of the cluster's, so a database added to it directly would never reach the other nodes.
+ */
+export const CLUSTER_CATALOG_SETTING = 'cluster_catalog';
+
 export class CatalogDamaged extends Error {
   override name = 'CatalogDamaged';
   constructor(
@@ -57,8 +71,11 @@ export class CatalogDamaged extends Error {
 export class Catalog {
   private readonly db: Database.Database;
   readonly dataDir: string;
-  /** Lookups by id or name; every change made through this object clears it. */
-  private readonly found = new Map<string, DatabaseRecord | undefined>();
+  /**
+   * Databases found by id or name; every change made through this object clears it. Misses are
+   * not kept: a database created meanwhile by another process (`dione d1 create --data`) is found.
+   */
+  private readonly found = new Map<string, DatabaseRecord>();
 
   constructor(dataDir: string) {
     this.dataDir = path.resolve(dataDir);
@@ -73,6 +90,8 @@ export class Catalog {
       const check = this.db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw Object.assign(new Error(String(check)), { code: 'SQLITE_CORRUPT' });
       this.db.exec(SCHEMA);
+      const columns = this.db.prepare("SELECT name FROM pragma_table_info('tokens')").pluck().all();
+      if (!columns.includes('name')) this.db.exec(TOKEN_NAMES);
     } catch (e) {
       this.db.close();
       const code = (e as { code?: string }).code ?? '';
@@ -116,10 +135,11 @@ export class Catalog {
 
   /** By id, or else by name (wrangler looks databases up by name too). */
   find(idOrName: string): DatabaseRecord | undefined {
-    if (this.found.has(idOrName)) return this.found.get(idOrName);
+    const known = this.found.get(idOrName);
+    if (known) return known;
     if (this.found.size > 10_000) this.found.clear();
     const record = this.lookup(idOrName);
-    this.found.set(idOrName, record);
+    if (record) this.found.set(idOrName, record);
     return record;
   }
 
@@ -169,7 +189,7 @@ export class Catalog {
   }
 
   addToken(record: TokenRecord): void {
-    this.db.prepare('INSERT INTO tokens VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at)').run(record);
+    this.db.prepare(`INSERT INTO tokens ${TOKEN_COLUMNS}`).run(record);
   }
 
   token(id: string): TokenRecord | undefined {
@@ -187,11 +207,9 @@ export class Catalog {
   /** A token as the cluster's catalogue has it (cluster mode). A revocation, here or there, stays. */
   upsertToken(record: TokenRecord): void {
     this.db
-      .prepare(
-        `INSERT INTO tokens VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at)
-         ON CONFLICT (id) DO UPDATE SET revoked_at = coalesce(tokens.revoked_at, excluded.revoked_at)`,
-      )
-      .run(record);
+      .prepare(`INSERT INTO tokens ${TOKEN_COLUMNS} ON CONFLICT (id) DO UPDATE SET revoked_at = coalesce(tokens.revoked_at, excluded.revoked_at)`)
+      // Records shared by nodes from before tokens had names have none.
+      .run({ ...record, name: record.name ?? null });
   }
 
   /** Differs whenever the file changed since, through this object or another (a `dione token` command). */

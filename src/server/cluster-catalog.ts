@@ -17,7 +17,7 @@ import pino, { type Logger } from 'pino';
 import { whileForming } from '../cluster/forming.ts';
 import { ObjectSnapshots } from '../cluster/object-snapshots.ts';
 import { streamNameOf } from '../cluster/stream-log.ts';
-import type { Catalog, DatabaseRecord, TokenRecord } from './catalog.ts';
+import { type Catalog, CLUSTER_CATALOG_SETTING, type DatabaseRecord, type TokenRecord } from './catalog.ts';
 import { ErrorCodes } from './protocols/envelope.ts';
 import { ApiError } from './protocols/api-errors.ts';
 
@@ -31,7 +31,7 @@ const WRITE_BOUND_MS = 10_000;
  * with. A database found only locally was then deleted by another node while this one was away;
  * against a bucket never seen (first start in cluster mode, or a new NATS cluster) it is imported.
  */
-const RECONCILED_WITH = 'cluster_catalog';
+const RECONCILED_WITH = CLUSTER_CATALOG_SETTING;
 
 export interface ClusterCatalogOptions {
   /** Copies the NATS cluster keeps of the bucket. */
@@ -152,6 +152,9 @@ export class ClusterCatalog {
     try {
       await this.publishIf(`database.${record.uuid}`, record, () => {
         if (this.holderOf(record)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+        // A chosen id another node took meanwhile (its record has not reached this node's catalogue yet).
+        const other = this.databases.get(record.uuid);
+        if (other && other.name !== record.name) throw new ApiError(400, ErrorCodes.badRequest, `The id ${record.uuid} is already used by database "${other.name}"`);
       });
     } catch (e) {
       this.catalog.remove(record.uuid);

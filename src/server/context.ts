@@ -54,5 +54,7 @@ export type Env = {
     database?: DatabaseRecord;
     logDatabase?: string;
     logRows?: { read: number; written: number };
+    /** Why the request failed, for its log line (D1's error text, an auth failure, an import's error). */
+    logReason?: string;
   };
 };

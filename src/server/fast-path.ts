@@ -86,6 +86,8 @@ async function serve(
   let status = 500;
   let database: string | undefined;
   let rows: { read: number; written: number } | undefined;
+  let token: string | undefined;
+  let reason: string | undefined;
   const send = (code: number, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
     status = code;
     res.writeHead(code, { ...headers, 'content-length': Buffer.byteLength(body) });
@@ -94,6 +96,7 @@ async function serve(
   try {
     if (malformedPath) throw new ApiError(400, ErrorCodes.badRequest, MALFORMED_PATH);
     const grant = resolveGrant(req.headers.authorization);
+    token = grant.tokenId;
     const record = findDatabase(server, named, grant);
     database = record.name;
     const body = await readBody(req, server.settings.maxBodyBytes);
@@ -113,16 +116,20 @@ async function serve(
     };
     const answer = await executeSql(server, grant, record, protocol, body, extra, forwarding);
     rows = answer.rows;
+    reason = answer.reason;
     send(answer.status, answer.body, answer.headers);
   } catch (error) {
     if (error instanceof TooLarge) {
+      reason = tooLargeMessage(server.settings.maxBodyBytes);
       send(413, JSON.stringify(envelopeError(ErrorCodes.tooLarge, tooLargeMessage(server.settings.maxBodyBytes))));
     } else if (error instanceof Error && error.message === 'aborted') {
       status = 499; // the client went away; there is no one to answer
+      reason = 'the client closed the connection before the answer';
     } else {
       const answer = errorAnswer(server, error, pathname);
+      reason = answer.reason;
       send(answer.status, JSON.stringify(answer.body));
     }
   }
-  recordRequest(server, { method: 'POST', path: pathname, route, status, ms: performance.now() - started, database, rows });
+  recordRequest(server, { method: 'POST', path: pathname, route, status, ms: performance.now() - started, database, rows, token, reason });
 }

@@ -1,5 +1,8 @@
 // Prometheus metrics for /metrics.
+import { type Dirent, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { historyDirOf } from '../log/logged-database.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -46,7 +49,54 @@ export class Metrics {
     });
   }
 
+  /** Reports each database's size on disk: its file with its WAL, and its write log (records and snapshots). */
+  watchStorage(databases: () => Iterable<{ name: string; file: string }>): void {
+    new Gauge({
+      name: 'dione_database_bytes',
+      help: 'Size of a database on disk: its SQLite file and WAL',
+      labelNames: ['database'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const db of databases()) this.set({ database: db.name }, fileSize(db.file) + fileSize(`${db.file}-wal`));
+      },
+    });
+    new Gauge({
+      name: 'dione_write_log_bytes',
+      help: "Size of a database's write log on disk (log segments and snapshots)",
+      labelNames: ['database'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const db of databases()) this.set({ database: db.name }, treeSize(historyDirOf(db.file)));
+      },
+    });
+  }
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0; // not created yet, or deleted meanwhile
+  }
+}
+
+function treeSize(dir: string): number {
+  let total = 0;
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    total += entry.isDirectory() ? treeSize(full) : entry.isFile() ? fileSize(full) : 0;
+  }
+  return total;
 }

@@ -14,15 +14,30 @@ export interface RequestRecord {
   ms: number;
   database?: string;
   rows?: { read: number; written: number };
+  /** The token's id (never its secret), once the request was authenticated. */
+  token?: string;
+  /** Why it failed: D1's error text, the auth failure, an import's error. */
+  reason?: string;
 }
 
 export function recordRequest(server: ServerContext, r: RequestRecord): void {
   server.metrics.requests.inc({ route: r.route, status: `${Math.floor(r.status / 100)}xx` });
-  if (r.route === '/healthz' || r.route === '/metrics') return;
-  server.logger.info(
-    { method: r.method, path: r.path, status: r.status, ms: Math.round(r.ms * 100) / 100, database: r.database, rows_read: r.rows?.read, rows_written: r.rows?.written },
-    'request',
-  );
+  if ((r.route === '/healthz' || r.route === '/metrics') && r.status < 400) return;
+  const line = {
+    method: r.method,
+    path: r.path,
+    status: r.status,
+    ms: Math.round(r.ms * 100) / 100,
+    database: r.database,
+    token: r.token,
+    rows_read: r.rows?.read,
+    rows_written: r.rows?.written,
+    reason: r.reason,
+  };
+  // A request that failed by its caller's fault is a warning; one that failed by the server's, an error.
+  if (r.status >= 500) server.logger.error(line, 'request');
+  else if (r.status >= 400 || r.reason !== undefined) server.logger.warn(line, 'request');
+  else server.logger.info(line, 'request');
 }
 
 /** The binding protocols (workerd's and dione/client's) answer `{success: false, error}`; the REST API, Cloudflare envelopes. */
@@ -31,15 +46,16 @@ export function bindingProtocolPath(path: string): boolean {
 }
 
 /** The answer for an error thrown while serving a request; unexpected ones are logged. */
-export function errorAnswer(server: ServerContext, error: unknown, path: string): { status: number; body: unknown } {
+export function errorAnswer(server: ServerContext, error: unknown, path: string): { status: number; body: unknown; reason: string } {
   const binding = bindingProtocolPath(path);
   if (error instanceof AuthError || error instanceof ApiError) {
     const code = error instanceof ApiError ? error.code : error.status === 401 ? ErrorCodes.authentication : ErrorCodes.forbidden;
-    return { status: error.status, body: binding ? { success: false, error: error.message } : envelopeError(code, error.message) };
+    return { status: error.status, body: binding ? { success: false, error: error.message } : envelopeError(code, error.message), reason: error.message };
   }
   server.logger.error({ err: error, path }, 'unhandled error');
   const message = 'Internal error in the Dione server; see its log';
-  return { status: 500, body: binding ? { success: false, error: message } : envelopeError(ErrorCodes.sql, message) };
+  const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return { status: 500, body: binding ? { success: false, error: message } : envelopeError(ErrorCodes.sql, message), reason };
 }
 
 export const tooLargeMessage = (limit: number) => `Request body is larger than ${limit} bytes`;

@@ -99,6 +99,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   context.pool = pool;
   metrics.watchPool(pool);
+  metrics.watchStorage(() => catalog.list().map((db) => ({ name: db.name, file: catalog.file(db.uuid) })));
   // Never the Host header of a request: whoever sends one would choose where clients upload.
   settings.publicUrl = configuredPublicUrl ?? (clustered ? clustered.url.replace(/\/+$/, '') : listening);
   if (URL.canParse(settings.publicUrl) && ['0.0.0.0', '[::]'].includes(new URL(settings.publicUrl).hostname)) {

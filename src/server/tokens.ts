@@ -14,10 +14,11 @@ const TOKEN_PATTERN = /^dione_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 
 const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
-export function createToken(catalog: Catalog, scope: TokenScope, databaseUuid: string | null): { token: string; record: TokenRecord } {
+/** A new token; `name` is a label for people (what it is for), never used to check it. */
+export function createToken(catalog: Catalog, scope: TokenScope, databaseUuid: string | null, name: string | null = null): { token: string; record: TokenRecord } {
   const id = randomBytes(9).toString('base64url').replace(/[-_]/g, 'x').slice(0, 12);
   const secret = randomBytes(32).toString('base64url');
-  const record: TokenRecord = { id, secret_hash: hash(secret), scope, database_uuid: databaseUuid, created_at: new Date().toISOString(), revoked_at: null };
+  const record: TokenRecord = { id, name, secret_hash: hash(secret), scope, database_uuid: databaseUuid, created_at: new Date().toISOString(), revoked_at: null };
   catalog.addToken(record);
   return { token: `dione_${id}_${secret}`, record };
 }

@@ -68,7 +68,7 @@ export async function snapshot(db: D1Database): Promise<Snapshot> {
   const tables: Record<string, unknown[]> = {};
   for (const [type, name] of schema as [string, string][]) {
     if (type !== 'table' || name.startsWith('sqlite_')) continue;
-    tables[name] = await db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw();
+    tables[name] = await db.prepare(`SELECT * FROM "${name.replaceAll('"', '""')}" ORDER BY rowid`).raw();
   }
   return { schema, tables };
 }

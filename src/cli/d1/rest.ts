@@ -1,5 +1,7 @@
 // The Cloudflare-style REST API of a Dione server (/client/v4/…), for the commands that manage
-// databases and move dumps: create, list, info, delete, export, import.
+// databases and reach their history: create, list, info, delete, export, time travel. Every request
+// names the token scope it needs, so a refused token gets a hint that says which one to make.
+import type { TokenScope } from '../../server/catalog.ts';
 import { CliError } from './output.ts';
 
 interface Envelope<T> {
@@ -19,6 +21,16 @@ export interface DatabaseInfo {
   [key: string]: unknown;
 }
 
+/** A failed request: its HTTP status, for callers that handle some (404) themselves. */
+export class ApiFailure extends CliError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
 export function serverUrl(url: string | undefined): string {
   const value = url ?? process.env.DIONE_URL;
   if (!value) {
@@ -31,6 +43,21 @@ export function serverUrl(url: string | undefined): string {
   }
 }
 
+/** What to do when the server refused the token (401: none or unknown; 403: too narrow), for an operation that needs `needs`. */
+export function tokenHint(status: 401 | 403, needs: TokenScope): string {
+  const make = `\`dione token create --scope ${needs}\` (run where the server keeps its data)`;
+  if (status === 401) return ` Set DIONE_TOKEN to a token of scope ${needs} or wider: ${make}.`;
+  const reach = needs === 'admin' ? 'on every database' : 'on this database';
+  return ` The token in DIONE_TOKEN is not allowed to do this: it needs scope ${needs} ${reach}. Make one with ${make}.`;
+}
+
+/** The status a binding error stands for when the server refused its token (the texts of src/server/auth.ts), else undefined. */
+export function tokenRefusal(message: string): 401 | 403 | undefined {
+  if (message.includes('Authentication error')) return 401;
+  if (/This token('s scope| can only read| is for)/.test(message)) return 403;
+  return undefined;
+}
+
 export class RestClient {
   private account: string | undefined;
   readonly token: string | undefined;
@@ -39,7 +66,7 @@ export class RestClient {
     this.token = process.env.DIONE_TOKEN || undefined;
   }
 
-  async request<T>(method: string, resource: string, body?: unknown): Promise<Envelope<T>> {
+  async request<T>(method: string, resource: string, body: unknown, needs: TokenScope): Promise<Envelope<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -55,43 +82,43 @@ export class RestClient {
     try {
       envelope = JSON.parse(text) as Envelope<T>;
     } catch {
-      throw new CliError(`The server at ${this.url} answered ${method} ${resource} with HTTP ${response.status} and no JSON: ${text.slice(0, 200)}`);
+      throw new ApiFailure(`The server at ${this.url} answered ${method} ${resource} with HTTP ${response.status} and no JSON: ${text.slice(0, 200)}`, response.status);
     }
     if (!response.ok || !envelope.success) {
       const errors = (envelope.errors ?? []).map((e) => `${e.message} [code: ${e.code}]`).join('; ') || `HTTP ${response.status}`;
-      const hint =
-        response.status === 401
-          ? ' Set DIONE_TOKEN to a token from `dione token create --scope admin`.'
-          : response.status === 403
-            ? ' The token in DIONE_TOKEN is not allowed to do this: use a token with a wider scope.'
-            : '';
-      const error = new CliError(`A request to the Dione API (${method} ${resource}) failed. ${errors}${hint}`);
-      (error as CliError & { status?: number }).status = response.status;
-      throw error;
+      const hint = response.status === 401 || response.status === 403 ? tokenHint(response.status, needs) : '';
+      throw new ApiFailure(`A request to the Dione API (${method} ${resource}) failed. ${errors}${hint}`, response.status);
     }
     return envelope;
   }
 
-  async accountId(): Promise<string> {
+  /** The account id (DIONE_ACCOUNT_ID, or the server's answer), asked for on the way to something that needs `needs`. */
+  async accountId(needs: TokenScope): Promise<string> {
     if (this.account) return this.account;
     const fromEnv = process.env.DIONE_ACCOUNT_ID;
     if (fromEnv) return (this.account = fromEnv);
-    const { result } = await this.request<{ account: { id: string } }[]>('GET', '/memberships');
+    const { result } = await this.request<{ account: { id: string } }[]>('GET', '/memberships', undefined, needs);
     const id = result[0]?.account.id;
     if (!id) throw new CliError(`The server at ${this.url} lists no account for this token.`);
     return (this.account = id);
   }
 
-  async databases(): Promise<string> {
-    return `/accounts/${await this.accountId()}/d1/database`;
+  /** The databases' resource, for a request that needs `needs`. */
+  async databases(needs: TokenScope): Promise<string> {
+    return `/accounts/${await this.accountId(needs)}/d1/database`;
   }
 
-  /** The database with this uuid or name, or undefined when the server has none. */
-  async find(nameOrId: string): Promise<DatabaseInfo | undefined> {
+  /** A request about one database: /accounts/:account/d1/database/:uuid[/more]. */
+  async onDatabase<T>(method: string, uuid: string, more: string, body: unknown, needs: TokenScope): Promise<T> {
+    return (await this.request<T>(method, `${await this.databases(needs)}/${uuid}${more}`, body, needs)).result;
+  }
+
+  /** The database with this uuid or name, or undefined when the server has none; `needs` is what the caller will do with it. */
+  async find(nameOrId: string, needs: TokenScope = 'read'): Promise<DatabaseInfo | undefined> {
     try {
-      return (await this.request<DatabaseInfo>('GET', `${await this.databases()}/${encodeURIComponent(nameOrId)}`)).result;
+      return await this.onDatabase<DatabaseInfo>('GET', encodeURIComponent(nameOrId), '', undefined, needs);
     } catch (e) {
-      if ((e as { status?: number }).status === 404) return undefined;
+      if (e instanceof ApiFailure && e.status === 404) return undefined;
       throw e;
     }
   }
@@ -99,7 +126,7 @@ export class RestClient {
   async list(): Promise<DatabaseInfo[]> {
     const all: DatabaseInfo[] = [];
     for (let page = 1; ; page++) {
-      const { result } = await this.request<DatabaseInfo[]>('GET', `${await this.databases()}?per_page=100&page=${page}`);
+      const { result } = await this.request<DatabaseInfo[]>('GET', `${await this.databases('read')}?per_page=100&page=${page}`, undefined, 'read');
       all.push(...result);
       if (result.length < 100) return all;
     }

@@ -72,21 +72,39 @@ export interface ImportOptions {
   onResults?: (statements: SqlStatement[], results: D1Result[]) => void;
 }
 
+/** What a file did, summed over every statement of every chunk. */
+export interface ImportTotals {
+  statements: number;
+  chunks: number;
+  rowsRead: number;
+  rowsWritten: number;
+  /** The database's size after the last chunk, in bytes. */
+  sizeAfter: number;
+  /** Time spent in SQL, in ms. */
+  duration: number;
+}
+
 /**
  * Streams `file` into `db` in chunks, each one batch (atomic). A failing chunk is rolled back
  * whole, the ones before it stay, and the error says where to resume.
  */
-export async function importFile(db: D1Database, file: string, options: ImportOptions = {}): Promise<{ statements: number; chunks: number }> {
+export async function importFile(db: D1Database, file: string, options: ImportOptions = {}): Promise<ImportTotals> {
   const maxStatements = options.chunkStatements ?? 1000;
   const maxChars = options.chunkChars ?? 4 << 20;
   let chunk: SqlStatement[] = [];
   let chars = 0;
   let done = 0;
-  let chunks = 0;
+  const totals: ImportTotals = { statements: 0, chunks: 0, rowsRead: 0, rowsWritten: 0, sizeAfter: 0, duration: 0 };
   const flush = async () => {
     if (chunk.length === 0) return;
     try {
       const results = await runBatch(db, chunk, file);
+      for (const { meta } of results) {
+        totals.rowsRead += meta.rows_read;
+        totals.rowsWritten += meta.rows_written;
+        totals.duration += meta.duration;
+        if (meta.size_after > 0) totals.sizeAfter = meta.size_after;
+      }
       options.onResults?.(chunk, results);
     } catch (e) {
       const where = chunk[0]!.line;
@@ -98,7 +116,7 @@ export async function importFile(db: D1Database, file: string, options: ImportOp
       throw new CliError(`${errorText(e)}\n${resume}`);
     }
     done += chunk.length;
-    chunks++;
+    totals.chunks++;
     chunk = [];
     chars = 0;
   };
@@ -109,5 +127,5 @@ export async function importFile(db: D1Database, file: string, options: ImportOp
     chars += statement.sql.length;
   }
   await flush();
-  return { statements: done, chunks };
+  return { ...totals, statements: done };
 }

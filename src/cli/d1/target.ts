@@ -1,13 +1,16 @@
 // The database a data command works on: the local file wrangler would use (--local, the default),
-// or a database on a Dione server (--remote), both as a D1Database binding.
+// or a database on a Dione server (--remote). Both are a D1Database binding, so every operation has
+// one code path over either; the few that need more (export) switch on `kind`.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { connect } from '../../client.ts';
 import { type D1Database, open } from '../../index.ts';
+import type { TokenScope } from '../../server/catalog.ts';
 import { localD1Root, localDatabaseFile, localDatabaseKey } from '../local-state.ts';
 import { type D1DatabaseConfig, lookupDatabase, readWranglerConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
-import { CliError } from './output.ts';
-import { RestClient, serverUrl } from './rest.ts';
+import { findOnServer } from './find-database.ts';
+import { CliError, errorText } from './output.ts';
+import { type DatabaseInfo, RestClient, serverUrl, tokenHint, tokenRefusal } from './rest.ts';
 
 export interface TargetOptions {
   local?: boolean;
@@ -19,21 +22,30 @@ export interface TargetOptions {
   url?: string;
 }
 
-export interface Target {
-  remote: boolean;
+interface TargetBase {
+  /** The database as the command was given it (a name, binding or id). */
   name: string;
   config: WranglerConfig;
   entry: D1DatabaseConfig | undefined;
   /** "local database DB (…) from …" / "remote database shop (uuid) on http://…" */
   description: string;
-  /** --local: the SQLite file. */
-  file?: string;
-  /** --remote: the REST client and the database's uuid. */
-  rest?: RestClient;
-  uuid?: string;
   db: D1Database;
   close(): void;
 }
+
+export interface LocalTarget extends TargetBase {
+  kind: 'local';
+  /** The SQLite file wrangler keeps the database in. */
+  file: string;
+}
+
+export interface RemoteTarget extends TargetBase {
+  kind: 'remote';
+  server: RestClient;
+  database: DatabaseInfo;
+}
+
+export type Target = LocalTarget | RemoteTarget;
 
 export function checkLocation(options: TargetOptions): void {
   if (options.local && options.remote) throw new CliError("Error: can't use --local and --remote at the same time");
@@ -41,51 +53,59 @@ export function checkLocation(options: TargetOptions): void {
   if (options.persistTo && options.remote) throw new CliError('--persist-to works with --local only: it says where local databases are kept.');
 }
 
-export async function resolveTarget(name: string, options: TargetOptions, opts: { mustExist?: boolean } = {}): Promise<Target> {
+function localTarget(name: string, config: WranglerConfig, options: TargetOptions, mustExist: boolean): LocalTarget {
+  const entry = requireDatabase(config, name);
+  const file = localDatabaseFile(config, entry, options.persistTo);
+  if (mustExist && !existsSync(file)) {
+    throw new CliError(
+      `There is no local database for '${name}' yet (${file}). Create it with \`dione d1 migrations apply ${name} --local\` or \`dione d1 execute ${name} --local --command "…"\`, or add --remote.`,
+    );
+  }
+  const db = open(file);
+  const root = path.relative(process.cwd(), localD1Root(config, options.persistTo)) || '.';
+  return { kind: 'local', name, config, entry, file, description: `local database ${entry.binding} (${localDatabaseKey(entry)}) from ${root}`, db, close: () => void db.close() };
+}
+
+async function remoteTarget(name: string, config: WranglerConfig, options: TargetOptions, needs: TokenScope): Promise<RemoteTarget> {
+  const server = new RestClient(serverUrl(options.url));
+  const database = await findOnServer(server, config, name, { preview: options.preview, needs });
+  const db = connect({ url: server.url, token: server.token ?? '', database: database.uuid });
+  return {
+    kind: 'remote',
+    name,
+    config,
+    entry: lookupDatabase(config, name),
+    server,
+    database,
+    description: `remote database ${database.name} (${database.uuid}) on ${server.url}`,
+    db,
+    close: () => void db.close(),
+  };
+}
+
+/** The target of a command that needs `needs` of a token on a server; `mustExist` refuses a local database not made yet. */
+async function resolveTarget(name: string, options: TargetOptions, needs: TokenScope, { mustExist = false } = {}): Promise<Target> {
   checkLocation(options);
   const config = readWranglerConfig({ config: options.config, env: options.env });
-  if (!options.remote) {
-    const entry = requireDatabase(config, name);
-    const file = localDatabaseFile(config, entry, options.persistTo);
-    if (opts.mustExist && !existsSync(file)) {
-      throw new CliError(
-        `There is no local database for '${name}' yet (${file}). Create it with \`dione d1 migrations apply ${name} --local\` or \`dione d1 execute ${name} --local --command "…"\`, or add --remote.`,
-      );
-    }
-    const db = open(file);
-    const root = path.relative(process.cwd(), localD1Root(config, options.persistTo)) || '.';
-    return {
-      remote: false,
-      name,
-      config,
-      entry,
-      file,
-      description: `local database ${entry.binding} (${localDatabaseKey(entry)}) from ${root}`,
-      db,
-      close: () => void db.close(),
-    };
+  return options.remote ? remoteTarget(name, config, options, needs) : localTarget(name, config, options, mustExist);
+}
+
+/** Runs `body` on the target and closes it. When the server refuses the token, the error says which scope the operation needs. */
+export async function withTarget<T>(
+  name: string,
+  options: TargetOptions,
+  needs: TokenScope,
+  body: (target: Target) => Promise<T>,
+  { mustExist = false } = {},
+): Promise<T> {
+  const target = await resolveTarget(name, options, needs, { mustExist });
+  try {
+    return await body(target);
+  } catch (e) {
+    const refusal = target.kind === 'remote' ? tokenRefusal(errorText(e)) : undefined;
+    if (refusal) throw new CliError(`${errorText(e)}\n${tokenHint(refusal, needs).trim()}`);
+    throw e;
+  } finally {
+    target.close();
   }
-  const rest = new RestClient(serverUrl(options.url));
-  const entry = lookupDatabase(config, name);
-  const candidates = [...new Set([options.preview ? entry?.preview_database_id : entry?.database_id, entry?.database_name, name].filter((c): c is string => Boolean(c)))];
-  for (const candidate of candidates) {
-    const found = await rest.find(candidate);
-    if (!found) continue;
-    const db = connect({ url: rest.url, token: rest.token ?? '', database: found.uuid });
-    return {
-      remote: true,
-      name,
-      config,
-      entry,
-      rest,
-      uuid: found.uuid,
-      description: `remote database ${found.name} (${found.uuid}) on ${rest.url}`,
-      db,
-      close: () => void db.close(),
-    };
-  }
-  throw new CliError(
-    `Couldn't find a D1 DB named '${name}' on the Dione server at ${rest.url} (looked for ${candidates.map((c) => `'${c}'`).join(', ')}). ` +
-      `Create it with \`dione d1 create ${entry?.database_name ?? name} --remote\`, or check the name and DIONE_URL.`,
-  );
 }

@@ -4,9 +4,12 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { RestoreResult } from '../../api/time-travel.ts';
-import { lookupDatabase, readWranglerConfig } from '../wrangler-config.ts';
+import type { TokenScope } from '../../server/catalog.ts';
+import { readWranglerConfig } from '../wrangler-config.ts';
+import { bindingFor, configSnippet } from './create.ts';
+import { findOnServer } from './find-database.ts';
 import { CliError, green, run, say } from './output.ts';
-import { type DatabaseInfo, RestClient, serverUrl } from './rest.ts';
+import { ApiFailure, type DatabaseInfo, RestClient, serverUrl } from './rest.ts';
 
 interface ServerOptions {
   url?: string;
@@ -84,24 +87,18 @@ function serverFor(command: string, options: ServerOptions): RestClient {
   return new RestClient(serverUrl(options.url));
 }
 
-/** The database on the server, by name or binding (through the wrangler config) as wrangler finds it. */
-async function findDatabase(rest: RestClient, name: string, options: ServerOptions): Promise<DatabaseInfo> {
-  const entry = lookupDatabase(readWranglerConfig({ config: options.config, env: options.env }), name);
-  for (const candidate of new Set([entry?.database_id, entry?.database_name, name])) {
-    if (!candidate) continue;
-    const found = await rest.find(candidate);
-    if (!found) continue;
-    if (found.version === 'alpha') {
-      throw new CliError('Time travel is not available for alpha D1 databases. You will need to migrate to a new database for access to this feature.');
-    }
-    return found;
+/** The database on the server, as every command finds it; Time Travel needs a database with a history. */
+async function findDatabase(rest: RestClient, name: string, options: ServerOptions, needs: TokenScope): Promise<DatabaseInfo> {
+  const found = await findOnServer(rest, readWranglerConfig({ config: options.config, env: options.env }), name, { needs });
+  if (found.version === 'alpha') {
+    throw new CliError('Time travel is not available for alpha D1 databases. You will need to migrate to a new database for access to this feature.');
   }
-  throw new CliError(`Couldn't find a D1 DB named '${name}' on the Dione server at ${rest.url}. \`dione d1 list\` shows the databases there.`);
+  return found;
 }
 
 async function bookmarkAt(rest: RestClient, uuid: string, iso: string | undefined): Promise<{ bookmark: string }> {
   const query = iso ? `?timestamp=${encodeURIComponent(iso)}` : '';
-  return (await rest.request<{ bookmark: string }>('GET', `${await rest.databases()}/${uuid}/time_travel/bookmark${query}`)).result;
+  return rest.onDatabase<{ bookmark: string }>('GET', uuid, `/time_travel/bookmark${query}`, undefined, 'read');
 }
 
 /** The bookmark --bookmark gives, or the one --timestamp (already converted) resolves to, as wrangler's restore does. */
@@ -124,7 +121,7 @@ async function confirmRestore(): Promise<boolean> {
 async function info(database: string, options: PointOptions): Promise<void> {
   const iso = options.timestamp ? convertTimestampToISO(options.timestamp) : undefined;
   const rest = serverFor('time-travel info', options);
-  const db = await findDatabase(rest, database, options);
+  const db = await findDatabase(rest, database, options, 'read');
   const result = await bookmarkAt(rest, db.uuid, iso);
   if (options.json) {
     say(JSON.stringify(result, null, 2));
@@ -139,13 +136,13 @@ async function restore(database: string, options: PointOptions): Promise<void> {
   checkPoint(options);
   const iso = options.timestamp ? convertTimestampToISO(options.timestamp) : undefined;
   const rest = serverFor('time-travel restore', options);
-  const db = await findDatabase(rest, database, options);
+  const db = await findDatabase(rest, database, options, 'write');
   const bookmark = await pointBookmark(rest, db.uuid, options.bookmark, iso);
   const restoreTo = async () => {
     try {
-      return (await rest.request<RestoreResult>('POST', `${await rest.databases()}/${db.uuid}/time_travel/restore?bookmark=${encodeURIComponent(bookmark)}`)).result;
+      return await rest.onDatabase<RestoreResult>('POST', db.uuid, `/time_travel/restore?bookmark=${encodeURIComponent(bookmark)}`, undefined, 'write');
     } catch (e) {
-      if ((e as { status?: number }).status === 400) throw new CliError(`${(e as Error).message}. Database ${database} was not changed.`);
+      if (e instanceof ApiFailure && e.status === 400) throw new CliError(`${e.message}. Database ${database} was not changed.`);
       throw e;
     }
   };
@@ -165,28 +162,21 @@ async function restore(database: string, options: PointOptions): Promise<void> {
   say(`↩️ To undo this operation, you can restore to the previous bookmark: ${result.previous_bookmark}`);
 }
 
-/** The d1_databases entry for a new database, in the style of the project's config file (as `d1 create`). */
-function configSnippet(binding: string, db: DatabaseInfo, configFile: string | undefined): string {
-  if (configFile?.endsWith('.toml')) return `[[d1_databases]]\nbinding = "${binding}"\ndatabase_name = "${db.name}"\ndatabase_id = "${db.uuid}"`;
-  return JSON.stringify({ d1_databases: [{ binding, database_name: db.name, database_id: db.uuid }] }, null, 2);
-}
-
 async function fork(source: string, name: string, options: ForkOptions): Promise<void> {
   checkPoint(options);
   const iso = options.timestamp ? convertTimestampToISO(options.timestamp) : undefined;
   const rest = serverFor('fork', options);
-  const db = await findDatabase(rest, source, options);
+  const db = await findDatabase(rest, source, options, 'admin');
   // A timestamp is resolved first, so the bookmark printed is one of the source database.
   const bookmark = await pointBookmark(rest, db.uuid, options.bookmark, iso);
-  const { result } = await rest.request<ForkedDatabase>('POST', `${await rest.databases()}/${db.uuid}/fork`, { name, bookmark });
+  const result = await rest.onDatabase<ForkedDatabase>('POST', db.uuid, '/fork', { name, bookmark }, 'admin');
   if (options.json) {
     say(JSON.stringify(result, null, 2));
     return;
   }
   say(green(`✅ Successfully forked DB '${db.name}' at bookmark ${bookmark} into new DB '${result.name}' (${result.uuid})`));
   say('Created your new D1 database.\n');
-  const binding = options.binding ?? name.replace(/[^A-Za-z0-9_]/g, '_');
-  say(configSnippet(binding, result, readWranglerConfig({ config: options.config }).file));
+  say(configSnippet(options.binding ?? bindingFor(name), result, readWranglerConfig({ config: options.config }).file));
 }
 
 /** Registers `d1 time-travel info|restore` and `d1 fork`; `serverCommand` adds the options of the server-only commands. */

@@ -30,9 +30,12 @@ function columnsAndRows(result: StatementResult) {
   return { columns: result.columns, rows: result.rows.map((row) => row.map(d1Value)) };
 }
 
-/** workerd's D1 binding protocol: a result object per query, or one failure object. */
+/**
+ * workerd's D1 binding protocol: a result object per query, or one failure object. A failed query
+ * is status 200, as D1 answers it: the binding reads the body whatever the status.
+ */
 export function d1Response(response: ExecuteResponse, array: boolean, resultsFormat: string | undefined): Encoded {
-  if (!response.success) return { status: 500, body: JSON.stringify({ success: false, error: response.error }) };
+  if (!response.success) return { status: 200, body: JSON.stringify({ success: false, error: response.error }) };
   const items = response.results.map((r) => ({
     success: true,
     meta: r.meta,

@@ -2,6 +2,7 @@
 // request, and an engine response (or a failure) becomes that protocol's answer, status included.
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import type { IntMode } from '../../api/types.ts';
+import { timedOut } from '../../engine/engine.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
 import { ErrorCodes, envelopeError } from './envelope.ts';
 import { BadRequest, parseD1Body, parseDioneBody, parseRestBody } from './requests.ts';
@@ -48,7 +49,19 @@ export function parseSql(protocol: WireProtocol, body: string, extra: SqlExtras 
     }
   }
   const writes = request.queries.some((q) => parseQuery(q.sql).statements.some((s) => s.kind === 'write'));
-  return { request, writes, encode };
+  return { request, writes, encode: protocol === 'd1' ? encode : withTimeoutStatus(encode) };
+}
+
+/**
+ * REST and dione/client answer a request the query timeout interrupted with 504. workerd's binding
+ * protocol does not: D1 answers its timeout error like any failed query (status 200, see d1Response).
+ */
+function withTimeoutStatus(encode: (response: ExecuteResponse) => Encoded): (response: ExecuteResponse) => Encoded {
+  return (response) => {
+    const encoded = encode(response);
+    if (timedOut(response)) encoded.status = 504;
+    return encoded;
+  };
 }
 
 export { BadRequest };
@@ -56,13 +69,17 @@ export { BadRequest };
 /** What a read-only token is told when its request would write (SQLite refuses it too, should the lexer be wrong). */
 export const WRITE_REFUSED = 'This token can only read: the statement would write';
 
-/** Why a SQL request got no engine response, each with its status. */
-export type SqlFailure = 'bad-request' | 'forbidden' | 'timeout' | 'unavailable' | 'no-primary' | 'network' | 'host';
+/**
+ * Why a SQL request got no engine response, each with its status, in every protocol. A failed query
+ * is an engine response, answered in parseSql's encode. These are requests that never reached the
+ * database (refused at the edge, or its host could not serve it): D1's binding protocol does not
+ * answer those 200 either (miniflare answers 200 only for errors raised while running the queries).
+ */
+export type SqlFailure = 'bad-request' | 'forbidden' | 'unavailable' | 'no-primary' | 'network' | 'host';
 
 const STATUS: Record<SqlFailure, number> = {
   'bad-request': 400,
   forbidden: 403,
-  timeout: 504,
   unavailable: 503,
   'no-primary': 503,
   network: 502,
@@ -72,7 +89,6 @@ const STATUS: Record<SqlFailure, number> = {
 const CODE: Record<SqlFailure, number> = {
   'bad-request': ErrorCodes.badRequest,
   forbidden: ErrorCodes.forbidden,
-  timeout: ErrorCodes.sql,
   unavailable: ErrorCodes.sql,
   'no-primary': ErrorCodes.sql,
   network: ErrorCodes.sql,
@@ -87,4 +103,4 @@ export function sqlFailure(protocol: WireProtocol, failure: SqlFailure, message:
 }
 
 /** The engine interrupted the request at the query timeout. */
-export { timedOut } from '../../engine/engine.ts';
+export { timedOut };

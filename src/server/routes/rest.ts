@@ -11,15 +11,16 @@ import { parseTimestamp } from '../../api/time-travel.ts';
 import type { DatabaseInfo, HistoryPointMessage, HostCallOf, HostOp, HostOperations } from '../host/protocol.ts';
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
+import { checkNewDatabase, NewDatabaseRefused } from '../new-database.ts';
 import { primaryOf, relay, runSql } from './sql.ts';
 import { transferRoutes } from './transfer.ts';
-
-export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
 
 const createBody = z.object({
   name: z.string(),
   primary_location_hint: z.string().optional(),
   jurisdiction: z.string().optional(),
+  // Beyond D1: the new database's id, chosen by the caller (a wrangler config's database_id).
+  uuid: z.string().optional(),
 });
 const updateBody = z.object({ read_replication: z.object({ mode: z.enum(['auto', 'disabled']) }) });
 const forkBody = z.object({
@@ -59,10 +60,14 @@ export function restRoutes(server: ServerContext) {
     return next();
   });
 
-  /** A name for a new database: D1's pattern, and not taken. */
-  const checkNewName = (name: string): void => {
-    if (!NAME_PATTERN.test(name)) throw new ApiError(400, ErrorCodes.badRequest, `Invalid database name "${name}": use 1-64 letters, digits, "_" and "-"`);
-    if (server.catalog.find(name)) throw new ApiError(400, ErrorCodes.nameTaken, 'A database with that name already exists');
+  /** A name (and a chosen id) for a new database: valid, and not taken. */
+  const checkNew = (name: string, uuid?: string): void => {
+    try {
+      checkNewDatabase(server.catalog, name, uuid);
+    } catch (e) {
+      if (!(e instanceof NewDatabaseRefused)) throw e;
+      throw new ApiError(400, e.reason === 'name-taken' ? ErrorCodes.nameTaken : ErrorCodes.badRequest, e.message);
+    }
   };
 
   /** The answer to creating a database (and to forking one). */
@@ -119,8 +124,8 @@ export function restRoutes(server: ServerContext) {
   app.post('/accounts/:account/d1/database', async (c) => {
     authorize(c.get('grant'), 'admin');
     const body = await jsonBody(c, createBody);
-    checkNewName(body.name);
-    const record = server.catalog.create(body.name);
+    checkNew(body.name, body.uuid);
+    const record = server.catalog.create(body.name, body.uuid);
     await server.clusterCatalog?.created(record);
     return c.json(success({ ...created(record), primary_location_hint: body.primary_location_hint ?? server.settings.region.toLowerCase() }));
   });
@@ -194,7 +199,7 @@ export function restRoutes(server: ServerContext) {
     const primary = await primaryOf(server, source);
     if (primary !== 'self') return relay(server, c, primary);
     const body = await jsonBody(c, forkBody);
-    checkNewName(body.name);
+    checkNew(body.name);
     const point = pointOf(body.bookmark, body.timestamp === undefined ? undefined : String(body.timestamp));
     const uuid = randomUUID();
     const file = server.catalog.file(uuid);

@@ -30,6 +30,8 @@ export interface SqlAnswer {
   body: string;
   headers: Record<string, string>;
   rows?: { read: number; written: number };
+  /** Why it failed (D1's error text), for the request's log line. */
+  reason?: string;
 }
 
 function rowsOf(response: { success: boolean; results?: { meta: { rows_read: number; rows_written: number } }[] }): { read: number; written: number } {
@@ -57,44 +59,41 @@ export async function executeSql(
 ): Promise<SqlAnswer> {
   const started = performance.now();
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  const done = (encoded: Encoded, outcome: 'ok' | 'error' | 'forwarded', rows?: SqlAnswer['rows']): SqlAnswer => {
+  const done = (encoded: Encoded, outcome: 'ok' | 'error' | 'forwarded', rows?: SqlAnswer['rows'], reason?: string): SqlAnswer => {
     if (encoded.bookmark) headers[SESSION_HEADER] = encoded.bookmark;
     server.metrics.queries.inc({ database: database.name, protocol, outcome });
     if (outcome !== 'forwarded') server.metrics.latency.observe({ database: database.name }, (performance.now() - started) / 1000);
-    return { status: encoded.status, body: encoded.body, headers, rows };
+    return { status: encoded.status, body: encoded.body, headers, rows, reason };
   };
   let parsed: ParsedSql;
   try {
     parsed = parseSql(protocol, body, extra);
   } catch (e) {
     if (!(e instanceof BadRequest)) throw e;
-    return done(sqlFailure(protocol, 'bad-request', e.message), 'error');
+    return done(sqlFailure(protocol, 'bad-request', e.message), 'error', undefined, e.message);
   }
   const readOnly = !allows(grant.scope, 'write');
   // The lexer's word is the fast path with the token's wording; SQLite refuses writes in the engine too.
-  if (readOnly && parsed.writes) return done(sqlFailure(protocol, 'forbidden', WRITE_REFUSED), 'error');
+  if (readOnly && parsed.writes) return done(sqlFailure(protocol, 'forbidden', WRITE_REFUSED), 'error', undefined, WRITE_REFUSED);
   if (readOnly) parsed.request.readOnly = true;
   try {
     const response = await server.pool.execute({ uuid: database.uuid, file: server.catalog.file(database.uuid) }, parsed.request, parsed.writes);
     const encoded = parsed.encode(response);
-    if (timedOut(response)) {
-      server.metrics.timeouts.inc({ database: database.name });
-      encoded.status = 504;
-    }
+    if (timedOut(response)) server.metrics.timeouts.inc({ database: database.name });
     const rows = rowsOf(response);
     server.metrics.rowsRead.inc({ database: database.name }, rows.read);
     server.metrics.rowsWritten.inc({ database: database.name }, rows.written);
-    return done(encoded, encoded.status < 300 ? 'ok' : 'error', rows);
+    return done(encoded, encoded.status < 300 && response.success ? 'ok' : 'error', rows, response.success ? undefined : response.error);
   } catch (e) {
     if (e instanceof NotPrimary) {
       const answer = await forward(server, e.holder, protocol, body, forwarding);
-      return done(answer, answer.status < 300 ? 'forwarded' : 'error');
+      return done(answer, answer.status < 300 ? 'forwarded' : 'error', undefined, answer.status < 300 ? undefined : `forwarded to the primary: ${answer.body.slice(0, 200)}`);
     }
-    if (e instanceof HostUnavailable) return done(sqlFailure(protocol, 'unavailable', e.message), 'error');
+    if (e instanceof HostUnavailable) return done(sqlFailure(protocol, 'unavailable', e.message), 'error', undefined, e.message);
     if (e instanceof HostError) {
       // The database could not be opened or served (its file, its write log): the reason, not a generic error.
       server.logger.error({ database: database.name, err: e }, 'database host failed');
-      return done(sqlFailure(protocol, 'host', e.message), 'error');
+      return done(sqlFailure(protocol, 'host', e.message), 'error', undefined, e.message);
     }
     throw e;
   }

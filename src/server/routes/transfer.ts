@@ -79,6 +79,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     } catch (e) {
       if (!(e instanceof HostError)) throw apiErrorOf(e);
       rmSync(file, { force: true });
+      c.set('logReason', `export failed: ${e.message}`);
       return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error: e.message }));
     }
     const { bookmark } = exported;
@@ -135,11 +136,12 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     if (error !== undefined || !imported) {
       const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
       transfer.result = result;
+      c.set('logReason', `import failed: ${error ?? 'nothing imported'}`);
       return c.json(success(result));
     }
     const num_queries = imported.statements;
     const final_bookmark = imported.bookmark;
-    const meta = imported.response?.success ? imported.response.results.at(-1)?.meta : undefined;
+    const meta = imported.response?.success ? importMeta(imported.response.results.map((r) => r.meta)) : undefined;
     const result = {
       success: true,
       type: 'import',
@@ -154,6 +156,14 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
   });
 
   return app;
+}
+
+/** An import's meta: the totals of all its statements (wrangler prints them), the database's state after the last. */
+function importMeta<M extends { duration: number; rows_read: number; rows_written: number; changes: number }>(metas: M[]): M | undefined {
+  const last = metas.at(-1);
+  if (!last) return undefined;
+  const sum = (field: 'duration' | 'rows_read' | 'rows_written' | 'changes') => metas.reduce((total, m) => total + m[field], 0);
+  return { ...last, duration: sum('duration'), rows_read: sum('rows_read'), rows_written: sum('rows_written'), changes: sum('changes') };
 }
 
 /** The unauthenticated upload and download URLs. */

@@ -1,0 +1,126 @@
+// `dione d1` against a real server, run as a process: an import reports the real totals and, when
+// a statement fails, its line and where to resume, the same on a server as on a local file; a
+// refused token gets a hint naming the scope the command needs; `d1 list` shows what wrangler shows.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect } from '../src/client.ts';
+import { type CliRun, dione, project } from './helpers/cli-d1.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+let srv: TestServer;
+let cwd: string;
+let cleanup: () => void;
+
+const DB_ID = '6c5b4a39-2817-4f60-8e5d-4c3b2a190817';
+
+before(async () => {
+  srv = await startTestServer();
+  ({ dir: cwd, cleanup } = project({ 'wrangler.toml': `[[d1_databases]]\nbinding = "DB"\ndatabase_name = "rows"\ndatabase_id = "${DB_ID}"\n` }));
+});
+
+after(async () => {
+  await srv?.close();
+  cleanup?.();
+});
+
+const remote = (token = srv.token) => ({ DIONE_URL: srv.url, DIONE_TOKEN: token });
+
+function ok(r: CliRun, what: string): CliRun {
+  assert.equal(r.code, 0, `${what}:\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+function failed(r: CliRun, expected: RegExp, what: string): void {
+  assert.equal(r.code, 1, `${what}:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, expected, `${what}:\n${r.stderr}`);
+}
+
+/** One single-row INSERT per line, `count` of them, line `bad` (1-based) naming a missing column. */
+function insertsFile(name: string, count: number, bad?: number): string {
+  const lines = Array.from({ length: count }, (_, i) => (i + 1 === bad ? `INSERT INTO r VALUES (${i + 1}, oops);` : `INSERT INTO r VALUES (${i + 1}, 'row ${i + 1}');`));
+  writeFileSync(path.join(cwd, name), `${lines.join('\n')}\n`);
+  return name;
+}
+
+describe('dione d1 on a server', { concurrency: false }, () => {
+  it('import: the summary counts every row written, on a server and on a local file alike', async () => {
+    ok(await dione(cwd, ['d1', 'create', '--from-config'], remote()), 'create');
+    const file = insertsFile('rows.sql', 2500);
+    const summaries = [];
+    for (const where of ['--remote', '--local']) {
+      ok(await dione(cwd, ['d1', 'execute', 'DB', where, '--command', 'CREATE TABLE r (n INTEGER PRIMARY KEY, v TEXT)'], remote()), `create table ${where}`);
+      const imported = ok(await dione(cwd, ['d1', 'import', 'DB', file, where, '--json'], remote()), `import ${where}`);
+      const [summary] = JSON.parse(imported.stdout) as { results: Record<string, unknown>[]; meta: { rows_written: number } }[];
+      summaries.push(summary!.results[0]);
+      assert.equal(summary!.meta.rows_written, 2500);
+    }
+    for (const summary of summaries) {
+      assert.equal(summary!['Total queries executed'], 2500);
+      assert.equal(summary!['Rows written'], 2500, 'every row, not the last statement’s');
+    }
+    const db = connect({ url: srv.url, token: srv.token, database: DB_ID });
+    assert.deepEqual(await db.prepare('SELECT count(*) AS n FROM r').all().then((r) => r.results), [{ n: 2500 }]);
+
+    writeFileSync(path.join(cwd, 'three.sql'), "CREATE TABLE h (v TEXT);\nINSERT INTO h VALUES ('a');\nINSERT INTO h VALUES ('b');\nINSERT INTO h VALUES ('c');\n");
+    const human = ok(await dione(cwd, ['d1', 'execute', 'DB', '--remote', '--file', 'three.sql', '--chunk-size', '2'], remote()), 'execute --file');
+    const table = human.stdout.split('\n');
+    const header = table.findIndex((l) => /^│ Total queries executed │ Rows read │ Rows written │ Database size \(MB\) │$/.test(l));
+    assert.ok(header > 0, human.stdout);
+    // CREATE TABLE counts as D1 counts it (README: 1 or 2), then one row per INSERT.
+    assert.match(table[header + 2]!, /^│ 4 +│ \d+ +│ [45] +│ \d+\.\d\d +│$/);
+    assert.match(human.stdout, /🚣 4 commands executed successfully\./);
+  });
+
+  it('a failing statement of a remote import is reported with its line; the chunks before it stay, and --from-line resumes', async () => {
+    const db = connect({ url: srv.url, token: srv.token, database: DB_ID });
+    await db.prepare('CREATE TABLE resumed (n INTEGER PRIMARY KEY, v TEXT)').run();
+    const lines = Array.from({ length: 2500 }, (_, i) => `INSERT INTO resumed VALUES (${i + 1}, ${i + 1 === 1203 ? 'oops' : `'ok'`});`);
+    writeFileSync(path.join(cwd, 'broken.sql'), `${lines.join('\n')}\n`);
+    const r = await dione(cwd, ['d1', 'import', 'DB', 'broken.sql', '--remote'], remote());
+    failed(r, /broken\.sql:1203: .*no such column: oops/, 'remote import with a bad line');
+    assert.match(r.stderr, /in: INSERT INTO resumed VALUES \(1203, oops\);/);
+    assert.match(r.stderr, /The 1000 statement\(s\) before line 1001 are imported.*--from-line 1001/s);
+    assert.deepEqual(await db.prepare('SELECT count(*) AS n, max(n) AS top FROM resumed').all().then((x) => x.results), [{ n: 1000, top: 1000 }]);
+
+    lines[1202] = "INSERT INTO resumed VALUES (1203, 'fixed');";
+    writeFileSync(path.join(cwd, 'broken.sql'), `${lines.join('\n')}\n`);
+    ok(await dione(cwd, ['d1', 'import', 'DB', 'broken.sql', '--remote', '--from-line', '1001'], remote()), 'resumed import');
+    assert.deepEqual(await db.prepare('SELECT count(*) AS n, sum(n) AS total FROM resumed').all().then((x) => x.results), [{ n: 2500, total: (2500 * 2501) / 2 }]);
+  });
+
+  it('a refused token gets a hint naming the scope the command needs', async () => {
+    const read = srv.tokenFor('read');
+    const unknown = 'dione_AAAAAAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    const cases: [string[], string, RegExp][] = [
+      [['d1', 'create', 'hint-new'], read, /needs scope admin/],
+      [['d1', 'delete', 'DB', '-y'], read, /needs scope admin/],
+      [['d1', 'execute', 'DB', '--remote', '--command', 'INSERT INTO r VALUES (99999, NULL)'], read, /needs scope write/],
+      [['d1', 'time-travel', 'restore', 'DB', '--timestamp', String(Math.floor(Date.now() / 1000) - 1)], read, /needs scope write/],
+      [['d1', 'list'], unknown, /Set DIONE_TOKEN to a token of scope read or wider: `dione token create --scope read`/],
+      [['d1', 'execute', 'DB', '--remote', '--command', 'SELECT 1'], unknown, /`dione token create --scope read`/],
+      [['d1', 'execute', 'DB', '--remote', '--command', 'DELETE FROM r'], unknown, /`dione token create --scope write`/],
+      [['d1', 'create', 'hint-new'], unknown, /`dione token create --scope admin`/],
+    ];
+    const runs = await Promise.all(cases.map(([args, token]) => dione(cwd, args, remote(token))));
+    for (const [i, r] of runs.entries()) {
+      const [args, , expected] = cases[i]!;
+      failed(r, expected, args.join(' '));
+      assert.doesNotMatch(r.stderr, /--scope (?!read|write|admin)/);
+      if (!/admin/.test(String(expected))) assert.doesNotMatch(r.stderr, /--scope admin/, `${args.join(' ')} does not need admin`);
+    }
+    const db = connect({ url: srv.url, token: srv.token, database: DB_ID });
+    assert.deepEqual(await db.prepare('SELECT count(*) AS n FROM r WHERE n = 99999').all().then((x) => x.results), [{ n: 0 }]);
+  });
+
+  it('d1 list shows the fields as wrangler does: no NULL for a missing jurisdiction', async () => {
+    const list = ok(await dione(cwd, ['d1', 'list'], remote()), 'list');
+    const lines = list.stdout.trimEnd().split('\n');
+    assert.match(lines[1]!, /^│ uuid +│ name +│ created_at +│ version +│ jurisdiction │$/);
+    const row = lines.find((l) => l.includes(DB_ID));
+    assert.ok(row, list.stdout);
+    assert.match(row, new RegExp(`^│ ${DB_ID} │ rows +│ \\S+ +│ production │ +│$`));
+    assert.doesNotMatch(list.stdout, /NULL/);
+  });
+});
