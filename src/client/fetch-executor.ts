@@ -1,8 +1,11 @@
-// The Executor over HTTP: one POST per request (a batch is one round trip) to a Dione server,
-// in Dione's lossless wire format. Uses only fetch, so it runs in any JavaScript runtime.
+// The Executor over HTTP to a Dione server, in Dione's lossless wire format: a call (a batch is one)
+// made alone is one POST; calls made in the same event-loop turn share one (pipeline.ts). Uses only
+// fetch, so it runs in any JavaScript runtime.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import type { IntMode } from '../api/types.ts';
 import { decodeResponse, encodeRequest, type WireResponse } from '../api/wire.ts';
+import { CallPipeline } from './pipeline.ts';
+import { pipelinedAnswers, pipelinedBody } from './pipelined-wire.ts';
 
 export interface ConnectOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8787 */
@@ -15,6 +18,11 @@ export interface ConnectOptions {
   intMode?: IntMode;
   /** A fetch implementation (defaults to the global one). */
   fetch?: typeof fetch;
+  /**
+   * Calls made in the same event-loop turn share one HTTP request, up to this many (default 64);
+   * 1 sends every call in its own request.
+   */
+  maxCallsPerRequest?: number;
 }
 
 /** D1's text for a request that never got an answer. */
@@ -30,48 +38,88 @@ function networkLost(method: string, url: string, error: unknown): string {
   return `${NETWORK_LOST} (${method} ${url} failed: ${cause})`;
 }
 
+/** How many calls, and how much JSON text, go in one HTTP request by default (far under the server's default 64 MiB body limit). */
+const DEFAULT_MAX_CALLS = 64;
+const MAX_CHARS = 1024 * 1024;
+
 export class FetchExecutor implements Executor {
   private readonly base: string;
   private readonly headers: Record<string, string>;
   private readonly fetch: typeof fetch;
   private readonly intMode: IntMode;
+  private readonly pipeline: CallPipeline<ExecuteResponse>;
+  /** Cleared when the server refuses a pipelined request as a whole (a server from before version 2). */
+  private pipelining: boolean;
 
   constructor(options: ConnectOptions) {
     if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url)) throw new TypeError('connect(): url must be an http(s) URL');
     if (typeof options.database !== 'string' || options.database === '') throw new TypeError('connect(): database must be a name or id');
+    const maxCalls = options.maxCallsPerRequest ?? DEFAULT_MAX_CALLS;
+    if (!Number.isInteger(maxCalls) || maxCalls < 1) throw new TypeError('connect(): maxCallsPerRequest must be a positive integer');
     this.base = `${options.url.replace(/\/+$/, '')}/dione/v1/databases/${encodeURIComponent(options.database)}`;
     this.headers = { 'content-type': 'application/json' };
     if (options.token) this.headers.authorization = `Bearer ${options.token}`;
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.intMode = options.intMode ?? 'number';
+    this.pipelining = maxCalls > 1;
+    this.pipeline = new CallPipeline((bodies) => this.sendGroup(bodies), { maxCalls, maxChars: MAX_CHARS });
   }
 
-  async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+  execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+    const body = JSON.stringify(encodeRequest(request, this.intMode));
+    return this.pipelining ? this.pipeline.submit(body) : this.sendOne(body);
+  }
+
+  private sendGroup(bodies: string[]): Promise<ExecuteResponse[]> {
+    if (bodies.length === 1 || !this.pipelining) return Promise.all(bodies.map((body) => this.sendOne(body)));
+    return this.sendPipelined(bodies);
+  }
+
+  /** One call in one request: version 1 of the wire format. */
+  private async sendOne(body: string): Promise<ExecuteResponse> {
+    const answer = await this.post(body);
+    if ('failure' in answer) return answer.failure;
+    return this.callAnswer(answer.json, answer.status);
+  }
+
+  /** Several calls in one request (version 2); a failure of the request itself is every call's failure. */
+  private async sendPipelined(bodies: string[]): Promise<ExecuteResponse[]> {
+    const answer = await this.post(pipelinedBody(bodies));
+    if ('failure' in answer) return bodies.map(() => ({ ...answer.failure }));
+    const answers = pipelinedAnswers(answer.json, bodies.length);
+    if (answers) return answers.map((a) => this.callAnswer(a.body, a.status));
+    // Refused whole, before any call ran (so sending them again is safe): 400 from a server that speaks
+    // only version 1, 413 from one with a smaller body limit.
+    if (answer.status === 400 || answer.status === 413) {
+      if (answer.status === 400) this.pipelining = false;
+      return Promise.all(bodies.map((body) => this.sendOne(body)));
+    }
+    const failure = this.callAnswer(answer.json, answer.status);
+    return bodies.map(() => ({ ...failure }));
+  }
+
+  /** POSTs a body to the execute endpoint: its status and JSON, or the failure every call in it gets. */
+  private async post(body: string): Promise<{ status: number; json: unknown } | { failure: ExecuteResponse }> {
     const url = `${this.base}/execute`;
     let response: Response;
-    try {
-      response = await this.fetch(url, {
-        method: 'POST',
-        headers: this.headers,
-        body: JSON.stringify(encodeRequest(request, this.intMode)),
-      });
-    } catch (e) {
-      return { success: false, error: networkLost('POST', url, e) };
-    }
     let text: string;
     try {
+      response = await this.fetch(url, { method: 'POST', headers: this.headers, body });
       text = await response.text();
     } catch (e) {
-      return { success: false, error: networkLost('POST', url, e) };
+      return { failure: { success: false, error: networkLost('POST', url, e) } };
     }
-    let body: unknown;
     try {
-      body = JSON.parse(text);
+      return { status: response.status, json: JSON.parse(text) };
     } catch {
-      return { success: false, error: `Failed to parse body as JSON, got: ${text}` };
+      return { failure: { success: false, error: `Failed to parse body as JSON, got: ${text}` } };
     }
+  }
+
+  /** One call's answer (a whole version 1 response, or one of a version 2 response's answers) for the binding. */
+  private callAnswer(body: unknown, status: number): ExecuteResponse {
     if (isWireResponse(body)) return decodeResponse(body, this.intMode);
-    return { success: false, error: errorText(body, response.status) };
+    return { success: false, error: errorText(body, status) };
   }
 
   async dump(): Promise<ArrayBuffer> {

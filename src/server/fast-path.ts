@@ -12,6 +12,7 @@ import type { WireProtocol } from './protocols/sql.ts';
 import { DATABASE_HEADER, findDatabase } from './routes/database-protocols.ts';
 import { ApiError } from './protocols/api-errors.ts';
 import { errorAnswer, recordRequest, tooLargeMessage } from './request-log.ts';
+import { executeDione } from './routes/dione-calls.ts';
 import { executeSql, forwardedHeaders, SESSION_HEADER } from './routes/sql.ts';
 
 const DIONE_EXECUTE = /^\/dione\/v1\/databases\/([^/]+)\/execute$/;
@@ -114,7 +115,8 @@ async function serve(
         return Array.isArray(value) ? value[0] : value;
       }),
     };
-    const answer = await executeSql(server, grant, record, protocol, body, extra, forwarding);
+    const answer =
+      protocol === 'dione' ? await executeDione(server, grant, record, body, pathname, forwarding) : await executeSql(server, grant, record, protocol, body, extra, forwarding);
     rows = answer.rows;
     reason = answer.reason;
     send(answer.status, answer.body, answer.headers);

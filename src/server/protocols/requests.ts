@@ -80,9 +80,14 @@ const wireRequest = z.object({
   intMode: z.enum(['number', 'bigint']).default('number'),
 });
 
-/** Dione's own protocol (dione/client). */
-export function parseDioneBody(body: string): { request: ExecuteRequest; intMode: IntMode } {
-  const value = check(wireRequest, parseJson(body), 'request');
+/** A request body already parsed as JSON (one call of a pipelined dione request). */
+export interface JsonBody {
+  json: unknown;
+}
+
+/** Dione's own protocol (dione/client): one call, as text or as the JSON it parsed to. */
+export function parseDioneBody(body: string | JsonBody): { request: ExecuteRequest; intMode: IntMode } {
+  const value = check(wireRequest, typeof body === 'string' ? parseJson(body) : body.json, 'request');
   let queries: Query[];
   try {
     queries = value.queries.map((q) => ({ sql: q.sql, params: q.params.map(decodeParam) }));

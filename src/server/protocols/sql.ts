@@ -5,7 +5,7 @@ import type { IntMode } from '../../api/types.ts';
 import { timedOut } from '../../engine/engine.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
 import { ErrorCodes, envelopeError } from './envelope.ts';
-import { BadRequest, parseD1Body, parseDioneBody, parseRestBody } from './requests.ts';
+import { BadRequest, type JsonBody, parseD1Body, parseDioneBody, parseRestBody } from './requests.ts';
 import { d1Response, dioneResponse, type Encoded, restResponse } from './responses.ts';
 
 /** workerd's binding protocol ('d1'), dione/client's ('dione'), and Cloudflare's REST /query and /raw. */
@@ -24,8 +24,9 @@ export interface ParsedSql {
   encode(response: ExecuteResponse): Encoded;
 }
 
-/** Parses a body in its protocol; throws BadRequest with the reason. */
-export function parseSql(protocol: WireProtocol, body: string, extra: SqlExtras = {}): ParsedSql {
+/** Parses a body in its protocol (only dione's calls arrive parsed already); throws BadRequest with the reason. */
+export function parseSql(protocol: WireProtocol, body: string | JsonBody, extra: SqlExtras = {}): ParsedSql {
+  if (typeof body !== 'string' && protocol !== 'dione') throw new TypeError(`a ${protocol} body arrives as text`);
   let request: ExecuteRequest;
   let encode: (response: ExecuteResponse) => Encoded;
   switch (protocol) {
@@ -37,14 +38,14 @@ export function parseSql(protocol: WireProtocol, body: string, extra: SqlExtras 
       break;
     }
     case 'd1': {
-      const { queries, array } = parseD1Body(body);
+      const { queries, array } = parseD1Body(body as string);
       request = { queries, bookmark: extra.session };
       encode = (r) => d1Response(r, array, extra.resultsFormat);
       break;
     }
     default: {
       const raw = protocol === 'rest-raw';
-      request = { queries: parseRestBody(body) };
+      request = { queries: parseRestBody(body as string) };
       encode = (r) => restResponse(r, raw);
     }
   }
@@ -64,7 +65,7 @@ function withTimeoutStatus(encode: (response: ExecuteResponse) => Encoded): (res
   };
 }
 
-export { BadRequest };
+export { BadRequest, type JsonBody };
 
 /** What a read-only token is told when its request would write (SQLite refuses it too, should the lexer be wrong). */
 export const WRITE_REFUSED = 'This token can only read: the statement would write';

@@ -8,7 +8,7 @@ import { HostError, HostUnavailable, NotPrimary } from '../host/failures.ts';
 import type { ForwardTarget } from '../host/protocol.ts';
 import { ErrorCodes } from '../protocols/envelope.ts';
 import type { Encoded } from '../protocols/responses.ts';
-import { BadRequest, type ParsedSql, parseSql, type SqlExtras, sqlFailure, timedOut, type WireProtocol, WRITE_REFUSED } from '../protocols/sql.ts';
+import { BadRequest, type JsonBody, type ParsedSql, parseSql, type SqlExtras, sqlFailure, timedOut, type WireProtocol, WRITE_REFUSED } from '../protocols/sql.ts';
 import { ApiError } from '../protocols/api-errors.ts';
 import { allows, type Grant } from '../tokens.ts';
 
@@ -53,7 +53,7 @@ export async function executeSql(
   grant: Grant,
   database: DatabaseRecord,
   protocol: WireProtocol,
-  body: string,
+  body: string | JsonBody,
   extra: SqlExtras = {},
   forwarding?: Forwarding,
 ): Promise<SqlAnswer> {
@@ -86,7 +86,8 @@ export async function executeSql(
     return done(encoded, encoded.status < 300 && response.success ? 'ok' : 'error', rows, response.success ? undefined : response.error);
   } catch (e) {
     if (e instanceof NotPrimary) {
-      const answer = await forward(server, e.holder, protocol, body, forwarding);
+      const text = typeof body === 'string' ? body : JSON.stringify(body.json);
+      const answer = await forward(server, e.holder, protocol, text, forwarding);
       return done(answer, answer.status < 300 ? 'forwarded' : 'error', undefined, answer.status < 300 ? undefined : `forwarded to the primary: ${answer.body.slice(0, 200)}`);
     }
     if (e instanceof HostUnavailable) return done(sqlFailure(protocol, 'unavailable', e.message), 'error', undefined, e.message);
