@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type CliRun, dione, project } from './helpers/cli-d1.ts';
+import { dione, failed, ok, project } from './helpers/cli-d1.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 let srv: TestServer;
@@ -16,16 +16,6 @@ before(async () => {
 after(() => srv?.close());
 
 const env = () => ({ DIONE_URL: srv.url, DIONE_TOKEN: srv.token });
-
-function ok(r: CliRun, what: string): CliRun {
-  assert.equal(r.code, 0, `${what}:\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
-function failed(r: CliRun, expected: RegExp, what: string): void {
-  assert.equal(r.code, 1, `${what}:\n${r.stdout}\n${r.stderr}`);
-  assert.match(r.stderr, expected, `${what}:\n${r.stderr}`);
-}
 
 /** The server's database with this id or name, or undefined (404). */
 async function onServer(idOrName: string): Promise<{ uuid: string; name: string } | undefined> {

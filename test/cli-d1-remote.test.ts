@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '../src/client.ts';
-import { type CliRun, dione, project } from './helpers/cli-d1.ts';
+import { dione, failed, ok, project } from './helpers/cli-d1.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 let srv: TestServer;
@@ -26,16 +26,6 @@ after(async () => {
 });
 
 const remote = (token = srv.token) => ({ DIONE_URL: srv.url, DIONE_TOKEN: token });
-
-function ok(r: CliRun, what: string): CliRun {
-  assert.equal(r.code, 0, `${what}:\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
-function failed(r: CliRun, expected: RegExp, what: string): void {
-  assert.equal(r.code, 1, `${what}:\n${r.stdout}\n${r.stderr}`);
-  assert.match(r.stderr, expected, `${what}:\n${r.stderr}`);
-}
 
 /** One single-row INSERT per line, `count` of them, line `bad` (1-based) naming a missing column. */
 function insertsFile(name: string, count: number, bad?: number): string {

@@ -31,9 +31,9 @@ test('a fresh clone with no sibling folders passes the conformance test on its o
 
   // Nothing committed reaches outside the repository for test data.
   const { stdout: tracked } = await run('git', ['ls-files', 'test', 'conformance', 'package.json'], { cwd: clone });
-  const self = path.relative(root, new URL(import.meta.url).pathname);
-  for (const file of tracked.split('\n').filter((f) => /\.(ts|mjs|js|json)$/.test(f) && f !== self)) {
-    assert.doesNotMatch(readFileSync(path.join(clone, file), 'utf8'), /\.\.\/shared\b/, `${file} reads ../shared`);
+  const sibling = new RegExp(`\\.\\./${'shared'}\\b`); // written so, this file does not match itself
+  for (const file of tracked.split('\n').filter((f) => /\.(ts|mjs|js|json)$/.test(f))) {
+    assert.doesNotMatch(readFileSync(path.join(clone, file), 'utf8'), sibling, `${file} reads the sibling folder`);
   }
 
   // The installed packages are the same as here; the native extension is built as npm install builds it.

@@ -1,5 +1,6 @@
 // Running `dione d1 …` as a child process (async, so an in-process test server keeps answering),
 // and reading a whole database table by table for comparisons.
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,18 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** Asserts the command succeeded (its output in the message otherwise); returns the run. */
+export function ok(r: CliRun, what: string): CliRun {
+  assert.equal(r.code, 0, `${what}:\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/** Asserts the command failed with exit code 1 and a stderr matching `expected`. */
+export function failed(r: CliRun, expected: RegExp, what: string): void {
+  assert.equal(r.code, 1, `${what}:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, expected, `${what}:\n${r.stderr}`);
 }
 
 export function dione(cwd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
