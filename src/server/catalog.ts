@@ -49,13 +49,13 @@ const TOKEN_NAMES = 'ALTER TABLE tokens ADD COLUMN name TEXT';
 
 const TOKEN_COLUMNS = '(id, secret_hash, scope, database_uuid, created_at, revoked_at, name) VALUES (@id, @secret_hash, @scope, @database_uuid, @created_at, @revoked_at, @name)';
 
-/** The catalogue file is not a database, or a damaged one. The message is one line: what and what to do. */
 /**
  * The setting under which a node's catalogue records the cluster it mirrors: such a catalogue is a
  * copy of the cluster's, so a database added to it directly would never reach the other nodes.
  */
 export const CLUSTER_CATALOG_SETTING = 'cluster_catalog';
 
+/** The catalogue file is not a database, or a damaged one. The message is one line: what and what to do. */
 export class CatalogDamaged extends Error {
   override name = 'CatalogDamaged';
   constructor(
