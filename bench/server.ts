@@ -4,13 +4,18 @@
 //   - point selects (D1's binding protocol, POST /query, ids cycling over 10,000 rows) at 1 and 64
 //     connections, against Dione and against hello-world: requests/s, p50/p99 and the ratio;
 //   - durable single-row inserts at 64 connections;
-//   - the embedded binding (in this process, one caller) as the ceiling without HTTP.
+//   - the embedded binding (in this process, one caller) as the ceiling without HTTP;
+//   - the same point selects and inserts against a second server started with --no-query-stats:
+//     the cost of recording query statistics is the ratio of the two (goal: ≥ 0.95).
 // Each run measures everything once, in turn; printed: the median of --runs runs, and each run.
 // Reproduce: npm run bench:server -- --seconds 5 [--runs 3] [--server-flags "--workers 2"]
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { StatementResult } from '../src/api/executor.ts';
 import { open } from '../src/index.ts';
+import { QueryStatsStore } from '../src/server/stats/query-stats-store.ts';
+import { QueryStatsRecorder } from '../src/server/stats/recorder.ts';
 import { buildNote, type Dione, fmt, machine, median, numberFlag, runLoad, serverFlags, serverFlagsArgument, startDione, startHello, stopAll } from './harness.ts';
 import type { LoadResult, Workload } from './load.ts';
 
@@ -55,23 +60,59 @@ async function embedded(dir: string, kind: 'read' | 'write', run: number): Promi
   }
 }
 
+type Target = 'dione' | 'dione-no-stats' | 'hello';
+
+/**
+ * What recording costs one request on the HTTP thread, measured alone in this process: µs per
+ * record() of a one-statement answer (the same texts come back, as in the load), and the time of a
+ * timer's flush of 1,000 distinct statements to the store.
+ */
+function recordingCost(dir: string): { perRecordUs: number; flushMs: number } {
+  const recorder = new QueryStatsRecorder(new QueryStatsStore(path.join(dir, 'query-stats.sqlite')), { flushMs: 3_600_000 });
+  try {
+    const result: StatementResult = {
+      columns: ['id', 'name', 'price'],
+      rows: [[1, 'item 1', 0.25]],
+      meta: { duration: 0.05, size_after: 0, rows_read: 1, rows_written: 0, last_row_id: 0, changed_db: false, changes: 0 },
+    };
+    const queries = [{ sql: 'SELECT * FROM items WHERE id = ?', params: [1] }];
+    let n = 0;
+    const start = performance.now();
+    while (performance.now() - start < 1000 && n < 50_000_000) {
+      for (let i = 0; i < 1000; i++) recorder.record('bench', queries, [result]);
+      n += 1000;
+    }
+    const perRecordUs = ((performance.now() - start) * 1000) / n;
+    for (let i = 0; i < 1000; i++) recorder.record('bench', [{ sql: `SELECT * FROM items WHERE id = ? -- ${i}\nAND ${i} = ${i}`, params: [] }], [result]);
+    const flushStart = performance.now();
+    recorder.flush();
+    return { perRecordUs, flushMs: performance.now() - flushStart };
+  } finally {
+    recorder.close();
+  }
+}
+
 interface Measure {
   label: string;
-  target: 'dione' | 'hello' | 'embedded';
+  target: Target | 'embedded';
   connections: number;
   workload: Workload;
   kind: 'read' | 'write';
 }
 
 const read: Workload = { kind: 'select', rows: ROWS };
+// Each no-query-stats measure runs right after its counterpart, so both see the same machine.
 const measures: Measure[] = [
   { label: 'point select, embedded (1 caller)', target: 'embedded', connections: 1, workload: read, kind: 'read' },
   { label: 'point select, dione, 1 conn', target: 'dione', connections: 1, workload: read, kind: 'read' },
+  { label: 'point select, no query stats, 1 conn', target: 'dione-no-stats', connections: 1, workload: read, kind: 'read' },
   { label: 'point select, hello-world, 1 conn', target: 'hello', connections: 1, workload: read, kind: 'read' },
   { label: 'point select, dione, 64 conns', target: 'dione', connections: 64, workload: read, kind: 'read' },
+  { label: 'point select, no query stats, 64 conns', target: 'dione-no-stats', connections: 64, workload: read, kind: 'read' },
   { label: 'point select, hello-world, 64 conns', target: 'hello', connections: 64, workload: read, kind: 'read' },
   { label: 'durable insert, embedded (1 caller)', target: 'embedded', connections: 1, workload: { kind: 'insert' }, kind: 'write' },
   { label: 'durable insert, dione, 64 conns', target: 'dione', connections: 64, workload: { kind: 'insert' }, kind: 'write' },
+  { label: 'durable insert, no query stats, 64 conns', target: 'dione-no-stats', connections: 64, workload: { kind: 'insert' }, kind: 'write' },
 ];
 
 const reproduce = `npm run bench:server -- --seconds ${SECONDS} --runs ${RUNS}${serverFlagsArgument(FLAGS)}`;
@@ -82,16 +123,23 @@ console.log(`load: autocannon in its own process, ${SECONDS} s per measurement, 
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'dione-bench-embedded-'));
 const results = new Map<string, LoadResult[]>();
+let cost = { perRecordUs: Number.NaN, flushMs: Number.NaN };
 try {
+  cost = recordingCost(scratch);
   const dione = await startDione(FLAGS);
   const sample = await prepare(dione);
+  const dioneNoStats = await startDione([...FLAGS, '--no-query-stats']);
+  await prepare(dioneNoStats);
   const hello = await startHello(sample.body, sample.contentType);
   console.log(`answer repeated by hello-world (${sample.body.length} bytes, ${sample.contentType}): ${sample.body.toString('utf8').slice(0, 160)}…`);
   const headers = { ...dione.headers, 'x-dione-database': 'bench' };
-  const load = (target: 'dione' | 'hello', connections: number, workload: Workload, seconds = SECONDS) =>
+  const urls: Record<Target, string> = { dione: dione.url, 'dione-no-stats': dioneNoStats.url, hello: hello.url };
+  // Each server has its own token.
+  const headersOf: Record<Target, Record<string, string>> = { dione: headers, 'dione-no-stats': { ...dioneNoStats.headers, 'x-dione-database': 'bench' }, hello: headers };
+  const load = (target: Target, connections: number, workload: Workload, seconds = SECONDS) =>
     runLoad({
-      url: `${target === 'dione' ? dione.url : hello.url}${QUERY_PATH}`,
-      headers,
+      url: `${urls[target]}${QUERY_PATH}`,
+      headers: headersOf[target],
       connections,
       seconds,
       maxRequests: seconds * 200_000,
@@ -100,6 +148,7 @@ try {
     });
   // Warm both servers (JIT, connections, the database's host) before anything is counted.
   await load('dione', 64, read, 1);
+  await load('dione-no-stats', 64, read, 1);
   await load('hello', 64, read, 1);
 
   for (let run = 1; run <= RUNS; run++) {
@@ -117,6 +166,7 @@ try {
   }
   await hello.stop();
   await dione.stop();
+  await dioneNoStats.stop();
 } finally {
   await stopAll();
   rmSync(scratch, { recursive: true, force: true });
@@ -149,4 +199,19 @@ for (const connections of [1, 64]) {
 }
 const writes = med('durable insert, dione, 64 conns', 'rps');
 console.log(`durable insert, 64 conns: ${fmt(writes)} req/s, p99 ${fmt(med('durable insert, dione, 64 conns', 'p99'), 2)} ms   goal ≥ 5,000/s: ${verdict(writes >= 5000)}`);
+console.log('\nquery statistics overhead (ratio = recording on ÷ --no-query-stats, req/s, each run in brackets)');
+for (const [on, off] of [
+  ['point select, dione, 1 conn', 'point select, no query stats, 1 conn'],
+  ['point select, dione, 64 conns', 'point select, no query stats, 64 conns'],
+  ['durable insert, dione, 64 conns', 'durable insert, no query stats, 64 conns'],
+] as const) {
+  const ratios = of(on).map((r, i) => r.rps / of(off)[i]!.rps);
+  const ratio = median(ratios);
+  console.log(`${on.padEnd(36)}: ratio ${fmt(ratio, 3)} [${ratios.map((x) => fmt(x, 3)).join(', ')}]   goal ≥ 0.95: ${verdict(ratio >= 0.95)}`);
+}
+const perRequestUs = 1e6 / med('point select, dione, 64 conns', 'rps');
+console.log(
+  `recording alone (in process): ${fmt(cost.perRecordUs, 3)} µs per one-statement request = ${fmt((100 * cost.perRecordUs) / perRequestUs, 2)}% of a point select's ${fmt(perRequestUs, 1)} µs of server time at 64 conns; ` +
+    `a timer's flush of 1,000 distinct statements ${fmt(cost.flushMs, 1)} ms (every 10 s)`,
+);
 console.log(`reproduce: ${reproduce}`);

@@ -113,7 +113,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* Dione's own helpers: without the token they refuse (see the top of this file) */
   "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
   "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_check", "dione_keep_wal",
-  "dione_deadline", "dione_settle_schema",
+  "dione_deadline", "dione_settle_schema", "dione_workerd_metadata",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -208,8 +208,8 @@ static int d1_rules(int action, const char *a1, const char *a2, const char *db) 
       return reserved(a1) ? SQLITE_DENY : SQLITE_OK;
     case SQLITE_ANALYZE:
       if (is_temp(db)) return SQLITE_DENY;
-      /* A database-wide ANALYZE (or PRAGMA optimize) passes over reserved tables instead of failing. */
-      return reserved(a1) ? SQLITE_IGNORE : SQLITE_OK;
+      /* As in D1, ANALYZE takes statistics of reserved tables too (it only writes sqlite_stat1). */
+      return SQLITE_OK;
     case SQLITE_ALTER_TABLE:
       /* The new name of a RENAME is not shown here: the seal refuses new reserved names. */
       return is_temp(a1) || reserved(a2) ? SQLITE_DENY : SQLITE_OK;
@@ -459,6 +459,40 @@ static void seal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (rc != SQLITE_OK) { refuse(ctx, sqlite3_errmsg(db), sqlite3_extended_errcode(db)); return; }
   st->sealed = 1;
   sqlite3_result_int64(ctx, (sqlite3_int64)value);
+}
+
+/*
+** dione_workerd_metadata(t), inside a write transaction: when the database has no _cf_METADATA
+** table, creates it as workerd has it in every D1 database (its Durable Object bookkeeping, with the
+** row of its local bookmark), takes it as part of the reference schema, and returns 1; else 0.
+** D1's row counts include it: scans of sqlite_schema pass its row, ALTER TABLE rewrites, integrity
+** checks and ANALYZE visit it.
+*/
+static void workerd_metadata(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  GuardState *st = (GuardState *)sqlite3_user_data(ctx);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  if (sqlite3_table_column_metadata(db, "main", "_cf_METADATA", 0, 0, 0, 0, 0, 0) == SQLITE_OK) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  int was = st->trusted;
+  st->trusted = 1;
+  int rc = sqlite3_exec(db,
+    "CREATE TABLE main._cf_METADATA (key INTEGER PRIMARY KEY, value BLOB);"
+    "INSERT INTO main._cf_METADATA VALUES (2, 0)", 0, 0, 0);
+  st->trusted = was;
+  if (rc != SQLITE_OK) { refuse(ctx, sqlite3_errmsg(db), sqlite3_extended_errcode(db)); return; }
+  st->internal_error = SQLITE_OK;
+  sqlite3_int64 schema = internal_int(st, db, Q_SCHEMA_VERSION);
+  sqlite3_int64 reserved_now = internal_int(st, db, Q_RESERVED);
+  if (internal_failed(ctx, st)) return;
+  if (reserved_now == st->reserved_objects + 1) {
+    st->checked_schema = schema;
+    st->reserved_objects = reserved_now;
+  }
+  sqlite3_result_int(ctx, 1);
 }
 
 static void read_mode(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -724,7 +758,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
     { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
     { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
     { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal }, { "dione_deadline", 2, deadline },
-    { "dione_settle_schema", 1, settle_schema },
+    { "dione_settle_schema", 1, settle_schema }, { "dione_workerd_metadata", 1, workerd_metadata },
   };
   int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, destroy_state);
   for (size_t i = 1; rc == SQLITE_OK && i < sizeof FUNCTIONS / sizeof FUNCTIONS[0]; i++) {

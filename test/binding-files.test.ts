@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import { open } from '../src/index.ts';
 import { assertWorks, rejectsWith, snapshot, tempDir } from './helpers/binding.ts';
 
@@ -30,7 +30,7 @@ describe('open() on files', () => {
     } finally {
       db.close();
     }
-    assert.deepEqual(new Database(file, { readonly: true }).prepare('SELECT id, v FROM t').all(), [{ id: 1, v: 'hello' }]);
+    assert.deepEqual(openSqlite(file, { readonly: true }).prepare('SELECT id, v FROM t').all(), [{ id: 1, v: 'hello' }]);
   });
 
   for (const durability of ['full', 'normal'] as const) {
@@ -77,13 +77,13 @@ describe('open() on files', () => {
     } finally {
       db.close();
     }
-    const check = new Database(fresh, { readonly: true });
+    const check = openSqlite(fresh, { readonly: true });
     assert.equal(check.pragma('journal_mode', { simple: true }), 'wal');
     check.close();
 
     // A database written by plain SQLite in the default rollback-journal mode.
     const legacy = path.join(dir, 'legacy.db');
-    const plain = new Database(legacy);
+    const plain = openSqlite(legacy);
     plain.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('from sqlite')");
     assert.equal(plain.pragma('journal_mode', { simple: true }), 'delete');
     plain.close();
@@ -96,7 +96,7 @@ describe('open() on files', () => {
       opened.close();
     }
     assert.deepEqual(headerJournalVersions(legacy), [2, 2]);
-    const after = new Database(legacy, { readonly: true });
+    const after = openSqlite(legacy, { readonly: true });
     assert.deepEqual(after.prepare('SELECT v FROM t ORDER BY rowid').pluck().all(), ['from sqlite', 'from dione']);
     after.close();
   });
@@ -190,7 +190,7 @@ describe('open() on files', () => {
     }
     assert.ok(readFileSync(file).equals(bytes), 'the database file is byte-for-byte unchanged');
     if (existsSync(`${file}-wal`)) assert.equal(statSync(`${file}-wal`).size, 0, 'no WAL frames were written');
-    const check = new Database(file, { readonly: true });
+    const check = openSqlite(file, { readonly: true });
     assert.deepEqual(check.prepare('SELECT id, v FROM t').all(), [{ id: 1, v: 'kept' }]);
     check.close();
   });
@@ -249,7 +249,7 @@ describe('dump()', () => {
     assert.ok(buffer instanceof ArrayBuffer, 'dump() resolves to an ArrayBuffer');
     const copy = path.join(dir, `dump-${Math.random().toString(36).slice(2)}.db`);
     writeFileSync(copy, new Uint8Array(buffer));
-    const db = new Database(copy, { readonly: true });
+    const db = openSqlite(copy, { readonly: true });
     try {
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
       assert.deepEqual(db.prepare('SELECT id, v, b FROM t ORDER BY id').raw().all(), expected);

@@ -68,7 +68,10 @@ function drizzleKit(args: string[], databaseId: string) {
 
 async function tables(database: string): Promise<string[]> {
   const db = connect({ url: server.url, token: server.token, database });
-  const rows = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").raw();
+  // As on D1, every database also holds the reserved _cf_METADATA table.
+  const rows = await db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name")
+    .raw();
   return rows.map((r) => r[0] as string);
 }
 

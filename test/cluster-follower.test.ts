@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import type { ExecuteRequest } from '../src/api/executor.ts';
 import { Follower } from '../src/cluster/follower.ts';
 import { ObjectSnapshots } from '../src/cluster/object-snapshots.ts';
@@ -36,7 +37,7 @@ test('a follower starts from the object store, applies the JetStream log and equ
   const primary = new LoggedDatabase(primaryFile);
   // A restore replaces the primary's file: read it through a new connection each time.
   const primaryContent = () => {
-    const db = new Database(primaryFile, { readonly: true });
+    const db = openSqlite(primaryFile, { readonly: true });
     try {
       return { content: content(db), items: db.prepare('SELECT count(*) FROM items').pluck().get() };
     } finally {
@@ -79,7 +80,7 @@ test('a follower starts from the object store, applies the JetStream log and equ
   );
   assert.equal(follower.sequence, base, 'it starts from the snapshot');
   assert.equal(await follower.catchUp(), primary.engine.commitSequence);
-  const reader = new Database(path.join(dir, 'follower.sqlite'));
+  const reader = openSqlite(path.join(dir, 'follower.sqlite'));
   reader.pragma('query_only = 1');
   const count = reader.prepare('SELECT count(*) FROM items').pluck();
   let restoredTo: string | undefined;
@@ -120,7 +121,7 @@ test('a follower starts from the object store, applies the JetStream log and equ
     await ObjectSnapshots.open(followerConnection, { replicas: 3 }),
   );
   assert.ok(await late.waitFor(primary.engine.commitSequence, 10_000));
-  const lateReader = new Database(path.join(dir, 'late.sqlite'), { readonly: true });
+  const lateReader = openSqlite(path.join(dir, 'late.sqlite'), { readonly: true });
   assert.ok(content(lateReader) === primaryContent().content, 'the late follower differs');
   lateReader.close();
   late.close();

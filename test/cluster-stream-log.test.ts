@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import type { ExecuteRequest } from '../src/api/executor.ts';
 import { LogFenced, StreamLog } from '../src/cluster/stream-log.ts';
 import { LoggedDatabase } from '../src/log/logged-database.ts';
@@ -25,7 +25,7 @@ function run(primary: LoggedDatabase, sql: string): void {
 }
 
 function content(file: string): string {
-  const db = new Database(file, { readonly: true });
+  const db = openSqlite(file, { readonly: true });
   try {
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[];
     return tables.map((t) => `${t}:${JSON.stringify(db.prepare(`SELECT * FROM "${t}" ORDER BY rowid`).raw().all())}`).join('\n');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import { Messages } from '../src/api/errors.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../src/api/executor.ts';
 import { D1Database } from '../src/binding/database.ts';
@@ -246,7 +246,7 @@ test('many connections armed at once, closed while armed (fired or not): no cras
   // Closed without disarming: the extension's state leaves the watch list as SQLite frees it.
   for (let round = 0; round < 15; round++) {
     const raw = Array.from({ length: 20 }, (_, i) => {
-      const db = new Database(path.join(dir, `r${i}.sqlite`));
+      const db = openSqlite(path.join(dir, `r${i}.sqlite`));
       loadGuard(db);
       const token = db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get();
       db.prepare('SELECT dione_deadline(?, ?)').get(token, i % 2 === 0 ? 1 : 5 + i * 3);

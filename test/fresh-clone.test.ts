@@ -36,9 +36,13 @@ test('a fresh clone with no sibling folders passes the conformance test on its o
     assert.doesNotMatch(readFileSync(path.join(clone, file), 'utf8'), sibling, `${file} reads the sibling folder`);
   }
 
-  // The installed packages are the same as here; the native extension is built as npm install builds it.
+  // The installed packages are the same as here; the native extension is built as npm install
+  // builds it, and SQLite with row counters copied from here when built from the same sources.
   symlinkSync(path.join(root, 'node_modules'), path.join(clone, 'node_modules'), 'dir');
-  await run(process.execPath, ['scripts/build-native.mjs'], { cwd: clone });
+  await run(process.execPath, ['scripts/build-native.mjs'], {
+    cwd: clone,
+    env: { ...process.env, DIONE_SQLITE_ADDON: path.join(root, 'build', 'better_sqlite3.node') },
+  });
   const result = await run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', 'test/conformance.test.ts'], {
     cwd: clone,
     // Without the runner's own marker, which would make the child skip its files as a nested run.

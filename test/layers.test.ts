@@ -213,3 +213,11 @@ test('src/ has no import cycles, type-only ones included', () => {
   }
   assert.deepEqual([...cycles].sort(), []);
 });
+
+test('only src/engine/sqlite.ts loads better-sqlite3: every database opens on the one SQLite with row counters', () => {
+  // A second copy of SQLite in the process would not see the first one's file locks.
+  const loaders = [...graph]
+    .filter(([, module]) => module.imports.some((i) => i.spec === 'better-sqlite3' && !i.typeOnly))
+    .map(([file]) => file);
+  assert.deepEqual(loaders, [path.join('engine', 'sqlite.ts')]);
+});

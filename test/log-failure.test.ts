@@ -25,7 +25,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { after, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import { D1Database, open } from '../src/index.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import { type LoggedDatabase, LoggedDatabase as LoggedDatabaseClass } from '../src/log/logged-database.ts';
@@ -120,7 +120,7 @@ describe('a repair that cannot go the usual way', () => {
     armLogFault('sync');
     const write = db.prepare('INSERT INTO rows (id, batch) VALUES (2, 2)').run();
     // Before the log syncs it, another connection moves the WAL into the file (no Dione handle would).
-    const other = new Database(file);
+    const other = openSqlite(file);
     other.pragma('wal_checkpoint(TRUNCATE)');
     other.close();
     await assert.rejects(write, (e: Error) => e.message.includes(IOERR));

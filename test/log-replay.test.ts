@@ -32,7 +32,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+// The class only: its prototype is patched below; databases open through openSqlite.
 import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import { parseBookmark } from '../src/api/bookmark.ts';
 import { D1Database } from '../src/binding/database.ts';
 import { HistoryError, history, open } from '../src/index.ts';
@@ -189,7 +191,7 @@ function seqOf(db: Database.Database): number {
 
 /** Dumps the live database through a second, read-only connection (the engine's stays open). */
 function dumpLive(file: string): { dump: Dump; seq: number } {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = openSqlite(file, { readonly: true, fileMustExist: true });
   try {
     return { dump: dumpDatabase(db), seq: seqOf(db) };
   } finally {
@@ -204,7 +206,7 @@ function removeDatabaseFiles(file: string): void {
 /** Opens a rebuilt file read-write (it is a throwaway copy), dumps it and runs the integrity checks. */
 function inspectFile(file: string, context: string): { dump: Dump; seq: number } {
   const bytes = statSync(file).size;
-  const db = new Database(file, { fileMustExist: true });
+  const db = openSqlite(file, { fileMustExist: true });
   try {
     const dump = dumpDatabase(db);
     const seq = seqOf(db);
@@ -778,7 +780,7 @@ async function runSeed(seed: number): Promise<{ summary: string }> {
   const pageSize = seed & 1 ? 1024 : 4096;
   const autoVacuum = (seed & 2) !== 0;
   // A database made beforehand with its own page size and auto_vacuum: deletes then shrink the file.
-  const raw = new Database(file);
+  const raw = openSqlite(file);
   raw.pragma(`page_size = ${pageSize}`);
   if (autoVacuum) raw.pragma('auto_vacuum = FULL');
   raw.exec('VACUUM');
@@ -1056,7 +1058,7 @@ test('two snapshots asked for at once both complete (one waits for the other)', 
 test('a snapshot finishes although the database shrinks while it is copied (auto_vacuum)', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'db.sqlite');
-    const raw = new Database(file);
+    const raw = openSqlite(file);
     raw.pragma('page_size = 1024');
     raw.pragma('auto_vacuum = FULL'); // every commit gives freed pages back: the file shrinks
     raw.exec('VACUUM');
@@ -1095,7 +1097,7 @@ test('a snapshot finishes although the database shrinks while it is copied (auto
       const snapshot = ld.snapshots.list().at(-1)!;
       const copy = path.join(dir, 'copy.sqlite');
       ld.snapshots.copyTo(snapshot.seq, copy);
-      const check = new Database(copy, { readonly: true });
+      const check = openSqlite(copy, { readonly: true });
       try {
         assert.deepEqual(check.pragma('integrity_check'), [{ integrity_check: 'ok' }]);
       } finally {

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import type { ExecuteRequest } from '../src/api/executor.ts';
 import { DirectorySnapshots, FileLogStore } from '../src/log/file-store.ts';
 import { historyDirOf, LoggedDatabase } from '../src/log/logged-database.ts';
@@ -44,7 +45,7 @@ function startReplica(primary: LoggedDatabase, file: string) {
   materialize(primary.log, primary.snapshots, seq, file);
   prepareReplicaFile(file, seq);
   const replica = new ReplicaFile(file);
-  const reader = new Database(file);
+  const reader = openSqlite(file);
   reader.pragma('query_only = 1');
   return { replica, reader };
 }
@@ -54,7 +55,7 @@ test('a replica fed page records equals the primary at every applied point, read
   const random = mulberry32(seed);
   const dir = tempDir();
   const primary = new LoggedDatabase(path.join(dir, 'primary.sqlite'), {}, { snapshotBytes: 64 * 1024, checkpointBytes: 256 * 1024 });
-  const primaryReader = new Database(path.join(dir, 'primary.sqlite'), { readonly: true });
+  const primaryReader = openSqlite(path.join(dir, 'primary.sqlite'), { readonly: true });
   run(primary, 'CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, made TEXT DEFAULT CURRENT_TIMESTAMP, luck INTEGER DEFAULT (random()))');
   run(primary, 'CREATE TABLE loose (a, b)');
   const { replica, reader } = startReplica(primary, path.join(dir, 'replica.sqlite'));
@@ -169,8 +170,8 @@ test('a replica killed in the middle of applies comes back whole at a record bou
     reopened.close();
     const expected = path.join(dir, `expected-${round}.sqlite`);
     materialize(log, snapshots, at, expected);
-    const a = new Database(replicaFile, { readonly: true });
-    const b = new Database(expected, { readonly: true });
+    const a = openSqlite(replicaFile, { readonly: true });
+    const b = openSqlite(expected, { readonly: true });
     assert.equal(a.pragma('integrity_check', { simple: true }), 'ok', out);
     assert.equal(content(a), content(b), `round ${round}, replica at ${at}`);
     a.close();
@@ -184,8 +185,8 @@ test('a replica killed in the middle of applies comes back whole at a record bou
   const rest = [...log.read(replica.sequence, Number.MAX_SAFE_INTEGER)] as PagesRecord[];
   assert.ok(replica.apply(rest));
   assert.equal(replica.sequence, log.last()!.seq);
-  const a = new Database(replicaFile, { readonly: true });
-  const b = new Database(primaryFile, { readonly: true });
+  const a = openSqlite(replicaFile, { readonly: true });
+  const b = openSqlite(primaryFile, { readonly: true });
   assert.equal(content(a), content(b));
   a.close();
   b.close();
@@ -201,7 +202,7 @@ test('after a restore, a long-lived connection to a replica re-reads the schema 
   const bookmarkOf = (seq: number) => `${primary.bookmark.slice(0, 9)}${seq.toString(16).padStart(8, '0')}${primary.bookmark.slice(17)}`;
   run(primary, 'CREATE TABLE two (v)');
   const { replica, reader } = startReplica(primary, path.join(dir, 'r.sqlite'));
-  assert.deepEqual(reader.prepare("SELECT name FROM sqlite_schema ORDER BY name").pluck().all(), ['one', 'two']);
+  assert.deepEqual(reader.prepare("SELECT name FROM sqlite_schema WHERE name <> '_cf_METADATA' ORDER BY name").pluck().all(), ['one', 'two']);
   reader.prepare('SELECT * FROM two').all();
 
   // Restore to before `two`, then create a different table: without care, the schema cookie would

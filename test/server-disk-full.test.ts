@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import { history, open } from '../src/index.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import { materialize } from '../src/log/pages.ts';
@@ -178,7 +178,7 @@ test('embedded with history on a full disk: SQLITE_FULL, nothing acknowledged lo
     const rebuilt = path.join(disk, 'rebuilt.sqlite');
     materialize(logged.log, logged.snapshots, logged.engine.commitSequence, rebuilt);
     const read = (f: string) => {
-      const c = new Database(f, { readonly: true });
+      const c = openSqlite(f, { readonly: true });
       try {
         assert.equal(c.pragma('quick_check', { simple: true }), 'ok');
         return c.prepare('SELECT id, hex(payload) FROM rows ORDER BY id').raw().all();

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/engine/sqlite.ts';
 import { type D1Database, type D1DatabaseSession, open } from '../src/index.ts';
 import { HELPER_CALLS, RESERVED_NAMES, TEMP_OBJECTS } from './helpers/attacks.ts';
 import { assertWorks, rejectsWith, snapshot, tempDir } from './helpers/binding.ts';
@@ -139,7 +139,7 @@ describe('reserved _cf_ names are refused, renames and fts5 shadow tables includ
       await rejectsWith(() => db.batch([db.prepare("INSERT INTO t VALUES (5, 'batched')"), db.prepare(sql)]), MENTIONS_NOT_AUTHORIZED);
       assert.deepEqual(await state(), before, `after ${sql}`);
     }
-    const reserved = await db.prepare("SELECT name FROM sqlite_master WHERE name GLOB '_cf*'").raw();
+    const reserved = await db.prepare("SELECT name FROM sqlite_master WHERE name GLOB '_cf*' AND name <> '_cf_METADATA'").raw();
     assert.deepEqual(reserved, []);
     await db.prepare("INSERT INTO t VALUES (2, 'still t')").run();
     assert.deepEqual(await values(db), ['original', 'still t']);
@@ -279,7 +279,7 @@ console.log(JSON.stringify({ ok, busy }));`,
       assert.equal(await db.prepare("SELECT count(*) AS n FROM t WHERE v = 'bad'").first('n'), 0);
     }
     // No handle holds a transaction: another connection takes the write lock at once.
-    const probe = new Database(file, { timeout: 0 });
+    const probe = openSqlite(file, { timeout: 0 });
     probe.exec('BEGIN IMMEDIATE');
     probe.exec('ROLLBACK');
     probe.close();
@@ -370,7 +370,7 @@ describe('dump() never returns free pages', () => {
       assert.ok(!bytes.includes(Buffer.from(MARKER, 'utf16le')));
       const copy = path.join(dir, 'copy.db');
       writeFileSync(copy, bytes);
-      const check = new Database(copy, { readonly: true });
+      const check = openSqlite(copy, { readonly: true });
       assert.deepEqual(check.prepare('SELECT v FROM keep').pluck().all(), ['kept row']);
       assert.equal(check.prepare('SELECT count(*) FROM s').pluck().get(), 0);
       check.close();
@@ -384,7 +384,7 @@ describe('dump() never returns free pages', () => {
 describe("the guard's commit hook refuses every write commit Dione did not seal (better-sqlite3 directly)", () => {
   // The old extension had no commit hook: any connection that loaded it committed freely.
   const tables = (file: string) => {
-    const plain = new Database(file, { readonly: true });
+    const plain = openSqlite(file, { readonly: true });
     try {
       return plain.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
     } finally {
@@ -394,7 +394,7 @@ describe("the guard's commit hook refuses every write commit Dione did not seal 
 
   test('after dione_claim(), exec("CREATE TABLE z(a); INSERT INTO z VALUES (1)") fails and leaves no table z', () => {
     const file = path.join(tempDir(), 'hook.db');
-    const db = new Database(file);
+    const db = openSqlite(file);
     db.pragma('journal_mode = WAL');
     db.loadExtension(EXTENSION);
     const token = db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get();
@@ -413,7 +413,7 @@ describe("the guard's commit hook refuses every write commit Dione did not seal 
     assert.deepEqual(tables(file), []);
 
     // Positive control: sealed with the token, the same transaction commits.
-    const sealed = new Database(file);
+    const sealed = openSqlite(file);
     sealed.loadExtension(EXTENSION);
     const t = sealed.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get();
     sealed.exec('BEGIN; CREATE TABLE z(a); INSERT INTO z VALUES (1)');
@@ -423,14 +423,14 @@ describe("the guard's commit hook refuses every write commit Dione did not seal 
     assert.throws(() => sealed.exec('INSERT INTO z VALUES (2)'), { code: 'SQLITE_CONSTRAINT_COMMITHOOK' });
     sealed.close();
     assert.deepEqual(tables(file), ['z']);
-    const plain = new Database(file, { readonly: true });
+    const plain = openSqlite(file, { readonly: true });
     assert.deepEqual(plain.prepare('SELECT a FROM z').pluck().all(), [1]);
     plain.close();
   });
 
   test('without a claim, and with a wrong token, writes are refused too', () => {
     const file = path.join(tempDir(), 'hook2.db');
-    const db = new Database(file);
+    const db = openSqlite(file);
     db.loadExtension(EXTENSION);
     assert.throws(() => db.exec('CREATE TABLE z(a)'), { code: 'SQLITE_CONSTRAINT_COMMITHOOK' });
     db.prepare('SELECT dione_claim()').get();

@@ -49,6 +49,7 @@ interface ServeFlags {
   advertiseUrl?: string;
   leaseTtl?: number;
   replicas?: number;
+  queryStats: boolean;
 }
 
 /**
@@ -82,6 +83,7 @@ export function registerServe(program: Command): void {
     .option('--public-url <url>', 'where clients reach this server; export and import URLs are built from it (default: the listening address)', process.env.DIONE_PUBLIC_URL)
     .option('--metrics-public', 'serve /metrics without a token', process.env.DIONE_METRICS_PUBLIC === '1')
     .option('--no-history', 'keep no write log: no Time Travel, no forks')
+    .option('--no-query-stats', 'record no per-statement statistics (query insights and analytics answer nothing)')
     .option('--retention-days <days>', `how far back Time Travel reaches (default ${DEFAULTS.retentionDays})`, positive('--retention-days'), fromEnv('DIONE_RETENTION_DAYS', positive('DIONE_RETENTION_DAYS')))
     .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (a 3-node JetStream cluster)', process.env.DIONE_NATS)
     .option('--node-id <name>', 'cluster mode: this node\'s name, unique in the cluster', process.env.DIONE_NODE_ID)
@@ -114,6 +116,7 @@ export function registerServe(program: Command): void {
         metricsPublic: options.metricsPublic,
         history: options.history && (options.retentionDays === undefined ? true : { retentionDays: options.retentionDays }),
         region: options.region,
+        queryStats: options.queryStats,
         notify: (line) => process.stderr.write(`${line}\n`),
         cluster: options.nats
           ? {

@@ -3,10 +3,11 @@
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { IntMode } from '../api/types.ts';
 import { loadDialect, loadGuard } from './guard.ts';
 import { D1Failure, detailOf, isInterrupt, isSqliteError } from './sqlite-error.ts';
+import { openSqlite } from './sqlite.ts';
 
 export interface ConnectionOptions {
   intMode?: IntMode;
@@ -28,7 +29,7 @@ const STATEMENT_CACHE_SIZE = 256;
 
 function openDatabase(file: string, readonly: boolean): Database.Database {
   if (readonly && file !== ':memory:' && onReadOnlyMedia(file)) return openImage(file);
-  return new Database(file, { readonly });
+  return openSqlite(file, { readonly });
 }
 
 /**
@@ -50,7 +51,7 @@ function onReadOnlyMedia(file: string): boolean {
  * left in it: free pages may still hold rows that were deleted, which a dump must not hand out.
  */
 export function compactCopy(file: string): void {
-  const copy = new Database(file);
+  const copy = openSqlite(file);
   try {
     loadDialect(copy);
     copy.exec('VACUUM');
@@ -70,7 +71,7 @@ function openImage(file: string): Database.Database {
   const bytes = readFileSync(file);
   // Bytes 18 and 19 of the header say WAL (2): make the in-memory copy a rollback-journal database.
   if (bytes.length >= 100 && bytes[18] === 2) bytes[18] = bytes[19] = 1;
-  return new Database(bytes, { readonly: true });
+  return openSqlite(bytes, { readonly: true });
 }
 
 /** A statement as the read path prepared it: `writes` when SQLite refused it in read mode for writing. */
@@ -91,6 +92,7 @@ export class Connection {
   private readonly readModeQuery: Database.Statement;
   private readonly checkQuery: Database.Statement;
   private readonly settleSchemaQuery: Database.Statement;
+  private readonly workerdMetadataQuery: Database.Statement;
   private readonly deadlineQuery: Database.Statement;
   /** The token that lets this connection (and no user SQL) use the guard's helpers. */
   private readonly token: bigint;
@@ -132,6 +134,7 @@ export class Connection {
     this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
     this.checkQuery = helper('SELECT dione_check(?)');
     this.settleSchemaQuery = helper('SELECT dione_settle_schema(?)');
+    this.workerdMetadataQuery = helper('SELECT dione_workerd_metadata(?)');
     this.deadlineQuery = helper('SELECT dione_deadline(?, ?)');
     this.prepareErrorQuery = helper('SELECT dione_prepare_error(?, ?)');
     this.begin = this.db.prepare('BEGIN');
@@ -238,6 +241,19 @@ export class Connection {
    */
   settleSchema(): void {
     this.settleSchemaQuery.get(this.token);
+  }
+
+  /**
+   * Inside a write transaction: creates workerd's _cf_METADATA table if the database has none, as
+   * every D1 database has one (D1's row counts of schema scans and ALTER TABLE include its row).
+   * True when it created it.
+   */
+  ensureWorkerdMetadata(): boolean {
+    try {
+      return this.workerdMetadataQuery.get(this.token) === 1;
+    } catch (e) {
+      throw new D1Failure(detailOf(e));
+    }
   }
 
   /** The number of write transactions committed to this database (kept in its header, shared by all connections). */

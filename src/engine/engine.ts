@@ -10,8 +10,8 @@ import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
 import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
 import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
-import { estimateRows } from './rows-estimate.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
+import { takeRowCounts } from './sqlite.ts';
 import { toSqliteParam } from './values.ts';
 
 export interface EngineOptions extends ConnectionOptions {
@@ -42,6 +42,9 @@ export function timedOut(response: ExecuteResponse): boolean {
 interface Outcome {
   columns: string[];
   rows: RowValue[][];
+  /** What SQLite counted for the statement: rows read and rows written (D1's meters). */
+  read: number;
+  written: number;
 }
 
 const BACKUP_PAGES_PER_STEP = 2048;
@@ -113,6 +116,10 @@ export class Engine {
   private readonly bookmarkTag: string | undefined;
   private readonly onCommit: (() => void) | undefined;
   private queryTimeoutMs: number;
+  /** This connection has made sure the database has workerd's _cf_METADATA (in a committed transaction). */
+  private workerdMetadata = false;
+  /** Other connections committed since this one last took their schema as the seal's reference. */
+  private othersCommitted = false;
 
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
@@ -299,6 +306,11 @@ export class Engine {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
       if (writes) this.sync(true);
+      if (writes && !this.workerdMetadata) {
+        // Its row is a change of the transaction's own: the requests' meta counts from after it.
+        if (this.connection.ensureWorkerdMetadata()) this.counters = this.connection.counters();
+        this.workerdMetadata = true;
+      }
     } catch (e) {
       this.rollback();
       return everyone({ success: false, error: detailOf(e) });
@@ -384,7 +396,7 @@ export class Engine {
       const { statements, tooLong } = parsed[q]!;
       if (tooLong) throw new D1Failure('statement too long: SQLITE_TOOBIG');
       if (statements.length === 0) throw new D1Failure(Messages.emptyStatement);
-      let outcome: Outcome = { columns: NO_COLUMNS, rows: NO_ROWS };
+      let outcome: Outcome = { columns: NO_COLUMNS, rows: NO_ROWS, read: 0, written: 0 };
       let queryWrote = false;
       for (let i = 0; i < statements.length; i++) {
         const statement = statements[i]!;
@@ -411,26 +423,36 @@ export class Engine {
 
   private rollback(): void {
     if (this.connection.db.inTransaction) this.connection.rollback.run();
+    // The table may have been created by the transaction just rolled back.
+    this.workerdMetadata = false;
     // The rolled-back transaction may have moved the counters and the sequence.
     this.counters = this.connection.counters();
     this.sequence = this.connection.commitSequence();
   }
 
-  /** Picks up commits made by other connections (other handles, processes, the CLI). */
-  /** Catches up with commits made since the last look; `atTransactionStart` also takes their schema as the seal's reference. */
+  /**
+   * Picks up commits made by other connections (other handles, processes, the CLI). At the start
+   * of a write transaction after such commits (seen now or by an earlier read), their schema also
+   * becomes the seal's reference.
+   */
   private sync(atTransactionStart = false): void {
     const version = this.connection.dataVersion();
-    if (version === this.dataVersion) return;
-    if (atTransactionStart) this.connection.settleSchema();
-    // Read before anything is assigned: a deadline may interrupt any of these.
-    const counters = this.connection.counters();
-    const sequence = this.connection.commitSequence();
-    this.dataVersion = version;
-    this.counters = counters;
-    this.sequence = sequence;
-    this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
-    this.schemaEpoch++;
-    this.onCommit?.();
+    if (version !== this.dataVersion) {
+      // Read before anything is assigned: a deadline may interrupt any of these.
+      const counters = this.connection.counters();
+      const sequence = this.connection.commitSequence();
+      this.dataVersion = version;
+      this.counters = counters;
+      this.sequence = sequence;
+      this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
+      this.schemaEpoch++;
+      this.othersCommitted = true;
+      this.onCommit?.();
+    }
+    if (atTransactionStart && this.othersCommitted) {
+      this.connection.settleSchema();
+      this.othersCommitted = false;
+    }
   }
 
   private run(statement: Statement, prepared: Database.Statement, params: Query['params'], format: ResultsFormat): Outcome {
@@ -441,17 +463,21 @@ export class Engine {
       if (SCHEMA_VERBS.has(statement.verb)) this.schemaEpoch++;
       if (!prepared.reader) {
         prepared.run(...args);
-        return { columns: NO_COLUMNS, rows: NO_ROWS };
+        const [read, written] = takeRowCounts(prepared);
+        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written };
       }
       if (format === 'FIRST_ROW' && statement.kind === 'read') {
         const row = prepared.get(...args) as RowValue[] | undefined;
         rows = row === undefined ? NO_ROWS : [row];
       } else rows = prepared.all(...args) as RowValue[][];
     } catch (e) {
+      // A failed run's counts must not add to the next run of the cached statement.
+      takeRowCounts(prepared);
       throw new D1Failure(detailOf(e));
     }
+    const [read, written] = takeRowCounts(prepared);
     if (statement.kind === 'read') this.sync();
-    return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(prepared, rows), rows };
+    return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(prepared, rows), rows, read, written };
   }
 
   private columnsOf(prepared: { columns(): { name: string }[] }, rows: RowValue[][]): string[] {
@@ -465,7 +491,6 @@ export class Engine {
   }
 
   private meta(started: number, before: CounterState, after: CounterState, outcome: Outcome, statement: Statement, changes: number): D1Meta {
-    const rows = estimateRows(statement, outcome.rows.length, changes);
     const where = this.servedByRegion === undefined ? undefined : { served_by_region: this.servedByRegion, served_by_primary: this.servedByPrimary };
     return {
       served_by: this.servedBy,
@@ -479,8 +504,8 @@ export class Engine {
         after.lastRowId !== before.lastRowId ||
         (statement.kind === 'write' && !ROW_WRITE_VERBS.has(statement.verb) && after.size !== before.size),
       size_after: after.size,
-      rows_read: rows.read,
-      rows_written: rows.written,
+      rows_read: outcome.read,
+      rows_written: outcome.written,
     };
   }
 

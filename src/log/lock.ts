@@ -6,7 +6,8 @@
 // process, so a killed holder never leaves it behind (as a PID file would).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../engine/sqlite.ts';
 
 /** Another handle or process holds the history. */
 export class HistoryLocked extends Error {
@@ -33,7 +34,7 @@ export class HistoryLock {
     for (let attempt = 0; ; attempt++) {
       let db: Database.Database | undefined;
       try {
-        db = new Database(lockFile, { timeout: waitMs });
+        db = openSqlite(lockFile, { timeout: waitMs });
         db.pragma('locking_mode = EXCLUSIVE');
         // No journal file, should anything ever be written: the lock needs no disk space.
         db.pragma('journal_mode = MEMORY');

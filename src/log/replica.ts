@@ -9,7 +9,8 @@
 //   - syncs, deletes the journal, releases the lock.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../engine/sqlite.ts';
 import { sequenceInHeader } from './pages.ts';
 import type { PagesRecord } from './record.ts';
 import { NO_POSITION } from './wal.ts';
@@ -73,7 +74,7 @@ export class ReplicaFile {
   constructor(readonly file: string) {
     // One descriptor for the life of the replica: closing any descriptor of a file drops every
     // POSIX lock this process holds on it, SQLite's included.
-    this.lock = new Database(file, { timeout: 0 });
+    this.lock = openSqlite(file, { timeout: 0 });
     this.lock.pragma('journal_mode = DELETE');
     // Reading rolls back a hot journal left by an apply that crashed, before the header is read.
     this.lock.prepare('SELECT count(*) FROM sqlite_schema').get();

@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../engine/sqlite.ts';
 
 export interface DatabaseRecord {
   uuid: string;
@@ -81,7 +82,7 @@ export class Catalog {
     this.dataDir = path.resolve(dataDir);
     mkdirSync(path.join(this.dataDir, 'databases'), { recursive: true });
     const file = path.join(this.dataDir, 'catalog.sqlite');
-    this.db = new Database(file);
+    this.db = openSqlite(file);
     try {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');

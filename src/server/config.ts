@@ -34,6 +34,8 @@ export interface ServeOptions {
   history?: boolean | HistorySettings;
   /** Cluster mode: this server is one node of a cluster whose databases live in NATS JetStream. */
   cluster?: ClusterOptions;
+  /** Record per-statement statistics for query insights and the GraphQL Analytics API (default true). */
+  queryStats?: boolean;
 }
 
 export interface ClusterOptions {
@@ -66,6 +68,7 @@ export interface ServerConfig {
   publicUrl: string | undefined;
   metricsPublic: boolean;
   history: HistorySettings | false;
+  queryStats: boolean;
   cluster: Required<Omit<ClusterOptions, 'url'>> & { url: string | undefined; region: string } | undefined;
 }
 
@@ -113,6 +116,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     publicUrl: options.publicUrl,
     metricsPublic: options.metricsPublic ?? false,
     history,
+    queryStats: options.queryStats ?? true,
     cluster,
   };
 }

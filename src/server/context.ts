@@ -4,6 +4,8 @@ import type { Catalog, DatabaseRecord } from './catalog.ts';
 import type { ClusterCatalog } from './cluster-catalog.ts';
 import type { WorkerPool } from './host/pool.ts';
 import type { Metrics } from './metrics.ts';
+import type { StatsSource } from './stats/analytics.ts';
+import type { QueryStatsRecorder } from './stats/recorder.ts';
 import type { Grant } from './tokens.ts';
 
 export interface ServerSettings {
@@ -36,6 +38,10 @@ export interface ServerContext {
    * tell it, and it tells the other nodes.
    */
   clusterCatalog?: ClusterCatalog;
+  /** Records each answered statement for query insights (absent when the server records none). */
+  queryStats?: QueryStatsRecorder;
+  /** Answers analytics questions (GraphQL): this node's statistics, or in cluster mode every node's. */
+  stats: StatsSource;
   /** Import uploads and export downloads waiting to be fetched, by unguessable key. */
   transfers: Map<string, Transfer>;
 }

@@ -18,6 +18,12 @@ export class Metrics {
     labelNames: ['database', 'protocol', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly statements = new Counter({
+    name: 'dione_statements_total',
+    help: 'Queries run, as D1 counts them (each query of a request, answered successfully), by database',
+    labelNames: ['database'] as const,
+    registers: [this.registry],
+  });
   readonly rowsRead = new Counter({ name: 'dione_rows_read_total', help: 'Rows read (meta.rows_read)', labelNames: ['database'] as const, registers: [this.registry] });
   readonly rowsWritten = new Counter({ name: 'dione_rows_written_total', help: 'Rows written (meta.rows_written)', labelNames: ['database'] as const, registers: [this.registry] });
   readonly latency = new Histogram({

@@ -1,11 +1,13 @@
 // Starting and stopping a Dione server.
 import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import { ClusterCatalog } from './cluster-catalog.ts';
+import { ClusterQueryStats } from './cluster-query-stats.ts';
 import { createApp } from './app.ts';
 import { authenticator } from './auth.ts';
 import { fastPath } from './fast-path.ts';
@@ -14,6 +16,12 @@ import type { ServerContext, ServerSettings } from './context.ts';
 import { type ClusterOptions, resolveServerConfig, type ServeOptions } from './config.ts';
 import { WorkerPool } from './host/pool.ts';
 import { Metrics } from './metrics.ts';
+import { localSource, type StatsSource } from './stats/analytics.ts';
+import { QueryStatsStore } from './stats/query-stats-store.ts';
+import { QueryStatsRecorder } from './stats/recorder.ts';
+
+/** The server's query statistics (one file for every database), beside the catalogue. */
+export const QUERY_STATS_FILE = 'query-stats.sqlite';
 
 /** How the server is run: its configuration, and where it reports. */
 export interface StartOptions extends ServeOptions {
@@ -69,7 +77,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   };
   // The pool is made once the server listens (a cluster node's URL may be the listening address),
   // in the same turn: no request is read before it exists.
-  const context: ServerContext = { catalog, pool: undefined as unknown as WorkerPool, settings, metrics, logger, transfers: new Map(), clusterCatalog: shared?.catalog };
+  const queryStats = config.queryStats ? openQueryStats(config.data, logger) : undefined;
+  const clusterStats = shared && clustered ? new ClusterQueryStats(shared.nc, clustered.node, queryStats, logger) : undefined;
+  const stats: StatsSource = clusterStats ?? (queryStats ? localSource(queryStats) : { groups: async () => [] });
+  const context: ServerContext = {
+    catalog,
+    pool: undefined as unknown as WorkerPool,
+    settings,
+    metrics,
+    logger,
+    transfers: new Map(),
+    clusterCatalog: shared?.catalog,
+    queryStats,
+    stats,
+  };
   let serving = false;
   const resolveGrant = authenticator(catalog, settings.allowUnauthenticated);
   const app = createApp(context, () => serving, resolveGrant);
@@ -82,6 +103,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     server.once('listening', resolve);
     server.once('error', reject);
     server.listen(config.port, config.host);
+  }).catch((e: unknown) => {
+    queryStats?.close();
+    throw e;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -117,6 +141,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         serving = false;
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await pool!.stopAll();
+        queryStats?.close();
+        await clusterStats?.close();
         await shared?.catalog.close();
         await shared?.nc.close().catch(() => {});
         catalog.close();
@@ -149,6 +175,20 @@ async function joinCluster(
       if (attempt === 1 || attempt % 30 === 0) notify(`dione: cannot reach NATS at ${settings.servers.join(', ')} (${(e as Error).message}); retrying every second`);
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+}
+
+/**
+ * The recorder of query statistics over <data>/query-stats.sqlite. Statistics never keep a server
+ * from serving: a file that cannot be opened (damaged) is reported, and nothing is recorded.
+ */
+function openQueryStats(data: string, logger: Logger): QueryStatsRecorder | undefined {
+  const file = path.join(data, QUERY_STATS_FILE);
+  try {
+    return new QueryStatsRecorder(new QueryStatsStore(file), { onError: (err) => logger.error({ err }, 'query statistics could not be saved') });
+  } catch (err) {
+    logger.error({ err, file }, 'query statistics are off: their file cannot be opened (move it away to start a new one)');
+    return undefined;
   }
 }
 

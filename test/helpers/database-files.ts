@@ -1,6 +1,7 @@
 // Reading SQLite files directly, for tests that compare a database with what a log rebuilds.
 import { createHash } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../../src/engine/sqlite.ts';
 
 /** Every table of a database file, hashed row by row in rowid order. */
 export function contents(connection: Database.Database): Record<string, string> {
@@ -24,7 +25,7 @@ export function contents(connection: Database.Database): Record<string, string> 
 }
 
 export function withDatabase<T>(file: string, read: (connection: Database.Database) => T): T {
-  const connection = new Database(file, { readonly: true });
+  const connection = openSqlite(file, { readonly: true });
   try {
     return read(connection);
   } finally {

@@ -34,6 +34,8 @@ export function installedVersion(name: string): string {
  * better-sqlite3's install script takes a prebuilt addon from a local folder before compiling
  * SQLite (a minute or more): this points it at the addon this repository's own install compiled,
  * for the same better-sqlite3 version, Node ABI and platform, packed as prebuild-install expects.
+ * Dione's install likewise copies its SQLite with row counters from this repository's build when
+ * it was built from the same sources (DIONE_SQLITE_ADDON, see scripts/build-sqlite.mjs).
  */
 export async function localPrebuildEnv(dir: string): Promise<NodeJS.ProcessEnv> {
   mkdirSync(dir, { recursive: true });
@@ -41,7 +43,7 @@ export async function localPrebuildEnv(dir: string): Promise<NodeJS.ProcessEnv> 
   const name = `better-sqlite3-v${installedVersion('better-sqlite3')}-node-v${process.versions.modules}-${process.platform}${libc}-${process.arch}.tar.gz`;
   const packed = await sh('tar', ['-czf', path.join(dir, name), 'build/Release/better_sqlite3.node'], path.join(root, 'node_modules/better-sqlite3'));
   if (packed.code !== 0) throw new Error(`packing the prebuilt addon failed: ${packed.stderr}`);
-  return { npm_config_better_sqlite3_local_prebuilds: dir };
+  return { npm_config_better_sqlite3_local_prebuilds: dir, DIONE_SQLITE_ADDON: path.join(root, 'build', 'better_sqlite3.node') };
 }
 
 /** `npm install <specs>` in `app`, from the npm cache where it can. */

@@ -1,5 +1,5 @@
 // kysely 0.28 with kysely-d1's D1Dialect, unmodified, over a Dione D1Database: the schema builder,
-// introspection, inserts (insertId / numInsertedOrUpdatedRows), joins, updates and deletes.
+// introspection (as far as D1 allows it), inserts (insertId / numInsertedOrUpdatedRows), joins, updates and deletes.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ColumnType, type Generated, Kysely, sql } from 'kysely';
@@ -93,9 +93,16 @@ export function kyselySuite(label: string, factory: DatabaseFactory): void {
   describe(`kysely + kysely-d1 (${label})`, () => {
     test('the schema builder creates tables, a column and an index that introspection sees', async () => {
       await withSchema(factory, async (k, db) => {
-        const tables = await k.introspection.getTables();
+        // kysely's introspection reads pragma_table_info of every table in sqlite_master, and every
+        // D1 database holds a reserved _cf_ table whose columns D1 does not show: it fails on D1 as
+        // here. The same pragma, asked of the user's tables, sees what the schema builder made.
+        assert.match(errorText(await rejection(k.introspection.getTables())), /not authorized/);
+        const columnsOf = async (table: string) =>
+          (await sql<{ name: string; type: string; notnull: number; dflt_value: unknown }>`SELECT name, type, "notnull", dflt_value FROM pragma_table_info(${table})`.execute(k)).rows;
+        const tables = [];
+        for (const name of ['posts', 'users']) tables.push({ name, isView: false, columns: await columnsOf(name) });
         assert.deepEqual(
-          tables.map((t) => ({ name: t.name, isView: t.isView, columns: t.columns.map((c) => [c.name, c.dataType, c.isNullable, c.hasDefaultValue]) })),
+          tables.map((t) => ({ name: t.name, isView: t.isView, columns: t.columns.map((c) => [c.name, c.type, c.notnull === 0, c.dflt_value !== null]) })),
           [
             {
               name: 'posts',

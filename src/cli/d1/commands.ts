@@ -6,6 +6,7 @@ import { registerCreate } from './create.ts';
 import { registerDatabases } from './databases.ts';
 import { registerExecute } from './execute.ts';
 import { registerExport } from './export.ts';
+import { registerInsights } from './insights.ts';
 import { registerMigrations } from './migrations.ts';
 import { serverOptions } from './options.ts';
 import { registerTimeTravel } from './time-travel.ts';
@@ -17,5 +18,6 @@ export function registerD1(program: Command): void {
   registerMigrations(d1);
   registerCreate(d1);
   registerDatabases(d1);
+  registerInsights(d1);
   registerTimeTravel(d1, serverOptions);
 }

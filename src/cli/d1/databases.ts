@@ -1,6 +1,7 @@
 // `dione d1 list|info|delete`: databases on a Dione server, as wrangler shows them.
 import type { Command } from 'commander';
 import { readWranglerConfig } from '../wrangler-config.ts';
+import { last24Hours } from './analytics.ts';
 import { findOnServer } from './find-database.ts';
 import { confirm, serverOptions } from './options.ts';
 import { CliError, green, resultTable, run, say } from './output.ts';
@@ -45,8 +46,9 @@ export function registerDatabases(d1: Command): void {
       run(options.json, async () => {
         remoteOnly('info', options);
         const rest = new RestClient(serverUrl(options.url));
-        const { version: _version, file_size, ...fields } = await findOnServer(rest, readWranglerConfig(options), name, { needs: 'read' });
-        const info = { ...fields, database_size: file_size };
+        const { version, file_size, ...fields } = await findOnServer(rest, readWranglerConfig(options), name, { needs: 'read' });
+        // wrangler adds the last 24 hours' counters from the GraphQL Analytics API (not for alpha databases).
+        const info = { ...fields, database_size: file_size, ...(version === 'alpha' ? {} : await last24Hours(rest, fields.uuid)) };
         if (options.json) say(JSON.stringify(info, null, 2));
         else say(resultTable(Object.entries(info).map(([k, v]) => ({ '': k, [name]: typeof v === 'object' ? JSON.stringify(v) : v }))));
       }),

@@ -3,7 +3,7 @@
 // download URL it hands out.
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../engine/sqlite.ts';
 import { type DumpSqlOptions, dumpSql } from '../../engine/dump-sql.ts';
 import { CliError } from './output.ts';
 import type { LocalTarget, RemoteTarget, Target } from './target.ts';
@@ -36,7 +36,7 @@ async function* joinLines(lines: Iterable<string>): AsyncGenerator<{ text: strin
 }
 
 function localDump(target: LocalTarget, options: DumpSqlOptions): SqlDump {
-  const sqlite = new Database(target.file, { readonly: true, fileMustExist: true });
+  const sqlite = openSqlite(target.file, { readonly: true, fileMustExist: true });
   const tables = sqlite
     .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
     .pluck()

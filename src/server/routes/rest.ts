@@ -12,6 +12,7 @@ import type { DatabaseInfo, HistoryPointMessage, HostCallOf, HostOp, HostOperati
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { checkNewDatabase, NewDatabaseRefused } from '../new-database.ts';
+import { graphqlRoute } from './graphql.ts';
 import { primaryOf, relay, runSql } from './sql.ts';
 import { transferRoutes } from './transfer.ts';
 
@@ -225,8 +226,8 @@ export function restRoutes(server: ServerContext) {
 
   app.route('/accounts/:account/d1/database/:db', transferRoutes(server, database));
 
-  // wrangler asks for analytics (d1 info) and, without an account id, for memberships.
-  app.post('/graphql', (c) => c.json({ data: { viewer: { accounts: [{ d1AnalyticsAdaptiveGroups: [] }] } }, errors: null }));
+  // wrangler asks for analytics (d1 info, d1 insights) and, without an account id, for memberships.
+  app.post('/graphql', graphqlRoute(server));
   app.get('/memberships', (c) =>
     c.json(success([{ id: server.settings.accountId, account: { id: server.settings.accountId, name: 'Dione' }, status: 'accepted' }], { page: 1, per_page: 20, count: 1, total_count: 1 })),
   );

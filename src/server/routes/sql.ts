@@ -83,6 +83,11 @@ export async function executeSql(
     const rows = rowsOf(response);
     server.metrics.rowsRead.inc({ database: database.name }, rows.read);
     server.metrics.rowsWritten.inc({ database: database.name }, rows.written);
+    if (response.success) {
+      // Failed requests are not recorded: D1 bills and ranks the queries that ran.
+      server.metrics.statements.inc({ database: database.name }, response.results.length);
+      server.queryStats?.record(database.uuid, parsed.request.queries, response.results);
+    }
     return done(encoded, encoded.status < 300 && response.success ? 'ok' : 'error', rows, response.success ? undefined : response.error);
   } catch (e) {
     if (e instanceof NotPrimary) {

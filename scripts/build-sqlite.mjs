@@ -1,0 +1,148 @@
+// Builds Dione's copy of better-sqlite3's native addon: better-sqlite3's own C++ and its own
+// SQLite amalgamation, with the row counters of scripts/sqlite-row-counters.mjs, compiled by
+// node-gyp with better-sqlite3's own build settings into build/better_sqlite3.node. Dione opens
+// every database through it (better-sqlite3's `nativeBinding` option), so rows_read and
+// rows_written are counted inside SQLite as D1 counts them. better-sqlite3 itself is untouched.
+//
+// A stamp next to the addon records what it was built from; a build whose stamp matches is kept.
+// DIONE_SQLITE_ADDON=<path of a built addon> copies that one instead of compiling, when its stamp
+// (<path>.json) matches: the install tests use it to save the compile in every fresh install.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { amalgamationChanges, applyChanges, bindingChanges } from './sqlite-row-counters.mjs';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const require = createRequire(import.meta.url);
+const upstream = path.dirname(require.resolve('better-sqlite3/package.json'));
+const output = path.join(root, 'build', 'better_sqlite3.node');
+const stampFile = `${output}.json`;
+const workDir = path.join(root, 'build', 'sqlite-addon');
+
+export function stampOf() {
+  const hash = createHash('sha256');
+  hash.update(readFileSync(fileURLToPath(new URL('./sqlite-row-counters.mjs', import.meta.url))));
+  hash.update(readFileSync(fileURLToPath(import.meta.url)));
+  const { version } = JSON.parse(readFileSync(path.join(upstream, 'package.json'), 'utf8'));
+  return {
+    betterSqlite3: version,
+    modules: process.versions.modules,
+    platform: `${process.platform}-${process.arch}`,
+    sources: hash.digest('hex').slice(0, 16),
+  };
+}
+
+const sameStamp = (file, stamp) => {
+  try {
+    return JSON.stringify(JSON.parse(readFileSync(file, 'utf8'))) === JSON.stringify(stamp);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * better-sqlite3's compile options that workerd's SQLite (D1's) does not have, where the difference
+ * shows through D1's interface: with STAT4, ANALYZE also creates and fills sqlite_stat4 (D1's
+ * rows_written of ANALYZE differs) and the planner reads those samples.
+ */
+const D1_ABSENT_DEFINES = ['SQLITE_ENABLE_STAT4'];
+
+function withoutDefines(text, names) {
+  let out = text;
+  for (const name of names) {
+    const line = `    '${name}',\n`;
+    if (!out.includes(line)) throw new Error(`better-sqlite3's defines.gypi has no ${name}: look at scripts/build-sqlite.mjs again`);
+    out = out.replace(line, '');
+  }
+  return out;
+}
+
+function nodeGyp() {
+  if (process.env.npm_config_node_gyp) return process.env.npm_config_node_gyp;
+  const bundled = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (existsSync(bundled)) return bundled;
+  try {
+    return require.resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    throw new Error('node-gyp was not found (it comes with npm); run this through npm install');
+  }
+}
+
+/** The folder node-gyp compiles: better-sqlite3's sources with the counters, and one target. */
+function prepareSources() {
+  rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(workDir, { recursive: true });
+  cpSync(path.join(upstream, 'src'), path.join(workDir, 'src'), { recursive: true });
+  cpSync(path.join(upstream, 'deps'), path.join(workDir, 'deps'), { recursive: true });
+  const defines = path.join(workDir, 'deps', 'defines.gypi');
+  writeFileSync(defines, withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES));
+  const amalgamation = path.join(workDir, 'deps', 'sqlite3', 'sqlite3.c');
+  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), amalgamationChanges, 'sqlite3.c'));
+  for (const file of new Set(bindingChanges.map((change) => change.file))) {
+    const target = path.join(workDir, 'src', file);
+    const changes = bindingChanges.filter((change) => change.file === file);
+    writeFileSync(target, applyChanges(readFileSync(target, 'utf8'), changes, file));
+  }
+  // better-sqlite3's binding.gyp without its test extension target.
+  const gyp = {
+    includes: ['deps/common.gypi'],
+    targets: [
+      {
+        target_name: 'better_sqlite3',
+        dependencies: ['deps/sqlite3.gyp:sqlite3'],
+        sources: ['src/better_sqlite3.cpp'],
+        cflags_cc: ['-std=c++20'],
+        xcode_settings: { OTHER_CPLUSPLUSFLAGS: ['-std=c++20', '-stdlib=libc++'] },
+        msvs_settings: { VCCLCompilerTool: { AdditionalOptions: ['/std:c++20'] } },
+        conditions: [['OS=="linux"', { ldflags: ['-Wl,-Bsymbolic', '-Wl,--exclude-libs,ALL'] }]],
+      },
+    ],
+  };
+  writeFileSync(path.join(workDir, 'binding.gyp'), JSON.stringify(gyp, null, 2));
+  // better-sqlite3's build helpers are CommonJS; Dione's package.json says "module".
+  writeFileSync(path.join(workDir, 'package.json'), '{ "type": "commonjs" }\n');
+}
+
+function compile() {
+  const args = [nodeGyp(), 'rebuild', '--release', '--jobs=max', '--loglevel=warn'];
+  // Node's headers: npm passes its nodedir to node-gyp; a Node installed with its headers needs no download.
+  const headers = path.join(path.dirname(process.execPath), '..');
+  if (!process.env.npm_config_nodedir && existsSync(path.join(headers, 'include', 'node', 'node.h'))) {
+    args.push(`--nodedir=${headers}`);
+  }
+  try {
+    execFileSync(process.execPath, args, { cwd: workDir, stdio: 'pipe', maxBuffer: 64 * 1024 * 1024 });
+  } catch (error) {
+    // The compiler's own words, only when it failed (better-sqlite3's C++ builds with warnings).
+    process.stderr.write(error.stdout ?? '');
+    process.stderr.write(error.stderr ?? '');
+    throw new Error('dione: compiling SQLite with row counters failed (a C/C++ compiler, make and Python are needed, as for better-sqlite3)');
+  }
+  copyFileSync(path.join(workDir, 'build', 'Release', 'better_sqlite3.node'), output);
+}
+
+export function buildSqliteAddon({ force = false } = {}) {
+  const stamp = stampOf();
+  if (!force && existsSync(output) && sameStamp(stampFile, stamp)) return 'kept';
+  mkdirSync(path.dirname(output), { recursive: true });
+  const given = process.env.DIONE_SQLITE_ADDON;
+  if (given && !force && sameStamp(`${given}.json`, stamp)) {
+    copyFileSync(given, output);
+    writeFileSync(stampFile, JSON.stringify(stamp));
+    return 'copied';
+  }
+  prepareSources();
+  compile();
+  writeFileSync(stampFile, JSON.stringify(stamp));
+  rmSync(workDir, { recursive: true, force: true });
+  return 'built';
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const started = Date.now();
+  const result = buildSqliteAddon({ force: process.argv.includes('--force') });
+  console.log(`dione: SQLite with row counters ${result} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}

@@ -1,0 +1,190 @@
+// The source changes that give SQLite D1's meters: per-statement counters of rows read and rows
+// written, incremented in the bytecode engine at the same opcodes as the counters in workerd's
+// SQLite (which come from libSQL), read with sqlite3_stmt_status(stmt, 1025 | 1026, reset).
+// And one method on better-sqlite3's Statement, `rowCounts()`, that returns and resets both.
+//
+// Each change names the opcode (or function) it belongs to and the start of a line inside it: the
+// first such line after the opcode's label (which must occur once), close to it, or the build stops: a SQLite or
+// better-sqlite3 release that moved the code needs this file looked at again, never a guess.
+
+export const ROWS_READ = 1025;
+export const ROWS_WRITTEN = 1026;
+
+const read = 'p->aDioneRows[0]++;';
+const written = 'p->aDioneRows[1]++;';
+
+/** Changes to the amalgamation, sqlite3.c. */
+export const amalgamationChanges = [
+  {
+    what: 'the counters, in the prepared statement (struct Vdbe)',
+    within: 'struct Vdbe {',
+    line: '  u32 aCounter[9];',
+    insert: '  u32 aDioneRows[2];       /* Dione: rows read, rows written (sqlite3_stmt_status 1025, 1026) */',
+  },
+  {
+    what: 'sqlite3_stmt_status answers 1025 and 1026',
+    within: 'SQLITE_API int sqlite3_stmt_status(sqlite3_stmt *pStmt, int op, int resetFlag){',
+    line: '  if( op==SQLITE_STMTSTATUS_MEMUSED ){',
+    before: [
+      `  if( op==${ROWS_READ} || op==${ROWS_WRITTEN} ){`,
+      `    v = pVdbe->aDioneRows[op-${ROWS_READ}];`,
+      `    if( resetFlag ) pVdbe->aDioneRows[op-${ROWS_READ}] = 0;`,
+      '    return (int)v;',
+      '  }',
+    ].join('\n'),
+  },
+  {
+    what: 'OP_Count reads every row it counts (not the estimate)',
+    within: 'case OP_Count: {',
+    line: '    rc = sqlite3BtreeCount(db, pCrsr, &nEntry);',
+    insert: '    p->aDioneRows[0] += nEntry;',
+  },
+  {
+    what: 'OP_SeekGE/GT/LE/LT read the row they land on',
+    within: 'case OP_SeekGT: {',
+    line: '  sqlite3_search_count++;',
+    beforeLine: '#ifdef SQLITE_TEST',
+    before: `  ${read}`,
+  },
+  {
+    what: 'OP_SeekRowid/NotExists read the row they look up',
+    within: 'case OP_NotExists:',
+    line: '  pC->seekResult = res;',
+    insert: `  ${read}`,
+  },
+  {
+    what: 'OP_Insert writes a row (not into an ephemeral table)',
+    within: 'case OP_Insert: {',
+    line: '  if( pOp->p5 & OPFLAG_NCHANGE ){',
+    before: `  if( !pC->isEphemeral ) ${written}`,
+  },
+  {
+    what: 'OP_Delete of a counted row writes it',
+    within: 'case OP_Delete: {',
+    line: '  if( opflags & OPFLAG_NCHANGE ){',
+    insert: `    if( !pC->isEphemeral ) ${written}`,
+  },
+  {
+    what: 'OP_Last reads a row',
+    within: 'case OP_Last: {',
+    line: '  rc = sqlite3BtreeLast(pCrsr, &res);',
+    after: '  if( rc ) goto abort_due_to_error;',
+    insert: `  ${read}`,
+  },
+  {
+    what: 'OP_Rewind (and OP_SorterSort) read a row',
+    within: 'case OP_Rewind: {',
+    line: '  pC->nullRow = (u8)res;',
+    insert: `  ${read}`,
+  },
+  {
+    what: 'OP_Next/Prev/SorterNext read a row when they move',
+    within: 'case OP_Next:',
+    line: '    p->aCounter[pOp->p5]++;',
+    insert: `    ${read}`,
+  },
+  {
+    what: 'OP_IdxInsert writes an index entry',
+    within: 'case OP_IdxInsert: {',
+    line: '  if( pOp->p5 & OPFLAG_NCHANGE ) p->nChange++;',
+    insert: `  if( !pC->isEphemeral ) ${written}`,
+  },
+  {
+    what: 'OP_Clear writes the rows it deletes, when they count',
+    within: 'case OP_Clear: {',
+    line: '    p->nChange += nChange;',
+    insert: '    p->aDioneRows[1] += nChange;',
+  },
+  {
+    what: 'OP_VNext reads a row of a virtual table',
+    within: 'case OP_VNext: {',
+    line: '  rc = pModule->xNext(pCur->uc.pVCur);',
+    after: '  if( rc ) goto abort_due_to_error;',
+    insert: `  ${read}`,
+  },
+  {
+    what: 'OP_VUpdate writes a row of a virtual table',
+    within: 'case OP_VUpdate: {',
+    line: '      p->nChange++;',
+    before: `      ${written}`,
+  },
+];
+
+/** Changes to better-sqlite3's C++ sources (relative to its src/ folder). */
+export const bindingChanges = [
+  {
+    file: 'objects/statement.hpp',
+    what: 'declare Statement#rowCounts',
+    within: 'class Statement',
+    line: '	static NODE_METHOD(JS_columns);',
+    insert: '	static NODE_METHOD(JS_rowCounts);',
+  },
+  {
+    file: 'objects/statement.cpp',
+    what: 'register Statement#rowCounts',
+    within: 'INIT(Statement::Init) {',
+    line: '	SetPrototypeMethod(isolate, data, t, "columns", JS_columns);',
+    insert: '	SetPrototypeMethod(isolate, data, t, "rowCounts", JS_rowCounts);',
+  },
+  {
+    file: 'objects/statement.cpp',
+    what: 'define Statement#rowCounts: [rows read, rows written] since the last call',
+    append: [
+      '',
+      '// Dione: the rows this statement read and wrote since the last call (its runs add up).',
+      'NODE_METHOD(Statement::JS_rowCounts) {',
+      '	Statement* stmt = Unwrap<Statement>(info.This());',
+      '	UseIsolate;',
+      '	if (!stmt->alive) return ThrowTypeError("The statement has been finalized");',
+      '	v8::Local<v8::Array> counts = v8::Array::New(isolate, 2);',
+      '	UseContext;',
+      `	counts->Set(ctx, 0, v8::Number::New(isolate, (double)(unsigned int)sqlite3_stmt_status(stmt->handle, ${ROWS_READ}, 1))).FromJust();`,
+      `	counts->Set(ctx, 1, v8::Number::New(isolate, (double)(unsigned int)sqlite3_stmt_status(stmt->handle, ${ROWS_WRITTEN}, 1))).FromJust();`,
+      '	info.GetReturnValue().Set(counts);',
+      '}',
+      '',
+    ].join('\n'),
+  },
+];
+
+const REACH = 12_000; // how far after its label a change's line may be
+
+/** Applies `changes` to `text`; throws naming the first change whose place is not found exactly once. */
+export function applyChanges(text, changes, fileName) {
+  let out = `\n${text}`; // every searched line starts after a newline, the first one too
+  for (const change of changes) {
+    if (change.append) {
+      out += change.append;
+      continue;
+    }
+    const start = out.indexOf(`\n${change.within}`);
+    if (start < 0 || out.indexOf(`\n${change.within}`, start + 1) >= 0) {
+      throw new Error(`${fileName}: "${change.within}" is not found exactly once (${change.what})`);
+    }
+    const region = out.slice(start, start + REACH);
+    const at = region.indexOf(`\n${change.line}`);
+    if (at < 0) throw new Error(`${fileName}: no line "${change.line.trim()}" after "${change.within}" (${change.what})`);
+    let lineStart = start + at + 1;
+    let lineEnd = out.indexOf('\n', lineStart) + 1;
+    if (change.after) {
+      // The insertion goes after a later line (the error check that follows the anchor).
+      const follow = out.indexOf(`\n${change.after}`, lineStart);
+      if (follow < 0 || follow - lineStart > 400) {
+        throw new Error(`${fileName}: no line "${change.after.trim()}" soon after "${change.line.trim()}" (${change.what})`);
+      }
+      lineEnd = out.indexOf('\n', follow + 1) + 1;
+    }
+    if (change.beforeLine) {
+      const previous = out.lastIndexOf(`\n${change.beforeLine}\n`, lineStart - 1);
+      if (previous < 0 || lineStart - previous > change.beforeLine.length + 2) {
+        throw new Error(`${fileName}: no line "${change.beforeLine}" right before "${change.line.trim()}" (${change.what})`);
+      }
+      lineStart = previous + 1;
+    }
+    out =
+      change.before !== undefined
+        ? `${out.slice(0, lineStart)}${change.before}\n${out.slice(lineStart)}`
+        : `${out.slice(0, lineEnd)}${change.insert}\n${out.slice(lineEnd)}`;
+  }
+  return out.slice(1);
+}

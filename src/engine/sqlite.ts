@@ -1,0 +1,43 @@
+// The one SQLite Dione runs: better-sqlite3 over Dione's build of its addon, whose SQLite counts
+// the rows each statement reads and writes, as D1's does (scripts/build-sqlite.mjs). Every
+// database Dione opens goes through openSqlite: two copies of SQLite in one process do not see
+// each other's file locks, so a second copy on the same file could corrupt it.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+// src/engine/ and dist/engine/ are both two levels below the package root.
+const addonPath = fileURLToPath(new URL('../../build/better_sqlite3.node', import.meta.url));
+let addon: object | undefined;
+
+function loadAddon(): object {
+  if (addon) return addon;
+  if (!existsSync(addonPath)) {
+    throw new Error(
+      `dione: ${addonPath} (SQLite with row counters) is missing; run "npm install" (or "node scripts/build-native.mjs") in the dione package`,
+    );
+  }
+  addon = createRequire(import.meta.url)(addonPath) as object;
+  return addon;
+}
+
+export type SqliteOptions = Omit<Database.Options, 'nativeBinding'>;
+
+/** A better-sqlite3 connection on Dione's SQLite. */
+export function openSqlite(file: string | Buffer, options: SqliteOptions = {}): Database.Database {
+  // better-sqlite3's types take only a path; it takes the loaded addon as well.
+  return new Database(file as string, { ...options, nativeBinding: loadAddon() as unknown as string });
+}
+
+interface CountingStatement {
+  rowCounts(): [read: number, written: number];
+}
+
+/**
+ * The rows `statement` read and wrote since the last call (counted by SQLite, the way D1 counts
+ * them), and the counters start again from zero.
+ */
+export function takeRowCounts(statement: Database.Statement): [read: number, written: number] {
+  return (statement as unknown as CountingStatement).rowCounts();
+}

@@ -1,0 +1,91 @@
+// The real wrangler CLI (a devDependency) run against a Dione server, as test/server-wrangler.test.ts
+// runs it: a child process with a fresh HOME/XDG_CONFIG_HOME/TMPDIR, CLOUDFLARE_API_BASE_URL at the
+// server, and fixtures/wrangler/no-network.cjs preloaded so that nothing leaves 127.0.0.1 (every
+// run reports what it refused). Its npm update check is pointed at the server, which answers 404.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { root } from './paths.ts';
+
+const WRANGLER = path.join(root, 'node_modules/wrangler/bin/wrangler.js');
+const NO_NETWORK = path.join(root, 'test/fixtures/wrangler/no-network.cjs');
+const RUN_TIMEOUT_MS = 60_000;
+
+export interface WranglerRun {
+  args: string[];
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Connections and lookups beyond 127.0.0.1 that the guard refused. */
+  refused: string[];
+}
+
+export interface WranglerRunner {
+  run(args: string[], cwd?: string): Promise<WranglerRun>;
+  /** Removes the runner's scratch folder. */
+  close(): void;
+}
+
+export function show(run: WranglerRun): string {
+  return `wrangler ${run.args.join(' ')} → code ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+}
+
+/** The JSON document wrangler printed: from the first line that opens one (the banner comes first). */
+export function jsonOf(run: WranglerRun): any {
+  const start = /^[[{]/m.exec(run.stdout);
+  if (!start) throw new Error(`no JSON on stdout\n${show(run)}`);
+  return JSON.parse(run.stdout.slice(start.index));
+}
+
+export function wranglerFor(server: { url: string; token: string; accountId: string }): WranglerRunner {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'dione-wrangler-'));
+  for (const dir of ['home/.config', 'tmp', 'net', 'project']) mkdirSync(path.join(scratch, dir), { recursive: true });
+  let runs = 0;
+  return {
+    run(args, cwd = path.join(scratch, 'project')) {
+      const netLog = path.join(scratch, 'net', `run-${++runs}.log`);
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: path.join(scratch, 'home'),
+        XDG_CONFIG_HOME: path.join(scratch, 'home/.config'),
+        TMPDIR: path.join(scratch, 'tmp'),
+        CLOUDFLARE_API_BASE_URL: `${server.url}/client/v4`,
+        CLOUDFLARE_API_TOKEN: server.token,
+        CLOUDFLARE_ACCOUNT_ID: server.accountId,
+        WRANGLER_SEND_METRICS: 'false',
+        WRANGLER_SEND_ERROR_REPORTS: 'false',
+        CI: 'true',
+        NO_COLOR: '1',
+        NODE_OPTIONS: `--require ${NO_NETWORK}`,
+        DIONE_NET_LOG: netLog,
+        npm_registry: `${server.url}/npm-registry-stand-in/`,
+      };
+      return new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, [WRANGLER, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+        child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+        const timer = setTimeout(() => {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL');
+          }
+          reject(new Error(`wrangler ${args.join(' ')} did not finish within ${RUN_TIMEOUT_MS} ms\n${stdout}\n${stderr}`));
+        }, RUN_TIMEOUT_MS);
+        child.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        child.once('close', (code) => {
+          clearTimeout(timer);
+          const refused = existsSync(netLog) ? readFileSync(netLog, 'utf8').split('\n').filter(Boolean) : [];
+          resolve({ args, code, stdout, stderr, refused });
+        });
+      });
+    },
+    close: () => rmSync(scratch, { recursive: true, force: true }),
+  };
+}
