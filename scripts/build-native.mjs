@@ -4,7 +4,7 @@
 // the extension matches the SQLite it is loaded into); then SQLite with row counters
 // (scripts/build-sqlite.mjs).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,9 @@ function buildGuard() {
   const flags = ['-O2', '-Wall', '-fPIC', '-pthread', process.platform === 'darwin' ? '-dynamiclib' : '-shared'];
   try {
     const libraries = process.platform === 'darwin' ? [] : ['-ldl'];
-    execFileSync(compiler, [...flags, '-I', headers, source, '-o', output, ...libraries], { stdio: 'inherit' });
+    // Written beside it, then renamed: a process that has the old one loaded keeps its own copy.
+    execFileSync(compiler, [...flags, '-I', headers, source, '-o', `${output}.tmp`, ...libraries], { stdio: 'inherit' });
+    renameSync(`${output}.tmp`, output);
   } catch (error) {
     console.error(`dione: could not compile ${path.relative(root, source)} with ${compiler}: ${error.message}`);
     console.error('dione: install a C compiler (Debian: apt-get install build-essential) and run npm install again.');

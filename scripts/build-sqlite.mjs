@@ -9,7 +9,7 @@
 // (<path>.json) matches: the install tests use it to save the compile in every fresh install.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,7 +121,13 @@ function compile() {
     process.stderr.write(error.stderr ?? '');
     throw new Error('dione: compiling SQLite with row counters failed (a C/C++ compiler, make and Python are needed, as for better-sqlite3)');
   }
-  copyFileSync(path.join(workDir, 'build', 'Release', 'better_sqlite3.node'), output);
+  install(path.join(workDir, 'build', 'Release', 'better_sqlite3.node'));
+}
+
+/** Copies the addon into place by rename: a process that has the old one loaded keeps its own copy. */
+function install(addon) {
+  copyFileSync(addon, `${output}.tmp`);
+  renameSync(`${output}.tmp`, output);
 }
 
 export function buildSqliteAddon({ force = false } = {}) {
@@ -130,7 +136,7 @@ export function buildSqliteAddon({ force = false } = {}) {
   mkdirSync(path.dirname(output), { recursive: true });
   const given = process.env.DIONE_SQLITE_ADDON;
   if (given && !force && sameStamp(`${given}.json`, stamp)) {
-    copyFileSync(given, output);
+    install(given);
     writeFileSync(stampFile, JSON.stringify(stamp));
     return 'copied';
   }

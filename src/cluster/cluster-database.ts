@@ -1,9 +1,11 @@
 // One database on one node of a cluster. The node holding the database's lease is its primary:
-// it runs the engine with a local write log and ships every record to the JetStream log before
-// answering (a write is acknowledged once the NATS cluster holds it). Every other node follows
-// the JetStream log into a local copy and serves session reads from it; writes, and reads that
-// must see the newest data, are for the primary. When the lease lapses (its holder died), a
-// follower takes it, catches up to the end of the log, and becomes the primary.
+// it runs the engine with a local write log (a capture buffer, not synced: see docs/cluster.md)
+// and ships every record to the JetStream log before answering (a write is acknowledged once the
+// NATS cluster holds it). Every other node follows the JetStream log into a local copy and serves
+// session reads from it; writes, and reads that must see the newest data, are for the primary.
+// When the lease lapses (its holder died), a follower takes it, catches up to the end of the log,
+// and becomes the primary. The database's history (Time Travel, forks, retention) is the shared
+// one, stream + object store, whichever node is the primary.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -12,23 +14,32 @@ import { formatBookmark, parseBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
 import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
+import type { History, TimeTravel } from '../log/history.ts';
 import { LoggedDatabase } from '../log/logged-database.ts';
 import { sequenceOfFile } from '../log/pages.ts';
+import { encodeRecord, summarize } from '../log/record.ts';
 import { prepareReplicaFile } from '../log/replica.ts';
+import { DAY_MS, type TimeWindow } from '../log/time-travel.ts';
+import { ClusterTimeTravel } from './cluster-time-travel.ts';
 import { Follower } from './follower.ts';
+import { type ClusterLogger, errorText, lineLogger } from './logger.ts';
 import { NOT_DURABLE, UNAVAILABLE } from './messages.ts';
-import type { Lease, LeaseHolder, Leases } from './leases.ts';
-import type { ObjectSnapshots } from './object-snapshots.ts';
+import { SharedHistoryKeeper } from './retention.ts';
+import type { LeaseBook, LeaseHolder, PrimaryLease, SharedLog, SnapshotBucket } from './shared.ts';
+import { StreamHistory } from './stream-history.ts';
 import { StreamLog } from './stream-log.ts';
 
 export interface ClusterDatabaseOptions {
-  nc: NatsConnection;
+  /** The NATS connection the database's log stream is opened on (unless `log` is given). */
+  nc?: NatsConnection;
+  /** The database's log (default: its JetStream stream, opened on `nc`). */
+  log?: SharedLog;
   database: string;
   /** This node's directory for the database: its copy and, while primary, its local log. */
   dir: string;
   self: LeaseHolder;
-  leases: Leases;
-  snapshots: ObjectSnapshots;
+  leases: LeaseBook;
+  snapshots: SnapshotBucket;
   replicas?: number;
   engine?: EngineOptions;
   /**
@@ -40,6 +51,17 @@ export interface ClusterDatabaseOptions {
   reachable?: () => boolean;
   /** How long a session read waits for this copy to reach its bookmark before going to the primary (default 250 ms). */
   sessionWaitMs?: number;
+  /** How far back Time Travel reaches (default 30 days); older history is compacted away. */
+  retentionDays?: number;
+  /** The primary takes a snapshot at least this often while there are writes (default: a day, or a quarter of the window if shorter). */
+  snapshotIntervalMs?: number;
+  /** …and once the records since the last one hold this many page bytes and half the database (default 64 MiB). */
+  snapshotBytes?: number;
+  /** Compaction of the shared history runs at most this often (default a minute). */
+  compactEveryMs?: number;
+  /** The clock stamped on commits and measured against the window (tests simulate days). */
+  clock?: () => number;
+  logger?: ClusterLogger;
 }
 
 /** The answer for a request this node cannot serve: send it to the primary. */
@@ -60,28 +82,57 @@ export function clusterTag(database: string): string {
 
 export { NOT_DURABLE, UNAVAILABLE };
 
+interface Primary {
+  kind: 'primary';
+  lease: PrimaryLease;
+  logged: LoggedDatabase;
+  /** The newest commit the JetStream log holds. */
+  shipped: number;
+  keeper: SharedHistoryKeeper;
+  timeTravel: ClusterTimeTravel;
+}
+
+interface Following {
+  kind: 'follower';
+  follower: Follower;
+  /** Reads this node's copy. */
+  reader: Engine;
+}
+
+/** What this node is for the database. 'changing': taking over or stepping down (requests wait their turn). */
+type Role = Primary | Following | { kind: 'changing' } | { kind: 'none' };
+
+const COPY_FILES = ['', '-wal', '-shm', '-journal'];
+
 export class ClusterDatabase {
-  private primary: { lease: Lease; logged: LoggedDatabase; shipped: number } | undefined;
-  private follower: Follower | undefined;
-  private reader: Engine | undefined;
+  private state: Role = { kind: 'none' };
   /** Serialises the primary's work (execute + ship) and role changes. */
   private queue: Promise<unknown> = Promise.resolve();
   /** The follower's catch-up in progress, and whether the log grew while it ran. */
   private catchingUp: Promise<void> | undefined;
   private kicked = false;
-  private changingRole = false;
   private readonly waiters = new Set<() => void>();
   /** The lease holder last seen: where reads go while NATS cannot be asked. */
   private lastHolder: LeaseHolder | undefined;
+  readonly history: History;
+  private readonly logger: ClusterLogger;
+  private readonly clock: () => number;
+  /** The shared history's upkeep in progress (snapshots stored, compaction). */
+  private keeping: Promise<void> | undefined;
 
   private constructor(
     private readonly options: ClusterDatabaseOptions,
-    private readonly log: StreamLog,
-  ) {}
+    private readonly log: SharedLog,
+  ) {
+    this.history = new StreamHistory(clusterTag(options.database), options.database, log, options.snapshots);
+    this.logger = options.logger ?? lineLogger({ node: options.self.node, database: options.database });
+    this.clock = options.clock ?? Date.now;
+  }
 
   static async start(options: ClusterDatabaseOptions): Promise<ClusterDatabase> {
     mkdirSync(options.dir, { recursive: true });
-    const log = await StreamLog.open(options.nc, options.database, { replicas: options.replicas });
+    if (!options.log && !options.nc) throw new Error('a cluster database needs its log, or the NATS connection to open it on');
+    const log = options.log ?? (await StreamLog.open(options.nc!, options.database, { replicas: options.replicas }));
     const node = new ClusterDatabase(options, log);
     await node.tick();
     return node;
@@ -95,13 +146,26 @@ export class ClusterDatabase {
     return path.join(this.options.dir, 'history');
   }
 
+  private get retentionMs(): number {
+    return (this.options.retentionDays ?? 30) * DAY_MS;
+  }
+
+  private window(): TimeWindow {
+    return { now: this.clock(), retentionMs: this.retentionMs };
+  }
+
   get role(): 'primary' | 'follower' {
-    return this.primary ? 'primary' : 'follower';
+    return this.state.kind === 'primary' ? 'primary' : 'follower';
   }
 
   /** The commit this node's copy holds. */
   get sequence(): number {
-    return this.primary ? this.primary.logged.engine.commitSequence : (this.follower?.sequence ?? 0);
+    const s = this.state;
+    return s.kind === 'primary' ? s.logged.engine.commitSequence : s.kind === 'follower' ? s.follower.sequence : 0;
+  }
+
+  private get following(): Following | undefined {
+    return this.state.kind === 'follower' ? this.state : undefined;
   }
 
   /** Lease upkeep: renew it (primary), or follow the log and take the lease when it lapses. */
@@ -116,14 +180,35 @@ export class ClusterDatabase {
   private async upkeep(): Promise<void> {
     // Without NATS a renewal or a takeover can only time out; the lease's own clock decides instead.
     if (!this.reachable) return;
-    if (this.primary) {
-      if (!(await this.primary.lease.renew().catch(() => false))) await this.demote();
+    const s = this.state;
+    if (s.kind === 'primary') {
+      let renewed = false;
+      try {
+        renewed = await s.lease.renew();
+      } catch (e) {
+        this.logger.warn({ error: errorText(e) }, 'could not renew the primary lease; stepping down');
+      }
+      if (!renewed) return this.demote(s, 'lost its lease');
+      // Off the write path: storing a large snapshot must not hold writes up.
+      this.keeping ??= this.keepHistory(s).finally(() => {
+        this.keeping = undefined;
+      });
       return;
     }
-    if (this.follower) await this.catchUp();
+    if (s.kind === 'follower') await this.catchUp();
     const lease = await this.options.leases.acquire(this.options.database, this.options.self);
     if (lease) await this.promote(lease);
-    else if (!this.reader) await this.follow();
+    else if (this.state.kind === 'none') await this.follow();
+  }
+
+  /** Stores new snapshots in the shared history and compacts it; a failure is said and tried again next time. */
+  private async keepHistory(primary: Primary): Promise<void> {
+    try {
+      await primary.keeper.storeSnapshots(primary.shipped);
+      await primary.keeper.compact();
+    } catch (e) {
+      this.logger.warn({ error: errorText(e) }, 'could not keep the shared history (snapshot or compaction); retrying on the next upkeep');
+    }
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
@@ -142,8 +227,9 @@ export class ClusterDatabase {
       try {
         do {
           this.kicked = false;
-          if (!this.follower) return;
-          await this.follower.catchUp();
+          const following = this.following;
+          if (!following) return;
+          await following.follower.catchUp();
         } while (this.kicked);
       } finally {
         this.catchingUp = undefined;
@@ -154,18 +240,18 @@ export class ClusterDatabase {
   }
 
   private kick(): void {
-    if (!this.follower || this.changingRole) return;
-    this.catchUp().catch(() => {});
+    if (!this.following) return;
+    this.catchUp().catch((e) => this.logger.warn({ error: errorText(e) }, 'catching the copy up failed; the live tail and the next upkeep go on'));
   }
 
   /** Waits (at most `ms`) until the copy holds `seq`. */
   private async reach(seq: number, ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
     // The live tail brings records as they come; one catch-up covers a tail that is restarting.
-    if ((this.follower?.sequence ?? 0) < seq) this.kick();
-    while ((this.follower?.sequence ?? 0) < seq) {
+    if ((this.following?.follower.sequence ?? 0) < seq) this.kick();
+    while ((this.following?.follower.sequence ?? 0) < seq) {
       const left = deadline - Date.now();
-      if (left <= 0 || !this.follower) return false;
+      if (left <= 0 || !this.following) return false;
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
@@ -180,77 +266,106 @@ export class ClusterDatabase {
   }
 
   /** A read on this node's copy. Its bookmark is the copy's: a read that touched no table saw it all the same. */
-  private readHere(request: ExecuteRequest): ExecuteResponse {
-    const response = this.reader!.execute(request);
-    if (response.success && this.follower) {
-      const copy = formatBookmark(this.follower.sequence, clusterTag(this.options.database));
+  private readHere(following: Following, request: ExecuteRequest): ExecuteResponse {
+    const response = following.reader.execute(request);
+    if (response.success) {
+      const copy = formatBookmark(following.follower.sequence, clusterTag(this.options.database));
       if (response.bookmark === undefined || response.bookmark < copy) response.bookmark = copy;
     }
     return response;
   }
 
+  private removeCopy(): void {
+    for (const suffix of COPY_FILES) rmSync(this.file + suffix, { force: true });
+  }
+
+  /** Starts following the log into this node's copy (from a snapshot when it has none it can vouch for). */
   private async follow(): Promise<void> {
     if (existsSync(this.historyDir) || existsSync(`${this.file}-wal`)) {
       // This node was the primary and stopped without stepping down: its copy may hold commits the
       // log never took. Start over from a snapshot.
+      this.logger.info({}, 'the copy left by a primary that did not step down is dropped; starting again from a snapshot');
       rmSync(this.historyDir, { recursive: true, force: true });
-      for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(this.file + suffix, { force: true });
+      this.removeCopy();
     }
     if (existsSync(this.file) && sequenceOfFile(this.file) > 0) prepareReplicaFile(this.file, sequenceOfFile(this.file));
-    this.follower = await Follower.start(this.file, this.options.database, this.log, this.options.snapshots);
-    this.follower.onAdvance = () => {
+    const follower = await Follower.start(this.file, this.options.database, this.log, this.options.snapshots, this.logger);
+    follower.onAdvance = () => {
       for (const wake of this.waiters) wake();
     };
-    this.follower.follow();
+    follower.follow();
     // A copy it can vouch for serves reads even when the log cannot be reached right now.
-    this.reader = new Engine(this.file, { ...this.options.engine, readonly: true, bookmarkTag: clusterTag(this.options.database), servedByPrimary: false });
-    await this.catchUp().catch(() => {});
+    const reader = new Engine(this.file, { ...this.options.engine, readonly: true, bookmarkTag: clusterTag(this.options.database), servedByPrimary: false });
+    this.state = { kind: 'follower', follower, reader };
+    await this.catchUp().catch((e) => this.logger.warn({ error: errorText(e) }, 'the first catch-up of the copy failed; the live tail goes on'));
   }
 
   /** Takes over: catch up to the end of the log, then run the engine on the local copy. */
-  private async promote(lease: Lease): Promise<void> {
-    this.changingRole = true;
+  private async promote(lease: PrimaryLease): Promise<void> {
     try {
       await this.catchingUp?.catch(() => {});
       await this.log.refresh();
+      const stored = await this.history.snapshots();
       // A database with no history yet. (One whose first snapshot is stored, but whose primary died
       // before any write, is not: this node starts from that snapshot.)
-      const brandNew = this.log.lastSeq === undefined && (await this.options.snapshots.list(this.options.database)).length === 0;
+      const brandNew = this.log.lastSeq === undefined && stored.length === 0;
       if (!brandNew) {
-        if (!this.follower) await this.follow();
+        if (this.state.kind !== 'follower') await this.follow();
         await this.catchingUp?.catch(() => {});
-        await this.follower!.catchUp();
-        if (this.log.lastSeq !== undefined && this.follower!.sequence !== this.log.lastSeq) {
+        const following = this.following!;
+        await following.follower.catchUp();
+        if (this.log.lastSeq !== undefined && following.follower.sequence !== this.log.lastSeq) {
           throw new Error(`${this.options.database}: could not catch up to ${this.log.lastSeq}`);
         }
       }
-      this.reader?.close();
-      this.reader = undefined;
-      await this.follower?.close();
-      this.follower = undefined;
+      const following = this.following;
+      this.state = { kind: 'changing' };
+      following?.reader.close();
+      await following?.follower.close();
+      // The local log is a capture buffer for this term: the history is the shared one.
       rmSync(this.historyDir, { recursive: true, force: true });
       if (brandNew) this.seedFrom(this.options.seed);
-      const logged = new LoggedDatabase(this.file, { ...this.options.engine, servedByPrimary: true }, { dir: this.historyDir, tag: clusterTag(this.options.database) });
+      const logged = new LoggedDatabase(
+        this.file,
+        { ...this.options.engine, servedByPrimary: true },
+        {
+          dir: this.historyDir,
+          tag: clusterTag(this.options.database),
+          syncLog: false,
+          keepAppended: true,
+          clock: this.clock,
+          // Local snapshots go to the shared history; locally only the newest is kept.
+          retentionDays: 0,
+          snapshotIntervalMs: this.options.snapshotIntervalMs ?? Math.min(DAY_MS, this.retentionMs / 4),
+          snapshotBytes: this.options.snapshotBytes,
+        },
+      );
       const seq = logged.engine.commitSequence;
+      let newestStored = stored.at(-1)?.seq ?? -1;
       if (brandNew) {
-        // A new database: its first snapshot is where every follower starts.
-        const first = path.join(this.options.dir, 'first.sqlite');
-        logged.snapshots.copyTo(logged.snapshots.list()[0]!.seq, first);
-        await this.options.snapshots.put(this.options.database, seq, first);
-        rmSync(first, { force: true });
+        // A new database: its first snapshot is where every follower starts, and its history's first point.
+        const first = logged.snapshots.list()[0]!;
+        const file = path.join(this.options.dir, 'first.sqlite');
+        logged.snapshots.copyTo(first.seq, file);
+        await this.history.putSnapshot(file, seq, first.time);
+        rmSync(file, { force: true });
+        newestStored = seq;
       }
-      this.primary = { lease, logged, shipped: seq };
+      const keeper = new SharedHistoryKeeper(this.history, logged, { retentionMs: this.retentionMs, compactEveryMs: this.options.compactEveryMs, clock: this.clock }, this.logger, newestStored);
+      this.state = { kind: 'primary', lease, logged, shipped: seq, keeper, timeTravel: new ClusterTimeTravel(this.history, logged, () => this.window()) };
+      this.logger.info({ sequence: seq }, 'this node is the primary');
     } catch (e) {
+      // A copy already closed is followed again from the next upkeep.
+      if (this.state.kind === 'changing') this.state = { kind: 'none' };
+      this.logger.warn({ error: errorText(e) }, 'could not take over as the primary; the lease is given back');
       await lease.release();
       throw e;
-    } finally {
-      this.changingRole = false;
     }
   }
 
   /** A new database's first content: a copy of `seed` when there is one, else empty. */
   private seedFrom(seed: string | undefined): void {
-    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(this.file + suffix, { force: true });
+    this.removeCopy();
     if (!seed || !existsSync(seed)) return;
     const source = new Connection(seed);
     source.checkpoint();
@@ -259,9 +374,9 @@ export class ClusterDatabase {
   }
 
   /** Steps down after losing the lease or the log: local commits the log lacks are dropped. */
-  private async demote(): Promise<void> {
-    const primary = this.primary!;
-    this.primary = undefined;
+  private async demote(primary: Primary, why: string): Promise<void> {
+    this.state = { kind: 'changing' };
+    this.logger.warn({ shipped: primary.shipped }, `stepping down as the primary: ${why}`);
     primary.logged.closeNow();
     rmSync(this.historyDir, { recursive: true, force: true });
     void primary.lease.release();
@@ -271,29 +386,35 @@ export class ClusterDatabase {
         await this.log.refresh();
         logEnd = this.log.lastSeq ?? 0;
       }
-    } catch {
+    } catch (e) {
       // The log cannot be reached: what was shipped is all this copy can vouch for.
+      this.logger.warn({ error: errorText(e) }, 'cannot read the end of the log while stepping down');
     }
     if (sequenceOfFile(this.file) !== primary.shipped || (logEnd !== undefined && logEnd < primary.shipped)) {
       // The copy holds commits the log never acknowledged: start over from a snapshot.
-      for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(this.file + suffix, { force: true });
+      this.removeCopy();
     } else for (const suffix of ['-wal', '-shm']) rmSync(this.file + suffix, { force: true });
-    await this.follow().catch(() => {});
+    this.state = { kind: 'none' };
+    await this.follow().catch((e) => this.logger.warn({ error: errorText(e) }, 'cannot follow the log after stepping down; the next upkeep tries again'));
   }
 
-  /** Ships every local record the JetStream log does not hold yet, snapshots of restores first. */
-  private async ship(): Promise<void> {
-    const primary = this.primary!;
+  /**
+   * Ships every local record the JetStream log does not hold yet, snapshots of restores first, as
+   * the local log encoded them (no decoding and encoding again on the write path).
+   */
+  private async ship(primary: Primary): Promise<void> {
+    const local = primary.logged.log;
     primary.logged.flush();
-    for (const record of [...primary.logged.log.read(primary.shipped, Number.MAX_SAFE_INTEGER)]) {
-      if (record.kind === 'image') {
-        // A restore: followers apply it from its snapshot, stored before the record that names it.
-        const file = path.join(this.options.dir, 'image.sqlite');
-        primary.logged.snapshots.copyTo(record.seq, file);
-        await this.options.snapshots.put(this.options.database, record.seq, file);
-        rmSync(file, { force: true });
-      }
-      await this.log.append(record);
+    const end = local.last()?.seq ?? primary.shipped;
+    let pending = local.takeAppended().filter((r) => r.seq > primary.shipped);
+    const whole = pending.length > 0 && pending.at(-1)!.seq === end && (pending[0]!.seq === primary.shipped + 1 || summarize(pending[0]!.body).kind === 'image');
+    // (Only if the local log could not say what it appended: read the records back.)
+    if (end > primary.shipped && !whole) pending = [...local.read(primary.shipped, end)].map((record) => ({ seq: record.seq, body: encodeRecord(record) }));
+    for (const record of pending) {
+      const summary = summarize(record.body);
+      // A restore: followers apply it from its snapshot, stored before the record that names it.
+      if (summary.kind === 'image') await primary.keeper.storeImage(record.seq, summary.time);
+      await this.log.appendEncoded([record]);
       primary.shipped = record.seq;
     }
   }
@@ -303,7 +424,7 @@ export class ClusterDatabase {
     const { request, writes } = item;
     const bookmark = request.bookmark;
     if (writes || bookmark === undefined || bookmark === 'first-primary') return 'primary';
-    if (!this.reader) return 'primary';
+    if (!this.following) return 'primary';
     if (bookmark === 'first-unconstrained') return 'here';
     const wanted = parseBookmark(bookmark);
     // A malformed bookmark gets the engine's error here.
@@ -318,36 +439,45 @@ export class ClusterDatabase {
    */
   async executeMany(items: ClusterRequest[]): Promise<(ExecuteResponse | Forward)[]> {
     if (!this.reachable) return this.offline(items);
-    if (!this.primary && !this.changingRole) {
+    if (this.state.kind === 'follower' || this.state.kind === 'none') {
       const routes = await Promise.all(items.map((item) => this.route(item)));
-      if (this.reader && !this.primary && routes.every((r) => r === 'here')) return items.map((item) => this.readHere(item.request));
+      const here = this.following;
+      if (here && routes.every((r) => r === 'here')) return items.map((item) => this.readHere(here, item.request));
       if (routes.some((r) => r === 'primary')) {
         const holder = await this.holder();
         if (holder && holder.node !== this.options.self.node) {
-          return items.map((item, i) => (routes[i] === 'here' && this.reader ? this.readHere(item.request) : { forward: holder }));
+          return items.map((item, i) => {
+            const copy = this.following;
+            return routes[i] === 'here' && copy ? this.readHere(copy, item.request) : { forward: holder };
+          });
         }
       }
     }
     return this.serially(async () => {
       // Nobody holds the lease (or this node just lost it): take it, if the log allows.
-      if (!this.primary) await this.upkeep();
-      if (!this.primary) {
+      if (this.state.kind !== 'primary') await this.upkeep();
+      const s = this.state;
+      if (s.kind !== 'primary') {
         const holder = await this.holder();
+        const copy = this.following;
         return items.map((item) =>
-          holder && holder.node !== this.options.self.node ? { forward: holder } : this.reader && !item.writes ? this.readHere(item.request) : { success: false as const, error: holder ? NOT_DURABLE : UNAVAILABLE },
+          holder && holder.node !== this.options.self.node
+            ? { forward: holder }
+            : copy && !item.writes
+              ? this.readHere(copy, item.request)
+              : { success: false as const, error: holder ? NOT_DURABLE : UNAVAILABLE },
         );
       }
-      if (!this.primary.lease.valid && !(await this.primary.lease.renew().catch(() => false))) {
-        await this.demote();
+      if (!s.lease.valid && !(await s.lease.renew().catch(() => false))) {
+        await this.demote(s, 'its lease ran out before this write could be made durable');
         return items.map(() => ({ success: false as const, error: NOT_DURABLE }));
       }
-      const engine = this.primary.logged.engine;
       // Writes that arrived together share one commit, one record and one append (group commit).
-      const responses = engine.executeMany(items.map((item) => item.request));
+      const responses = s.logged.engine.executeMany(items.map((item) => item.request));
       try {
-        await this.ship();
-      } catch {
-        await this.demote();
+        await this.ship(s);
+      } catch (e) {
+        await this.demote(s, `the log did not take a write (${errorText(e)})`);
         return items.map(() => ({ success: false as const, error: NOT_DURABLE }));
       }
       return responses;
@@ -360,18 +490,21 @@ export class ClusterDatabase {
    * follower's copy for session reads, and the primary last seen for other reads.
    */
   private async offline(items: ClusterRequest[]): Promise<(ExecuteResponse | Forward)[]> {
-    if (this.primary) {
-      return this.serially(async () =>
+    if (this.state.kind === 'primary') {
+      return this.serially(async () => {
+        const s = this.state;
         // Nothing can be shipped: reads run where SQLite refuses writes.
-        items.map((item) =>
-          item.writes || !this.primary ? { success: false as const, error: NOT_DURABLE } : this.primary.logged.engine.execute({ ...item.request, readOnly: true }),
-        ),
-      );
+        return items.map((item) =>
+          item.writes || s.kind !== 'primary' ? { success: false as const, error: NOT_DURABLE } : s.logged.engine.execute({ ...item.request, readOnly: true }),
+        );
+      });
     }
     const answers: (ExecuteResponse | Forward)[] = [];
     for (const item of items) {
+      const route = item.writes ? 'primary' : await this.route(item);
+      const copy = this.following;
       if (item.writes) answers.push({ success: false, error: NOT_DURABLE });
-      else if (this.reader && (await this.route(item)) === 'here') answers.push(this.readHere(item.request));
+      else if (copy && route === 'here') answers.push(this.readHere(copy, item.request));
       else if (this.lastHolder && this.lastHolder.node !== this.options.self.node) answers.push({ forward: this.lastHolder });
       else answers.push({ success: false, error: UNAVAILABLE });
     }
@@ -384,11 +517,11 @@ export class ClusterDatabase {
 
   /** Where the database is written: this node ('self'), another, or (none can be found now) undefined. */
   async primaryNode(): Promise<LeaseHolder | 'self' | undefined> {
-    if (this.primary) return 'self';
+    if (this.state.kind === 'primary') return 'self';
     const holder = await this.holder();
     if (holder && holder.node !== this.options.self.node) return holder;
-    await this.serially(() => (this.primary ? Promise.resolve() : this.upkeep()));
-    if (this.primary) return 'self';
+    await this.serially(() => (this.role === 'primary' ? Promise.resolve() : this.upkeep()));
+    if (this.role === 'primary') return 'self';
     return this.holder();
   }
 
@@ -403,44 +536,62 @@ export class ClusterDatabase {
       const holder = await this.options.leases.holder(this.options.database);
       if (holder) this.lastHolder = holder;
       return holder;
-    } catch {
+    } catch (e) {
+      this.logger.warn({ error: errorText(e), lastHolder: this.lastHolder?.node }, 'cannot ask NATS who holds the lease; using the holder last seen');
       return this.lastHolder;
     }
   }
 
   /** The engine serving this node's reads: the primary's, or the follower's copy (for info, exports, backups). */
   get engine(): Engine | undefined {
-    return this.primary?.logged.engine ?? this.reader;
+    const s = this.state;
+    return s.kind === 'primary' ? s.logged.engine : s.kind === 'follower' ? s.reader : undefined;
   }
 
-  /** The primary's write log (Time Travel, forks); undefined on a follower. */
-  get history(): LoggedDatabase | undefined {
-    return this.primary?.logged;
-  }
-
-  /** Runs `work` as the primary, serialised with writes, then ships what it logged (a restore). */
-  asPrimary<T>(work: (logged: LoggedDatabase) => T | Promise<T>): Promise<T | Forward> {
+  /**
+   * Runs `work` as the primary, serialised with writes, then ships what it did (a restore's image).
+   * Time Travel given to it resolves and rebuilds points from the shared history.
+   */
+  asPrimary<T>(work: (engine: Engine, timeTravel: TimeTravel) => T | Promise<T>): Promise<T | Forward> {
     return this.serially(async () => {
-      if (!this.primary) await this.upkeep();
-      if (!this.primary) return { forward: await this.holder() };
-      const result = await work(this.primary.logged);
-      await this.ship();
+      if (this.state.kind !== 'primary') await this.upkeep();
+      const s = this.state;
+      if (s.kind !== 'primary') return { forward: await this.holder() };
+      const result = await work(s.logged.engine, s.timeTravel);
+      await this.ship(s);
       return result;
     });
+  }
+
+  /** Runs the shared history's upkeep now (snapshots stored, compaction) on the primary; for tests and tools. */
+  keepHistoryNow(): Promise<void> {
+    return this.serially(async () => {
+      const s = this.state;
+      if (s.kind !== 'primary') return;
+      await s.keeper.storeSnapshots(s.shipped);
+      await s.keeper.compact(true);
+    });
+  }
+
+  /** Takes a snapshot on the primary now (it reaches the shared history on the next upkeep). */
+  async snapshotNow(): Promise<void> {
+    const s = this.state;
+    if (s.kind === 'primary') await s.logged.snapshot();
   }
 
   /** Stops; a primary gives its lease up unless `crash` (then it lapses, as when a node dies). */
   async stop(options: { crash?: boolean } = {}): Promise<void> {
     await this.queue;
+    await this.keeping;
     await this.catchingUp?.catch(() => {});
-    if (this.primary) {
-      if (!options.crash) await this.primary.lease.release();
-      this.primary.logged.closeNow();
-      this.primary = undefined;
+    const s = this.state;
+    this.state = { kind: 'none' };
+    if (s.kind === 'primary') {
+      if (!options.crash) await s.lease.release();
+      s.logged.closeNow();
+    } else if (s.kind === 'follower') {
+      s.reader.close();
+      await s.follower.close();
     }
-    this.reader?.close();
-    await this.follower?.close();
-    this.follower = undefined;
   }
 }
-

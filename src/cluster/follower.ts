@@ -6,8 +6,8 @@ import path from 'node:path';
 import { sequenceOfFile } from '../log/pages.ts';
 import type { LogRecord, PagesRecord } from '../log/record.ts';
 import { imageRecord, prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
-import type { ObjectSnapshots } from './object-snapshots.ts';
-import type { StreamLog } from './stream-log.ts';
+import { type ClusterLogger, errorText, lineLogger } from './logger.ts';
+import type { SharedLog, SnapshotBucket } from './shared.ts';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,25 +17,28 @@ export class Follower {
   private turns: Promise<unknown> = Promise.resolve();
   private tailing: { stop: () => void } | undefined;
   private closed = false;
+  /** A catch-up after a failure to apply is scheduled (one at a time). */
+  private retrying = false;
   /** Called after each batch applied. */
   onAdvance: (() => void) | undefined;
 
   private constructor(
     readonly file: string,
     readonly database: string,
-    private readonly log: StreamLog,
-    private readonly snapshots: ObjectSnapshots,
+    private readonly log: SharedLog,
+    private readonly snapshots: SnapshotBucket,
+    private readonly logger: ClusterLogger,
   ) {
     this.replica = new ReplicaFile(file);
   }
 
   /** Opens the local copy, or makes one from the newest snapshot in the object store. */
-  static async start(file: string, database: string, log: StreamLog, snapshots: ObjectSnapshots): Promise<Follower> {
+  static async start(file: string, database: string, log: SharedLog, snapshots: SnapshotBucket, logger: ClusterLogger = lineLogger({ database })): Promise<Follower> {
     if (!existsSync(file)) await Follower.fetchSnapshot(file, database, snapshots);
-    return new Follower(file, database, log, snapshots);
+    return new Follower(file, database, log, snapshots, logger);
   }
 
-  private static async fetchSnapshot(file: string, database: string, snapshots: ObjectSnapshots): Promise<void> {
+  private static async fetchSnapshot(file: string, database: string, snapshots: SnapshotBucket): Promise<void> {
     const newest = (await snapshots.list(database)).at(-1);
     if (newest === undefined) throw new Error(`no snapshot of ${database} in the object store to start a copy from`);
     const temporary = `${file}.fetch-tmp`;
@@ -86,25 +89,53 @@ export class Follower {
         this.onAdvance?.();
       });
     const run = async () => {
+      let broken: string | undefined;
       while (!this.closed) {
         try {
           const tail = await this.log.tail(this.replica.sequence);
           this.tailing = tail;
           if (this.closed) tail.stop();
+          if (broken !== undefined) this.logger.info({ sequence: this.replica.sequence }, 'the copy follows the log again');
+          broken = undefined;
           for await (const record of tail.records) {
             arrived.push(record);
             if (!draining) {
               draining = true;
-              drain().catch(() => {});
+              drain().catch((e) => this.failedToApply(e, retryMs));
             }
           }
-        } catch {
-          // NATS unreachable, or the stream went away: try again.
+        } catch (e) {
+          // NATS unreachable, or the stream went away: said once per outage, tried again all along.
+          if (broken === undefined && !this.closed) {
+            this.logger.warn({ sequence: this.replica.sequence, error: errorText(e) }, `the copy stopped following the log; retrying every ${retryMs} ms`);
+          }
+          broken = errorText(e);
         }
         if (!this.closed) await pause(retryMs);
       }
     };
     void run();
+  }
+
+  /** Records could not be applied: says so, and catches up from the stream until it works. */
+  private failedToApply(e: unknown, retryMs: number): void {
+    if (this.closed) return;
+    this.logger.error({ sequence: this.replica.sequence, error: errorText(e) }, `the copy could not apply records from the log; catching up from the stream every ${retryMs} ms until it can`);
+    if (this.retrying) return;
+    this.retrying = true;
+    void (async () => {
+      for (let attempt = 1; !this.closed; attempt++) {
+        await pause(retryMs);
+        try {
+          await this.catchUp();
+          this.logger.info({ sequence: this.replica.sequence, attempts: attempt }, 'the copy applies records again');
+          break;
+        } catch (again) {
+          if (attempt % 20 === 0) this.logger.error({ sequence: this.replica.sequence, error: errorText(again), attempts: attempt }, 'the copy still cannot apply records from the log');
+        }
+      }
+      this.retrying = false;
+    })();
   }
 
   private async pull(): Promise<number> {

@@ -6,17 +6,13 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { whileForming } from './forming.ts';
+import type { LeaseBook, LeaseHolder, PrimaryLease } from './shared.ts';
 
 const BUCKET = 'dione-leases';
 
-export interface LeaseHolder {
-  node: string;
-  /** Where the node takes forwarded writes. */
-  url: string;
-  region: string;
-}
+export type { LeaseHolder };
 
-export class Lease {
+export class Lease implements PrimaryLease {
   private lost = false;
   /** When this holder's lease lapses unless renewed before (by the local clock, with a margin). */
   private validUntil: number;
@@ -67,7 +63,7 @@ function isConflict(e: unknown): boolean {
   return e instanceof Error && /wrong last sequence|key exists/i.test(e.message);
 }
 
-export class Leases {
+export class Leases implements LeaseBook {
   private constructor(
     private readonly kv: KV,
     readonly ttlMs: number,

@@ -3,12 +3,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { SnapshotInfo } from '../log/store.ts';
 import { whileForming } from './forming.ts';
+import type { SnapshotBucket } from './shared.ts';
 
 const BUCKET = 'dione-snapshots';
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
-export class ObjectSnapshots {
+export class ObjectSnapshots implements SnapshotBucket {
   private constructor(private readonly store: ObjectStore) {}
 
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<ObjectSnapshots> {
@@ -17,9 +19,26 @@ export class ObjectSnapshots {
     return new ObjectSnapshots(store);
   }
 
-  /** Stores a closed, checkpointed database file as `database`'s snapshot at `seq`. */
-  async put(database: string, seq: number, file: string): Promise<void> {
-    await this.store.putBlob({ name: `${database}/${seqName(seq)}` }, readFileSync(file));
+  /**
+   * Stores a closed, checkpointed database file as `database`'s snapshot at `seq`, committed at
+   * `time` (ms since the epoch; default now): Time Travel maps times to it.
+   */
+  async put(database: string, seq: number, file: string, time = Date.now()): Promise<void> {
+    await this.store.putBlob({ name: `${database}/${seqName(seq)}`, metadata: { time: String(Math.round(time)) } }, readFileSync(file));
+  }
+
+  /** `database`'s snapshots with their commit times and sizes, oldest first. */
+  async infos(database: string): Promise<SnapshotInfo[]> {
+    const prefix = `${database}/`;
+    return (await this.store.list())
+      .filter((o) => o.name.startsWith(prefix) && !o.deleted)
+      .map((o) => ({
+        seq: Number.parseInt(o.name.slice(prefix.length), 16),
+        // A snapshot stored without its commit time: when it was stored, which is no earlier.
+        time: Number(o.metadata?.time ?? Date.parse(o.mtime)),
+        bytes: o.size,
+      }))
+      .sort((a, b) => a.seq - b.seq);
   }
 
   /** The sequences of `database`'s snapshots, oldest first. */

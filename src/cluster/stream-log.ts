@@ -6,8 +6,9 @@
 // serialised in a cluster on nats-server 2.9.10, the stream-wide one is (test/cluster-nats.test.ts).
 import { type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import { decodeRecord, encodeRecord, type LogRecord } from '../log/record.ts';
+import { decodeRecord, encodeRecord, type LogRecord, type RecordSummary, summarize } from '../log/record.ts';
 import { whileForming } from './forming.ts';
+import type { SharedLog } from './shared.ts';
 
 /** Payload bytes per message: under NATS's default limit of 1 MiB with room for headers. */
 const PART_BYTES = 768 * 1024;
@@ -59,7 +60,7 @@ export interface StreamLogOptions {
   replicas?: number;
 }
 
-export class StreamLog {
+export class StreamLog implements SharedLog {
   /** The stream sequence of the newest message this writer knows: what the next append expects. */
   private lastMessage = 0;
   /** The newest record's sequence in this writer's view. */
@@ -115,12 +116,16 @@ export class StreamLog {
    * would then be that writer's message), splicing two histories.
    */
   async appendAll(records: LogRecord[]): Promise<void> {
-    for (const record of records) {
-      const body = encodeRecord(record);
+    await this.appendEncoded(records.map((record) => ({ seq: record.seq, body: encodeRecord(record) })));
+  }
+
+  /** appendAll() for records already encoded (a primary ships the bodies its local log wrote). */
+  async appendEncoded(records: { seq: number; body: Buffer }[]): Promise<void> {
+    for (const { seq, body } of records) {
       const parts = Math.max(1, Math.ceil(body.length / PART_BYTES));
       for (let i = 0; i < parts; i++) {
         const h = headers();
-        h.set(SEQ_HEADER, String(record.seq));
+        h.set(SEQ_HEADER, String(seq));
         h.set(PART_HEADER, `${i + 1}/${parts}`);
         try {
           const ack = await this.js.publish(this.subject, body.subarray(i * PART_BYTES, (i + 1) * PART_BYTES), {
@@ -135,7 +140,7 @@ export class StreamLog {
           throw e;
         }
       }
-      this.lastSeq = record.seq;
+      this.lastSeq = seq;
     }
   }
 
@@ -153,6 +158,76 @@ export class StreamLog {
       else low = mid + 1;
     }
     return low > info.state.last_seq ? undefined : low;
+  }
+
+  /**
+   * The summary of the record whose message is at stream sequence `at` (read from its first part),
+   * and where that record starts; undefined when the message is gone (purged).
+   */
+  private async recordAtMessage(at: number): Promise<{ summary: RecordSummary; start: number } | undefined> {
+    let m = await this.jsm.streams.getMessage(this.stream, { seq: at }).catch(() => null);
+    if (!m) return undefined;
+    const part = Number((m.header.get(PART_HEADER) || '1/1').split('/')[0]);
+    const start = at - (part - 1);
+    if (part !== 1) m = await this.jsm.streams.getMessage(this.stream, { seq: start }).catch(() => null);
+    if (!m) return undefined;
+    return { summary: summarize(Buffer.from(m.data)), start };
+  }
+
+  /** The newest record committed at or before `time` that the stream still holds. */
+  async atTime(time: number): Promise<RecordSummary | undefined> {
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.messages === 0) return undefined;
+    // Commit times never go back along the stream: the last message whose record is not newer.
+    let low = Math.max(1, state.first_seq);
+    let high = state.last_seq + 1;
+    let found: RecordSummary | undefined;
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2);
+      const at = await this.recordAtMessage(mid);
+      if (at && at.summary.time <= time) {
+        found = at.summary;
+        low = mid + 1;
+      } else high = at ? at.start : mid;
+    }
+    return found;
+  }
+
+  /** The newest record's summary as the stream holds it now (this writer's view of the tail is left alone). */
+  async lastSummary(): Promise<RecordSummary | undefined> {
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.messages === 0) return undefined;
+    return (await this.recordAtMessage(state.last_seq))?.summary;
+  }
+
+  /** The summary of record `seq`, if the stream holds it. */
+  async find(seq: number): Promise<RecordSummary | undefined> {
+    const start = await this.startOf(seq - 1);
+    if (start === undefined) return undefined;
+    const at = await this.recordAtMessage(start);
+    return at?.summary.seq === seq ? at.summary : undefined;
+  }
+
+  /**
+   * Removes the messages of every record with sequence <= `seq` (JetStream purge up to a stream
+   * sequence), always keeping the newest record: the tail's record number is read from it.
+   * Answers the number of messages removed.
+   */
+  async purgeThrough(seq: number): Promise<number> {
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.messages === 0) return 0;
+    const last = await this.recordAtMessage(state.last_seq);
+    const keepFrom = Math.min((await this.startOf(seq)) ?? state.last_seq + 1, last?.start ?? state.last_seq);
+    if (keepFrom <= state.first_seq) return 0;
+    const { purged } = await this.jsm.streams.purge(this.stream, { seq: keepFrom });
+    this.cursor = undefined;
+    return purged;
+  }
+
+  /** What the stream holds: bytes and messages (after purges, only what is kept). */
+  async size(): Promise<{ bytes: number; messages: number; firstMessage: number }> {
+    const { state } = await this.jsm.streams.info(this.stream);
+    return { bytes: state.bytes, messages: state.messages, firstMessage: state.first_seq };
   }
 
   /**
@@ -187,11 +262,16 @@ export class StreamLog {
     const at = (await this.startOf(seq)) ?? state.last_seq + 1;
     const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
     const messages = await consumer.consume({ max_messages: 512 });
+    const log = this;
     async function* records(): AsyncGenerator<LogRecord> {
       const assemble = assembler();
       for await (const m of messages) {
         const record = assemble(m);
-        if (record && record.seq > seq) yield record;
+        if (record && record.seq > seq) {
+          // A catch-up after records the tail brought resumes right after them, without a search.
+          log.cursor = { seq: record.seq, next: m.seq + 1 };
+          yield record;
+        }
       }
     }
     return { records: records(), stop: () => void messages.close() };

@@ -104,8 +104,26 @@ const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
 export class LogConflict extends Error {}
 
+export interface FileLogOptions {
+  /**
+   * False: flush() makes records durable without syncing them (a cluster primary's log, whose
+   * records are durable once JetStream holds them; the node discards this log after a crash).
+   */
+  sync?: boolean;
+  /** Keep the encoded bodies of appended records until takeAppended() (a cluster primary ships them as they are). */
+  keepAppended?: boolean;
+}
+
+/** A record as appended: its sequence and its encoded body. */
+export interface AppendedRecord {
+  seq: number;
+  body: Buffer;
+}
+
 export class FileLogStore implements LogStore {
   readonly tag: string;
+  private readonly sync: boolean;
+  private appended: AppendedRecord[] | undefined;
   private readonly segmentsDir: string;
   private readonly entries: Entry[] = [];
   private segments: Segment[] = [];
@@ -128,7 +146,10 @@ export class FileLogStore implements LogStore {
     readonly dir: string,
     /** The tag of a new history (default: random); an existing history keeps its own. */
     tag?: string,
+    options: FileLogOptions = {},
   ) {
+    this.sync = options.sync ?? true;
+    this.appended = options.keepAppended ? [] : undefined;
     this.segmentsDir = path.join(dir, 'segments');
     mkdirSync(this.segmentsDir, { recursive: true });
     const tagFile = path.join(dir, 'tag');
@@ -294,6 +315,7 @@ export class FileLogStore implements LogStore {
     writeFully(this.fd, bytes, segment.bytes);
     if (segment.bytes + bytes.length > segment.allocated) segment.allocated = segment.bytes + bytes.length;
     this.entries.push({ ...summarize(body), segment, offset: segment.bytes, length: body.length });
+    this.appended?.push({ seq: record.seq, body });
     segment.bytes += bytes.length;
     this.totalBytes += bytes.length;
     this.dirty = true;
@@ -335,7 +357,7 @@ export class FileLogStore implements LogStore {
 
   flush(): void {
     if (this.dirty && this.fd !== undefined) {
-      fdatasyncSync(this.fd);
+      if (this.sync) fdatasyncSync(this.fd);
       this.dirty = false;
     }
     this.markDurable();
@@ -367,6 +389,8 @@ export class FileLogStore implements LogStore {
    */
   rollback(): void {
     this.entries.splice(this.durableCount);
+    const kept = this.entries.at(-1)?.seq ?? Number.NEGATIVE_INFINITY;
+    if (this.appended) this.appended = this.appended.filter((a) => a.seq <= kept);
     this.cutPending = true;
     // Segments started since the last flush hold nothing durable.
     while (this.segments.length > this.durable.segments) {
@@ -393,6 +417,13 @@ export class FileLogStore implements LogStore {
     }
     this.dirty = false;
     this.cutPending = false;
+  }
+
+  /** The records appended (and not rolled back) since the last call, encoded, when the log keeps them (keepAppended). */
+  takeAppended(): AppendedRecord[] {
+    const taken = this.appended ?? [];
+    if (this.appended) this.appended = [];
+    return taken;
   }
 
   *read(from: number, to: number): Iterable<LogRecord> {

@@ -4,7 +4,7 @@
 // nothing of this: it calls back after each commit.
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { formatBookmark, parseBookmark } from '../api/bookmark.ts';
+import { formatBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
 import { HistoryError, type HistoryPoint, type RestoreResult } from '../api/time-travel.ts';
 import { Connection } from '../engine/connection.ts';
@@ -12,14 +12,14 @@ import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { D1Failure, detailOf } from '../engine/sqlite-error.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
 import { syncDirectory, syncFile } from './files.ts';
+import { finishFork, historyDirOf, prepareFork } from './fork.ts';
 import { HistoryLock } from './lock.ts';
 import { headerOfFile, materialize, schemaCookieInHeader, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
 import { CorruptRecord, type LogRecord, positionAfter, type RecordSummary } from './record.ts';
 import { report } from './report.ts';
 import type { SnapshotStore } from './store.ts';
+import { beforeHistory, bookmarkSequence, checkBookmarkInWindow, DAY_MS, horizonOf, notHeld, type TimeWindow, timestampInWindow, windowStart } from './time-travel.ts';
 import { type CapturedCommit, NO_POSITION, WAL_HEADER_BYTES, type WalPosition, WalReader } from './wal.ts';
-
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface HistoryOptions {
   /** Where the log and snapshots live (default: next to the database, `<file>-history`). */
@@ -50,6 +50,13 @@ export interface HistoryOptions {
    * it (a server's database moved off a busy worker); takeLock() follows once that handle let go.
    */
   lock?: boolean;
+  /**
+   * Sync the log on each flush (default). False for a cluster primary: a write is durable once the
+   * JetStream history holds it, and a node that crashed discards its local log and copy.
+   */
+  syncLog?: boolean;
+  /** Keep the encoded bodies of appended records for log.takeAppended() (a cluster primary ships them as they are). */
+  keepAppended?: boolean;
 }
 
 /**
@@ -73,9 +80,7 @@ class RepairMismatch extends Error {}
 /** A repair that failed is tried again at most this often (each request asks). */
 const REPAIR_RETRY_MS = 1000;
 
-export function historyDirOf(file: string): string {
-  return `${path.resolve(file)}-history`;
-}
+export { historyDirOf };
 
 export class LoggedDatabase {
   engine: Engine;
@@ -133,7 +138,7 @@ export class LoggedDatabase {
     let wal: WalReader | undefined;
     let engine: Engine | undefined;
     try {
-      this.log = log = new FileLogStore(this.dir, options.tag);
+      this.log = log = new FileLogStore(this.dir, options.tag, { sync: options.syncLog ?? true, keepAppended: options.keepAppended });
       this.snapshots = new DirectorySnapshots(this.dir);
       this.tag = this.log.tag;
       if (this.snapshots.list().length === 0) this.start();
@@ -531,32 +536,28 @@ export class LoggedDatabase {
 
   /** The oldest point Time Travel can reach now. */
   private horizon(): { seq: number; time: number } {
-    const cutoff = this.clock() - this.retentionMs;
-    const first = this.snapshots.list()[0]!;
-    return { seq: first.seq, time: Math.max(first.time, cutoff) };
+    return horizonOf(this.snapshots.list(), this.window());
   }
 
   /** The commit number a point of the history names, checked against what can be restored. */
   resolve(point: HistoryPoint): number {
     if ('bookmark' in point) return this.resolveBookmark(point.bookmark);
-    const time = point.timestamp.getTime();
-    if (Number.isNaN(time)) throw new HistoryError('Invalid timestamp: it names no point in time');
+    const time = timestampInWindow(point.timestamp, this.window());
     const iso = point.timestamp.toISOString();
-    if (time > this.clock()) throw new HistoryError(`Invalid timestamp '${iso}': it is in the future`);
-    const cutoff = this.clock() - this.retentionMs;
-    if (time < cutoff) throw new HistoryError(`Invalid timestamp '${iso}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
     for (const d of this.damage) {
       if (time >= (d.fromTime ?? Number.NEGATIVE_INFINITY) && time < d.toTime) {
         throw new HistoryError(`Invalid timestamp '${iso}': the history was damaged around that time: ${this.damageText(d)}`);
       }
     }
     const seq = this.commitAt(time);
-    if (seq === undefined) {
-      throw new HistoryError(`Invalid timestamp '${iso}': the database's history starts at ${new Date(this.horizon().time).toISOString()}`);
-    }
+    if (seq === undefined) throw beforeHistory(point.timestamp, this.horizon().time);
     const blocked = this.blockedBy(seq);
     if (blocked) throw new HistoryError(`Invalid timestamp '${iso}': the history was damaged before it, so it cannot be rebuilt exactly: ${this.damageText(blocked)}`);
     return seq;
+  }
+
+  private window(): TimeWindow {
+    return { now: this.clock(), retentionMs: this.retentionMs };
   }
 
   /**
@@ -634,22 +635,17 @@ export class LoggedDatabase {
   }
 
   private resolveBookmark(bookmark: string): number {
-    const parsed = parseBookmark(bookmark);
-    if (!parsed) throw new HistoryError(`Invalid bookmark '${bookmark}': a bookmark is four groups of hex digits, 8-8-8-32, as getBookmark() returns`);
-    if (parsed.tag !== this.tag) throw new HistoryError(`Invalid bookmark '${bookmark}': it belongs to another database`);
-    const seq = parsed.sequence;
-    if (seq > this.lastSeq) throw new HistoryError(`Invalid bookmark '${bookmark}': it is in the future (the newest is '${this.bookmark}')`);
+    const seq = bookmarkSequence(bookmark, this.tag);
+    const window = this.window();
     // A commit is within the window while its state lasted into it: at or after the one current at the window's start.
-    const floor = this.commitAt(this.clock() - this.retentionMs) ?? this.horizon().seq;
-    if (seq < floor) throw new HistoryError(`Invalid bookmark '${bookmark}': it is older than the Time Travel window of ${this.retentionMs / DAY_MS} days`);
+    const floor = seq > this.lastSeq ? seq : (this.commitAt(windowStart(window)) ?? this.horizon().seq);
+    checkBookmarkInWindow(bookmark, seq, { newest: this.lastSeq, tag: this.tag, floor, window });
     const blocked = this.blockedBy(seq);
     if (blocked) {
       const there = seq <= blocked.lostTo ? 'the history was damaged there' : 'the history was damaged before it, so it cannot be rebuilt exactly';
       throw new HistoryError(`Invalid bookmark '${bookmark}': ${there}: ${this.damageText(blocked)}`);
     }
-    if (!this.log.find(seq) && !this.snapshots.list().some((s) => s.seq === seq)) {
-      throw new HistoryError(`Invalid bookmark '${bookmark}': the history does not hold that commit (it was made while the write log was off)`);
-    }
+    if (!this.log.find(seq) && !this.snapshots.list().some((s) => s.seq === seq)) throw notHeld(bookmark);
     return seq;
   }
 
@@ -670,18 +666,37 @@ export class LoggedDatabase {
     // Everything captured is durable first (a failure is repaired and thrown).
     this.makeDurable();
     const target = this.resolve(point);
+    const temporary = this.restoreFile();
+    try {
+      this.materialize(target, temporary);
+      return this.restoreFrom(target, temporary);
+    } finally {
+      rmSync(temporary, { force: true });
+    }
+  }
+
+  /** Where to build a file for restoreFrom(): beside the snapshots, so it can be moved in. */
+  restoreFile(): string {
+    return this.snapshots.temporaryFile('restore');
+  }
+
+  /**
+   * Restores the database in place to `built`, a closed file holding commit `target` of this
+   * history (rebuilt by the caller: from this log, or from a cluster's). Synchronous: no request
+   * and no snapshot runs in between (a caller that awaited first waits for snapshotInProgress).
+   */
+  restoreFrom(target: number, built: string): RestoreResult {
+    this.makeDurable();
     const previous = this.bookmark;
     const seq = this.lastSeq + 1;
     const time = this.nextTime();
-    const temporary = this.snapshots.temporaryFile('restore');
     try {
-      this.materialize(target, temporary);
       // Past both the restored state's schema cookie and the current one's: every connection to a copy re-reads the schema.
-      const cookie = Math.max(schemaCookieInHeader(headerOfFile(temporary)), this.currentSchemaCookie()) + 1;
-      setSequenceOfFile(temporary, seq, cookie);
-      this.snapshots.put(temporary, seq, time, { move: true });
+      const cookie = Math.max(schemaCookieInHeader(headerOfFile(built)), this.currentSchemaCookie()) + 1;
+      setSequenceOfFile(built, seq, cookie);
+      this.snapshots.put(built, seq, time, { move: true });
     } finally {
-      rmSync(temporary, { force: true });
+      rmSync(built, { force: true });
     }
     try {
       // The logged image is the commit point: after a crash from here on, reopening finishes the swap.
@@ -744,19 +759,11 @@ export class LoggedDatabase {
   fork(point: HistoryPoint, file: string, options: { dir?: string } = {}): { bookmark: string; forkBookmark: string } {
     this.makeDurable();
     const seq = this.resolve(point);
-    const dir = options.dir ?? historyDirOf(file);
-    if (existsSync(file)) throw new HistoryError(`cannot fork into ${file}: it exists`);
-    if (existsSync(dir)) throw new HistoryError(`cannot fork into ${file}: a history is already at ${dir}`);
-    const temporary = `${file}.fork-tmp`;
-    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const temporary = prepareFork(file, options.dir);
     try {
       this.materialize(seq, temporary);
-      const history = new FileLogStore(dir);
-      new DirectorySnapshots(dir).put(temporary, seq, this.clock());
-      history.close();
-      renameSync(temporary, file);
-      syncDirectory(path.dirname(path.resolve(file)));
-      return { bookmark: formatBookmark(seq, this.tag), forkBookmark: formatBookmark(seq, history.tag) };
+      const forkTag = finishFork(temporary, file, seq, this.clock(), options.dir);
+      return { bookmark: formatBookmark(seq, this.tag), forkBookmark: formatBookmark(seq, forkTag) };
     } finally {
       rmSync(temporary, { force: true });
     }

@@ -2,6 +2,7 @@
 // file as it was at a sequence from a snapshot and the records after it.
 import { closeSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import type { LogRecord, PagesRecord } from './record.ts';
+import type { History } from './history.ts';
 import type { LogStore, SnapshotStore } from './store.ts';
 
 // The engine keeps the commit sequence in the header: low 32 bits as user_version, high as application_id.
@@ -75,6 +76,58 @@ export function applyPages(fd: number, record: PagesRecord): void {
 export class HistoryGap extends Error {}
 
 /**
+ * Rebuilds a point: a file that holds the snapshot at `base` takes the records after it, in
+ * order. A pages record is written into the file; an image record means "from here the database
+ * is the snapshot at this sequence": apply() answers true, and the caller copies that snapshot
+ * over the file before going on.
+ */
+export class PointBuilder {
+  private fd: number | undefined;
+  private at: number;
+
+  constructor(
+    readonly file: string,
+    base: number,
+  ) {
+    this.at = base;
+    this.fd = openSync(file, 'r+');
+  }
+
+  /** Applies the next record; true when it is an image (copy its snapshot to the file, then call reopen()). */
+  apply(record: LogRecord): boolean {
+    if (record.seq !== this.at + 1 && record.kind !== 'image') throw new HistoryGap(`the log jumps from commit ${this.at} to ${record.seq}`);
+    this.at = record.seq;
+    if (record.kind === 'pages') {
+      applyPages(this.fd!, record);
+      return false;
+    }
+    this.close();
+    return true;
+  }
+
+  reopen(): void {
+    this.fd = openSync(this.file, 'r+');
+  }
+
+  /** Checks that the file is commit `seq` and syncs it. */
+  finish(seq: number): void {
+    try {
+      if (this.at !== seq) throw new HistoryGap(`the log ends at commit ${this.at}, before ${seq}`);
+      fsyncSync(this.fd!);
+    } finally {
+      this.close();
+    }
+    const found = sequenceOfFile(this.file);
+    if (found !== seq) throw new HistoryGap(`rebuilt commit ${seq} but the file says ${found}`);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/**
  * Writes the database as it was after commit `seq` to `file`: the newest snapshot at or before
  * it, then every record up to it. The cost depends on the tail since that snapshot, not on the
  * database's age.
@@ -86,24 +139,37 @@ export function materialize(log: LogStore, snapshots: SnapshotStore, seq: number
     .at(-1);
   if (!base) throw new HistoryGap(`no snapshot at or before commit ${seq}`);
   snapshots.copyTo(base.seq, file);
-  let fd = openSync(file, 'r+');
-  let at = base.seq;
+  const builder = new PointBuilder(file, base.seq);
   try {
     for (const record of log.read(base.seq, seq) as Iterable<LogRecord>) {
-      if (record.seq !== at + 1 && record.kind !== 'image') throw new HistoryGap(`the log jumps from commit ${at} to ${record.seq}`);
-      if (record.kind === 'pages') applyPages(fd, record);
-      else {
-        closeSync(fd);
+      if (builder.apply(record)) {
         snapshots.copyTo(record.seq, file);
-        fd = openSync(file, 'r+');
+        builder.reopen();
       }
-      at = record.seq;
     }
-    if (at !== seq) throw new HistoryGap(`the log ends at commit ${at}, before ${seq}`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  } catch (e) {
+    builder.close();
+    throw e;
   }
-  const found = sequenceOfFile(file);
-  if (found !== seq) throw new HistoryGap(`rebuilt commit ${seq} but the file says ${found}`);
+  builder.finish(seq);
+}
+
+/** materialize() over any history (a cluster's JetStream one): the same file, from the same snapshot and records. */
+export async function materializeFrom(history: History, seq: number, file: string): Promise<void> {
+  const base = (await history.snapshots()).filter((s) => s.seq <= seq).at(-1);
+  if (!base) throw new HistoryGap(`no snapshot at or before commit ${seq}`);
+  await history.copySnapshot(base.seq, file);
+  const builder = new PointBuilder(file, base.seq);
+  try {
+    for await (const record of history.read(base.seq, seq)) {
+      if (builder.apply(record)) {
+        await history.copySnapshot(record.seq, file);
+        builder.reopen();
+      }
+    }
+  } catch (e) {
+    builder.close();
+    throw e;
+  }
+  builder.finish(seq);
 }

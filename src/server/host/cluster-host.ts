@@ -6,9 +6,10 @@ import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ClusterDatabase, clusterTag, UNAVAILABLE } from '../../cluster/cluster-database.ts';
 import { Leases } from '../../cluster/leases.ts';
+import { type ClusterLogger, errorText, lineLogger } from '../../cluster/logger.ts';
 import { ObjectSnapshots } from '../../cluster/object-snapshots.ts';
 import { Engine, type EngineOptions } from '../../engine/engine.ts';
-import type { HostClusterSettings } from './protocol.ts';
+import type { HistorySettings, HostClusterSettings } from './protocol.ts';
 
 const RETRY_MS = 1000;
 const READY_WAIT_MS = 5000;
@@ -24,13 +25,18 @@ export class ClusterHost {
 
   private offline: Engine | undefined;
   private readonly dir: string;
+  private readonly logger: ClusterLogger;
 
   constructor(
     private readonly settings: HostClusterSettings & { database: string },
     file: string,
     private readonly engine: EngineOptions,
+    /** The server's write-log settings: Time Travel's window (--retention-days) and snapshot size. */
+    private readonly history: HistorySettings = {},
+    logger?: ClusterLogger,
   ) {
     this.dir = `${file}.cluster`;
+    this.logger = logger ?? lineLogger({ node: settings.node, database: settings.database });
     this.ready = this.start(file, engine);
     this.ready.catch(() => {});
   }
@@ -57,14 +63,19 @@ export class ClusterHost {
           sessionWaitMs: s.sessionWaitMs,
           seed: file,
           reachable: () => this.connected,
+          retentionDays: this.history.retentionDays,
+          snapshotBytes: this.history.snapshotBytes,
+          logger: this.logger,
         });
+        if (this.failing) this.logger.info({ attempts: attempt }, 'started: NATS answers again');
+        this.failing = false;
         let ticking = false;
         this.upkeep = setInterval(() => {
           if (ticking || !this.database) return;
           ticking = true;
           this.database
             .tick()
-            .catch((e: Error) => this.say(`lease upkeep failed: ${e.message}`))
+            .catch((e: unknown) => this.logger.warn({ error: errorText(e) }, 'lease upkeep failed; trying again on the next tick'))
             .finally(() => (ticking = false));
         }, Math.max(50, s.leaseTtlMs / 4));
         this.offlineCopy();
@@ -72,7 +83,7 @@ export class ClusterHost {
       } catch (e) {
         if (this.stopped) throw e;
         this.failing = true;
-        if (attempt === 1 || attempt % 30 === 0) this.say(`cannot start (${(e as Error).message}); retrying every ${RETRY_MS} ms`);
+        if (attempt === 1 || attempt % 30 === 0) this.logger.warn({ attempts: attempt, error: errorText(e) }, `cannot start; retrying every ${RETRY_MS} ms`);
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
@@ -84,17 +95,13 @@ export class ClusterHost {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect') {
           this.connected = false;
-          this.say('lost NATS: writes are refused, session reads are served from this copy');
+          this.logger.warn({}, 'lost NATS: writes are refused, session reads are served from this copy');
         } else if (status.type === 'reconnect') {
           this.connected = true;
-          this.say('NATS is back');
+          this.logger.info({}, 'NATS is back');
         }
       }
     })();
-  }
-
-  private say(text: string): void {
-    process.stderr.write(`dione: node ${this.settings.node}, database ${this.settings.database}: ${text}\n`);
   }
 
   /** The database, once started; rejects with D1's wording after a bounded wait. */
@@ -135,7 +142,7 @@ export class ClusterHost {
     this.offline?.close();
     this.stopped = true;
     clearInterval(this.upkeep);
-    await this.database?.stop().catch(() => {});
+    await this.database?.stop().catch((e: unknown) => this.logger.warn({ error: errorText(e) }, 'stopping the database failed'));
     await this.nc?.close().catch(() => {});
   }
 }

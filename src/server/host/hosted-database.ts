@@ -9,6 +9,7 @@ import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts
 import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
 import { Engine, type EngineOptions } from '../../engine/engine.ts';
 import { detailOf } from '../../engine/sqlite-error.ts';
+import type { TimeTravel } from '../../log/history.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
 import { splitSqlText } from '../protocols/requests.ts';
 import type { ClusterHost } from './cluster-host.ts';
@@ -71,7 +72,7 @@ export class HostedDatabase {
     if (cluster) {
       // Loaded only in cluster mode: the NATS client is a large part of a worker's start-up.
       return import('./cluster-host.ts').then(({ ClusterHost }) => {
-        this.cluster = new ClusterHost({ ...cluster, database: this.ref.uuid }, this.ref.file, { ...options, servedByRegion: cluster.region });
+        this.cluster = new ClusterHost({ ...cluster, database: this.ref.uuid }, this.ref.file, { ...options, servedByRegion: cluster.region }, history || undefined);
       });
     }
     if (history) this.logged = new LoggedDatabase(this.ref.file, options, { ...history, lockWaitMs: LOCK_WAIT_MS, lock: this.ref.lock });
@@ -263,7 +264,7 @@ export class HostedDatabase {
       }
       case 'bookmark':
         return answer<'bookmark'>(
-          await this.asWriter((_, log) => ({ bookmark: historyOf(log).bookmarkAt(call.timestamp === undefined ? undefined : new Date(call.timestamp)) })),
+          await this.asWriter(async (_, log) => ({ bookmark: await historyOf(log).bookmarkAt(call.timestamp === undefined ? undefined : new Date(call.timestamp)) })),
         );
       case 'restore':
         return answer<'restore'>(await this.asWriter((_, log) => historyOf(log).restore(pointOf(call.point))));
@@ -277,10 +278,10 @@ export class HostedDatabase {
    * (serialised with its writes, and shipped to the log before the answer); elsewhere it fails
    * with where the primary is.
    */
-  private async asWriter<T>(work: (target: Engine, log: LoggedDatabase | undefined) => T | Promise<T>): Promise<T> {
+  private async asWriter<T>(work: (target: Engine, log: TimeTravel | undefined) => T | Promise<T>): Promise<T> {
     if (!this.cluster) return work(this.engine(), this.logged);
     const database: ClusterDatabase = await this.cluster.get();
-    const result = await database.asPrimary((primaryLog) => work(primaryLog.engine, primaryLog));
+    const result = await database.asPrimary((engine, timeTravel) => work(engine, timeTravel));
     if (result !== null && typeof result === 'object' && 'forward' in result) throw notPrimary((result as Forward).forward);
     return result as T;
   }
@@ -339,7 +340,7 @@ function writeDump(source: Engine, file: string, options: HostOperations['export
   return lines;
 }
 
-function historyOf(log: LoggedDatabase | undefined): LoggedDatabase {
+function historyOf(log: TimeTravel | undefined): TimeTravel {
   if (!log) throw new HistoryError('Time Travel is off on this server: it runs without a write log (dione serve --no-history)');
   return log;
 }
