@@ -28,6 +28,7 @@ import { SharedHistoryKeeper } from './retention.ts';
 import type { LeaseBook, LeaseHolder, PrimaryLease, SharedLog, SnapshotBucket } from './shared.ts';
 import { StreamHistory } from './stream-history.ts';
 import { StreamLog } from './stream-log.ts';
+import { copyInDoubt } from './unsynced-copy.ts';
 
 export interface ClusterDatabaseOptions {
   /** The NATS connection the database's log stream is opened on (unless `log` is given). */
@@ -286,6 +287,10 @@ export class ClusterDatabase {
       // log never took. Start over from a snapshot.
       this.logger.info({}, 'the copy left by a primary that did not step down is dropped; starting again from a snapshot');
       rmSync(this.historyDir, { recursive: true, force: true });
+      this.removeCopy();
+    }
+    if (existsSync(this.file) && copyInDoubt(this.file)) {
+      this.logger.warn({}, 'the machine went down while the copy took unsynced applies; starting again from a snapshot');
       this.removeCopy();
     }
     if (existsSync(this.file) && sequenceOfFile(this.file) > 0) prepareReplicaFile(this.file, sequenceOfFile(this.file));

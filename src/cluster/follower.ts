@@ -1,6 +1,7 @@
 // A node's copy of a database it does not write: started from a snapshot in the object store,
 // kept current by applying the records of the database's JetStream log, in order, while readers
 // keep reading it (ReplicaFile). An image record (a restore) is applied as every page of its snapshot.
+// Applies are not synced one by one (unsynced-copy.ts): the copy is synced when the follower stops.
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { sequenceOfFile } from '../log/pages.ts';
@@ -8,6 +9,7 @@ import type { LogRecord, PagesRecord } from '../log/record.ts';
 import { imageRecord, prepareReplicaFile, ReplicaFile } from '../log/replica.ts';
 import { type ClusterLogger, errorText, lineLogger } from './logger.ts';
 import type { SharedLog, SnapshotBucket } from './shared.ts';
+import { markSynced, markUnsynced } from './unsynced-copy.ts';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,12 +31,16 @@ export class Follower {
     private readonly snapshots: SnapshotBucket,
     private readonly logger: ClusterLogger,
   ) {
-    this.replica = new ReplicaFile(file);
+    this.replica = new ReplicaFile(file, { sync: false });
   }
 
-  /** Opens the local copy, or makes one from the newest snapshot in the object store. */
+  /**
+   * Opens the local copy, or makes one from the newest snapshot in the object store. A copy the
+   * caller cannot vouch for (copyInDoubt) must be removed first.
+   */
   static async start(file: string, database: string, log: SharedLog, snapshots: SnapshotBucket, logger: ClusterLogger = lineLogger({ database })): Promise<Follower> {
     if (!existsSync(file)) await Follower.fetchSnapshot(file, database, snapshots);
+    markUnsynced(file);
     return new Follower(file, database, log, snapshots, logger);
   }
 
@@ -178,7 +184,7 @@ export class Follower {
     this.replica.close();
     rmSync(this.file, { force: true });
     await Follower.fetchSnapshot(this.file, this.database, this.snapshots);
-    this.replica = new ReplicaFile(this.file);
+    this.replica = new ReplicaFile(this.file, { sync: false });
   }
 
   /** Catches up until this copy holds `seq`, for at most `timeoutMs`; false when it could not. */
@@ -198,6 +204,8 @@ export class Follower {
     this.closed = true;
     this.tailing?.stop();
     await this.turns;
+    this.replica.flush();
     this.replica.close();
+    markSynced(this.file);
   }
 }

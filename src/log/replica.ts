@@ -7,6 +7,9 @@
 //   - writes the pages, with page 1 patched: rollback mode, and the change counter set to the
 //     sequence, so every reader drops its cache and the applied position is in the file;
 //   - syncs, deletes the journal, releases the lock.
+// A replica made with `sync: false` (a cluster node's copy) skips the syncs: a process that dies
+// loses nothing the kernel holds, and SQLite rolls back the hot journal of an apply it cut short;
+// after an operating-system crash its owner discards the copy (see unsynced-copy.ts).
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import type Database from 'better-sqlite3';
@@ -64,14 +67,24 @@ export function mergeRecords(records: PagesRecord[]): PagesRecord {
   return { ...last, images };
 }
 
+export interface ReplicaOptions {
+  /** false: applies are not synced to disk (default true). flush() syncs what was applied. */
+  sync?: boolean;
+}
+
 export class ReplicaFile {
   private readonly fd: number;
+  private readonly sync: boolean;
   private readonly lock: Database.Database;
   private readonly journal: string;
   private position: number;
 
   /** `file` must have been prepared (prepareReplicaFile) or be a replica already. */
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    options: ReplicaOptions = {},
+  ) {
+    this.sync = options.sync ?? true;
     // One descriptor for the life of the replica: closing any descriptor of a file drops every
     // POSIX lock this process holds on it, SQLite's included.
     this.lock = openSqlite(file, { timeout: 0 });
@@ -144,7 +157,7 @@ export class ReplicaFile {
       writeSync(this.fd, counter, 0, 4, VERSION_VALID_FOR);
     }
     if (record.pages !== oldPages) ftruncateSync(this.fd, record.pages * pageSize);
-    fsyncSync(this.fd);
+    if (this.sync) fsyncSync(this.fd);
     rmSync(this.journal, { force: true });
   }
 
@@ -180,13 +193,18 @@ export class ReplicaFile {
         writeSync(fd, entry, 0, entry.length, at);
         at += entry.length;
       }
-      fsyncSync(fd);
+      if (this.sync) fsyncSync(fd);
       // Only now is the journal hot: a crash before this line leaves a journal SQLite ignores.
       writeSync(fd, JOURNAL_MAGIC, 0, 8, 0);
-      fsyncSync(fd);
+      if (this.sync) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** Syncs every apply so far to disk (for a replica made with `sync: false`). */
+  flush(): void {
+    fsyncSync(this.fd);
   }
 
   close(): void {
