@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect } from '../src/client/connect.ts';
-import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import type { NatsCluster } from './helpers/nats-cluster.ts';
+import type { TestServer } from './helpers/server.ts';
+import { startTwoNodes } from './helpers/two-nodes.ts';
 import { poll } from './helpers/server-checks.ts';
 
 let nats: NatsCluster | undefined;
@@ -14,12 +15,7 @@ let a: TestServer | undefined;
 let b: TestServer;
 
 before(async () => {
-  nats = await startNatsCluster({ nodes: 3 });
-  const urls = nats.urls;
-  a = await startTestServer({ region: 'WEUR', history: { retentionDays: 2 }, cluster: { servers: [urls[0]!], node: 'a', leaseTtlMs: 2000 } });
-  b = await startTestServer({ region: 'ENAM', history: { retentionDays: 2 }, cluster: { servers: [urls[1]!], node: 'b', leaseTtlMs: 2000 } });
-  const reached = await poll(async () => ((await b.call(b.api, { token: a!.token })).status === 200 ? true : undefined), 50, 100);
-  assert.ok(reached, "a's token never reached b");
+  ({ nats, a, b } = await startTwoNodes({ leaseTtlMs: 2000, history: { retentionDays: 2 } }));
 });
 
 after(async () => {

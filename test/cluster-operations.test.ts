@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect } from '../src/client/connect.ts';
-import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import type { NatsCluster } from './helpers/nats-cluster.ts';
+import type { TestServer } from './helpers/server.ts';
+import { startTwoNodes } from './helpers/two-nodes.ts';
 import { dioneCli, poll } from './helpers/server-checks.ts';
 
 let nats: NatsCluster | undefined;
@@ -14,13 +15,7 @@ let a: TestServer;
 let b: TestServer;
 
 before(async () => {
-  nats = await startNatsCluster({ nodes: 3 });
-  const urls = nats.urls;
-  a = await startTestServer({ region: 'WEUR', cluster: { servers: [urls[0]!], node: 'a', leaseTtlMs: 3000 } });
-  b = await startTestServer({ region: 'ENAM', cluster: { servers: [urls[1]!], node: 'b', leaseTtlMs: 3000 } });
-  // a's token reaches b through the shared catalogue.
-  const reached = await poll(async () => ((await b.call(b.api, { token: a.token })).status === 200 ? true : undefined), 50, 100);
-  assert.ok(reached, "a's token never reached b");
+  ({ nats, a, b } = await startTwoNodes({ leaseTtlMs: 3000 }));
 });
 
 after(async () => {

@@ -4,35 +4,14 @@
 // steps down and says so; a follower whose live tail breaks says so and follows again; with the
 // shared services unreachable, writes are refused and session reads still served.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { formatBookmark } from '../src/api/bookmark.ts';
 import type { ExecuteResponse } from '../src/api/executor.ts';
-import { ClusterDatabase, clusterTag, type Forward, NOT_DURABLE } from '../src/cluster/cluster-database.ts';
+import { type ClusterDatabase, clusterTag, type Forward, NOT_DURABLE } from '../src/cluster/cluster-database.ts';
 import { tempDir } from './helpers/binding.ts';
-import { MemoryLeases, MemoryLog, MemorySnapshots, MemoryStream, recordingLogger } from './helpers/cluster-fakes.ts';
+import { fakes, node } from './helpers/cluster-fakes.ts';
 
 const DB = 'roles';
-
-function fakes(ttlMs = 60_000) {
-  return { stream: new MemoryStream(), snapshots: new MemorySnapshots(), leases: new MemoryLeases(ttlMs) };
-}
-
-async function node(name: string, dir: string, shared: ReturnType<typeof fakes>, reachable = () => true) {
-  const logger = recordingLogger();
-  const db = await ClusterDatabase.start({
-    log: new MemoryLog(shared.stream),
-    database: DB,
-    dir: path.join(dir, name),
-    self: { node: name, url: `http://${name}.invalid`, region: 'MEM' },
-    leases: shared.leases,
-    snapshots: shared.snapshots,
-    sessionWaitMs: 100,
-    reachable,
-    logger,
-  });
-  return { db, logger };
-}
 
 const isResponse = (r: ExecuteResponse | Forward): r is ExecuteResponse => 'success' in r;
 const sql = (db: ClusterDatabase, text: string, writes: boolean, bookmark?: string) => db.execute({ queries: [{ sql: text, params: [] }], bookmark }, writes);

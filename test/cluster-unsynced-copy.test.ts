@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ClusterDatabase } from '../src/cluster/cluster-database.ts';
 import { copyInDoubt, markSynced, markUnsynced } from '../src/cluster/unsynced-copy.ts';
 import { tempDir } from './helpers/binding.ts';
-import { MemoryLeases, MemoryLog, MemorySnapshots, MemoryStream, recordingLogger } from './helpers/cluster-fakes.ts';
+import { fakes, node } from './helpers/cluster-fakes.ts';
 
 const DB = 'unsynced';
 
@@ -26,17 +25,8 @@ test('the marker: absent or of this boot, the copy stands; of another boot, it i
 
 test('a follower marks its copy while it applies, and a stop syncs it and clears the mark; a copy in doubt is rebuilt from the log', async () => {
   const dir = tempDir();
-  const shared = { stream: new MemoryStream(), snapshots: new MemorySnapshots(), leases: new MemoryLeases(60_000) };
-  const start = (name: string) =>
-    ClusterDatabase.start({
-      log: new MemoryLog(shared.stream),
-      database: DB,
-      dir: path.join(dir, name),
-      self: { node: name, url: `http://${name}.invalid`, region: 'MEM' },
-      leases: shared.leases,
-      snapshots: shared.snapshots,
-      logger: recordingLogger(),
-    });
+  const shared = fakes(60_000, DB);
+  const start = async (name: string) => (await node(name, dir, shared)).db;
   const a = await start('a');
   let b = await start('b');
   assert.equal(b.role, 'follower');
@@ -59,16 +49,9 @@ test('a follower marks its copy while it applies, and a stop syncs it and clears
 
   // As if the machine went down while b applied: its copy is not trusted, and is rebuilt.
   writeFileSync(markerPath, 'a boot long ago');
-  const logger = recordingLogger();
-  b = await ClusterDatabase.start({
-    log: new MemoryLog(shared.stream),
-    database: DB,
-    dir: path.join(dir, 'b'),
-    self: { node: 'b', url: 'http://b.invalid', region: 'MEM' },
-    leases: shared.leases,
-    snapshots: shared.snapshots,
-    logger,
-  });
+  const restarted = await node('b', dir, shared);
+  b = restarted.db;
+  const logger = restarted.logger;
   assert.ok(
     logger.lines.some((l) => l.message.includes('unsynced applies')),
     `b did not say it dropped its copy: ${JSON.stringify(logger.lines.map((l) => l.message))}`,

@@ -10,109 +10,34 @@
 // (the rc-style variable its bundled registry-url reads) points that check at this server, which
 // answers 404: the check gives up at once and stays on 127.0.0.1.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { connect } from '../src/client.ts';
 import { dione } from './helpers/cli-d1.ts';
-import { root } from './helpers/paths.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { type RunOptions, show, type WranglerRun, type WranglerRunner, wranglerFor } from './helpers/wrangler.ts';
 
-const WRANGLER = path.join(root, 'node_modules/wrangler/bin/wrangler.js');
-const NO_NETWORK = path.join(root, 'test/fixtures/wrangler/no-network.cjs');
-const RUN_TIMEOUT_MS = 60_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 let srv: TestServer;
-let scratch: string;
-let runCount = 0;
+let runner: WranglerRunner;
 
 before(async () => {
   srv = await startTestServer();
-  scratch = mkdtempSync(path.join(tmpdir(), 'dione-wrangler-'));
-  for (const dir of ['home/.config', 'tmp', 'net']) mkdirSync(path.join(scratch, dir), { recursive: true });
+  runner = wranglerFor(srv);
 });
 
 after(async () => {
   await srv?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  runner?.close();
 });
 
-interface Run {
-  args: string[];
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** Connections and lookups beyond 127.0.0.1 that the guard refused. */
-  refused: string[];
-}
+type Run = WranglerRun;
 
-interface RunOptions {
-  cwd: string;
-  /** The API token wrangler sends (default: the admin token). */
-  token?: string;
-  /** Leave wrangler's npm update check pointed at the real registry (only to prove the guard works). */
-  realRegistry?: boolean;
-  /** Leave CLOUDFLARE_ACCOUNT_ID unset, so wrangler asks /memberships. */
-  noAccountId?: boolean;
-}
-
-/** Runs `wrangler <args>` to completion (at most RUN_TIMEOUT_MS; then its process group is killed). */
-function wrangler(args: string[], options: RunOptions): Promise<Run> {
-  const netLog = path.join(scratch, 'net', `run-${++runCount}.log`);
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: path.join(scratch, 'home'),
-    XDG_CONFIG_HOME: path.join(scratch, 'home/.config'),
-    TMPDIR: path.join(scratch, 'tmp'),
-    CLOUDFLARE_API_BASE_URL: `${srv.url}/client/v4`,
-    CLOUDFLARE_API_TOKEN: options.token ?? srv.token,
-    CLOUDFLARE_ACCOUNT_ID: srv.accountId,
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_SEND_ERROR_REPORTS: 'false',
-    CI: 'true',
-    NO_COLOR: '1',
-    NODE_OPTIONS: `--require ${NO_NETWORK}`,
-    DIONE_NET_LOG: netLog,
-  };
-  if (!options.realRegistry) env.npm_registry = `${srv.url}/npm-registry-stand-in/`;
-  if (options.noAccountId) delete env.CLOUDFLARE_ACCOUNT_ID;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }, RUN_TIMEOUT_MS);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const refused = existsSync(netLog) ? readFileSync(netLog, 'utf8').split('\n').filter(Boolean) : [];
-      const run = { args, code, signal, stdout, stderr, refused };
-      if (timedOut) reject(new Error(`wrangler ${args.join(' ')} did not finish within ${RUN_TIMEOUT_MS} ms\n${show(run)}`));
-      else resolve(run);
-    });
-  });
-}
-
-function show(run: Run): string {
-  return `wrangler ${run.args.join(' ')} → code ${run.code}${run.signal ? ` signal ${run.signal}` : ''}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
-}
+/** Runs `wrangler <args>` in `options.cwd` to completion (at most a minute; then its process group is killed). */
+const wrangler = (args: string[], options: RunOptions & { cwd: string }): Promise<Run> => runner.run(args, options);
 
 function assertStayedLocal(run: Run): void {
   assert.deepEqual(run.refused, [], `wrangler tried to reach beyond 127.0.0.1\n${show(run)}`);
@@ -143,7 +68,7 @@ function jsonOutput(run: Run): any {
 
 /** A temporary project directory holding `files` (paths relative to it). */
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(scratch, 'project-'));
+  const dir = mkdtempSync(path.join(runner.dir, 'project-'));
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     writeFileSync(path.join(dir, name), text);

@@ -2,6 +2,8 @@
 // the snapshot bucket and the lease book, with the behaviours the role logic depends on (fenced
 // appends, a live tail, leases that lapse), and switches to make them fail. No nats-server.
 import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ClusterDatabase } from '../../src/cluster/cluster-database.ts';
 import { decodeRecord, type LogRecord, type RecordSummary } from '../../src/log/record.ts';
 import type { SnapshotInfo } from '../../src/log/store.ts';
 import type { LeaseBook, LeaseHolder, PrimaryLease, SharedLog, SnapshotBucket } from '../../src/cluster/shared.ts';
@@ -233,3 +235,25 @@ export function recordingLogger(): { lines: { level: string; message: string; de
 }
 
 type Log = (details: Record<string, unknown>, message: string) => void;
+
+/** The shared services of one database's cluster, all in memory. */
+export function fakes(ttlMs = 60_000, database = 'roles') {
+  return { database, stream: new MemoryStream(), snapshots: new MemorySnapshots(), leases: new MemoryLeases(ttlMs) };
+}
+
+/** A node of that cluster: its part of the database, in `dir/<name>`, with a logger that keeps every line. */
+export async function node(name: string, dir: string, shared: ReturnType<typeof fakes>, reachable = () => true) {
+  const logger = recordingLogger();
+  const db = await ClusterDatabase.start({
+    log: new MemoryLog(shared.stream),
+    database: shared.database,
+    dir: path.join(dir, name),
+    self: { node: name, url: `http://${name}.invalid`, region: 'MEM' },
+    leases: shared.leases,
+    snapshots: shared.snapshots,
+    sessionWaitMs: 100,
+    reachable,
+    logger,
+  });
+  return { db, logger };
+}

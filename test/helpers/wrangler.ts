@@ -1,5 +1,4 @@
-// The real wrangler CLI (a devDependency) run against a Dione server, as test/server-wrangler.test.ts
-// runs it: a child process with a fresh HOME/XDG_CONFIG_HOME/TMPDIR, CLOUDFLARE_API_BASE_URL at the
+// The real wrangler CLI (a devDependency) run against a Dione server, for the tests that use it: a child process with a fresh HOME/XDG_CONFIG_HOME/TMPDIR, CLOUDFLARE_API_BASE_URL at the
 // server, and fixtures/wrangler/no-network.cjs preloaded so that nothing leaves 127.0.0.1 (every
 // run reports what it refused). Its npm update check is pointed at the server, which answers 404.
 import { spawn } from 'node:child_process';
@@ -15,20 +14,34 @@ const RUN_TIMEOUT_MS = 60_000;
 export interface WranglerRun {
   args: string[];
   code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   /** Connections and lookups beyond 127.0.0.1 that the guard refused. */
   refused: string[];
 }
 
+export interface RunOptions {
+  /** Default: the runner's own project folder. */
+  cwd?: string;
+  /** The API token wrangler sends (default: the server's admin token). */
+  token?: string;
+  /** Leave wrangler's npm update check pointed at the real registry (only to prove the guard works). */
+  realRegistry?: boolean;
+  /** Leave CLOUDFLARE_ACCOUNT_ID unset, so wrangler asks /memberships. */
+  noAccountId?: boolean;
+}
+
 export interface WranglerRunner {
-  run(args: string[], cwd?: string): Promise<WranglerRun>;
+  /** The runner's scratch folder (HOME, TMPDIR, and room for project folders). */
+  readonly dir: string;
+  run(args: string[], options?: RunOptions): Promise<WranglerRun>;
   /** Removes the runner's scratch folder. */
   close(): void;
 }
 
 export function show(run: WranglerRun): string {
-  return `wrangler ${run.args.join(' ')} → code ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+  return `wrangler ${run.args.join(' ')} → code ${run.code}${run.signal ? ` signal ${run.signal}` : ''}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
 }
 
 /** The JSON document wrangler printed: from the first line that opens one (the banner comes first). */
@@ -43,7 +56,8 @@ export function wranglerFor(server: { url: string; token: string; accountId: str
   for (const dir of ['home/.config', 'tmp', 'net', 'project']) mkdirSync(path.join(scratch, dir), { recursive: true });
   let runs = 0;
   return {
-    run(args, cwd = path.join(scratch, 'project')) {
+    dir: scratch,
+    run(args, options = {}) {
       const netLog = path.join(scratch, 'net', `run-${++runs}.log`);
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -51,7 +65,7 @@ export function wranglerFor(server: { url: string; token: string; accountId: str
         XDG_CONFIG_HOME: path.join(scratch, 'home/.config'),
         TMPDIR: path.join(scratch, 'tmp'),
         CLOUDFLARE_API_BASE_URL: `${server.url}/client/v4`,
-        CLOUDFLARE_API_TOKEN: server.token,
+        CLOUDFLARE_API_TOKEN: options.token ?? server.token,
         CLOUDFLARE_ACCOUNT_ID: server.accountId,
         WRANGLER_SEND_METRICS: 'false',
         WRANGLER_SEND_ERROR_REPORTS: 'false',
@@ -59,30 +73,35 @@ export function wranglerFor(server: { url: string; token: string; accountId: str
         NO_COLOR: '1',
         NODE_OPTIONS: `--require ${NO_NETWORK}`,
         DIONE_NET_LOG: netLog,
-        npm_registry: `${server.url}/npm-registry-stand-in/`,
       };
+      if (!options.realRegistry) env.npm_registry = `${server.url}/npm-registry-stand-in/`;
+      if (options.noAccountId) delete env.CLOUDFLARE_ACCOUNT_ID;
+      const cwd = options.cwd ?? path.join(scratch, 'project');
       return new Promise((resolve, reject) => {
         const child = spawn(process.execPath, [WRANGLER, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
         let stdout = '';
         let stderr = '';
         child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
         child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+        let timedOut = false;
         const timer = setTimeout(() => {
+          timedOut = true;
           try {
             process.kill(-child.pid!, 'SIGKILL');
           } catch {
             child.kill('SIGKILL');
           }
-          reject(new Error(`wrangler ${args.join(' ')} did not finish within ${RUN_TIMEOUT_MS} ms\n${stdout}\n${stderr}`));
         }, RUN_TIMEOUT_MS);
         child.once('error', (e) => {
           clearTimeout(timer);
           reject(e);
         });
-        child.once('close', (code) => {
+        child.once('close', (code, signal) => {
           clearTimeout(timer);
           const refused = existsSync(netLog) ? readFileSync(netLog, 'utf8').split('\n').filter(Boolean) : [];
-          resolve({ args, code, stdout, stderr, refused });
+          const run = { args, code, signal, stdout, stderr, refused };
+          if (timedOut) reject(new Error(`wrangler ${args.join(' ')} did not finish within ${RUN_TIMEOUT_MS} ms\n${show(run)}`));
+          else resolve(run);
         });
       });
     },
