@@ -23,6 +23,14 @@ export interface OpenOptions {
    * keeping nothing it wrote (default: no limit). `dione serve` uses D1's 30 s.
    */
   queryTimeoutMs?: number;
+  /**
+   * Interactive transactions (Dione's opt-in; D1 refuses them): BEGIN…COMMIT, ROLLBACK and
+   * savepoints on this handle, and beginTransaction()/withTransaction() for a transaction of its
+   * own connection. Without it every D1 refusal stays as it is.
+   */
+  transactions?: boolean;
+  /** A transaction idle this long is rolled back; the handle's next request is told (default 10 s). */
+  transactionTimeoutMs?: number;
 }
 
 const histories = new WeakMap<D1Database, LoggedDatabase>();
@@ -34,7 +42,8 @@ const histories = new WeakMap<D1Database, LoggedDatabase>();
 export function open(path: string, options: OpenOptions = {}): D1Database {
   if (options.history) {
     if (options.readonly || path === ':memory:' || path === '') throw new TypeError('history needs a writable database file');
-    const executor = new LoggedExecutor(path, { intMode: options.intMode, queryTimeoutMs: options.queryTimeoutMs }, options.history === true ? {} : options.history);
+    const { intMode, queryTimeoutMs, transactions, transactionTimeoutMs } = options;
+    const executor = new LoggedExecutor(path, { intMode, queryTimeoutMs, transactions, transactionTimeoutMs }, options.history === true ? {} : options.history);
     const db = new D1Database(executor, { intMode: options.intMode });
     histories.set(db, executor.database);
     return db;
@@ -70,6 +79,8 @@ export { HistoryError, parseTimestamp } from './api/time-travel.ts';
 export type { HistoryPoint, RestoreResult } from './api/time-travel.ts';
 export type { HistoryOptions } from './log/logged-database.ts';
 export { D1Database } from './binding/database.ts';
+export { beginTransaction, withTransaction } from './binding/transaction.ts';
+export type { D1Transaction, TransactionMode, TransactionOptions } from './binding/transaction.ts';
 export { D1DatabaseSession } from './binding/session.ts';
 export { D1PreparedStatement } from './binding/statement.ts';
 export type { BindingOptions } from './binding/options.ts';

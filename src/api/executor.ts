@@ -31,6 +31,17 @@ export interface ExecuteRequest {
    * it with writes refused, says it does not write. Set by the server, never taken from a client.
    */
   readOnly?: boolean;
+  /**
+   * Server side: the transactions handle (dione/client with `transactions: true`) the request comes
+   * from, bound to the caller's token. Its requests run on the transaction that handle holds.
+   */
+  transaction?: string;
+  /**
+   * The handle believes it holds a transaction (its last answer said so). When the server holds none
+   * for it any more (restarted, idle timeout, a new primary), the request fails rather than run on
+   * its own and commit what the client meant to be part of a transaction.
+   */
+  transactionHeld?: boolean;
 }
 
 export interface StatementResult {
@@ -40,16 +51,38 @@ export interface StatementResult {
 }
 
 export type ExecuteResponse =
-  | { success: true; results: StatementResult[]; bookmark: string }
+  | {
+      success: true;
+      results: StatementResult[];
+      bookmark: string;
+      /** On a handle with interactive transactions: whether it holds one after this request. */
+      inTransaction?: boolean;
+    }
   /**
    * `error` is D1's detail text (no prefix). `reset` marks a failure D1 reports as a bare Error
    * rather than D1_ERROR: constraints still violated when the transaction commits.
    */
-  | { success: false; error: string; reset?: boolean };
+  | {
+      success: false;
+      error: string;
+      reset?: boolean;
+      inTransaction?: boolean;
+      /**
+       * Nothing ran: another handle's interactive transaction holds the write lock in this thread.
+       * The executor waits for it to end (bounded) and sends the request again; never sent to clients.
+       */
+      busy?: boolean;
+    };
 
 export interface Executor {
   execute(request: ExecuteRequest): Promise<ExecuteResponse>;
   /** The database file as bytes (D1's deprecated dump()). */
   dump(): Promise<ArrayBuffer>;
   close(): void | Promise<void>;
+  /**
+   * Interactive transactions (a handle opened with `transactions: true`): an executor of its own for
+   * one transaction, isolated from this one's other requests (its own connection, or a transaction
+   * the server holds). Closing it rolls back whatever it left open.
+   */
+  openTransaction?(): Promise<Executor>;
 }

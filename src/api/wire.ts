@@ -12,6 +12,10 @@ export interface WireRequest {
   resultsFormat?: ExecuteRequest['resultsFormat'];
   bookmark?: string;
   intMode?: IntMode;
+  /** The transactions handle the request comes from (connect({ transactions: true })). */
+  transaction?: string;
+  /** The handle's last answer said it holds a transaction. */
+  held?: boolean;
 }
 
 export function toBase64(bytes: Uint8Array): string {
@@ -84,14 +88,18 @@ export function encodeRequest(request: ExecuteRequest, intMode: IntMode): WireRe
 }
 
 export type WireResponse =
-  | { success: true; results: { columns: string[]; rows: WireValue[][]; meta: D1Meta }[]; bookmark: string }
-  | { success: false; error: string; reset?: boolean };
+  | { success: true; results: { columns: string[]; rows: WireValue[][]; meta: D1Meta }[]; bookmark: string; inTransaction?: boolean }
+  | { success: false; error: string; reset?: boolean; inTransaction?: boolean };
 
 export function encodeResponse(response: ExecuteResponse, intMode: IntMode): WireResponse {
-  if (!response.success) return response;
+  if (!response.success) {
+    const { busy: _, ...failure } = response;
+    return failure;
+  }
   return {
     success: true,
     bookmark: response.bookmark,
+    ...(response.inTransaction === undefined ? {} : { inTransaction: response.inTransaction }),
     results: response.results.map((r) => ({ columns: r.columns, rows: r.rows.map((row) => row.map((v) => encodeValue(v, intMode))), meta: r.meta })),
   };
 }
@@ -101,6 +109,7 @@ export function decodeResponse(wire: WireResponse, intMode: IntMode): ExecuteRes
   return {
     success: true,
     bookmark: wire.bookmark,
+    ...(wire.inTransaction === undefined ? {} : { inTransaction: wire.inTransaction }),
     results: wire.results.map((r) => ({
       columns: r.columns,
       rows: r.rows.map((row) => row.map((v) => decodeValue(v, intMode))),

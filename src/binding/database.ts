@@ -9,6 +9,15 @@ import type { BindingOptions } from './options.ts';
 import { D1DatabaseSession } from './session.ts';
 import { D1PreparedStatement } from './statement.ts';
 
+const executors = new WeakMap<D1Database, { executor: Executor; options: BindingOptions }>();
+
+/** The executor and options behind a database (for transactions: see transaction.ts). */
+export function internalsOf(db: D1Database): { executor: Executor; options: BindingOptions } {
+  const found = executors.get(db);
+  if (!found) throw new TypeError('not a D1Database of Dione');
+  return found;
+}
+
 export class D1Database {
   readonly #executor: Executor;
   readonly #options: BindingOptions;
@@ -18,6 +27,7 @@ export class D1Database {
     this.#executor = executor;
     this.#options = options;
     this.#primary = new PrimaryChannel(executor, options);
+    executors.set(this, { executor, options });
   }
 
   prepare(query: string): D1PreparedStatement {

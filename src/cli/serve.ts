@@ -35,6 +35,7 @@ interface ServeFlags {
   data: string;
   accountId?: string;
   queryTimeout?: number;
+  transactionTimeout?: number;
   workers?: number;
   maxOpenDatabases?: number;
   idleTimeout?: number;
@@ -76,6 +77,7 @@ export function registerServe(program: Command): void {
     .option('--data <dir>', 'directory for the catalogue and database files', process.env.DIONE_DATA ?? DEFAULTS.data)
     .option('--account-id <id>', 'the account id in API paths (default: generated once, then kept)', process.env.DIONE_ACCOUNT_ID)
     .option('--query-timeout <ms>', `interrupt a query that runs longer than this (default ${DEFAULTS.queryTimeoutMs}, as D1)`, integer('--query-timeout'), fromEnv('DIONE_QUERY_TIMEOUT', integer('DIONE_QUERY_TIMEOUT')))
+    .option('--transaction-timeout <ms>', `roll back an interactive transaction (dione/client, transactions: true) idle this long (default ${DEFAULTS.transactionTimeoutMs})`, positiveInteger('--transaction-timeout'), fromEnv('DIONE_TRANSACTION_TIMEOUT', positiveInteger('DIONE_TRANSACTION_TIMEOUT')))
     .option('--workers <n>', 'worker threads hosting the databases (default: one per core)', positiveInteger('--workers'), fromEnv('DIONE_WORKERS', positiveInteger('DIONE_WORKERS')))
     .option('--max-open-databases <n>', 'databases kept open at once (default: what the open-file limit allows)', positiveInteger('--max-open-databases'), fromEnv('DIONE_MAX_OPEN_DATABASES', positiveInteger('DIONE_MAX_OPEN_DATABASES')))
     .option('--idle-timeout <ms>', `close a database after this long without requests (default ${DEFAULTS.idleMs})`, positiveInteger('--idle-timeout'), fromEnv('DIONE_IDLE_TIMEOUT', positiveInteger('DIONE_IDLE_TIMEOUT')))
@@ -108,6 +110,7 @@ export function registerServe(program: Command): void {
         data: options.data,
         accountId: options.accountId,
         queryTimeoutMs: options.queryTimeout,
+        transactionTimeoutMs: options.transactionTimeout,
         workers: options.workers,
         maxOpenDatabases: options.maxOpenDatabases,
         idleMs: options.idleTimeout,

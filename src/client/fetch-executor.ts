@@ -23,6 +23,12 @@ export interface ConnectOptions {
    * 1 sends every call in its own request.
    */
   maxCallsPerRequest?: number;
+  /**
+   * Interactive transactions (Dione's opt-in; D1 refuses them): BEGIN…COMMIT, ROLLBACK and
+   * savepoints on this handle, held by the server for it, and beginTransaction()/withTransaction().
+   * A transaction idle longer than the server's --transaction-timeout is rolled back.
+   */
+  transactions?: boolean;
 }
 
 /** D1's text for a request that never got an answer. */
@@ -50,8 +56,15 @@ export class FetchExecutor implements Executor {
   private readonly pipeline: CallPipeline<ExecuteResponse>;
   /** Cleared when the server refuses a pipelined request as a whole (a server from before version 2). */
   private pipelining: boolean;
+  private readonly options: ConnectOptions;
+  /** With `transactions`: names this handle to the server, which holds its transaction. */
+  private readonly handle: string | undefined;
+  /** The server said this handle holds a transaction (closing rolls it back). */
+  private holding = false;
 
   constructor(options: ConnectOptions) {
+    this.options = options;
+    this.handle = options.transactions ? crypto.randomUUID() : undefined;
     if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url)) throw new TypeError('connect(): url must be an http(s) URL');
     if (typeof options.database !== 'string' || options.database === '') throw new TypeError('connect(): database must be a name or id');
     const maxCalls = options.maxCallsPerRequest ?? DEFAULT_MAX_CALLS;
@@ -66,8 +79,25 @@ export class FetchExecutor implements Executor {
   }
 
   execute(request: ExecuteRequest): Promise<ExecuteResponse> {
-    const body = JSON.stringify(encodeRequest(request, this.intMode));
-    return this.pipelining ? this.pipeline.submit(body) : this.sendOne(body);
+    const wire = encodeRequest(request, this.intMode);
+    if (this.handle === undefined) {
+      const body = JSON.stringify(wire);
+      return this.pipelining ? this.pipeline.submit(body) : this.sendOne(body);
+    }
+    wire.transaction = this.handle;
+    if (this.holding) wire.held = true;
+    const body = JSON.stringify(wire);
+    const answer = this.pipelining ? this.pipeline.submit(body) : this.sendOne(body);
+    return answer.then((response) => {
+      if (response.inTransaction !== undefined) this.holding = response.inTransaction;
+      return response;
+    });
+  }
+
+  /** A transaction of its own: a new handle the server holds a transaction for, one call per request, in order. */
+  async openTransaction(): Promise<Executor> {
+    if (!this.options.transactions) throw new TypeError('this database was not opened with { transactions: true }');
+    return new FetchExecutor({ ...this.options, maxCallsPerRequest: 1 });
   }
 
   private sendGroup(bodies: string[]): Promise<ExecuteResponse[]> {
@@ -134,7 +164,12 @@ export class FetchExecutor implements Executor {
     return response.arrayBuffer();
   }
 
-  close(): void {}
+  /** A transaction the server still holds for this handle is rolled back (it would be at its idle timeout anyway). */
+  async close(): Promise<void> {
+    if (!this.holding) return;
+    this.holding = false;
+    await this.execute({ queries: [{ sql: 'ROLLBACK', params: [] }] }).catch(() => {});
+  }
 }
 
 function isWireResponse(body: unknown): body is WireResponse {

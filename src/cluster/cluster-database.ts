@@ -568,6 +568,37 @@ export class ClusterDatabase {
     });
   }
 
+  /**
+   * One request of an interactive transaction, on the primary, serialised with its writes: `run`
+   * gets the primary's logged database (a transaction opens its own engine there) and runs the
+   * request once; a commit (the whole transaction, one record) reaches the JetStream log before the
+   * answer. On another node: where the primary is.
+   */
+  async inTransaction(run: (logged: LoggedDatabase) => ExecuteResponse): Promise<ExecuteResponse | Forward> {
+    if (!this.reachable) return { success: false, error: NOT_DURABLE };
+    if (this.state.kind === 'follower' || this.state.kind === 'none') {
+      const holder = await this.holder();
+      if (holder && holder.node !== this.options.self.node) return { forward: holder };
+    }
+    return this.serially(async () => {
+      if (this.state.kind !== 'primary') await this.upkeep();
+      const s = this.state;
+      if (s.kind !== 'primary') return { forward: await this.holder() };
+      if (!s.lease.valid && !(await s.lease.renew().catch(() => false))) {
+        await this.demote(s, 'its lease ran out before this transaction could go on');
+        return { success: false, error: NOT_DURABLE };
+      }
+      const response = run(s.logged);
+      try {
+        await this.ship(s);
+      } catch (e) {
+        await this.demote(s, `the log did not take a transaction (${errorText(e)})`);
+        return { success: false, error: NOT_DURABLE };
+      }
+      return response;
+    });
+  }
+
   /** Runs the shared history's upkeep now (snapshots stored, compaction) on the primary; for tests and tools. */
   keepHistoryNow(): Promise<void> {
     return this.serially(async () => {

@@ -13,6 +13,7 @@ import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
 import { takeRowCounts } from './sqlite.ts';
 import { toSqliteParam } from './values.ts';
+import { gateKey, heldByOther, releaseGate, takeGate } from './write-gate.ts';
 
 export interface EngineOptions extends ConnectionOptions {
   /** The `served_by` value in meta. */
@@ -32,6 +33,43 @@ export interface EngineOptions extends ConnectionOptions {
    * interrupted and answered with D1's timeout error; nothing it wrote is kept. 0 or undefined: none.
    */
   queryTimeoutMs?: number;
+  /**
+   * Interactive transactions (Dione's opt-in; D1 refuses them): BEGIN, COMMIT/END, ROLLBACK,
+   * SAVEPOINT, RELEASE and ROLLBACK TO are accepted, and the transaction they open is held across
+   * requests until it ends.
+   */
+  transactions?: boolean;
+  /** A held transaction idle this long is rolled back; the next request is told. Default 10 s. */
+  transactionTimeoutMs?: number;
+  /**
+   * Called when the held transaction was rolled back behind the handle's back (its idle timeout, the
+   * engine closing), with what the handle should be told.
+   */
+  onAbandoned?: (reason: string) => void;
+}
+
+/** What SQLite says when another connection holds the write lock. */
+export const BUSY = sqliteDetail('database is locked', 'SQLITE_BUSY');
+
+const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000;
+/** What a handle is told whose transaction went with its database (closed, restarted, a new primary). */
+export const CLOSED_WHILE_HELD = 'Transaction rolled back: the database was closed while it was open (its server restarted, or the database moved to another primary).';
+
+/** A transaction the handle opened with BEGIN (or SAVEPOINT), held until COMMIT or ROLLBACK. */
+interface HeldTransaction {
+  /** Open savepoints, oldest first, lower-cased (SQLite compares their names that way). */
+  savepoints: string[];
+  /** Opened by SAVEPOINT outside a transaction: releasing that savepoint commits. */
+  bySavepoint: boolean;
+  /** Holds (or may take) the write lock: this thread's other handles wait for it to end. */
+  writing: boolean;
+  /** The commit sequence a failed COMMIT already sealed the transaction with (a retry must not seal again). */
+  sealed?: number;
+}
+
+/** Whether a request holds a transaction statement (BEGIN, COMMIT, SAVEPOINT…). */
+export function hasTransactionStatements(request: ExecuteRequest): boolean {
+  return request.queries.some((q) => parseQuery(q.sql).statements.some((s) => s.control !== undefined));
 }
 
 /** Whether a response is the failure of a request that ran past the query timeout. */
@@ -48,6 +86,7 @@ interface Outcome {
 }
 
 const BACKUP_PAGES_PER_STEP = 2048;
+const NOTHING_READ: Outcome = { columns: [], rows: [], read: 0, written: 0 };
 const NO_ROWS: RowValue[][] = [];
 const NO_COLUMNS: string[] = [];
 const SCHEMA_VERBS = new Set(['CREATE', 'DROP', 'ALTER']);
@@ -120,6 +159,15 @@ export class Engine {
   private workerdMetadata = false;
   /** Other connections committed since this one last took their schema as the seal's reference. */
   private othersCommitted = false;
+  private readonly transactions: boolean;
+  private readonly transactionTimeoutMs: number;
+  private readonly onAbandoned: ((reason: string) => void) | undefined;
+  private held: HeldTransaction | undefined;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the held transaction was rolled back behind the handle's back: told to its next request. */
+  private abandonedBecause: string | undefined;
+  /** The database's key in this thread's write gates (write-gate.ts). */
+  readonly gate: string | undefined;
 
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
@@ -134,6 +182,10 @@ export class Engine {
     this.sequence = this.connection.commitSequence();
     this.dataVersion = this.connection.dataVersion();
     this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
+    this.transactions = options.transactions ?? false;
+    this.transactionTimeoutMs = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS;
+    this.onAbandoned = options.onAbandoned;
+    this.gate = gateKey(file);
   }
 
   /** The bookmark of the newest commit this engine has seen. */
@@ -173,6 +225,16 @@ export class Engine {
     }
   }
 
+  /** An in-memory database (no other connection can share it). */
+  get memory(): boolean {
+    return this.connection.memory;
+  }
+
+  /** Takes in commits other connections made (another handle's transaction) since this one last looked. */
+  catchUp(): void {
+    this.sync();
+  }
+
   /** See Connection.checkpoint. */
   checkpoint(): boolean {
     return this.connection.checkpoint();
@@ -185,7 +247,18 @@ export class Engine {
     }
     const work = workOf(request);
     if (work.queries.length === 0) return { success: false, error: Messages.noStatements };
-    if (request.readOnly || this.connection.readonly) return this.readOnly(work);
+    if (this.transactions && !request.readOnly) {
+      const answer = this.interactive(work) ?? this.executeWork(work, false);
+      this.armIdleTimer();
+      answer.inTransaction = this.held !== undefined;
+      return answer;
+    }
+    return this.executeWork(work, request.readOnly === true);
+  }
+
+  /** A request outside any held transaction. */
+  private executeWork(work: Work, readOnly: boolean): ExecuteResponse {
+    if (readOnly || this.connection.readonly) return this.readOnly(work);
     if (work.queries.length === 1) {
       const parsed = work.parsed[0]!;
       const only = parsed.statements;
@@ -280,7 +353,7 @@ export class Engine {
 
   /** Writes that can share a transaction: no session bookmark check, no PRAGMA (its effects are per transaction), no VACUUM. */
   private groupable(request: ExecuteRequest): boolean {
-    if (this.closed || request.queries.length === 0 || request.readOnly || this.connection.readonly) return false;
+    if (this.closed || this.transactions || request.queries.length === 0 || request.readOnly || this.connection.readonly) return false;
     if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) return false;
     let writes = false;
     for (const q of request.queries) {
@@ -302,6 +375,8 @@ export class Engine {
   private unit(works: Work[], writes: boolean, prepare: (statement: Statement) => Database.Statement = this.prepareWrite): ExecuteResponse[] {
     const shared = works.length > 1;
     const everyone = (failure: ExecuteResponse) => works.map(() => failure);
+    // Another handle's interactive transaction holds the write lock: SQLite would sleep this thread.
+    if (writes && heldByOther(this.gate, this)) return everyone({ success: false, error: BUSY, busy: true });
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
@@ -370,19 +445,265 @@ export class Engine {
       if (detail.includes('FOREIGN KEY constraint failed')) return everyone(failureOf(new D1Failure(detail, true)));
       return everyone({ success: false, error: detail });
     }
-    if (sequence !== undefined) {
-      this.sequence = sequence;
-      this.dataVersion = this.connection.dataVersion();
-      this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
-      try {
-        this.onCommit?.();
-      } catch (e) {
-        // Committed in SQLite but not taken by the log: not acknowledged (the log's owner repairs the file).
-        return everyone({ success: false, error: detailOf(e) });
-      }
-    }
+    const notTaken = this.committed(sequence);
+    if (notTaken) return everyone(notTaken);
     for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
     return responses;
+  }
+
+  /** After COMMIT: the new position, and the log's turn. A failure when the log did not take the commit. */
+  private committed(sequence: number | undefined): ExecuteResponse | undefined {
+    if (sequence === undefined) return undefined;
+    this.sequence = sequence;
+    this.dataVersion = this.connection.dataVersion();
+    this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
+    try {
+      this.onCommit?.();
+    } catch (e) {
+      // Committed in SQLite but not taken by the log: not acknowledged (the log's owner repairs the file).
+      return { success: false, error: detailOf(e) };
+    }
+    return undefined;
+  }
+
+  /** Whether this handle holds a transaction it opened with BEGIN or SAVEPOINT. */
+  get inTransaction(): boolean {
+    return this.held !== undefined;
+  }
+
+  /**
+   * Requests on a handle with interactive transactions: those that hold transaction statements run
+   * statement by statement (each in the state the previous left), those sent while a transaction
+   * is held run inside it (each still atomic, in a savepoint). Undefined: the ordinary path.
+   */
+  private interactive(work: Work): ExecuteResponse | undefined {
+    if (this.abandonedBecause !== undefined) {
+      const error = this.abandonedBecause;
+      this.abandonedBecause = undefined;
+      return { success: false, error };
+    }
+    if (work.parsed.some((p) => p.statements.some((s) => s.control !== undefined))) return this.script(work);
+    return this.held ? this.inHeld(work, true) : undefined;
+  }
+
+  /** Nothing ran: busy, and `retry` says whether the request may simply be sent again. */
+  private busy(retry: boolean): ExecuteResponse {
+    return retry ? { success: false, error: BUSY, busy: true } : { success: false, error: BUSY };
+  }
+
+  /** The held transaction takes the write lock; false when another handle of this thread holds it. */
+  private claimWrites(): boolean {
+    if (!takeGate(this.gate, this)) return false;
+    this.held!.writing = true;
+    return true;
+  }
+
+  /** One request inside the held transaction, atomic on its own (a savepoint). */
+  private inHeld(work: Work, first: boolean): ExecuteResponse {
+    if (!this.held!.writing && writesAny(work) && !this.claimWrites()) return this.busy(first);
+    const db = this.connection.db;
+    try {
+      this.connection.savepoint.run();
+      const results = this.withDeadline(() => this.body(work, this.prepareWrite));
+      this.connection.release.run();
+      return { success: true, results, bookmark: this.bookmarkText };
+    } catch (e) {
+      const failure = failureOf(e);
+      // SQLite ended the whole transaction (an interrupted write, a full disk, ON CONFLICT ROLLBACK).
+      if (!db.inTransaction) {
+        this.endHeld(true);
+        return failure;
+      }
+      try {
+        this.connection.rollbackToSavepoint.run();
+        this.connection.release.run();
+        this.counters = this.connection.counters();
+      } catch {
+        this.abandonTransaction('');
+      }
+      return failure;
+    }
+  }
+
+  /** A request holding transaction statements: its statements one by one; it stops at the first failure. */
+  private script(work: Work): ExecuteResponse {
+    // It will write while another handle's transaction holds the write lock: wait before running any of it.
+    const writes = work.parsed.some((p) => p.statements.some((s) => s.kind === 'write' && s.control === undefined));
+    if (!this.held?.writing && writes && heldByOther(this.gate, this)) return this.busy(true);
+    const results: StatementResult[] = [];
+    let ran = false;
+    for (let q = 0; q < work.queries.length; q++) {
+      const { statements, tooLong } = work.parsed[q]!;
+      const query = work.queries[q]!;
+      if (tooLong) return { success: false, error: 'statement too long: SQLITE_TOOBIG' };
+      if (statements.length === 0) return { success: false, error: Messages.emptyStatement };
+      let result: StatementResult | undefined;
+      for (let i = 0; i < statements.length; i++) {
+        const statement = statements[i]!;
+        const last = i === statements.length - 1;
+        if (!last && statement.parameterCount > 0) return { success: false, error: Messages.parametersOnlyInLast };
+        const params = last ? query.params : [];
+        const format = last ? work.format : 'NONE';
+        let response: ExecuteResponse;
+        if (statement.control) response = this.control(statement, params, !ran);
+        else {
+          const one: Work = { queries: [{ sql: statement.text, params }], parsed: [parseQuery(statement.text)], format };
+          response = this.held ? this.inHeld(one, !ran) : this.executeWork(one, false);
+        }
+        if (!response.success) return ran && response.busy ? { success: false, error: response.error } : response;
+        ran = true;
+        result = response.results[0];
+      }
+      results.push(result!);
+    }
+    return { success: true, results, bookmark: this.bookmarkText };
+  }
+
+  /** Runs a transaction statement as written; SQLite's refusal (no transaction, no such savepoint) is the answer. */
+  private runAsWritten(statement: Statement): void {
+    const prepared = this.connection.prepare(statement.executable);
+    try {
+      prepared.run();
+    } catch (e) {
+      throw new D1Failure(detailOf(e));
+    }
+  }
+
+  private control(statement: Statement, params: Query['params'], first: boolean): ExecuteResponse {
+    const started = performance.now();
+    const control = statement.control!;
+    if (params.length !== statement.parameterCount) return { success: false, error: Messages.wrongParameterCount };
+    try {
+      switch (control.op) {
+        case 'begin': {
+          if (this.held) this.runAsWritten(statement); // SQLite: cannot start a transaction within a transaction
+          const writing = control.mode !== 'DEFERRED';
+          if (writing && !takeGate(this.gate, this)) return this.busy(first);
+          try {
+            this.runAsWritten(statement);
+          } catch (e) {
+            releaseGate(this.gate, this);
+            throw e;
+          }
+          this.held = { savepoints: [], bySavepoint: false, writing };
+          this.startSnapshot();
+          break;
+        }
+        case 'savepoint':
+          if (!this.held) {
+            // SQLite opens a deferred transaction for it; BEGIN first keeps the commit in Dione's hands.
+            this.connection.begin.run();
+            this.held = { savepoints: [], bySavepoint: true, writing: false };
+            this.startSnapshot();
+          }
+          this.runAsWritten(statement);
+          this.held.savepoints.push(control.name);
+          break;
+        case 'release': {
+          const at = this.held ? this.held.savepoints.lastIndexOf(control.name) : -1;
+          if (at < 0) this.runAsWritten(statement); // SQLite: no such savepoint
+          else if (at === 0 && this.held!.bySavepoint) {
+            const failure = this.commitHeld();
+            if (failure) return failure;
+          } else {
+            this.runAsWritten(statement);
+            this.held!.savepoints.length = at;
+          }
+          break;
+        }
+        case 'rollback-to': {
+          const at = this.held ? this.held.savepoints.lastIndexOf(control.name) : -1;
+          this.runAsWritten(statement);
+          if (at >= 0) this.held!.savepoints.length = at + 1;
+          this.counters = this.connection.counters();
+          break;
+        }
+        case 'commit': {
+          if (!this.held) this.runAsWritten(statement); // SQLite: cannot commit - no transaction is active
+          const failure = this.commitHeld();
+          if (failure) return failure;
+          break;
+        }
+        case 'rollback':
+          this.runAsWritten(statement);
+          if (this.held) this.endHeld(true);
+          break;
+      }
+    } catch (e) {
+      const held = this.held;
+      // Over in SQLite, or opened here for a SAVEPOINT that then failed: nothing is held.
+      if (held && (!this.connection.db.inTransaction || (held.bySavepoint && held.savepoints.length === 0))) this.endHeld(true);
+      return failureOf(e);
+    }
+    const meta = this.meta(started, this.counters, this.counters, NOTHING_READ, statement, 0);
+    return { success: true, results: [{ columns: NO_COLUMNS, rows: NO_ROWS, meta }], bookmark: this.bookmarkText };
+  }
+
+  /**
+   * A held transaction reads one snapshot from its start (a deferred BEGIN takes it here, not at its
+   * first read), and takes other connections' commits in as it does (the seal's schema reference).
+   */
+  private startSnapshot(): void {
+    this.counters = this.connection.counters();
+    this.sync(true);
+  }
+
+  /** Seals and commits the held transaction: one commit, one record in the write log. */
+  private commitHeld(): ExecuteResponse | undefined {
+    const held = this.held!;
+    let sequence = held.sealed;
+    try {
+      if (sequence === undefined) {
+        if (held.writing && !this.workerdMetadata) {
+          this.connection.ensureWorkerdMetadata();
+          this.workerdMetadata = true;
+        }
+        sequence = this.connection.seal();
+        held.sealed = sequence;
+        if (sequence !== undefined) this.counters = this.connection.counters();
+      }
+      this.connection.commit.run();
+    } catch (e) {
+      // A COMMIT refused (a deferred foreign key still violated) leaves the transaction open, as in SQLite.
+      if (!this.connection.db.inTransaction) this.endHeld(true);
+      return { success: false, error: detailOf(e) };
+    }
+    this.endHeld(false);
+    return this.committed(sequence);
+  }
+
+  /** The held transaction is over (committed, or rolled back: then what it moved is read again). */
+  private endHeld(rolledBack: boolean): void {
+    this.held = undefined;
+    releaseGate(this.gate, this);
+    if (rolledBack) this.rollback();
+  }
+
+  /**
+   * Rolls back the held transaction (its idle timeout passed, its client went away, the handle
+   * closes); the handle's next request is answered with `reason` (unless empty).
+   */
+  abandonTransaction(reason: string): void {
+    if (!this.held) return;
+    try {
+      this.endHeld(true);
+    } finally {
+      if (reason) this.abandonedBecause = reason;
+    }
+  }
+
+  private armIdleTimer(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (!this.held || this.closed) return;
+    const ms = this.transactionTimeoutMs;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      const reason = `Transaction rolled back: it was idle for more than ${ms} ms (the transaction timeout).`;
+      this.abandonTransaction(reason);
+      this.onAbandoned?.(reason);
+    }, ms);
+    this.idleTimer.unref?.();
   }
 
   private readonly prepareWrite = (statement: Statement): Database.Statement => this.connection.prepare(statement.executable);
@@ -403,6 +724,8 @@ export class Engine {
         const last = i === statements.length - 1;
         checkRunnable(statement);
         const prepared = prepare(statement);
+        // In a held transaction, a statement SQLite says writes takes the write lock first.
+        if (this.held !== undefined && !this.held.writing && !prepared.readonly && !this.claimWrites()) throw new D1Failure(BUSY);
         if (!last && statement.parameterCount > 0) throw new D1Failure(Messages.parametersOnlyInLast);
         outcome = this.run(statement, prepared, last ? queries[q]!.params : [], last ? format : 'NONE');
         if (statement.kind === 'write' || !prepared.readonly) queryWrote = true;
@@ -561,6 +884,12 @@ export class Engine {
   close(options: { keepWal?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    // A transaction still held is rolled back (closing would too), and its write lock let go.
+    if (this.held) {
+      this.abandonTransaction('');
+      this.onAbandoned?.(CLOSED_WHILE_HELD);
+    }
     this.connection.close(options);
   }
 }

@@ -1,16 +1,75 @@
 // The engine behind the Executor interface, for the in-process binding.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import { Engine, type EngineOptions } from './engine.ts';
+import { DEFAULT_BUSY_WAIT_MS, gateReleased } from './write-gate.ts';
+
+/**
+ * engine.execute, waiting without blocking the thread while another handle's interactive
+ * transaction holds the write lock (at most `waitMs`, then SQLite's busy error).
+ */
+export async function executeWhenFree(engine: Engine, request: ExecuteRequest, waitMs = DEFAULT_BUSY_WAIT_MS): Promise<ExecuteResponse> {
+  let response = engine.execute(request);
+  if (response.success || !response.busy) return response;
+  const deadline = performance.now() + waitMs;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) return { success: false, error: response.error };
+    await gateReleased(engine.gate, left);
+    response = engine.execute(request);
+    if (response.success || !response.busy) return response;
+  }
+}
+
+/** Refusal of openTransaction() on a handle opened without the option. */
+export const NO_TRANSACTIONS = 'this database was not opened with { transactions: true }';
 
 export class EmbeddedExecutor implements Executor {
   readonly engine: Engine;
+  /** In memory, a transaction has the handle's only connection: the handle's own requests wait for it. */
+  private lent: Promise<void> | undefined;
 
-  constructor(file: string, options: EngineOptions = {}) {
+  constructor(
+    private readonly file: string,
+    private readonly options: EngineOptions = {},
+  ) {
     this.engine = new Engine(file, options);
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
-    return this.engine.execute(request);
+    if (this.lent) {
+      const free = await Promise.race([this.lent.then(() => true), new Promise<false>((r) => setTimeout(r, DEFAULT_BUSY_WAIT_MS, false))]);
+      if (!free) return { success: false, error: 'database is locked: SQLITE_BUSY' };
+      return this.execute(request);
+    }
+    const response = this.engine.execute(request);
+    if (response.success || !response.busy) return response;
+    return executeWhenFree(this.engine, request);
+  }
+
+  /** A connection of its own for one transaction (in memory: this one, lent until the transaction's executor closes). */
+  async openTransaction(): Promise<Executor> {
+    if (!this.options.transactions) throw new TypeError(NO_TRANSACTIONS);
+    if (this.engine.memory) {
+      while (this.lent) await this.lent;
+      let giveBack!: () => void;
+      this.lent = new Promise<void>((resolve) => {
+        giveBack = resolve;
+      });
+      const engine = this.engine;
+      let closed = false;
+      return {
+        execute: async (request) => (closed ? { success: false, error: 'The transaction has ended.' } : engine.execute(request)),
+        dump: () => engine.dump(),
+        close: () => {
+          if (closed) return;
+          closed = true;
+          engine.abandonTransaction('');
+          this.lent = undefined;
+          giveBack();
+        },
+      };
+    }
+    return new EmbeddedExecutor(this.file, { ...this.options, transactions: true });
   }
 
   async dump(): Promise<ArrayBuffer> {

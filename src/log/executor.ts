@@ -4,26 +4,46 @@
 // answered as failed, and the database goes back to the log's last durable record before anything
 // else runs on it; later writes work again as soon as the log can write.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
-import type { EngineOptions } from '../engine/engine.ts';
+import type { Engine, EngineOptions } from '../engine/engine.ts';
+import { executeWhenFree, NO_TRANSACTIONS } from '../engine/executor.ts';
 import { detailOf } from '../engine/sqlite-error.ts';
 import { type HistoryOptions, LoggedDatabase } from './logged-database.ts';
 
 export class LoggedExecutor implements Executor {
   readonly database: LoggedDatabase;
+  private readonly options: EngineOptions;
   private pendingFlush: Promise<void> | undefined;
 
   constructor(file: string, options: EngineOptions, history: HistoryOptions) {
+    this.options = options;
     this.database = new LoggedDatabase(file, options, history);
   }
 
-  async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+  execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+    return this.run(undefined, request);
+  }
+
+  /** A connection of its own for one transaction; its commit is logged like any other. */
+  async openTransaction(): Promise<Executor> {
+    if (!this.options.transactions) throw new TypeError(NO_TRANSACTIONS);
+    const engine = this.database.openTransactionEngine();
+    return {
+      execute: (request) => this.run(engine, request),
+      dump: () => this.dump(),
+      close: () => this.database.closeTransactionEngine(engine),
+    };
+  }
+
+  /** Runs on a transaction's engine, or (undefined) on the database's own, as it is after any repair. */
+  private async run(own: Engine | undefined, request: ExecuteRequest): Promise<ExecuteResponse> {
     const database = this.database;
     const refused = database.unavailable();
     if (refused !== undefined) return { success: false, error: refused };
-    const engine = database.engine;
+    const engine = own ?? database.engine;
     const before = engine.commitSequence;
     const generation = database.generation;
-    const response = engine.execute(request);
+    let response = engine.execute(request);
+    if (!response.success && response.busy) response = await executeWhenFree(engine, request);
     if (engine.commitSequence === before) return response;
     try {
       // A commit the log could not take is undone now, before anything else runs on the database.

@@ -119,6 +119,7 @@ export class LoggedDatabase {
   /** Commits the log lost to damage, found on opening (or met while rebuilding a point). */
   private readonly damage: Damage[] = [];
   private lastFailureReport = 0;
+  private readonly transactionEngines = new Set<Engine>();
 
   constructor(
     readonly file: string,
@@ -194,8 +195,32 @@ export class LoggedDatabase {
     this.snapshots.put(this.file, sequenceOfFile(this.file), this.clock());
   }
 
-  private openEngine(): Engine {
-    return new Engine(this.file, { ...this.engineOptions, durability: 'normal', bookmarkTag: this.tag, onCommit: () => this.capture() });
+  private openEngine(options: EngineOptions = {}): Engine {
+    return new Engine(this.file, { ...this.engineOptions, ...options, durability: 'normal', bookmarkTag: this.tag, onCommit: () => this.capture() });
+  }
+
+  /**
+   * An engine of its own (a connection) for one interactive transaction: its commit is captured and
+   * logged like any other. Closed (rolled back) when the database is repaired, restored or closed.
+   */
+  openTransactionEngine(options: EngineOptions = {}): Engine {
+    const refused = this.unavailable();
+    if (refused !== undefined) throw new D1Failure(refused);
+    const engine = this.openEngine({ ...options, transactions: true });
+    this.transactionEngines.add(engine);
+    return engine;
+  }
+
+  /** A transaction's engine is done with. */
+  closeTransactionEngine(engine: Engine): void {
+    this.transactionEngines.delete(engine);
+    engine.close();
+  }
+
+  /** Before the files change under them: every transaction still open is rolled back. */
+  private closeTransactions(): void {
+    for (const engine of this.transactionEngines) engine.close();
+    this.transactionEngines.clear();
   }
 
   /** Makes the database and the log agree after a crash. */
@@ -330,6 +355,8 @@ export class LoggedDatabase {
    */
   private checkpointDurable(): boolean {
     const durable = this.log.lastDurable()?.seq ?? this.snapshots.list().at(-1)!.seq;
+    // A transaction's engine may have committed since this engine last looked.
+    this.engine.catchUp();
     if (durable !== this.lastSeq || this.engine.commitSequence !== this.lastSeq) {
       throw new Error(`checkpoint refused: the log is durable to commit ${durable}, captured to ${this.lastSeq}, the database is at ${this.engine.commitSequence}`);
     }
@@ -374,6 +401,7 @@ export class LoggedDatabase {
     const cause = this.failure?.detail ?? this.lastFailure;
     this.failure = undefined;
     this.generation++;
+    this.closeTransactions();
     this.lastFailure = cause;
     let undone = false;
     try {
@@ -741,6 +769,7 @@ export class LoggedDatabase {
 
   /** Swaps a new database file in while no connection is open; never leaves an old WAL beside a new file. */
   private replaceFile(seq: number, write: (file: string) => void): void {
+    this.closeTransactions();
     const temporary = `${this.file}.restore-tmp`;
     write(temporary);
     syncFile(temporary);
@@ -803,6 +832,7 @@ export class LoggedDatabase {
   /** Closes the engine (checkpointing the WAL only when `checkpoint`), the WAL reader and the log, and releases the lock. */
   private letGo(checkpoint: boolean): void {
     this.closed = true;
+    this.closeTransactions();
     try {
       this.engine.close(checkpoint ? {} : { keepWal: true });
     } catch {

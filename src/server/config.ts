@@ -12,6 +12,8 @@ export interface ServeOptions {
   accountId?: string;
   /** Per-query limit in ms (D1: 30 s): a query running longer is interrupted. */
   queryTimeoutMs?: number;
+  /** An interactive transaction (dione/client with `transactions: true`) idle this long is rolled back (default 10 s). */
+  transactionTimeoutMs?: number;
   /** Allow requests without a token (as admin). For local development only. */
   allowUnauthenticated?: boolean;
   /** Close a database after this long without requests. */
@@ -59,6 +61,7 @@ export interface ServerConfig {
   data: string;
   accountId: string | undefined;
   queryTimeoutMs: number;
+  transactionTimeoutMs: number;
   allowUnauthenticated: boolean;
   idleMs: number;
   workers: number;
@@ -78,6 +81,7 @@ export const DEFAULTS = {
   data: '.dione',
   /** D1's limit on one query. */
   queryTimeoutMs: 30_000,
+  transactionTimeoutMs: 10_000,
   idleMs: 60_000,
   region: 'LOCAL',
   maxBodyBytes: 64 * 1024 * 1024,
@@ -106,6 +110,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     data: options.data ?? DEFAULTS.data,
     accountId: options.accountId,
     queryTimeoutMs: options.queryTimeoutMs ?? DEFAULTS.queryTimeoutMs,
+    transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
     allowUnauthenticated: options.allowUnauthenticated ?? false,
     // A cluster node's copy of a database is kept current only while it is open.
     idleMs: options.idleMs ?? (cluster ? 2 ** 31 - 1 : DEFAULTS.idleMs),

@@ -114,6 +114,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   pool = new WorkerPool({
     workers: config.workers,
     queryTimeoutMs: config.queryTimeoutMs,
+    transactionTimeoutMs: config.transactionTimeoutMs,
     idleMs: config.idleMs,
     maxOpenDatabases: config.maxOpenDatabases,
     servedBy: clustered ? clustered.node : 'dione',

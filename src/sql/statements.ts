@@ -31,7 +31,21 @@ export interface Statement {
   slotsInOrder: boolean;
   /** D1's error detail when D1 refuses the statement before running it. */
   rejection?: string;
+  /**
+   * A transaction statement (D1 refuses them: `rejection` is set too): what it does, for handles
+   * that accept interactive transactions (Dione's opt-in).
+   */
+  control?: TransactionControl;
 }
+
+/** BEGIN, COMMIT/END, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO, as SQLite reads them. */
+export type TransactionControl =
+  | { op: 'begin'; mode: 'DEFERRED' | 'IMMEDIATE' | 'EXCLUSIVE' }
+  | { op: 'commit' }
+  | { op: 'rollback' }
+  | { op: 'savepoint'; name: string }
+  | { op: 'release'; name: string }
+  | { op: 'rollback-to'; name: string };
 
 const TRANSACTION_VERBS = new Set(['BEGIN', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
 const SCHEMA_TABLES = new Set(['sqlite_master', 'sqlite_schema', 'sqlite_temp_master', 'sqlite_temp_schema']);
@@ -109,7 +123,11 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
   let kind: StatementKind = 'write';
   let rejection: string | undefined;
   const mainVerb = verb === 'WITH' ? withMainVerb(sql, body) : verb;
-  if (TRANSACTION_VERBS.has(verb)) rejection = Messages.transactionStatement;
+  let control: TransactionControl | undefined;
+  if (TRANSACTION_VERBS.has(verb)) {
+    rejection = Messages.transactionStatement;
+    if (!explained) control = transactionControl(sql, body);
+  }
   else if (verb === 'ATTACH' || verb === 'DETACH') rejection = NOT_AUTHORIZED;
   else if (verb === 'VACUUM' && body.some((t) => keyword(sql, t) === 'INTO')) rejection = NOT_AUTHORIZED;
   else if (callsLoadExtension(sql, body)) rejection = 'not authorized: SQLITE_ERROR';
@@ -135,7 +153,43 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
     bindSlots,
     slotsInOrder,
     rejection,
+    control,
   };
+}
+
+/**
+ * What a transaction statement does. Malformed ones (a missing name) get a shape SQLite will refuse
+ * when it prepares them; the handle runs them as written.
+ */
+function transactionControl(sql: string, body: Token[]): TransactionControl {
+  const words = body.filter((t) => t.type !== 'semicolon');
+  const verb = keyword(sql, words[0]);
+  const at = (i: number) => keyword(sql, words[i]);
+  /** The savepoint name after optional words (SAVEPOINT, TRANSACTION): names compare case-insensitively. */
+  const nameFrom = (i: number, optional: string[]) => {
+    while (optional.includes(at(i))) i++;
+    return asciiLower(identifier(sql, words[i]) ?? '');
+  };
+  switch (verb) {
+    case 'BEGIN': {
+      const mode = at(1);
+      return { op: 'begin', mode: mode === 'IMMEDIATE' || mode === 'EXCLUSIVE' ? mode : 'DEFERRED' };
+    }
+    case 'COMMIT':
+    case 'END':
+      return { op: 'commit' };
+    case 'SAVEPOINT':
+      return { op: 'savepoint', name: nameFrom(1, []) };
+    case 'RELEASE':
+      return { op: 'release', name: nameFrom(1, ['SAVEPOINT']) };
+    default: {
+      // ROLLBACK [TRANSACTION] [TO [SAVEPOINT] name]
+      let i = 1;
+      if (at(i) === 'TRANSACTION') i++;
+      if (at(i) !== 'TO') return { op: 'rollback' };
+      return { op: 'rollback-to', name: nameFrom(i + 1, ['SAVEPOINT']) };
+    }
+  }
 }
 
 /** The verb of the statement a WITH clause leads into: the first DML keyword outside parentheses. */

@@ -7,7 +7,8 @@ import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
 import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts';
 import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
-import { Engine, type EngineOptions } from '../../engine/engine.ts';
+import { CLOSED_WHILE_HELD, Engine, type EngineOptions, hasTransactionStatements } from '../../engine/engine.ts';
+import { DEFAULT_BUSY_WAIT_MS, gateReleased } from '../../engine/write-gate.ts';
 import { detailOf } from '../../engine/sqlite-error.ts';
 import type { TimeTravel } from '../../log/history.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
@@ -30,7 +31,26 @@ interface Pending {
   seq: number;
   request: ExecuteRequest;
   writes: boolean;
+  /** Waiting for another handle's transaction to let the write lock go, until this time (performance.now()). */
+  waitUntil?: number;
 }
+
+/** A transaction held for a client: its engine, and the logged database it was opened on (cluster: this term's primary). */
+interface HeldTransaction {
+  engine: Engine;
+  owner: LoggedDatabase | undefined;
+}
+
+/** One run of a transaction's request: its answer, whether it committed, and the write gate it may wait on. */
+interface TransactionStep {
+  response: ExecuteResponse;
+  committed: boolean;
+  gate: string | undefined;
+}
+
+/** Handles whose transaction the idle timeout rolled back are told so this long, at most this many. */
+const ABANDONED_KEPT_MS = 10 * 60_000;
+const ABANDONED_KEPT = 10_000;
 
 /** An answer, and what it becomes when the commit it reports is not made durable. */
 interface Outgoing {
@@ -52,6 +72,14 @@ export class HostedDatabase {
   /** This worker holds the database's slot (Slots.hold). */
   held = false;
   closed = false;
+  /** Interactive transactions held for clients, by handle (the caller's token and the client's id). */
+  private readonly transactions = new Map<string, HeldTransaction>();
+  /** Handles whose transaction the idle timeout rolled back, with what their next request is told and when. */
+  private readonly abandoned = new Map<string, { reason: string; at: number }>();
+  /** Settles when the last held transaction ends (the database stays on this worker until then). */
+  private transactionsOver: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Requests waiting for a transaction to let the write lock go. */
+  private waitingForGate = 0;
 
   constructor(
     public ref: DatabaseRef,
@@ -59,6 +87,8 @@ export class HostedDatabase {
     private readonly post: (messages: FromWorker[]) => void,
     /** A new task starts (a unit of SQL): the worker's busy clock starts over. */
     private readonly task: () => void,
+    /** Requests were queued again (they waited for a transaction): drain them. */
+    private readonly wake: () => void = () => {},
   ) {}
 
   private engineOptions(): EngineOptions {
@@ -92,7 +122,7 @@ export class HostedDatabase {
   }
 
   get idle(): boolean {
-    return this.busy === 0 && this.queue.length === 0;
+    return this.busy === 0 && this.queue.length === 0 && this.transactions.size === 0 && this.waitingForGate === 0;
   }
 
   get working(): boolean {
@@ -101,7 +131,137 @@ export class HostedDatabase {
 
   /** Work that goes on after an operation returns (a snapshot the write log started). */
   background(): Promise<void> | undefined {
-    return this.logged?.snapshotInProgress;
+    return this.logged?.snapshotInProgress ?? this.transactionsOver?.promise;
+  }
+
+  /**
+   * Whether a request of a transactions handle runs on a transaction's own engine: its handle holds
+   * one (or lost one), or the request holds transaction statements.
+   */
+  takesTransaction(request: ExecuteRequest): boolean {
+    const key = request.transaction;
+    if (key === undefined) return false;
+    return this.transactions.has(key) || this.abandoned.has(key) || request.transactionHeld === true || hasTransactionStatements(request);
+  }
+
+  /** Runs a request on its handle's transaction engine (opened for it if needed); answers once the log holds any commit. */
+  async runTransaction(id: number, request: ExecuteRequest): Promise<void> {
+    const key = request.transaction!;
+    let response: ExecuteResponse;
+    let committed = false;
+    try {
+      const refused = this.logged?.unavailable();
+      if (refused !== undefined) throw new Failure({ kind: 'refused', message: refused });
+      const deadline = performance.now() + DEFAULT_BUSY_WAIT_MS;
+      for (;;) {
+        let outcome: TransactionStep | undefined;
+        if (this.cluster) {
+          const answer = await (await this.cluster.get()).inTransaction((logged) => {
+            outcome = this.step(key, request, logged);
+            return outcome.response;
+          });
+          if ('forward' in answer) {
+            this.closeTransaction(key);
+            throw notPrimary(answer.forward);
+          }
+          response = answer;
+        } else {
+          outcome = this.step(key, request, this.logged);
+          response = outcome.response;
+        }
+        committed = outcome?.committed === true && response.success;
+        const left = deadline - performance.now();
+        if (response.success || !response.busy || outcome === undefined) break;
+        if (left <= 0) {
+          response = { success: false, error: response.error, inTransaction: response.inTransaction };
+          break;
+        }
+        // Another handle's transaction holds the write lock: wait for it (bounded), without blocking the worker.
+        await gateReleased(outcome.gate, left);
+      }
+    } catch (e) {
+      if (e instanceof Failure && e.data.kind === 'not-primary') {
+        this.reply({ t: 'fail', id, failure: e.data });
+        return this.flushReplies();
+      }
+      response = { success: false, error: detailOf(e), inTransaction: false };
+    }
+    this.reply(
+      { t: 'reply', id, value: response },
+      committed ? (error) => ({ t: 'reply', id, value: { success: false, error, inTransaction: false } satisfies ExecuteResponse }) : undefined,
+    );
+    this.flushReplies(committed);
+  }
+
+  /** The request once, on the handle's transaction engine on `logged` (or on the plain file). */
+  private step(key: string, request: ExecuteRequest, logged: LoggedDatabase | undefined): TransactionStep {
+    let held = this.transactions.get(key);
+    if (held && held.owner !== logged) {
+      // Opened on a database this node no longer writes (it was primary, then not): gone with it.
+      this.closeTransaction(key);
+      return { response: { success: false, error: CLOSED_WHILE_HELD, inTransaction: false }, committed: false, gate: undefined };
+    }
+    if (!held) {
+      const abandoned = this.abandoned.get(key);
+      if (abandoned || request.transactionHeld) {
+        // Its transaction is gone: running the request on its own would commit what was meant to be part of it.
+        this.abandoned.delete(key);
+        return { response: { success: false, error: abandoned?.reason ?? CLOSED_WHILE_HELD, inTransaction: false }, committed: false, gate: undefined };
+      }
+      held = this.openTransaction(key, logged);
+    }
+    const { engine } = held;
+    const before = engine.commitSequence;
+    const response = engine.execute(request);
+    const committed = response.success && engine.commitSequence !== before;
+    if (!engine.inTransaction) this.closeTransaction(key);
+    return { response, committed, gate: engine.gate };
+  }
+
+  private openTransaction(key: string, logged: LoggedDatabase | undefined): HeldTransaction {
+    const options: EngineOptions = {
+      ...this.engineOptions(),
+      transactions: true,
+      transactionTimeoutMs: this.settings.transactionTimeoutMs,
+      onAbandoned: (reason) => {
+        this.closeTransaction(key);
+        if (this.abandoned.size >= ABANDONED_KEPT) this.forgetAbandoned();
+        this.abandoned.set(key, { reason, at: Date.now() });
+      },
+    };
+    const engine = logged ? logged.openTransactionEngine(options) : new Engine(this.ref.file, options);
+    const held = { engine, owner: logged };
+    this.transactions.set(key, held);
+    if (!this.transactionsOver) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.transactionsOver = { promise, resolve };
+    }
+    return held;
+  }
+
+  private closeTransaction(key: string): void {
+    const held = this.transactions.get(key);
+    if (!held) return;
+    this.transactions.delete(key);
+    if (held.owner) held.owner.closeTransactionEngine(held.engine);
+    else held.engine.close();
+    if (this.transactions.size === 0 && this.transactionsOver) {
+      this.transactionsOver.resolve();
+      this.transactionsOver = undefined;
+    }
+  }
+
+  /** Every transaction still held is rolled back (the database closes or moves). */
+  private closeTransactions(): void {
+    for (const key of [...this.transactions.keys()]) this.closeTransaction(key);
+  }
+
+  private forgetAbandoned(): void {
+    const old = Date.now() - ABANDONED_KEPT_MS;
+    for (const [key, { at }] of this.abandoned) if (at < old || this.abandoned.size >= ABANDONED_KEPT) this.abandoned.delete(key);
   }
 
   enter(): void {
@@ -156,7 +316,8 @@ export class HostedDatabase {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    taking(batch.at(-1)!.seq);
+    // Requests that waited for a transaction come first again, with older numbers.
+    taking(Math.max(...batch.map((p) => p.seq)));
     if (this.cluster) return this.drainCluster(batch);
     const refused = this.logged?.unavailable();
     if (refused !== undefined) {
@@ -173,6 +334,7 @@ export class HostedDatabase {
     // A repair (the log failed) reopens the engine between two units: the units after it, which the
     // closed engine refused, run again on the new one.
     const again: Pending[] = [];
+    const blocked: Pending[] = [];
     let stale = false;
     let sequenceBefore = running.commitSequence;
     running.executeMany(
@@ -182,6 +344,11 @@ export class HostedDatabase {
         if (stale) {
           again.push(p);
           return;
+        }
+        if (!response.success && response.busy) {
+          const answer = this.deferWhileBusy(p, response, blocked);
+          if (!answer) return;
+          response = answer;
         }
         const committed = response.success && running.commitSequence !== sequenceBefore;
         this.reply(
@@ -198,26 +365,61 @@ export class HostedDatabase {
     );
     this.flushReplies(writing);
     if (again.length > 0) this.queue = [...again, ...this.queue];
+    if (blocked.length > 0) this.waitForGate(running.gate, blocked);
+  }
+
+  /**
+   * Another handle's transaction holds the write lock: the request waits for it (bounded) in
+   * `blocked`, without blocking the worker (undefined), or, its time up, gets the busy error.
+   */
+  private deferWhileBusy(p: Pending, response: ExecuteResponse & { success: false }, blocked: Pending[]): ExecuteResponse | undefined {
+    const now = performance.now();
+    p.waitUntil ??= now + DEFAULT_BUSY_WAIT_MS;
+    if (now < p.waitUntil) {
+      blocked.push(p);
+      return undefined;
+    }
+    return { success: false, error: response.error };
+  }
+
+  /** The blocked requests go back in the queue when the write lock is let go (or their wait is up). */
+  private waitForGate(gate: string | undefined, blocked: Pending[]): void {
+    this.waitingForGate += blocked.length;
+    const left = Math.min(...blocked.map((p) => p.waitUntil!)) - performance.now();
+    void gateReleased(gate, left).then(() => {
+      this.waitingForGate -= blocked.length;
+      if (this.closed) return;
+      this.queue = [...blocked, ...this.queue];
+      this.wake();
+    });
   }
 
   /** Cluster mode: the batch runs here (one shipment to the log for all its writes), or is handed on. */
   private async drainCluster(batch: Pending[]): Promise<void> {
     let answers: (ExecuteResponse | Forward)[];
+    let gate: string | undefined;
     try {
       const database = await this.cluster!.get();
       answers = await database.executeMany(batch.map((p) => ({ request: p.request, writes: p.writes })));
+      gate = database.engine?.gate;
     } catch (e) {
       // NATS's own errors ("TIMEOUT"…) mean the same to the caller: nothing was made durable.
       const error = (e as Error).message === UNAVAILABLE ? UNAVAILABLE : NOT_DURABLE;
       const copy = this.cluster!.offlineCopy();
       answers = batch.map((p) => (copy && !p.writes && readsAnyCopy(p.request, copy) ? copy.execute(p.request) : { success: false, error }));
     }
+    const blocked: Pending[] = [];
     answers.forEach((answer, i) => {
       const p = batch[i]!;
-      if ('forward' in answer) this.reply({ t: 'fail', id: p.id, failure: notPrimary(answer.forward).data });
-      else this.reply({ t: 'reply', id: p.id, value: answer });
+      if ('forward' in answer) {
+        this.reply({ t: 'fail', id: p.id, failure: notPrimary(answer.forward).data });
+        return;
+      }
+      const response = !answer.success && answer.busy ? this.deferWhileBusy(p, answer, blocked) : answer;
+      if (response) this.reply({ t: 'reply', id: p.id, value: response });
     });
     this.flushReplies();
+    if (blocked.length > 0) this.waitForGate(gate, blocked);
   }
 
   /** Runs an operation other than SQL; the answer (or typed failure) is posted when it settles. */
@@ -298,6 +500,7 @@ export class HostedDatabase {
   /** Closes the database (what is queued has been answered). */
   async close(): Promise<void> {
     this.closed = true;
+    this.closeTransactions();
     if (this.cluster) await this.cluster.stop();
     else if (this.logged) await this.logged.close();
     else this.plain?.close();
@@ -306,6 +509,7 @@ export class HostedDatabase {
   /** Lets go of a copy another worker has taken over: nothing is written or checkpointed. */
   abandon(): void {
     this.closed = true;
+    this.closeTransactions();
     if (this.logged) this.logged.abandon();
     else this.plain?.close({ keepWal: true });
   }
@@ -313,6 +517,7 @@ export class HostedDatabase {
   /** The process is ending: closes at once. */
   closeNow(): void {
     this.closed = true;
+    this.closeTransactions();
     if (this.cluster) void this.cluster.stop();
     else if (this.logged) this.logged.closeNow();
     else this.plain?.close();

@@ -19,6 +19,8 @@ export interface PoolOptions {
   workers: number;
   /** Per-request limit in ms: the engine interrupts a query that runs longer (0: none). */
   queryTimeoutMs: number;
+  /** An interactive transaction idle this long is rolled back. */
+  transactionTimeoutMs: number;
   /** Close a database after this long without requests. */
   idleMs: number;
   /** Databases kept open at once (each holds a few file descriptors); least recently used ones close first. */
@@ -215,6 +217,7 @@ export class WorkerPool {
       history: this.options.history,
       cluster: this.options.cluster,
       queryTimeoutMs: this.options.queryTimeoutMs,
+      transactionTimeoutMs: this.options.transactionTimeoutMs,
       slots: this.slots.buffer,
     };
     this.slots.working(index, false);

@@ -42,6 +42,7 @@ export interface WorkerSettings {
   history: HistorySettings | false;
   cluster?: HostClusterSettings;
   queryTimeoutMs: number;
+  transactionTimeoutMs: number;
   /** The ownership table shared with the pool (slots.ts). */
   slots: SharedArrayBuffer;
 }

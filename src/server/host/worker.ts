@@ -85,7 +85,7 @@ function copyOf(ref: DatabaseRef, id: number): HostedDatabase | Promise<HostedDa
   const waiting = opening.get(ref.uuid);
   if (waiting) return waiting;
   failedOpens.delete(ref.uuid);
-  const db = new HostedDatabase(ref, settings, post, task);
+  const db: HostedDatabase = new HostedDatabase(ref, settings, post, task, () => scheduleDrain(db));
   // Opening is work on the database: the pool must not move it meanwhile (two threads would open
   // one history at once). Moved before it starts, the call was sent to the new owner.
   if (!slots.hold(ref.slot, ref.epoch, me)) return undefined;
@@ -153,6 +153,16 @@ function call(ref: DatabaseRef, id: number, seq: number, request: HostCall): voi
   if (copy instanceof Promise) {
     void copy.then((db) => {
       if (db instanceof HostedDatabase) call(ref, id, seq, request);
+    });
+    return;
+  }
+  if (request.op === 'execute' && copy.takesTransaction(request.request)) {
+    const held = copy;
+    within(held, () => {
+      // In order: the SQL requests queued before this one run first.
+      if (held.queued > 0) void held.drain((queued) => slots.take(ref.slot, queued));
+      slots.take(ref.slot, seq);
+      return held.runTransaction(id, request.request);
     });
     return;
   }

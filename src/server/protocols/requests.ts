@@ -78,6 +78,8 @@ const wireRequest = z.object({
   resultsFormat: z.enum(['ROWS_AND_COLUMNS', 'FIRST_ROW', 'NONE']).optional(),
   bookmark: z.string().optional(),
   intMode: z.enum(['number', 'bigint']).default('number'),
+  transaction: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a transaction handle is 1 to 64 letters, digits, _ or -').optional(),
+  held: z.boolean().optional(),
 });
 
 /** A request body already parsed as JSON (one call of a pipelined dione request). */
@@ -94,7 +96,12 @@ export function parseDioneBody(body: string | JsonBody): { request: ExecuteReque
   } catch (e) {
     throw new BadRequest((e as Error).message);
   }
-  return { request: { queries, resultsFormat: value.resultsFormat, bookmark: value.bookmark }, intMode: value.intMode };
+  const request: ExecuteRequest = { queries, resultsFormat: value.resultsFormat, bookmark: value.bookmark };
+  if (value.transaction !== undefined) {
+    request.transaction = value.transaction;
+    if (value.held) request.transactionHeld = true;
+  }
+  return { request, intMode: value.intMode };
 }
 
 /** What a request path whose percent-encoding does not decode (a lone `%`, `%ZZ`, bytes that are not UTF-8) is told. */

@@ -76,6 +76,12 @@ export async function executeSql(
   // The lexer's word is the fast path with the token's wording; SQLite refuses writes in the engine too.
   if (readOnly && parsed.writes) return done(sqlFailure(protocol, 'forbidden', WRITE_REFUSED), 'error', undefined, WRITE_REFUSED);
   if (readOnly) parsed.request.readOnly = true;
+  // A transactions handle's transaction is its token's: another token naming the same handle has none.
+  // Read-only tokens hold none (their transaction statements are refused as on D1).
+  if (parsed.request.transaction !== undefined) {
+    if (readOnly) delete parsed.request.transaction;
+    else parsed.request.transaction = `${grant.tokenId}:${parsed.request.transaction}`;
+  }
   try {
     const response = await server.pool.execute({ uuid: database.uuid, file: server.catalog.file(database.uuid) }, parsed.request, parsed.writes);
     const encoded = parsed.encode(response);
