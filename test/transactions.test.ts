@@ -249,6 +249,9 @@ function suite(name: string, make: Make): void {
       await rejectsWith(() => t.db.prepare('INSERT INTO t (v) VALUES (5)').run(), /idle for more than 300 ms/);
       await t.rollback();
       assert.deepEqual(await values(other), [2, 3]);
+      // Connections are reused for transactions: the next one is told nothing of the last one's end.
+      for (let v = 6; v <= 8; v++) await withTransaction(db, (tx) => tx.prepare('INSERT INTO t (v) VALUES (?)').bind(v).run());
+      assert.deepEqual(await values(other), [2, 3, 6, 7, 8]);
     });
   });
 }

@@ -161,7 +161,11 @@ export class Engine {
   private othersCommitted = false;
   private readonly transactions: boolean;
   private readonly transactionTimeoutMs: number;
-  private readonly onAbandoned: ((reason: string) => void) | undefined;
+  /**
+   * Called when the held transaction was rolled back behind the handle's back (its idle timeout, the
+   * engine closing), with what the handle should be told. Set per use when engines are reused.
+   */
+  onAbandoned: ((reason: string) => void) | undefined;
   private held: HeldTransaction | undefined;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Why the held transaction was rolled back behind the handle's back: told to its next request. */
@@ -223,6 +227,22 @@ export class Engine {
     } finally {
       this.connection.disarmDeadline();
     }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Ready for another transaction's use (engines are reused: a connection costs milliseconds to
+   * open): whatever is still held is rolled back, and nothing of the last use is told to the next.
+   */
+  resetTransaction(): void {
+    this.onAbandoned = undefined;
+    if (this.held) this.abandonTransaction('');
+    this.abandonedBecause = undefined;
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
   }
 
   /** An in-memory database (no other connection can share it). */

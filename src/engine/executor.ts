@@ -1,6 +1,7 @@
 // The engine behind the Executor interface, for the in-process binding.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import { Engine, type EngineOptions } from './engine.ts';
+import { TransactionEngines } from './transaction-engines.ts';
 import { DEFAULT_BUSY_WAIT_MS, gateReleased } from './write-gate.ts';
 
 /**
@@ -27,12 +28,14 @@ export class EmbeddedExecutor implements Executor {
   readonly engine: Engine;
   /** In memory, a transaction has the handle's only connection: the handle's own requests wait for it. */
   private lent: Promise<void> | undefined;
+  private readonly transactionEngines: TransactionEngines;
 
   constructor(
-    private readonly file: string,
+    file: string,
     private readonly options: EngineOptions = {},
   ) {
     this.engine = new Engine(file, options);
+    this.transactionEngines = new TransactionEngines(() => new Engine(file, { ...options, transactions: true }));
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
@@ -69,7 +72,18 @@ export class EmbeddedExecutor implements Executor {
         },
       };
     }
-    return new EmbeddedExecutor(this.file, { ...this.options, transactions: true });
+    const engines = this.transactionEngines;
+    const engine = engines.take();
+    let closed = false;
+    return {
+      execute: async (request) => (closed ? { success: false, error: 'The transaction has ended.' } : executeWhenFree(engine, request)),
+      dump: () => engine.dump(),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        engines.give(engine);
+      },
+    };
   }
 
   async dump(): Promise<ArrayBuffer> {
@@ -77,6 +91,7 @@ export class EmbeddedExecutor implements Executor {
   }
 
   close(): void {
+    this.transactionEngines.closeAll();
     this.engine.close();
   }
 }

@@ -10,6 +10,7 @@ import { HistoryError, type HistoryPoint, type RestoreResult } from '../api/time
 import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { D1Failure, detailOf } from '../engine/sqlite-error.ts';
+import { TransactionEngines } from '../engine/transaction-engines.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
 import { syncDirectory, syncFile } from './files.ts';
 import { finishFork, historyDirOf, prepareFork } from './fork.ts';
@@ -119,7 +120,7 @@ export class LoggedDatabase {
   /** Commits the log lost to damage, found on opening (or met while rebuilding a point). */
   private readonly damage: Damage[] = [];
   private lastFailureReport = 0;
-  private readonly transactionEngines = new Set<Engine>();
+  private readonly transactionEngines = new TransactionEngines(() => this.openEngine({ transactions: true }));
 
   constructor(
     readonly file: string,
@@ -203,24 +204,20 @@ export class LoggedDatabase {
    * An engine of its own (a connection) for one interactive transaction: its commit is captured and
    * logged like any other. Closed (rolled back) when the database is repaired, restored or closed.
    */
-  openTransactionEngine(options: EngineOptions = {}): Engine {
+  openTransactionEngine(onAbandoned?: (reason: string) => void): Engine {
     const refused = this.unavailable();
     if (refused !== undefined) throw new D1Failure(refused);
-    const engine = this.openEngine({ ...options, transactions: true });
-    this.transactionEngines.add(engine);
-    return engine;
+    return this.transactionEngines.take(onAbandoned);
   }
 
-  /** A transaction's engine is done with. */
+  /** A transaction's engine is done with (rolled back if it left a transaction open; kept for the next). */
   closeTransactionEngine(engine: Engine): void {
-    this.transactionEngines.delete(engine);
-    engine.close();
+    this.transactionEngines.give(engine);
   }
 
   /** Before the files change under them: every transaction still open is rolled back. */
   private closeTransactions(): void {
-    for (const engine of this.transactionEngines) engine.close();
-    this.transactionEngines.clear();
+    this.transactionEngines.closeAll();
   }
 
   /** Makes the database and the log agree after a crash. */

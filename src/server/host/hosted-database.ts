@@ -8,6 +8,7 @@ import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
 import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts';
 import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
 import { CLOSED_WHILE_HELD, Engine, type EngineOptions, hasTransactionStatements } from '../../engine/engine.ts';
+import { TransactionEngines } from '../../engine/transaction-engines.ts';
 import { DEFAULT_BUSY_WAIT_MS, gateReleased } from '../../engine/write-gate.ts';
 import { detailOf } from '../../engine/sqlite-error.ts';
 import type { TimeTravel } from '../../log/history.ts';
@@ -80,6 +81,8 @@ export class HostedDatabase {
   private transactionsOver: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Requests waiting for a transaction to let the write lock go. */
   private waitingForGate = 0;
+  /** Engines for transactions on a database without a write log (with one, the log keeps them). */
+  private readonly plainTransactionEngines = new TransactionEngines(() => new Engine(this.ref.file, { ...this.engineOptions(), transactions: true }));
 
   constructor(
     public ref: DatabaseRef,
@@ -92,7 +95,12 @@ export class HostedDatabase {
   ) {}
 
   private engineOptions(): EngineOptions {
-    return { intMode: 'bigint', servedBy: this.settings.cluster ? this.settings.cluster.node : this.settings.servedBy, queryTimeoutMs: this.settings.queryTimeoutMs };
+    return {
+      intMode: 'bigint',
+      servedBy: this.settings.cluster ? this.settings.cluster.node : this.settings.servedBy,
+      queryTimeoutMs: this.settings.queryTimeoutMs,
+      transactionTimeoutMs: this.settings.transactionTimeoutMs,
+    };
   }
 
   /** Opens the database; throws what opening threw. Synchronous except in cluster mode. */
@@ -219,17 +227,12 @@ export class HostedDatabase {
   }
 
   private openTransaction(key: string, logged: LoggedDatabase | undefined): HeldTransaction {
-    const options: EngineOptions = {
-      ...this.engineOptions(),
-      transactions: true,
-      transactionTimeoutMs: this.settings.transactionTimeoutMs,
-      onAbandoned: (reason) => {
-        this.closeTransaction(key);
-        if (this.abandoned.size >= ABANDONED_KEPT) this.forgetAbandoned();
-        this.abandoned.set(key, { reason, at: Date.now() });
-      },
+    const onAbandoned = (reason: string) => {
+      this.closeTransaction(key);
+      if (this.abandoned.size >= ABANDONED_KEPT) this.forgetAbandoned();
+      this.abandoned.set(key, { reason, at: Date.now() });
     };
-    const engine = logged ? logged.openTransactionEngine(options) : new Engine(this.ref.file, options);
+    const engine = logged ? logged.openTransactionEngine(onAbandoned) : this.plainTransactionEngines.take(onAbandoned);
     const held = { engine, owner: logged };
     this.transactions.set(key, held);
     if (!this.transactionsOver) {
@@ -247,7 +250,7 @@ export class HostedDatabase {
     if (!held) return;
     this.transactions.delete(key);
     if (held.owner) held.owner.closeTransactionEngine(held.engine);
-    else held.engine.close();
+    else this.plainTransactionEngines.give(held.engine);
     if (this.transactions.size === 0 && this.transactionsOver) {
       this.transactionsOver.resolve();
       this.transactionsOver = undefined;
@@ -257,6 +260,7 @@ export class HostedDatabase {
   /** Every transaction still held is rolled back (the database closes or moves). */
   private closeTransactions(): void {
     for (const key of [...this.transactions.keys()]) this.closeTransaction(key);
+    this.plainTransactionEngines.closeAll();
   }
 
   private forgetAbandoned(): void {
