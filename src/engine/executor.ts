@@ -9,8 +9,13 @@ export class EmbeddedExecutor implements Executor {
     this.engine = new Engine(file, options);
   }
 
-  async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
-    return this.engine.execute(request);
+  /** The engine's answer as an already settled promise (the engine is synchronous). */
+  execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+    try {
+      return Promise.resolve(this.engine.execute(request));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   async dump(): Promise<ArrayBuffer> {
