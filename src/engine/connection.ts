@@ -85,7 +85,8 @@ export class Connection {
   /** Statements prepared in read mode: the read path never runs one prepared without it. */
   private readonly readStatements = new Map<string, Database.Statement>();
   private readonly changesQuery: Database.Statement;
-  private readonly sizeQuery: Database.Statement;
+  /** total_changes(), last_insert_rowid() and the used bytes in one statement (one step, not two). */
+  private readonly countersQuery: Database.Statement;
   private readonly dataVersionQuery: Database.Statement;
   private readonly sequenceQuery: Database.Statement;
   private readonly sealQuery: Database.Statement;
@@ -127,7 +128,7 @@ export class Connection {
     this.token = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
     const helper = (sql: string) => this.db.prepare(sql).pluck();
     this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
-    this.sizeQuery = helper('SELECT dione_used_bytes(?)');
+    this.countersQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid(), dione_used_bytes(?)').raw(true);
     this.dataVersionQuery = helper('SELECT dione_data_version(?)');
     this.sequenceQuery = helper('SELECT dione_commit_sequence(?)');
     this.sealQuery = helper('SELECT dione_seal(?)');
@@ -226,8 +227,12 @@ export class Connection {
 
   /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */
   counters(size?: number): CounterState {
-    const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
-    return { totalChanges, lastRowId, size: size ?? (this.sizeQuery.get(this.token) as number) };
+    if (size !== undefined) {
+      const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
+      return { totalChanges, lastRowId, size };
+    }
+    const [totalChanges, lastRowId, used] = this.countersQuery.get(this.token) as [number, number, number];
+    return { totalChanges, lastRowId, size: used };
   }
 
   /** Changes whenever the database changes, through this connection or another (read after a statement ran). */

@@ -120,6 +120,8 @@ export class Engine {
   private workerdMetadata = false;
   /** Other connections committed since this one last took their schema as the seal's reference. */
   private othersCommitted = false;
+  /** In a unit: a query kept the size measured before it (see body), so the seal's caller measures anew. */
+  private sizeStale = false;
 
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
@@ -302,6 +304,7 @@ export class Engine {
   private unit(works: Work[], writes: boolean, prepare: (statement: Statement) => Database.Statement = this.prepareWrite): ExecuteResponse[] {
     const shared = works.length > 1;
     const everyone = (failure: ExecuteResponse) => works.map(() => failure);
+    this.sizeStale = false;
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
@@ -361,8 +364,10 @@ export class Engine {
     let sequence: number | undefined;
     try {
       sequence = this.connection.seal();
-      // The seal is a write of its own; measuring inside the transaction avoids a new read lock later.
-      if (sequence !== undefined) this.counters = this.connection.counters();
+      // The seal only sets the header's commit sequence: changes, last row id and size stay as the
+      // last measure after a write left them, unless a query kept an older size (then measured here,
+      // inside the transaction, which avoids a new read lock later).
+      if (sequence !== undefined && this.sizeStale) this.counters = this.connection.counters();
       this.connection.commit.run();
     } catch (e) {
       this.rollback();
@@ -413,6 +418,7 @@ export class Engine {
         // the last measured size and the request's final query measures it anew.
         const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
         this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
+        this.sizeStale = !remeasure;
       }
       const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
       const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
