@@ -68,6 +68,10 @@ interface Work {
 
 function workOf(request: ExecuteRequest): Work {
   const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
+  // One query (every prepared statement's call): no copies of the list.
+  if (request.queries.length === 1 && !dropped(request.queries[0]!.sql)) {
+    return { queries: request.queries, parsed: [parseQuery(request.queries[0]!.sql)], format };
+  }
   const queries = request.queries.filter((q) => !dropped(q.sql));
   return { queries, parsed: queries.map((q) => parseQuery(q.sql)), format };
 }
@@ -215,7 +219,8 @@ export class Engine {
         if (mustNotWrite) throw new D1Failure(Messages.readOnly);
         return undefined;
       }
-      const outcome = this.withDeadline(() => this.run(statement, prepared, query.params, format));
+      const outcome =
+        this.queryTimeoutMs === 0 ? this.run(statement, prepared, query.params, format) : this.withDeadline(() => this.run(statement, prepared, query.params, format));
       const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
       return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
     } catch (e) {
