@@ -45,6 +45,8 @@ interface Outcome {
   /** What SQLite counted for the statement: rows read and rows written (D1's meters). */
   read: number;
   written: number;
+  /** What better-sqlite3's run() said (a statement that returns no rows): its changes and last row id. */
+  ran?: Database.RunResult;
 }
 
 const BACKUP_PAGES_PER_STEP = 2048;
@@ -126,6 +128,9 @@ export class Engine {
   private othersCommitted = false;
   /** In a unit: a query kept the size measured before it (see body), so the seal's caller measures anew. */
   private sizeStale = false;
+  /** Connection.nestedWritesPossible() as of schemaEpoch nestedWritesEpoch (-1: ask again). */
+  private nestedWrites = true;
+  private nestedWritesEpoch = -1;
 
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
@@ -354,6 +359,7 @@ export class Engine {
         try {
           this.connection.rollbackToSavepoint.run();
           this.connection.release.run();
+          this.nestedWritesEpoch = -1;
           this.counters = this.connection.counters();
         } catch (inner) {
           this.rollback();
@@ -422,7 +428,7 @@ export class Engine {
         // Measuring the size costs three PRAGMA steps; inside a request, plain row writes keep
         // the last measured size and the request's final query measures it anew.
         const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
-        this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
+        this.counters = remeasure ? this.connection.counters() : this.rowWriteCounters(outcome, statements.length === 1);
         this.sizeStale = !remeasure;
       }
       const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
@@ -432,7 +438,30 @@ export class Engine {
     return results;
   }
 
+  /**
+   * The counters after a row write that keeps the last measured size (see body). A single statement
+   * that returned no rows, in a schema where nothing else can change rows along with it (no trigger,
+   * foreign key action or virtual table), changed exactly what better-sqlite3's run() says, so the
+   * counters follow from it without asking SQLite (a statement step per row of a batch). Otherwise,
+   * or when unsure, SQLite's total_changes() and last_insert_rowid().
+   */
+  private rowWriteCounters(outcome: Outcome, alone: boolean): CounterState {
+    const ran = outcome.ran;
+    if (ran !== undefined && alone) {
+      if (this.nestedWritesEpoch !== this.schemaEpoch) {
+        this.nestedWrites = this.connection.nestedWritesPossible();
+        this.nestedWritesEpoch = this.schemaEpoch;
+      }
+      if (!this.nestedWrites) {
+        return { totalChanges: this.counters.totalChanges + ran.changes, lastRowId: Number(ran.lastInsertRowid), size: this.counters.size };
+      }
+    }
+    return this.connection.counters(this.counters.size);
+  }
+
   private rollback(): void {
+    // What was rolled back may have dropped a trigger (see rowWriteCounters): ask again.
+    this.nestedWritesEpoch = -1;
     if (this.connection.db.inTransaction) this.connection.rollback.run();
     // The table may have been created by the transaction just rolled back.
     this.workerdMetadata = false;
@@ -473,9 +502,9 @@ export class Engine {
     try {
       if (SCHEMA_VERBS.has(statement.verb)) this.schemaEpoch++;
       if (!prepared.reader) {
-        prepared.run(...args);
+        const ran = prepared.run(...args);
         const [read, written] = takeRowCounts(prepared);
-        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written };
+        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written, ran };
       }
       if (format === 'FIRST_ROW' && statement.kind === 'read') {
         const row = prepared.get(...args) as RowValue[] | undefined;
