@@ -1,11 +1,24 @@
 // npm run bench: Dione's embedded binding next to raw better-sqlite3 on the same data (100k rows),
-// both on a WAL file with synchronous=FULL. Prints ops/s (median of rounds) and the ratio.
-// Reproduce: npm run bench [-- --rounds 5 --seconds 0.5]
+// both on a WAL file with synchronous=FULL. Prints ops/s (median of rounds) and the ratio to raw, for:
+//   - dione: open(file), the embedded binding;
+//   - dione history: open(file, { history: true }), the write log on (a write is answered once its
+//     log record is synced; SQLite itself runs with synchronous=NORMAL under it);
+//   - dione serve: the same calls through dione/client to `dione serve` (its own process, default
+//     flags, so with its write log), one call at a time over one keep-alive HTTP connection.
+// Every column runs the same operations in the same rounds, against the same raw baseline.
+//
+// The baseline is measured the way Dione is: each operation is awaited in the same loop (`await` of
+// raw better-sqlite3's plain return value costs one microtask, Dione's promise at least one), so the
+// ratio is Dione's own work, not the loop's. Calling raw better-sqlite3 synchronously, without the
+// await, would make its column faster still by that microtask (about 0.3 µs on a point select).
+// Reproduce: npm run bench [-- --rounds 5 --seconds 0.5 --history 1 --serve 1]
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { open } from '../src/index.ts';
+import { connect } from '../src/client.ts';
+import { type D1Database, open } from '../src/index.ts';
+import { type Dione, startDione, stopAll } from './harness.ts';
 
 const argument = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -13,6 +26,8 @@ const argument = (name: string, fallback: number) => {
 };
 const ROUNDS = argument('rounds', 5);
 const SECONDS = argument('seconds', 0.5);
+const HISTORY = argument('history', 1) > 0;
+const SERVE = argument('serve', 1) > 0;
 const ROWS = 100_000;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-bench-'));
@@ -29,7 +44,20 @@ function seed(file: string) {
   db.close();
 }
 
-/** Runs `op` repeatedly for SECONDS (at least a few times), returns ops/s. */
+/** The same rows through the server's REST API (one statement). */
+async function seedServer(dione: Dione): Promise<void> {
+  const api = `${dione.url}/client/v4/accounts/${dione.accountId}/d1/database`;
+  const post = async (url: string, body: unknown) => {
+    const response = await fetch(url, { method: 'POST', headers: dione.headers, body: JSON.stringify(body), signal: AbortSignal.timeout(120_000) });
+    if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+  };
+  await post(api, { name: 'bench' });
+  await post(`${api}/bench/query`, { sql: SCHEMA });
+  const rows = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS}) INSERT INTO items SELECT i, 'item ' || i, i * 0.25, i % 100 FROM n`;
+  await post(`${api}/bench/query`, { sql: rows });
+}
+
+/** Runs `op` repeatedly for SECONDS (at least a few times), each call awaited, returns ops/s. */
 async function measure(op: (i: number) => unknown): Promise<number> {
   let n = 0;
   const start = performance.now();
@@ -44,70 +72,112 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const rawFile = path.join(dir, 'raw.sqlite');
 const dioneFile = path.join(dir, 'dione.sqlite');
+const historyFile = path.join(dir, 'history.sqlite');
 seed(rawFile);
 seed(dioneFile);
+if (HISTORY) seed(historyFile);
 
 const raw = new Database(rawFile);
 raw.pragma('journal_mode = WAL');
 raw.pragma('synchronous = FULL');
-const db = open(dioneFile);
 
-let nextId = ROWS + 1;
-const rand = (i: number) => ((i * 7919) % ROWS) + 1;
-
-const rawPoint = raw.prepare('SELECT * FROM items WHERE id = ?');
-const rawRange = raw.prepare('SELECT * FROM items WHERE id BETWEEN ? AND ?');
-const rawInsert = raw.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)');
-const rawBatch = raw.transaction((base: number) => {
-  for (let k = 0; k < 100; k++) rawInsert.run(base + k, 'batch', 1.5, k);
-});
-
-const workloads: { name: string; raw: (i: number) => unknown; dione: (i: number) => unknown }[] = [
-  {
-    name: 'point select by primary key',
-    raw: (i) => rawPoint.get(rand(i)),
-    dione: (i) => db.prepare('SELECT * FROM items WHERE id = ?').bind(rand(i)).first(),
-  },
-  {
-    name: 'range scan, 1000 rows',
-    raw: (i) => rawRange.all(rand(i) % 90_000, (rand(i) % 90_000) + 999),
-    dione: (i) => db.prepare('SELECT * FROM items WHERE id BETWEEN ? AND ?').bind(rand(i) % 90_000, (rand(i) % 90_000) + 999).all(),
-  },
-  {
-    name: 'single-row insert (durable)',
-    raw: () => rawInsert.run(nextId++, 'new', 2.5, 1),
-    dione: () => db.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)').bind(nextId++, 'new', 2.5, 1).run(),
-  },
-  {
-    name: '100-row batch',
-    raw: () => {
-      rawBatch(nextId);
-      nextId += 100;
-    },
-    dione: () => {
-      const stmt = db.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)');
-      const base = nextId;
-      nextId += 100;
-      return db.batch(Array.from({ length: 100 }, (_, k) => stmt.bind(base + k, 'batch', 1.5, k)));
-    },
-  },
-];
-
-console.log(`dione bench: ${ROWS} rows, ${ROUNDS} rounds of ${SECONDS}s each, median ops/s`);
-console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
-console.log(`${'workload'.padEnd(30)} ${'better-sqlite3'.padStart(14)} ${'dione'.padStart(12)} ${'ratio'.padStart(7)}`);
-for (const w of workloads) {
-  const rawRuns: number[] = [];
-  const dioneRuns: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    rawRuns.push(await measure(w.raw));
-    dioneRuns.push(await measure(w.dione));
+let server: Dione | undefined;
+try {
+  if (SERVE) {
+    server = await startDione([]);
+    await seedServer(server);
   }
-  const a = median(rawRuns);
-  const b = median(dioneRuns);
-  console.log(`${w.name.padEnd(30)} ${a.toFixed(0).padStart(14)} ${b.toFixed(0).padStart(12)} ${(b / a).toFixed(2).padStart(6)}×`);
+  // Each column inserts its own ids: every database sees the same sequence of operations.
+  const columns: { name: string; db: D1Database; nextId: number }[] = [{ name: 'dione', db: open(dioneFile), nextId: ROWS + 1 }];
+  if (HISTORY) columns.push({ name: 'dione history', db: open(historyFile, { history: true }), nextId: ROWS + 1 });
+  if (server) {
+    const db = connect({ url: server.url, token: server.token, database: 'bench', maxCallsPerRequest: 1 });
+    columns.push({ name: 'dione serve', db, nextId: ROWS + 1 });
+  }
+
+  let rawNextId = ROWS + 1;
+  const rand = (i: number) => ((i * 7919) % ROWS) + 1;
+
+  const rawPoint = raw.prepare('SELECT * FROM items WHERE id = ?');
+  const rawRange = raw.prepare('SELECT * FROM items WHERE id BETWEEN ? AND ?');
+  const rawInsert = raw.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)');
+  const rawBatch = raw.transaction((base: number) => {
+    for (let k = 0; k < 100; k++) rawInsert.run(base + k, 'batch', 1.5, k);
+  });
+
+  type Column = (typeof columns)[number];
+  const workloads: { name: string; raw: (i: number) => unknown; dione: (c: Column) => (i: number) => unknown }[] = [
+    {
+      name: 'point select by primary key',
+      raw: (i) => rawPoint.get(rand(i)),
+      dione:
+        ({ db }) =>
+        (i) =>
+          db.prepare('SELECT * FROM items WHERE id = ?').bind(rand(i)).first(),
+    },
+    {
+      name: 'range scan, 1000 rows',
+      raw: (i) => rawRange.all(rand(i) % 90_000, (rand(i) % 90_000) + 999),
+      dione:
+        ({ db }) =>
+        (i) =>
+          db
+            .prepare('SELECT * FROM items WHERE id BETWEEN ? AND ?')
+            .bind(rand(i) % 90_000, (rand(i) % 90_000) + 999)
+            .all(),
+    },
+    {
+      name: 'single-row insert (durable)',
+      raw: () => rawInsert.run(rawNextId++, 'new', 2.5, 1),
+      dione: (c) => () =>
+        c.db
+          .prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)')
+          .bind(c.nextId++, 'new', 2.5, 1)
+          .run(),
+    },
+    {
+      name: '100-row batch',
+      raw: () => {
+        rawBatch(rawNextId);
+        rawNextId += 100;
+      },
+      dione: (c) => () => {
+        const stmt = c.db.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)');
+        const base = c.nextId;
+        c.nextId += 100;
+        return c.db.batch(Array.from({ length: 100 }, (_, k) => stmt.bind(base + k, 'batch', 1.5, k)));
+      },
+    },
+  ];
+
+  console.log(`dione bench: ${ROWS} rows, ${ROUNDS} rounds of ${SECONDS}s each, median ops/s; ratio: to better-sqlite3`);
+  console.log(
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const cell = (name: string, width: number) => `${name.padStart(width)} ${'ratio'.padStart(6)}`;
+  console.log(`${'workload'.padEnd(30)} ${'better-sqlite3'.padStart(14)} ${columns.map((c) => cell(c.name, Math.max(12, c.name.length))).join(' ')}`);
+  for (const w of workloads) {
+    const rawRuns: number[] = [];
+    const runs = columns.map(() => [] as number[]);
+    const ops = columns.map((c) => w.dione(c));
+    for (let r = 0; r < ROUNDS; r++) {
+      rawRuns.push(await measure(w.raw));
+      for (let k = 0; k < columns.length; k++) runs[k]!.push(await measure(ops[k]!));
+    }
+    const a = median(rawRuns);
+    const cells = columns.map((c, k) => {
+      const b = median(runs[k]!);
+      return `${b.toFixed(0).padStart(Math.max(12, c.name.length))} ${(b / a).toFixed(2).padStart(5)}×`;
+    });
+    console.log(`${w.name.padEnd(30)} ${a.toFixed(0).padStart(14)} ${cells.join(' ')}`);
+  }
+  console.log(`reproduce: npm run bench -- --rounds ${ROUNDS} --seconds ${SECONDS}${HISTORY ? '' : ' --history 0'}${SERVE ? '' : ' --serve 0'}`);
+  raw.close();
+  for (const c of columns) await c.db.close();
+} finally {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
 }
-console.log('reproduce: npm run bench -- --rounds 5 --seconds 0.5');
-raw.close();
-db.close();
-rmSync(dir, { recursive: true, force: true });

@@ -18,15 +18,16 @@ export function rowArrays(rows: RowValue[][]): OutputValue[][] {
   return rows as OutputValue[][];
 }
 
+/** One row as an object (the last of several same-named columns wins). */
+export function rowObject(columns: string[], row: RowValue[]): Record<string, OutputValue> {
+  const object: Record<string, OutputValue> = {};
+  for (let i = 0; i < columns.length; i++) object[columns[i]!] = output(row[i]!);
+  return object;
+}
+
 export function rowObjects(columns: string[], rows: RowValue[][]): Record<string, OutputValue>[] {
   const objects = new Array<Record<string, OutputValue>>(rows.length);
-  const width = columns.length;
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r]!;
-    const object: Record<string, OutputValue> = {};
-    for (let i = 0; i < width; i++) object[columns[i]!] = output(row[i]!);
-    objects[r] = object;
-  }
+  for (let r = 0; r < rows.length; r++) objects[r] = rowObject(columns, rows[r]!);
   return objects;
 }
 

@@ -1,10 +1,10 @@
 // D1PreparedStatement: immutable; bind() returns a new statement. Its own fields are exactly
 // D1's (statement, params, dbSession), so code that inspects them sees what it sees on D1.
 import { d1Error, Messages } from '../api/errors.ts';
-import type { ParamValue, ResultsFormat } from '../api/executor.ts';
+import type { ParamValue, ResultsFormat, StatementResult } from '../api/executor.ts';
 import type { D1Result } from '../api/types.ts';
 import { toParam } from './bind.ts';
-import { rowArrays, rowObjects, toD1Result } from './results.ts';
+import { rowArrays, rowObject, toD1Result } from './results.ts';
 import type { Channel } from './channel.ts';
 
 export class D1PreparedStatement {
@@ -27,35 +27,38 @@ export class D1PreparedStatement {
     );
   }
 
-  private async one(format?: ResultsFormat) {
-    return (await this.dbSession.send([{ sql: this.statement, params: this.params }], format))[0]!;
+  /** The statement alone, its one result shaped by `shape`. */
+  private one<R>(format: ResultsFormat, shape: (result: StatementResult) => R): Promise<R> {
+    return this.dbSession.send([{ sql: this.statement, params: this.params }], format, (results) => shape(results[0]!));
   }
 
   first<T = unknown>(colName: string): Promise<T | null>;
   first<T = Record<string, unknown>>(): Promise<T | null>;
-  async first<T>(colName?: string): Promise<T | null> {
-    const result = await this.one('FIRST_ROW');
-    const row = result.rows.length === 0 ? undefined : rowObjects(result.columns, result.rows.slice(0, 1))[0]!;
-    if (colName === undefined) return (row ?? null) as T | null;
-    if (row === undefined) return null;
-    const value = row[colName];
-    if (value === undefined) throw d1Error('D1_COLUMN_NOTFOUND', `${Messages.columnNotFound} (${colName})`, Messages.columnNotFound);
-    return value as T;
+  first<T>(colName?: string): Promise<T | null> {
+    return this.one('FIRST_ROW', (result) => {
+      const row = result.rows.length === 0 ? undefined : rowObject(result.columns, result.rows[0]!);
+      if (colName === undefined) return (row ?? null) as T | null;
+      if (row === undefined) return null;
+      const value = row[colName];
+      if (value === undefined) throw d1Error('D1_COLUMN_NOTFOUND', `${Messages.columnNotFound} (${colName})`, Messages.columnNotFound);
+      return value as T;
+    });
   }
 
-  async run<T = Record<string, unknown>>(): Promise<D1Result<T>> {
-    return toD1Result<T>(await this.one());
+  run<T = Record<string, unknown>>(): Promise<D1Result<T>> {
+    return this.one('ROWS_AND_COLUMNS', (result) => toD1Result<T>(result));
   }
 
-  async all<T = Record<string, unknown>>(): Promise<D1Result<T>> {
-    return toD1Result<T>(await this.one());
+  all<T = Record<string, unknown>>(): Promise<D1Result<T>> {
+    return this.one('ROWS_AND_COLUMNS', (result) => toD1Result<T>(result));
   }
 
   raw<T = unknown[]>(options: { columnNames: true }): Promise<[string[], ...T[]]>;
   raw<T = unknown[]>(options?: { columnNames?: false }): Promise<T[]>;
-  async raw<T = unknown[]>(options?: { columnNames?: boolean }): Promise<T[] | [string[], ...T[]]> {
-    const result = await this.one();
-    const rows = rowArrays(result.rows) as T[];
-    return options?.columnNames ? [result.columns, ...rows] : rows;
+  raw<T = unknown[]>(options?: { columnNames?: boolean }): Promise<T[] | [string[], ...T[]]> {
+    return this.one('ROWS_AND_COLUMNS', (result): T[] | [string[], ...T[]] => {
+      const rows = rowArrays(result.rows) as T[];
+      return options?.columnNames ? [result.columns, ...rows] : rows;
+    });
   }
 }

@@ -85,8 +85,10 @@ export class Connection {
   /** Statements prepared in read mode: the read path never runs one prepared without it. */
   private readonly readStatements = new Map<string, Database.Statement>();
   private readonly changesQuery: Database.Statement;
-  private readonly sizeQuery: Database.Statement;
+  /** total_changes(), last_insert_rowid() and the used bytes in one statement (one step, not two). */
+  private readonly countersQuery: Database.Statement;
   private readonly dataVersionQuery: Database.Statement;
+  private readonly nestedWritesQuery: Database.Statement;
   private readonly sequenceQuery: Database.Statement;
   private readonly sealQuery: Database.Statement;
   private readonly readModeQuery: Database.Statement;
@@ -127,8 +129,13 @@ export class Connection {
     this.token = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
     const helper = (sql: string) => this.db.prepare(sql).pluck();
     this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
-    this.sizeQuery = helper('SELECT dione_used_bytes(?)');
+    this.countersQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid(), dione_used_bytes(?)').raw(true);
     this.dataVersionQuery = helper('SELECT dione_data_version(?)');
+    // Any trigger (temp ones too: they fire until the seal refuses them), any virtual table (rootpage
+    // 0), any table whose definition names REFERENCES (a foreign key, which may have an action).
+    this.nestedWritesQuery = helper(
+      "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' OR (type = 'table' AND (rootpage = 0 OR instr(lower(sql), 'references') > 0))) OR EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE type = 'trigger')",
+    );
     this.sequenceQuery = helper('SELECT dione_commit_sequence(?)');
     this.sealQuery = helper('SELECT dione_seal(?)');
     this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
@@ -226,8 +233,21 @@ export class Connection {
 
   /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */
   counters(size?: number): CounterState {
-    const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
-    return { totalChanges, lastRowId, size: size ?? (this.sizeQuery.get(this.token) as number) };
+    if (size !== undefined) {
+      const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
+      return { totalChanges, lastRowId, size };
+    }
+    const [totalChanges, lastRowId, used] = this.countersQuery.get(this.token) as [number, number, number];
+    return { totalChanges, lastRowId, size: used };
+  }
+
+  /**
+   * Whether a row write may change rows besides its own: a trigger, a foreign key (its action) or a
+   * virtual table (its shadow tables) in the schema. Then total_changes() moves by more than the
+   * statement's own changes. Conservative: any REFERENCES counts.
+   */
+  nestedWritesPossible(): boolean {
+    return this.nestedWritesQuery.get() !== 0;
   }
 
   /** Changes whenever the database changes, through this connection or another (read after a statement ran). */

@@ -83,6 +83,8 @@ interface Outcome {
   /** What SQLite counted for the statement: rows read and rows written (D1's meters). */
   read: number;
   written: number;
+  /** What better-sqlite3's run() said (a statement that returns no rows): its changes and last row id. */
+  ran?: Database.RunResult;
 }
 
 const BACKUP_PAGES_PER_STEP = 2048;
@@ -107,6 +109,10 @@ interface Work {
 
 function workOf(request: ExecuteRequest): Work {
   const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
+  // One query (every prepared statement's call): no copies of the list.
+  if (request.queries.length === 1 && !dropped(request.queries[0]!.sql)) {
+    return { queries: request.queries, parsed: [parseQuery(request.queries[0]!.sql)], format };
+  }
   const queries = request.queries.filter((q) => !dropped(q.sql));
   return { queries, parsed: queries.map((q) => parseQuery(q.sql)), format };
 }
@@ -172,6 +178,11 @@ export class Engine {
   private abandonedBecause: string | undefined;
   /** The database's key in this thread's write gates (write-gate.ts). */
   readonly gate: string | undefined;
+  /** In a unit: a query kept the size measured before it (see body), so the seal's caller measures anew. */
+  private sizeStale = false;
+  /** Connection.nestedWritesPossible() as of schemaEpoch nestedWritesEpoch (-1: ask again). */
+  private nestedWrites = true;
+  private nestedWritesEpoch = -1;
 
   constructor(file: string, options: EngineOptions = {}) {
     this.connection = new Connection(file, { ...options, autoCheckpoint: options.onCommit ? false : options.autoCheckpoint });
@@ -306,7 +317,8 @@ export class Engine {
         if (mustNotWrite) throw new D1Failure(Messages.readOnly);
         return undefined;
       }
-      const outcome = this.withDeadline(() => this.run(statement, prepared, query.params, format));
+      const outcome =
+        this.queryTimeoutMs === 0 ? this.run(statement, prepared, query.params, format) : this.withDeadline(() => this.run(statement, prepared, query.params, format));
       const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
       return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
     } catch (e) {
@@ -397,6 +409,7 @@ export class Engine {
     const everyone = (failure: ExecuteResponse) => works.map(() => failure);
     // Another handle's interactive transaction holds the write lock: SQLite would sleep this thread.
     if (writes && heldByOther(this.gate, this)) return everyone({ success: false, error: BUSY, busy: true });
+    this.sizeStale = false;
     try {
       (writes ? this.connection.beginImmediate : this.connection.begin).run();
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
@@ -441,6 +454,7 @@ export class Engine {
         try {
           this.connection.rollbackToSavepoint.run();
           this.connection.release.run();
+          this.nestedWritesEpoch = -1;
           this.counters = this.connection.counters();
         } catch (inner) {
           this.rollback();
@@ -456,8 +470,10 @@ export class Engine {
     let sequence: number | undefined;
     try {
       sequence = this.connection.seal();
-      // The seal is a write of its own; measuring inside the transaction avoids a new read lock later.
-      if (sequence !== undefined) this.counters = this.connection.counters();
+      // The seal only sets the header's commit sequence: changes, last row id and size stay as the
+      // last measure after a write left them, unless a query kept an older size (then measured here,
+      // inside the transaction, which avoids a new read lock later).
+      if (sequence !== undefined && this.sizeStale) this.counters = this.connection.counters();
       this.connection.commit.run();
     } catch (e) {
       this.rollback();
@@ -537,6 +553,7 @@ export class Engine {
       try {
         this.connection.rollbackToSavepoint.run();
         this.connection.release.run();
+        this.nestedWritesEpoch = -1;
         this.counters = this.connection.counters();
       } catch {
         this.abandonTransaction('');
@@ -635,6 +652,8 @@ export class Engine {
           const at = this.held ? this.held.savepoints.lastIndexOf(control.name) : -1;
           this.runAsWritten(statement);
           if (at >= 0) this.held!.savepoints.length = at + 1;
+          // What was rolled back may have dropped a trigger (see rowWriteCounters).
+          this.nestedWritesEpoch = -1;
           this.counters = this.connection.counters();
           break;
         }
@@ -755,7 +774,8 @@ export class Engine {
         // Measuring the size costs three PRAGMA steps; inside a request, plain row writes keep
         // the last measured size and the request's final query measures it anew.
         const remeasure = q === queries.length - 1 || !ROW_WRITE_VERBS.has(lastStatement.verb);
-        this.counters = this.connection.counters(remeasure ? undefined : this.counters.size);
+        this.counters = remeasure ? this.connection.counters() : this.rowWriteCounters(outcome, statements.length === 1);
+        this.sizeStale = !remeasure;
       }
       const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
       const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
@@ -764,7 +784,30 @@ export class Engine {
     return results;
   }
 
+  /**
+   * The counters after a row write that keeps the last measured size (see body). A single statement
+   * that returned no rows, in a schema where nothing else can change rows along with it (no trigger,
+   * foreign key action or virtual table), changed exactly what better-sqlite3's run() says, so the
+   * counters follow from it without asking SQLite (a statement step per row of a batch). Otherwise,
+   * or when unsure, SQLite's total_changes() and last_insert_rowid().
+   */
+  private rowWriteCounters(outcome: Outcome, alone: boolean): CounterState {
+    const ran = outcome.ran;
+    if (ran !== undefined && alone) {
+      if (this.nestedWritesEpoch !== this.schemaEpoch) {
+        this.nestedWrites = this.connection.nestedWritesPossible();
+        this.nestedWritesEpoch = this.schemaEpoch;
+      }
+      if (!this.nestedWrites) {
+        return { totalChanges: this.counters.totalChanges + ran.changes, lastRowId: Number(ran.lastInsertRowid), size: this.counters.size };
+      }
+    }
+    return this.connection.counters(this.counters.size);
+  }
+
   private rollback(): void {
+    // What was rolled back may have dropped a trigger (see rowWriteCounters): ask again.
+    this.nestedWritesEpoch = -1;
     if (this.connection.db.inTransaction) this.connection.rollback.run();
     // The table may have been created by the transaction just rolled back.
     this.workerdMetadata = false;
@@ -805,9 +848,9 @@ export class Engine {
     try {
       if (SCHEMA_VERBS.has(statement.verb)) this.schemaEpoch++;
       if (!prepared.reader) {
-        prepared.run(...args);
+        const ran = prepared.run(...args);
         const [read, written] = takeRowCounts(prepared);
-        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written };
+        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written, ran };
       }
       if (format === 'FIRST_ROW' && statement.kind === 'read') {
         const row = prepared.get(...args) as RowValue[] | undefined;

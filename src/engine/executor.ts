@@ -1,6 +1,6 @@
 // The engine behind the Executor interface, for the in-process binding.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
-import { Engine, type EngineOptions } from './engine.ts';
+import { BUSY, Engine, type EngineOptions } from './engine.ts';
 import { TransactionEngines } from './transaction-engines.ts';
 import { DEFAULT_BUSY_WAIT_MS, gateReleased } from './write-gate.ts';
 
@@ -38,15 +38,24 @@ export class EmbeddedExecutor implements Executor {
     this.transactionEngines = new TransactionEngines(() => new Engine(file, { ...options, transactions: true }));
   }
 
-  async execute(request: ExecuteRequest): Promise<ExecuteResponse> {
-    if (this.lent) {
-      const free = await Promise.race([this.lent.then(() => true), new Promise<false>((r) => setTimeout(r, DEFAULT_BUSY_WAIT_MS, false))]);
-      if (!free) return { success: false, error: 'database is locked: SQLITE_BUSY' };
-      return this.execute(request);
+  /** The engine's answer as an already settled promise (the engine is synchronous), unless it must wait. */
+  execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+    if (this.lent) return this.afterLent(request);
+    let response: ExecuteResponse;
+    try {
+      response = this.engine.execute(request);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const response = this.engine.execute(request);
-    if (response.success || !response.busy) return response;
+    if (response.success || !response.busy) return Promise.resolve(response);
     return executeWhenFree(this.engine, request);
+  }
+
+  /** In memory, while a transaction has the connection: waits for it (bounded), then runs. */
+  private async afterLent(request: ExecuteRequest): Promise<ExecuteResponse> {
+    const free = await Promise.race([this.lent!.then(() => true), new Promise<false>((r) => setTimeout(r, DEFAULT_BUSY_WAIT_MS, false))]);
+    if (!free) return { success: false, error: BUSY };
+    return this.execute(request);
   }
 
   /** A connection of its own for one transaction (in memory: this one, lent until the transaction's executor closes). */
