@@ -1,13 +1,36 @@
 // The real wrangler CLI (a devDependency) run against a Dione server, for the tests that use it: a child process with a fresh HOME/XDG_CONFIG_HOME/TMPDIR, CLOUDFLARE_API_BASE_URL at the
 // server, and fixtures/wrangler/no-network.cjs preloaded so that nothing leaves 127.0.0.1 (every
-// run reports what it refused). Its npm update check is pointed at the server, which answers 404.
+// run reports what it refused). Its npm update check is pointed at the server, which answers 404
+// (4.86 reads the registry from `npm_registry`), and answered from its cache beforehand (4.164 asks
+// registry.npmjs.org unless <tmpdir>/update-check/ holds an answer younger than an hour).
+//
+// Which wrangler: the devDependency (4.86.0, the newest that runs on Node 20), unless
+// DIONE_WRANGLER names another one's bin/wrangler.js (`npm run toolchains` installs the newest the
+// registry serves, which needs Node >= 22.12) and DIONE_WRANGLER_NODE the node binary to run it with
+// (default: this process's). .ci/run runs them that way on Node 24, and with 4.86 on Node 20.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { root } from './paths.ts';
 
-const WRANGLER = path.join(root, 'node_modules/wrangler/bin/wrangler.js');
+/** A wrangler CLI (its bin/wrangler.js), the node that runs it, and its version. */
+export interface WranglerTool {
+  bin: string;
+  node: string;
+  version: string;
+}
+
+export function wranglerTool(bin: string, node: string = process.execPath): WranglerTool {
+  const { version } = JSON.parse(readFileSync(path.join(path.dirname(bin), '..', 'package.json'), 'utf8')) as { version: string };
+  return { bin, node, version };
+}
+
+/** The wrangler the tests run by default: the devDependency, or DIONE_WRANGLER on DIONE_WRANGLER_NODE. */
+export const defaultWrangler: WranglerTool = wranglerTool(
+  process.env.DIONE_WRANGLER || path.join(root, 'node_modules/wrangler/bin/wrangler.js'),
+  process.env.DIONE_WRANGLER_NODE || process.execPath,
+);
 const NO_NETWORK = path.join(root, 'test/fixtures/wrangler/no-network.cjs');
 const RUN_TIMEOUT_MS = 60_000;
 
@@ -51,7 +74,7 @@ export function jsonOf(run: WranglerRun): any {
   return JSON.parse(run.stdout.slice(start.index));
 }
 
-export function wranglerFor(server: { url: string; token: string; accountId: string }): WranglerRunner {
+export function wranglerFor(server: { url: string; token: string; accountId: string }, tool: WranglerTool = defaultWrangler): WranglerRunner {
   const scratch = mkdtempSync(path.join(tmpdir(), 'dione-wrangler-'));
   for (const dir of ['home/.config', 'tmp', 'net', 'project']) mkdirSync(path.join(scratch, dir), { recursive: true });
   let runs = 0;
@@ -74,11 +97,22 @@ export function wranglerFor(server: { url: string; token: string; accountId: str
         NODE_OPTIONS: `--require ${NO_NETWORK}`,
         DIONE_NET_LOG: netLog,
       };
-      if (!options.realRegistry) env.npm_registry = `${server.url}/npm-registry-stand-in/`;
+      // Newer wranglers (4.164) ask https://registry.npmjs.org/ itself, unless the answer of the last
+      // hour is in <tmpdir>/update-check/ (4.86 reads that cache too): that answer is its own version.
+      // A run that must reach for the registry gets a temp folder of its own, without that answer.
+      const updateCheck = path.join(scratch, 'tmp', 'update-check', 'wrangler-latest.json');
+      if (options.realRegistry) env.TMPDIR = mkdtempSync(path.join(scratch, 'tmp-registry-'));
+      else {
+        env.npm_registry = `${server.url}/npm-registry-stand-in/`;
+        // Written beside it and renamed: wranglers running at the same time read it whole.
+        mkdirSync(path.dirname(updateCheck), { recursive: true });
+        writeFileSync(`${updateCheck}.${runs}`, JSON.stringify({ latest: tool.version, lastUpdate: Date.now() }));
+        renameSync(`${updateCheck}.${runs}`, updateCheck);
+      }
       if (options.noAccountId) delete env.CLOUDFLARE_ACCOUNT_ID;
       const cwd = options.cwd ?? path.join(scratch, 'project');
       return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [WRANGLER, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        const child = spawn(tool.node, [tool.bin, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
         let stdout = '';
         let stderr = '';
         child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));

@@ -177,7 +177,24 @@ function workerFlags(): { execArgv: string[]; preload: string[]; tsx: boolean } 
   }
   // The server's own node flags, less its module loaders (the bootstrap loads what a worker needs).
   const own = process.execArgv.filter((a, i, all) => a !== '--import' && all[i - 1] !== '--import');
-  return { execArgv: [...own, ...execArgv], preload, tsx };
+  return { execArgv: takenByWorkers([...own, ...execArgv]), preload, tsx };
+}
+
+/**
+ * The flags a worker thread accepts. Process-wide options (Node 24's test runner passes its children
+ * --secure-heap-min, --v8-pool-size, --tls-cipher-list…) make `new Worker` throw; Node has no list of
+ * them, so a worker is tried once and the flags its error names are left out.
+ */
+function takenByWorkers(execArgv: string[]): string[] {
+  if (execArgv.length === 0) return execArgv;
+  try {
+    void new Worker('', { eval: true, execArgv, stdout: true, stderr: true }).terminate();
+    return execArgv;
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    const refused = new Set((e as Error).message.match(/--[\w-]+/g) ?? []);
+    return execArgv.filter((flag) => !refused.has(flag.split('=')[0]!));
+  }
 }
 
 const flags = workerFlags();
