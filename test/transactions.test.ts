@@ -283,6 +283,12 @@ describe('embedded specifics', () => {
     await sleep(50);
     await t.commit();
     assert.equal(await read, 1, 'the handle read after the transaction ended');
+    // A second transaction waits for the first (bounded), it does not hang.
+    const first = await beginTransaction(db);
+    await rejectsWith(() => beginTransaction(db), BUSY);
+    await first.rollback();
+    await withTransaction(db, (tx) => tx.prepare('INSERT INTO t (v) VALUES (2)').run());
+    assert.equal(await db.prepare('SELECT count(*) AS n FROM t').first('n'), 2);
     await db.close();
   });
 

@@ -1,4 +1,5 @@
 // The engine behind the Executor interface, for the in-process binding.
+import { d1Error } from '../api/errors.ts';
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import { BUSY, Engine, type EngineOptions } from './engine.ts';
 import { TransactionEngines } from './transaction-engines.ts';
@@ -53,16 +54,33 @@ export class EmbeddedExecutor implements Executor {
 
   /** In memory, while a transaction has the connection: waits for it (bounded), then runs. */
   private async afterLent(request: ExecuteRequest): Promise<ExecuteResponse> {
-    const free = await Promise.race([this.lent!.then(() => true), new Promise<false>((r) => setTimeout(r, DEFAULT_BUSY_WAIT_MS, false))]);
-    if (!free) return { success: false, error: BUSY };
+    if (!(await this.waitForLent(DEFAULT_BUSY_WAIT_MS))) return { success: false, error: BUSY };
     return this.execute(request);
+  }
+
+  /** Whether the lent connection came back within `ms`. */
+  private async waitForLent(ms: number): Promise<boolean> {
+    const lent = this.lent;
+    if (!lent) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, ms), false);
+    });
+    try {
+      return await Promise.race([lent.then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A connection of its own for one transaction (in memory: this one, lent until the transaction's executor closes). */
   async openTransaction(): Promise<Executor> {
     if (!this.options.transactions) throw new TypeError(NO_TRANSACTIONS);
     if (this.engine.memory) {
-      while (this.lent) await this.lent;
+      const until = performance.now() + DEFAULT_BUSY_WAIT_MS;
+      while (this.lent) {
+        if (!(await this.waitForLent(until - performance.now()))) throw d1Error('D1_ERROR', BUSY);
+      }
       let giveBack!: () => void;
       this.lent = new Promise<void>((resolve) => {
         giveBack = resolve;
