@@ -416,3 +416,12 @@ describe('a closed database', () => {
     }
   });
 });
+
+test("statement methods called detached from their statement reject, as D1's async methods do", async () => {
+  const db = open(':memory:');
+  const statement = db.prepare('SELECT 1');
+  for (const method of [statement.run, statement.all, statement.first, statement.raw]) {
+    await rejectsWith(() => (method as () => Promise<unknown>)(), /Cannot read properties of undefined/);
+  }
+  await db.close();
+});

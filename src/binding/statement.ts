@@ -35,30 +35,47 @@ export class D1PreparedStatement {
   first<T = unknown>(colName: string): Promise<T | null>;
   first<T = Record<string, unknown>>(): Promise<T | null>;
   first<T>(colName?: string): Promise<T | null> {
-    return this.one('FIRST_ROW', (result) => {
-      const row = result.rows.length === 0 ? undefined : rowObject(result.columns, result.rows[0]!);
-      if (colName === undefined) return (row ?? null) as T | null;
-      if (row === undefined) return null;
-      const value = row[colName];
-      if (value === undefined) throw d1Error('D1_COLUMN_NOTFOUND', `${Messages.columnNotFound} (${colName})`, Messages.columnNotFound);
-      return value as T;
-    });
+    // Like D1's async methods, a failure before any query (a method called detached from its statement) rejects.
+    try {
+      return this.one('FIRST_ROW', (result) => {
+        const row = result.rows.length === 0 ? undefined : rowObject(result.columns, result.rows[0]!);
+        if (colName === undefined) return (row ?? null) as T | null;
+        if (row === undefined) return null;
+        const value = row[colName];
+        if (value === undefined) throw d1Error('D1_COLUMN_NOTFOUND', `${Messages.columnNotFound} (${colName})`, Messages.columnNotFound);
+        return value as T;
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   run<T = Record<string, unknown>>(): Promise<D1Result<T>> {
-    return this.one('ROWS_AND_COLUMNS', (result) => toD1Result<T>(result));
+    try {
+      return this.one('ROWS_AND_COLUMNS', (result) => toD1Result<T>(result));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   all<T = Record<string, unknown>>(): Promise<D1Result<T>> {
-    return this.one('ROWS_AND_COLUMNS', (result) => toD1Result<T>(result));
+    try {
+      return this.one('ROWS_AND_COLUMNS', (result) => toD1Result<T>(result));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   raw<T = unknown[]>(options: { columnNames: true }): Promise<[string[], ...T[]]>;
   raw<T = unknown[]>(options?: { columnNames?: false }): Promise<T[]>;
   raw<T = unknown[]>(options?: { columnNames?: boolean }): Promise<T[] | [string[], ...T[]]> {
-    return this.one('ROWS_AND_COLUMNS', (result): T[] | [string[], ...T[]] => {
-      const rows = rowArrays(result.rows) as T[];
-      return options?.columnNames ? [result.columns, ...rows] : rows;
-    });
+    try {
+      return this.one('ROWS_AND_COLUMNS', (result): T[] | [string[], ...T[]] => {
+        const rows = rowArrays(result.rows) as T[];
+        return options?.columnNames ? [result.columns, ...rows] : rows;
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 }
