@@ -1,5 +1,5 @@
 // Interactive transactions in cluster mode (two in-process `dione serve` nodes on a real 3-node NATS
-// cluster): a transaction started through a follower runs on the primary, isolated until COMMIT, and
+// cluster), and a new database found at once on another node: a transaction started through a follower runs on the primary, isolated until COMMIT, and
 // its commit is one record of the shared history (one bookmark step); when the primary stops in the
 // middle of one, the transaction is gone whole and the client is told, and the next primary serves
 // new transactions.
@@ -33,6 +33,16 @@ async function bookmarkOn(node: TestServer, token: string, database: string): Pr
   assert.ok(body.success, JSON.stringify(body));
   return body.result.bookmark;
 }
+
+test('a database created on one node is found at once on the other (the shared catalogue is read on a miss)', async () => {
+  await a!.createDatabase('fresh');
+  const onB = connect({ url: b.url, token: a!.token, database: 'fresh' });
+  assert.equal(await onB.prepare('SELECT 1 AS one').first('one'), 1);
+  const rest = await b.call(`${b.api}/fresh`, { token: a!.token });
+  assert.equal(rest.status, 200, await rest.text());
+  const missing = await b.call(`${b.api}/never-created`, { token: a!.token });
+  assert.equal(missing.status, 404);
+});
 
 test('a transaction through a follower runs on the primary: isolated, then one commit of the shared history', async () => {
   const token = a!.token;

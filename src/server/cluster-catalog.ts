@@ -227,6 +227,15 @@ export class ClusterCatalog {
     }
   }
 
+  /**
+   * Reads the bucket up to its newest write (within `boundMs`): a database another node created a
+   * moment ago is then in the local catalogue. Rejects when NATS does not answer in time.
+   */
+  async readToLatest(boundMs = 2000): Promise<void> {
+    const info = await this.jsm.streams.info(STREAM);
+    await this.caughtUp(info.state.last_seq, boundMs);
+  }
+
   /** Resolves once the watcher has read the bucket up to stream sequence `seq`. */
   private caughtUp(seq: number, boundMs: number): Promise<void> {
     if (this.applied >= seq) return Promise.resolve();

@@ -98,7 +98,7 @@ async function serve(
     if (malformedPath) throw new ApiError(400, ErrorCodes.badRequest, MALFORMED_PATH);
     const grant = resolveGrant(req.headers.authorization);
     token = grant.tokenId;
-    const record = findDatabase(server, named, grant);
+    const record = await findDatabase(server, named, grant);
     database = record.name;
     const body = await readBody(req, server.settings.maxBodyBytes);
     const extra: { resultsFormat?: string; session?: string } = {};

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Hono } from 'hono';
 import { authorize } from '../auth.ts';
+import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { ErrorCodes } from '../protocols/envelope.ts';
 import { ApiError, apiErrorOf } from '../protocols/api-errors.ts';
@@ -13,12 +14,23 @@ import { ApiError, apiErrorOf } from '../protocols/api-errors.ts';
 export const DATABASE_HEADER = 'x-dione-database';
 
 /** The database a binding-protocol request names, if the grant reaches it. */
-export function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']) {
+export async function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']): Promise<DatabaseRecord> {
   if (!idOrName) throw new ApiError(400, ErrorCodes.badRequest, `Name the database in the ${DATABASE_HEADER} header`);
-  const record = server.catalog.find(idOrName);
+  const record = await lookUp(server, idOrName);
   if (!record) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
   authorize(grant, 'read', record);
   return record;
+}
+
+/**
+ * A database by id or name. In cluster mode a name this node has not heard of yet may be one another
+ * node created a moment ago: the shared catalogue is read up to its newest write before saying no.
+ */
+export async function lookUp(server: ServerContext, idOrName: string): Promise<DatabaseRecord | undefined> {
+  const record = server.catalog.find(idOrName);
+  if (record || !server.clusterCatalog) return record;
+  await server.clusterCatalog.readToLatest().catch(() => {});
+  return server.catalog.find(idOrName);
 }
 
 export function bindingRoutes(server: ServerContext) {
@@ -26,7 +38,7 @@ export function bindingRoutes(server: ServerContext) {
   const lookup = (idOrName: string | undefined, grant: Env['Variables']['grant']) => findDatabase(server, idOrName, grant);
 
   app.post('/dione/v1/databases/:db/dump', async (c) => {
-    const record = lookup(c.req.param('db'), c.get('grant')); // decoded once, by the router
+    const record = await lookup(c.req.param('db'), c.get('grant')); // decoded once, by the router
     const dir = mkdtempSync(path.join(tmpdir(), 'dione-dump-'));
     try {
       const file = path.join(dir, 'dump.sqlite');

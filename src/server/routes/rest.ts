@@ -12,6 +12,7 @@ import type { DatabaseInfo, HistoryPointMessage, HostCallOf, HostOp, HostOperati
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { checkNewDatabase, NewDatabaseRefused } from '../new-database.ts';
+import { lookUp } from './database-protocols.ts';
 import { graphqlRoute } from './graphql.ts';
 import { primaryOf, relay, runSql } from './sql.ts';
 import { transferRoutes } from './transfer.ts';
@@ -86,8 +87,8 @@ export function restRoutes(server: ServerContext) {
    * The database named by the :db path segment (an id or a name), visible to the caller. The
    * router has decoded the segment once; decoding it again would make `%2525` name `%`.
    */
-  const database = (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): DatabaseRecord => {
-    const record = server.catalog.find(c.req.param('db'));
+  const database = async (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): Promise<DatabaseRecord> => {
+    const record = await lookUp(server, c.req.param('db'));
     if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
     authorize(grant, 'read', record);
     return record;
@@ -132,14 +133,14 @@ export function restRoutes(server: ServerContext) {
   });
 
   app.get('/accounts/:account/d1/database/:db', async (c) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     const fields = c.req.query('fields')?.split(',').map((f) => f.trim()).filter(Boolean);
     return c.json(success(await describe(record, fields)));
   });
 
   // PUT replaces the settings (read_replication required); PATCH changes what it names.
   const update = (schema: z.ZodType<z.infer<typeof patchBody>>) => async (c: Context<Env, '/accounts/:account/d1/database/:db'>) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin', record);
     const body = await jsonBody(c, schema);
     const mode = body.read_replication?.mode ?? record.read_replication;
@@ -153,7 +154,7 @@ export function restRoutes(server: ServerContext) {
   app.patch('/accounts/:account/d1/database/:db', update(patchBody));
 
   app.delete('/accounts/:account/d1/database/:db', async (c) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin', record);
     await server.pool.stop(record.uuid);
     // The cluster first: when NATS cannot take the deletion, nothing is deleted anywhere.
@@ -163,8 +164,8 @@ export function restRoutes(server: ServerContext) {
     return c.json(success(null));
   });
 
-  app.post('/accounts/:account/d1/database/:db/query', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-query'));
-  app.post('/accounts/:account/d1/database/:db/raw', (c) => runSql(server, c, database(c, c.get('grant')), 'rest-raw'));
+  app.post('/accounts/:account/d1/database/:db/query', async (c) => runSql(server, c, await database(c, c.get('grant')), 'rest-query'));
+  app.post('/accounts/:account/d1/database/:db/raw', async (c) => runSql(server, c, await database(c, c.get('grant')), 'rest-raw'));
 
   /** An operation on the database's host; its typed failures become the API's errors. */
   const hostCall = async <K extends HostOp>(record: DatabaseRecord, call: HostCallOf<K>): Promise<HostOperations[K]['value']> => {
@@ -177,7 +178,7 @@ export function restRoutes(server: ServerContext) {
   const history = hostCall;
 
   app.get('/accounts/:account/d1/database/:db/time_travel/bookmark', async (c) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     const primary = await primaryOf(server, record);
     if (primary !== 'self') return relay(server, c, primary);
     const timestamp = c.req.query('timestamp');
@@ -185,7 +186,7 @@ export function restRoutes(server: ServerContext) {
   });
 
   app.post('/accounts/:account/d1/database/:db/time_travel/restore', async (c) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     authorize(c.get('grant'), 'write', record);
     const primary = await primaryOf(server, record);
     if (primary !== 'self') return relay(server, c, primary);
@@ -195,7 +196,7 @@ export function restRoutes(server: ServerContext) {
 
   // Beyond D1: a new database equal to this one at a point of its history.
   app.post('/accounts/:account/d1/database/:db/fork', async (c) => {
-    const source = database(c, c.get('grant'));
+    const source = await database(c, c.get('grant'));
     authorize(c.get('grant'), 'admin');
     const primary = await primaryOf(server, source);
     if (primary !== 'self') return relay(server, c, primary);

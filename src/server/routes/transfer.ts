@@ -61,11 +61,11 @@ function live<K extends Transfer['kind']>(server: ServerContext, key: string, ki
 
 class UploadTooLarge extends Error {}
 
-export function transferRoutes(server: ServerContext, database: (c: any, grant: Env['Variables']['grant']) => DatabaseRecord) {
+export function transferRoutes(server: ServerContext, database: (c: any, grant: Env['Variables']['grant']) => Promise<DatabaseRecord>) {
   const app = new Hono<Env>();
 
   app.post('/export', async (c) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     const primary = await primaryOf(server, record);
     if (primary !== 'self') return relay(server, c, primary);
     const body = await jsonBody(c, exportBody);
@@ -98,7 +98,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
   });
 
   app.post('/import', async (c) => {
-    const record = database(c, c.get('grant'));
+    const record = await database(c, c.get('grant'));
     authorize(c.get('grant'), 'write', record);
     // Every step of an import (the upload URL included) is the primary's.
     const primary = await primaryOf(server, record);
