@@ -31,6 +31,8 @@ export const Messages = {
   readOnly: 'attempt to write a readonly database: SQLITE_READONLY',
   /** A request that ran past its deadline (D1's query timeout); nothing it wrote is kept. */
   queryTimeout: 'D1 DB storage operation exceeded timeout which caused object to be reset.',
+  /** Dione's own: beginTransaction()/withTransaction() on a handle opened without the opt-in. */
+  noTransactions: 'this database was not opened with { transactions: true }',
 } as const;
 
 /** The detail text of a SQLite failure as D1 prints it: `<message>[ at offset N]: SQLITE_X[ (extended: SQLITE_X_Y)]`. */

@@ -1,6 +1,7 @@
 // Interactive transactions (Dione's opt-in; D1 has none): a D1Database bound to one transaction of
 // its own, isolated from every other request until it commits. Needs a handle opened with
 // `transactions: true` (open() or connect()).
+import { Messages } from '../api/errors.ts';
 import type { Executor } from '../api/executor.ts';
 import { D1Database, internalsOf } from './database.ts';
 
@@ -32,7 +33,7 @@ const ENDED = 'The transaction has already ended.';
 /** Opens a transaction on a connection (or, over HTTP, a server-held transaction) of its own. */
 export async function beginTransaction(db: D1Database, options: TransactionOptions = {}): Promise<D1Transaction> {
   const { executor, options: bindingOptions } = internalsOf(db);
-  if (!executor.openTransaction) throw new TypeError('this database was not opened with { transactions: true }');
+  if (!executor.openTransaction) throw new TypeError(Messages.noTransactions);
   const own: Executor = await executor.openTransaction();
   const tx = new D1Database(own, bindingOptions);
   const mode = (options.mode ?? 'immediate').toUpperCase();

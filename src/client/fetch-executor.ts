@@ -1,6 +1,7 @@
 // The Executor over HTTP to a Dione server, in Dione's lossless wire format: a call (a batch is one)
 // made alone is one POST; calls made in the same event-loop turn share one (pipeline.ts). Uses only
 // fetch, so it runs in any JavaScript runtime.
+import { Messages } from '../api/errors.ts';
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import type { IntMode } from '../api/types.ts';
 import { decodeResponse, encodeRequest, type WireResponse } from '../api/wire.ts';
@@ -96,7 +97,7 @@ export class FetchExecutor implements Executor {
 
   /** A transaction of its own: a new handle the server holds a transaction for, one call per request, in order. */
   async openTransaction(): Promise<Executor> {
-    if (!this.options.transactions) throw new TypeError('this database was not opened with { transactions: true }');
+    if (!this.options.transactions) throw new TypeError(Messages.noTransactions);
     return new FetchExecutor({ ...this.options, maxCallsPerRequest: 1 });
   }
 

@@ -1,5 +1,5 @@
 // The engine behind the Executor interface, for the in-process binding.
-import { d1Error } from '../api/errors.ts';
+import { d1Error, Messages } from '../api/errors.ts';
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import { BUSY, Engine, type EngineOptions } from './engine.ts';
 import { TransactionEngines } from './transaction-engines.ts';
@@ -22,8 +22,6 @@ export async function executeWhenFree(engine: Engine, request: ExecuteRequest, w
   }
 }
 
-/** Refusal of openTransaction() on a handle opened without the option. */
-export const NO_TRANSACTIONS = 'this database was not opened with { transactions: true }';
 
 export class EmbeddedExecutor implements Executor {
   readonly engine: Engine;
@@ -75,7 +73,7 @@ export class EmbeddedExecutor implements Executor {
 
   /** A connection of its own for one transaction (in memory: this one, lent until the transaction's executor closes). */
   async openTransaction(): Promise<Executor> {
-    if (!this.options.transactions) throw new TypeError(NO_TRANSACTIONS);
+    if (!this.options.transactions) throw new TypeError(Messages.noTransactions);
     if (this.engine.memory) {
       const until = performance.now() + DEFAULT_BUSY_WAIT_MS;
       while (this.lent) {

@@ -5,7 +5,8 @@
 // else runs on it; later writes work again as soon as the log can write.
 import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
 import type { Engine, EngineOptions } from '../engine/engine.ts';
-import { executeWhenFree, NO_TRANSACTIONS } from '../engine/executor.ts';
+import { Messages } from '../api/errors.ts';
+import { executeWhenFree } from '../engine/executor.ts';
 import { detailOf } from '../engine/sqlite-error.ts';
 import { type HistoryOptions, LoggedDatabase } from './logged-database.ts';
 
@@ -25,7 +26,7 @@ export class LoggedExecutor implements Executor {
 
   /** A connection of its own for one transaction; its commit is logged like any other. */
   async openTransaction(): Promise<Executor> {
-    if (!this.options.transactions) throw new TypeError(NO_TRANSACTIONS);
+    if (!this.options.transactions) throw new TypeError(Messages.noTransactions);
     const engine = this.database.openTransactionEngine();
     return {
       execute: (request) => this.run(engine, request),
