@@ -51,6 +51,7 @@ interface ServeFlags {
   leaseTtl?: number;
   replicas?: number;
   queryStats: boolean;
+  console: boolean;
 }
 
 /**
@@ -85,6 +86,7 @@ export function registerServe(program: Command): void {
     .option('--public-url <url>', 'where clients reach this server; export and import URLs are built from it (default: the listening address)', process.env.DIONE_PUBLIC_URL)
     .option('--metrics-public', 'serve /metrics without a token', process.env.DIONE_METRICS_PUBLIC === '1')
     .option('--no-history', 'keep no write log: no Time Travel, no forks')
+    .option('--no-console', 'serve no web console at /')
     .option('--no-query-stats', 'record no per-statement statistics (query insights and analytics answer nothing)')
     .option('--retention-days <days>', `how far back Time Travel reaches (default ${DEFAULTS.retentionDays})`, positive('--retention-days'), fromEnv('DIONE_RETENTION_DAYS', positive('DIONE_RETENTION_DAYS')))
     .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (a 3-node JetStream cluster)', process.env.DIONE_NATS)
@@ -120,6 +122,7 @@ export function registerServe(program: Command): void {
         history: options.history && (options.retentionDays === undefined ? true : { retentionDays: options.retentionDays }),
         region: options.region,
         queryStats: options.queryStats,
+        console: options.console,
         notify: (line) => process.stderr.write(`${line}\n`),
         cluster: options.nats
           ? {
@@ -137,6 +140,7 @@ export function registerServe(program: Command): void {
         `dione: data in ${server.context.catalog.dataDir}`,
         ...(options.nats ? [`dione: cluster node ${options.nodeId} (region ${server.context.settings.region}) on NATS ${options.nats}`] : []),
         `dione: account id ${server.accountId}`,
+        ...(options.console ? [`dione: web console at ${server.context.settings.publicUrl}/`] : []),
         options.dev
           ? 'dione: dev mode: requests without a token are allowed'
           : `dione: create a token with: npx dione token create --data ${server.context.catalog.dataDir} --scope admin`,

@@ -14,12 +14,12 @@ import { formatBookmark, parseBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
 import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
-import type { History, TimeTravel } from '../log/history.ts';
+import type { CommitsOverview, CommitsQuery, History, TimeTravel } from '../log/history.ts';
 import { LoggedDatabase } from '../log/logged-database.ts';
 import { sequenceOfFile } from '../log/pages.ts';
 import { encodeRecord, summarize } from '../log/record.ts';
 import { prepareReplicaFile } from '../log/replica.ts';
-import { DAY_MS, type TimeWindow } from '../log/time-travel.ts';
+import { commitsOverview, DAY_MS, type TimeWindow } from '../log/time-travel.ts';
 import { ClusterTimeTravel } from './cluster-time-travel.ts';
 import { Follower } from './follower.ts';
 import { type ClusterLogger, errorText, lineLogger } from './logger.ts';
@@ -545,6 +545,27 @@ export class ClusterDatabase {
       this.logger.warn({ error: errorText(e), lastHolder: this.lastHolder?.node }, 'cannot ask NATS who holds the lease; using the holder last seen');
       return this.lastHolder;
     }
+  }
+
+  /**
+   * Commits per time bucket over a range, from the shared history's record summaries: any node
+   * answers alike (the history is the stream's), without waiting for the primary's writes.
+   */
+  commits(query: CommitsQuery): Promise<CommitsOverview> {
+    return commitsOverview(this.history, query, this.window());
+  }
+
+  /**
+   * Where the database stands, as this node sees it, without taking the lease: the primary (this
+   * node, the lease holder, or undefined when none holds it now), the commit this node's copy
+   * holds, and the newest commit of the log (undefined when NATS does not answer).
+   */
+  async placement(): Promise<{ primary: LeaseHolder | undefined; role: 'primary' | 'follower'; sequence: number; newest: number | undefined }> {
+    const s = this.state;
+    if (s.kind === 'primary') return { primary: this.options.self, role: 'primary', sequence: this.sequence, newest: this.sequence };
+    const primary = await this.holder();
+    const newest = this.reachable ? await this.log.lastSummary().then((r) => r?.seq, () => undefined) : undefined;
+    return { primary, role: 'follower', sequence: this.sequence, newest };
   }
 
   /** The engine serving this node's reads: the primary's, or the follower's copy (for info, exports, backups). */

@@ -193,6 +193,71 @@ export class StreamLog implements SharedLog {
     return found;
   }
 
+  /**
+   * For each of `times` (ascending): the sequence of the newest record committed at or before it,
+   * or, before every record the stream holds, the first one's sequence − 1. Binary searches over
+   * the messages, each time's within the range the times around it left (divide and conquer), so
+   * at most about times × log2(messages) and never more than the messages themselves; only each
+   * record's first part is read for its summary.
+   */
+  async positionsAt(times: number[]): Promise<number[]> {
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.messages === 0) return times.map(() => 0);
+    const looked = new Map<number, Promise<{ summary: RecordSummary; start: number } | undefined>>();
+    const at = (m: number) => {
+      let found = looked.get(m);
+      if (!found) looked.set(m, (found = this.recordAtMessage(m)));
+      return found;
+    };
+    const first = await at(Math.max(1, state.first_seq));
+    const base = first ? first.summary.seq - 1 : 0;
+    const positions: number[] = new Array(times.length).fill(base);
+    // Times [i, j) all have their boundary (the first message of a record newer than them) in
+    // [low, high]; `before` is the newest record before `low` (at or before each of them).
+    const solve = async (i: number, j: number, low: number, high: number, before: RecordSummary | undefined): Promise<void> => {
+      if (i >= j) return;
+      if (low >= high) {
+        for (let k = i; k < j; k++) positions[k] = before?.seq ?? base;
+        return;
+      }
+      const k = (i + j) >>> 1;
+      const time = times[k]!;
+      let lo = low;
+      let hi = high;
+      let found = before;
+      while (lo < hi) {
+        const mid = Math.floor((lo + hi) / 2);
+        const r = await at(mid);
+        if (r && r.summary.time <= time) {
+          found = r.summary;
+          lo = mid + 1;
+        } else hi = r ? Math.max(r.start, lo) : mid;
+      }
+      positions[k] = found?.seq ?? base;
+      await solve(i, k, low, lo, before);
+      await solve(k + 1, j, lo, high, found);
+    };
+    await solve(0, times.length, Math.max(1, state.first_seq), state.last_seq + 1, undefined);
+    return positions;
+  }
+
+  /** Up to `count` summaries of the records committed at or before `time`, newest first (each record's first part is read). */
+  async newestAt(time: number, count: number): Promise<RecordSummary[]> {
+    const newest = count > 0 ? await this.atTime(time) : undefined;
+    if (!newest) return [];
+    const { state } = await this.jsm.streams.info(this.stream);
+    const start = await this.startOf(newest.seq - 1);
+    const found: RecordSummary[] = [];
+    let m = start;
+    while (m !== undefined && m >= state.first_seq && found.length < count) {
+      const r = await this.recordAtMessage(m);
+      if (!r) break;
+      found.push(r.summary);
+      m = r.start - 1;
+    }
+    return found;
+  }
+
   /** The newest record's summary as the stream holds it now (this writer's view of the tail is left alone). */
   async lastSummary(): Promise<RecordSummary | undefined> {
     const { state } = await this.jsm.streams.info(this.stream);

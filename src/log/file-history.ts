@@ -39,6 +39,14 @@ export class FileHistory implements History {
     return this.log.find(seq);
   }
 
+  async positionsAt(times: number[]): Promise<number[]> {
+    return times.map((time) => this.log.countThrough(time));
+  }
+
+  async newestAt(time: number, count: number): Promise<RecordSummary[]> {
+    return this.log.newestThrough(time, count);
+  }
+
   async snapshots(): Promise<SnapshotInfo[]> {
     return this.store.list();
   }

@@ -455,6 +455,11 @@ export class FileLogStore implements LogStore {
   }
 
   atTime(time: number): RecordSummary | undefined {
+    const e = this.entries[this.countThrough(time) - 1];
+    return e && summaryOf(e);
+  }
+
+  countThrough(time: number): number {
     let low = 0;
     let high = this.entries.length;
     while (low < high) {
@@ -462,8 +467,15 @@ export class FileLogStore implements LogStore {
       if (this.entries[mid]!.time <= time) low = mid + 1;
       else high = mid;
     }
-    const e = this.entries[low - 1];
-    return e && summaryOf(e);
+    return low;
+  }
+
+  newestThrough(time: number, count: number): RecordSummary[] {
+    const end = this.countThrough(time);
+    return this.entries
+      .slice(Math.max(0, end - Math.max(0, count)), end)
+      .reverse()
+      .map(summaryOf);
   }
 
   private load(entry: Entry): LogRecord {

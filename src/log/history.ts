@@ -24,6 +24,14 @@ export interface History {
   atTime(time: number): Promise<RecordSummary | undefined>;
   /** The summary of record `seq`, if the history holds it. */
   find(seq: number): Promise<RecordSummary | undefined>;
+  /**
+   * For each of `times` (ascending), a commit counter at that time: the difference between two
+   * counters is the number of commits made in between. From record summaries alone (no page is
+   * read), in a bounded number of lookups (binary searches), however long the history.
+   */
+  positionsAt(times: number[]): Promise<number[]>;
+  /** Up to `count` summaries of the records committed at or before `time`, newest first (no page is read). */
+  newestAt(time: number, count: number): Promise<RecordSummary[]>;
   /** Snapshots, oldest first. */
   snapshots(): Promise<SnapshotInfo[]>;
   /** Stores a closed, checkpointed database file as the snapshot at `seq` (commit time `time`). */
@@ -35,6 +43,34 @@ export interface History {
   compact(seq: number): Promise<void>;
   /** Bytes the records kept take in their store. */
   bytes(): Promise<number>;
+}
+
+/** Commits over a time range, for a chart: `buckets` equal buckets of (since, until], times in ms since the epoch. */
+export interface CommitsQuery {
+  since: number;
+  until: number;
+  buckets: number;
+}
+
+/** A commit: its bookmark and its commit time (ms since the epoch). */
+export interface CommitPoint {
+  bookmark: string;
+  time: number;
+}
+
+/** The answer to a CommitsQuery (snake_case: it is the console API's answer as is). */
+export interface CommitsOverview {
+  since: number;
+  until: number;
+  /** (until - since) / buckets; bucket i holds the commits with since + i·bucket_ms < time <= since + (i+1)·bucket_ms. */
+  bucket_ms: number;
+  /** Commits per bucket, oldest bucket first. */
+  counts: number[];
+  total: number;
+  /** The newest commits in (since, until], newest first (at most 20). */
+  recent: CommitPoint[];
+  /** The oldest commit a restore by bookmark accepts now, or null when the history has no snapshot yet. */
+  oldest_restorable: CommitPoint | null;
 }
 
 /** Time Travel's operations on one database, as the server's host runs them (a single node's or a cluster primary's). */

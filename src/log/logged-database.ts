@@ -11,15 +11,17 @@ import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { D1Failure, detailOf } from '../engine/sqlite-error.ts';
 import { TransactionEngines } from '../engine/transaction-engines.ts';
+import { FileHistory } from './file-history.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
 import { syncDirectory, syncFile } from './files.ts';
 import { finishFork, historyDirOf, prepareFork } from './fork.ts';
+import type { CommitsOverview, CommitsQuery } from './history.ts';
 import { HistoryLock } from './lock.ts';
 import { headerOfFile, materialize, schemaCookieInHeader, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
 import { CorruptRecord, type LogRecord, positionAfter, type RecordSummary } from './record.ts';
 import { report } from './report.ts';
 import type { SnapshotStore } from './store.ts';
-import { beforeHistory, bookmarkSequence, checkBookmarkInWindow, DAY_MS, horizonOf, notHeld, type TimeWindow, timestampInWindow, windowStart } from './time-travel.ts';
+import { beforeHistory, bookmarkSequence, checkBookmarkInWindow, commitsOverview, DAY_MS, horizonOf, notHeld, type TimeWindow, timestampInWindow, windowStart } from './time-travel.ts';
 import { type CapturedCommit, NO_POSITION, WAL_HEADER_BYTES, type WalPosition, WalReader } from './wal.ts';
 
 export interface HistoryOptions {
@@ -672,6 +674,11 @@ export class LoggedDatabase {
     }
     if (!this.log.find(seq) && !this.snapshots.list().some((s) => s.seq === seq)) throw notHeld(bookmark);
     return seq;
+  }
+
+  /** Commits per time bucket over a range, from the log's index of record summaries (no record is read). */
+  commits(query: CommitsQuery): Promise<CommitsOverview> {
+    return commitsOverview(new FileHistory(this.log, this.snapshots), query, this.window());
   }
 
   /** The bookmark of a point in time (now when none is given). */

@@ -23,6 +23,10 @@ export interface LogStore {
   atTime(time: number): RecordSummary | undefined;
   /** The summary of record `seq`, if the history holds it. */
   find(seq: number): RecordSummary | undefined;
+  /** How many records kept were committed at or before `time` (from the index: no record is read). */
+  countThrough(time: number): number;
+  /** Up to `count` summaries of the records committed at or before `time`, newest first (no record is read). */
+  newestThrough(time: number, count: number): RecordSummary[];
   /** Forgets records with seq <= `seq` (a snapshot covers them). */
   compact(seq: number): void;
   /** Bytes of records kept. */

@@ -4,7 +4,7 @@
 // unreachable) and a cluster's JetStream history (resolvePoint here) refuse alike, word for word.
 import { formatBookmark, parseBookmark } from '../api/bookmark.ts';
 import { HistoryError, type HistoryPoint } from '../api/time-travel.ts';
-import type { History } from './history.ts';
+import type { CommitPoint, CommitsOverview, CommitsQuery, History } from './history.ts';
 import type { SnapshotInfo } from './store.ts';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
@@ -83,4 +83,39 @@ export async function resolvePoint(history: History, point: HistoryPoint, at: { 
   const seq = await commitAt(time);
   if (seq === undefined) throw beforeHistory(point.timestamp, horizon.time);
   return Math.min(seq, at.newest);
+}
+
+/** How many of the newest commits in the range a CommitsOverview lists. */
+export const RECENT_COMMITS = 20;
+
+/**
+ * Commits per time bucket, the newest commits of the range and the oldest restorable commit, from
+ * the history's record summaries (no page is read): a bounded number of lookups for any length of
+ * history. The same for a single node's file history and a cluster's JetStream one.
+ */
+export async function commitsOverview(history: History, query: CommitsQuery, window: TimeWindow): Promise<CommitsOverview> {
+  const { since, until, buckets } = query;
+  const bucketMs = (until - since) / buckets;
+  const bounds = Array.from({ length: buckets + 1 }, (_, i) => (i === buckets ? until : since + i * bucketMs));
+  const positions = await history.positionsAt(bounds);
+  const counts = positions.slice(1).map((p, i) => p - positions[i]!);
+  const total = positions[buckets]! - positions[0]!;
+  const recent =
+    total === 0
+      ? []
+      : (await history.newestAt(until, Math.min(RECENT_COMMITS, total))).filter((r) => r.time > since).map((r) => ({ bookmark: formatBookmark(r.seq, history.tag), time: r.time }));
+  return { since, until, bucket_ms: bucketMs, counts, total, recent, oldest_restorable: await oldestRestorable(history, window) };
+}
+
+/** The oldest commit a restore by bookmark accepts now (as resolvePoint's floor), with its commit time. */
+async function oldestRestorable(history: History, window: TimeWindow): Promise<CommitPoint | null> {
+  const snapshots = await history.snapshots();
+  if (snapshots.length === 0) return null;
+  const horizon = horizonOf(snapshots, window);
+  const start = windowStart(window);
+  const inLog = await history.atTime(start);
+  const snapshot = snapshots.filter((s) => s.time <= start).at(-1);
+  const current = [inLog, snapshot].filter((c) => c !== undefined && c.seq >= horizon.seq).sort((a, b) => b!.seq - a!.seq)[0];
+  const oldest = current ?? snapshots[0]!;
+  return { bookmark: formatBookmark(oldest.seq, history.tag), time: oldest.time };
 }

@@ -6,6 +6,8 @@ import type { Env, ServerContext } from './context.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { MALFORMED_PATH, pathDecodes } from './protocols/requests.ts';
 import { bindingRoutes } from './routes/database-protocols.ts';
+import { consoleApiRoutes } from './routes/console-api.ts';
+import { consolePages } from './routes/console-pages.ts';
 import { ApiError } from './protocols/api-errors.ts';
 import { errorAnswer, recordRequest, tooLargeMessage } from './request-log.ts';
 import { restRoutes } from './routes/rest.ts';
@@ -57,6 +59,8 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
   app.use('/dione/v1/*', auth);
 
   app.route('/client/v4', restRoutes(server));
+  app.route('/dione/v1', consoleApiRoutes(server));
+  if (server.settings.console) app.route('/', consolePages());
   app.route('/', bindingRoutes(server));
 
   app.notFound((c) => c.json(envelopeError(ErrorCodes.notFound, `No route for ${c.req.method} ${c.req.path}`), 404));

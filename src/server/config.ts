@@ -38,6 +38,8 @@ export interface ServeOptions {
   cluster?: ClusterOptions;
   /** Record per-statement statistics for query insights and the GraphQL Analytics API (default true). */
   queryStats?: boolean;
+  /** Serve the web console at / (default true). */
+  console?: boolean;
 }
 
 export interface ClusterOptions {
@@ -72,6 +74,7 @@ export interface ServerConfig {
   metricsPublic: boolean;
   history: HistorySettings | false;
   queryStats: boolean;
+  console: boolean;
   cluster: Required<Omit<ClusterOptions, 'url'>> & { url: string | undefined; region: string } | undefined;
 }
 
@@ -122,6 +125,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     metricsPublic: options.metricsPublic ?? false,
     history,
     queryStats: options.queryStats ?? true,
+    console: options.console ?? true,
     cluster,
   };
 }

@@ -25,6 +25,10 @@ export interface ServerSettings {
   metricsPublic: boolean;
   /** Cluster mode: this node's name. */
   node?: string;
+  /** The web console is served at /. */
+  console: boolean;
+  /** Time Travel is on (the server keeps a write log). */
+  history: boolean;
 }
 
 export interface ServerContext {

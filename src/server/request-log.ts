@@ -40,9 +40,12 @@ export function recordRequest(server: ServerContext, r: RequestRecord): void {
   else server.logger.info(line, 'request');
 }
 
-/** The binding protocols (workerd's and dione/client's) answer `{success: false, error}`; the REST API, Cloudflare envelopes. */
+/** The console's API (routes/console-api.ts): under /dione/v1 but answered in Cloudflare's envelopes. */
+const CONSOLE_API = /^\/dione\/v1\/(whoami$|tokens(\/|$)|databases$|databases\/[^/]+\/commits$)/;
+
+/** The binding protocols (workerd's and dione/client's) answer `{success: false, error}`; the REST API and the console's API, Cloudflare envelopes. */
 export function bindingProtocolPath(path: string): boolean {
-  return path === '/query' || path === '/execute' || path.startsWith('/dione/v1/');
+  return path === '/query' || path === '/execute' || (path.startsWith('/dione/v1/') && !CONSOLE_API.test(path));
 }
 
 /** The answer for an error thrown while serving a request; unexpected ones are logged. */

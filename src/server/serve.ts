@@ -74,6 +74,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     publicUrl: '', // once listening
     metricsPublic: config.metricsPublic,
     node: clustered?.node,
+    console: config.console,
+    history: config.history !== false,
   };
   // The pool is made once the server listens (a cluster node's URL may be the listening address),
   // in the same turn: no request is read before it exists.

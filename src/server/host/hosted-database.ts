@@ -15,7 +15,7 @@ import type { TimeTravel } from '../../log/history.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
 import { splitSqlText } from '../protocols/requests.ts';
 import type { ClusterHost } from './cluster-host.ts';
-import type { DatabaseRef, FromWorker, HistoryPointMessage, HostCall, HostFailureData, HostOperations, WorkerSettings } from './protocol.ts';
+import { type DatabaseRef, type FromWorker, HISTORY_OFF, type HistoryPointMessage, type HostCall, type HostFailureData, type HostOperations, type WorkerSettings } from './protocol.ts';
 
 /** A failure with its kind, for the boundary. */
 export class Failure extends Error {
@@ -476,6 +476,21 @@ export class HostedDatabase {
         return answer<'restore'>(await this.asWriter((_, log) => historyOf(log).restore(pointOf(call.point))));
       case 'fork':
         return answer<'fork'>(await this.asWriter((_, log) => historyOf(log).fork(pointOf(call.point), call.file)));
+      case 'commits': {
+        const query = { since: call.since, until: call.until, buckets: call.buckets };
+        if (this.cluster) return answer<'commits'>(await (await this.cluster.get()).commits(query));
+        if (!this.logged) throw new HistoryError(HISTORY_OFF);
+        return answer<'commits'>(await this.logged.commits(query));
+      }
+      case 'placement': {
+        if (!this.cluster) {
+          const sequence = this.engine().commitSequence;
+          return answer<'placement'>({ role: 'single', primary: null, sequence, newest: sequence });
+        }
+        const where = await (await this.cluster.get()).placement();
+        const primary = where.primary ? { node: where.primary.node, url: where.primary.url, region: where.primary.region } : null;
+        return answer<'placement'>({ role: where.role, primary, sequence: where.sequence, newest: where.newest ?? null });
+      }
     }
   }
 
@@ -550,7 +565,7 @@ function writeDump(source: Engine, file: string, options: HostOperations['export
 }
 
 function historyOf(log: TimeTravel | undefined): TimeTravel {
-  if (!log) throw new HistoryError('Time Travel is off on this server: it runs without a write log (dione serve --no-history)');
+  if (!log) throw new HistoryError(HISTORY_OFF);
   return log;
 }
 

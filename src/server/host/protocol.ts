@@ -2,6 +2,10 @@
 // answer. Values and typed failures only; HTTP status codes and envelopes are the protocols' (src/server/protocols/).
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import type { RestoreResult } from '../../api/time-travel.ts';
+import type { CommitsOverview, CommitsQuery } from '../../log/history.ts';
+
+/** Why Time Travel (and everything built on the write log) is refused on a server without one. */
+export const HISTORY_OFF = 'Time Travel is off on this server: it runs without a write log (dione serve --no-history)';
 
 export interface DumpOptions {
   noSchema?: boolean;
@@ -60,6 +64,18 @@ export interface DatabaseInfo {
   bookmark: string;
 }
 
+/** Where a database stands, as the node asked sees it. */
+export interface DatabasePlacement {
+  /** 'single': not in a cluster. */
+  role: 'primary' | 'follower' | 'single';
+  /** Cluster mode: the node writing it (its lease holder, this node when primary); null when none holds it now, and on a single node. */
+  primary: ForwardTarget | null;
+  /** The commit this node's copy holds. */
+  sequence: number;
+  /** The newest commit of the database's log, or null when it cannot be asked now. */
+  newest: number | null;
+}
+
 /** The operations a host runs on one database, each with the value it answers. */
 export interface HostOperations {
   execute: { call: { request: ExecuteRequest; writes: boolean }; value: ExecuteResponse };
@@ -74,6 +90,10 @@ export interface HostOperations {
   bookmark: { call: { timestamp?: number }; value: { bookmark: string } };
   restore: { call: { point: HistoryPointMessage }; value: RestoreResult };
   fork: { call: { point: HistoryPointMessage; file: string }; value: { bookmark: string; forkBookmark: string } };
+  /** Commits per time bucket over a range, from the history's record summaries (any node of a cluster answers). */
+  commits: { call: CommitsQuery; value: CommitsOverview };
+  /** Where the database stands: its primary and this node's copy (never takes the lease). */
+  placement: { call: object; value: DatabasePlacement };
 }
 
 export type HostOp = keyof HostOperations;
@@ -120,4 +140,4 @@ export type FromWorker =
   /** The worker holds no copy of the database any more (closed, dropped, or, with `failure`, it could not open). */
   | { t: 'released'; uuid: string; lockReleased: boolean; failure?: HostFailureData };
 
-export type { ExecuteResponse, RestoreResult };
+export type { CommitsOverview, CommitsQuery, ExecuteResponse, RestoreResult };
