@@ -83,6 +83,12 @@ describe('web console in chromium', { skip, timeout: 240_000 }, () => {
     await alert.filter({ hasText: 'near "items": syntax error at offset 16' }).waitFor();
     assert.equal(await page.locator('.sql-error mark').textContent(), 'items');
     await screenshotShowing(page, shots.dir, '04-sql-error', [alert, page.locator('.sql-error mark')]);
+
+    // A huge result is drawn a thousand rows at a time, saying so.
+    await page.getByLabel('SQL').fill('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) SELECT x FROM c');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await page.getByText('Showing the first 1000 of 1500 rows').waitFor();
+    assert.equal(await page.getByRole('region', { name: 'Statement 1 rows' }).locator('tbody tr').count(), 1000);
   });
 
   test('table browser: schema, sort, filter, and a row edited by a write token lands in the database', async () => {

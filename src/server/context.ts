@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Catalog, DatabaseRecord } from './catalog.ts';
 import type { ClusterCatalog } from './cluster-catalog.ts';
+import type { ClusterPlacements } from './cluster-placements.ts';
 import type { WorkerPool } from './host/pool.ts';
 import type { Metrics } from './metrics.ts';
 import type { StatsSource } from './stats/analytics.ts';
@@ -46,6 +47,8 @@ export interface ServerContext {
   queryStats?: QueryStatsRecorder;
   /** Answers analytics questions (GraphQL): this node's statistics, or in cluster mode every node's. */
   stats: StatsSource;
+  /** Cluster mode: every node's open copies of databases and the commit each holds (the console's replica lag). */
+  placements?: ClusterPlacements;
   /** Import uploads and export downloads waiting to be fetched, by unguessable key. */
   transfers: Map<string, Transfer>;
 }

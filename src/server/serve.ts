@@ -7,6 +7,7 @@ import { getRequestListener } from '@hono/node-server';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import { ClusterCatalog } from './cluster-catalog.ts';
+import { ClusterPlacements, type CopyPosition } from './cluster-placements.ts';
 import { ClusterQueryStats } from './cluster-query-stats.ts';
 import { createApp } from './app.ts';
 import { authenticator } from './auth.ts';
@@ -82,6 +83,21 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const queryStats = config.queryStats ? openQueryStats(config.data, logger) : undefined;
   const clusterStats = shared && clustered ? new ClusterQueryStats(shared.nc, clustered.node, queryStats, logger) : undefined;
   const stats: StatsSource = clusterStats ?? (queryStats ? localSource(queryStats) : { groups: async () => [] });
+  // This node's open copies: asking for placements never opens a database.
+  const openCopies = async (uuids: string[]): Promise<CopyPosition[]> => {
+    const copies: CopyPosition[] = [];
+    for (const uuid of uuids) {
+      if (!context.pool?.isOpen(uuid)) continue;
+      try {
+        const where = await context.pool.call({ uuid, file: catalog.file(uuid) }, { op: 'placement' });
+        if (where.role !== 'single') copies.push({ uuid, role: where.role, sequence: where.sequence });
+      } catch (e) {
+        logger.debug({ err: e, database: uuid }, 'placements: a copy could not say where it stands');
+      }
+    }
+    return copies;
+  };
+  const placements = shared && clustered ? new ClusterPlacements(shared.nc, { node: clustered.node, region: config.region }, openCopies, logger) : undefined;
   const context: ServerContext = {
     catalog,
     pool: undefined as unknown as WorkerPool,
@@ -92,6 +108,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     clusterCatalog: shared?.catalog,
     queryStats,
     stats,
+    placements,
   };
   let serving = false;
   const resolveGrant = authenticator(catalog, settings.allowUnauthenticated);
@@ -146,6 +163,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         await pool!.stopAll();
         queryStats?.close();
         await clusterStats?.close();
+        await placements?.close();
         await shared?.catalog.close();
         await shared?.nc.close().catch(() => {});
         catalog.close();

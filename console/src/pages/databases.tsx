@@ -13,7 +13,8 @@ export interface DatabaseSummary {
   file_size?: number;
   read_replication?: { mode: string };
   primary: { node: string; region?: string } | null;
-  replicas: { node: string; lag_ms?: number; behind?: number }[];
+  /** Followers' copies and how many commits each lacks (cluster mode). */
+  replicas: { node: string; region?: string; sequence?: number; behind?: number }[];
 }
 
 interface DatabaseList {
@@ -48,7 +49,7 @@ export function DatabasesPage() {
                 <th scope="col">Size</th>
                 <th scope="col">Created</th>
                 {clustered && <th scope="col">Primary</th>}
-                {clustered && <th scope="col">Replicas</th>}
+                {clustered && <th scope="col">Replicas (lag)</th>}
                 {admin && (
                   <th scope="col">
                     <span class="visually-hidden">Actions</span>
@@ -73,7 +74,7 @@ export function DatabasesPage() {
                         ? '–'
                         : d.replicas.map((r) => (
                             <div key={r.node}>
-                              {r.node}: {r.lag_ms !== undefined ? `${r.lag_ms} ms behind` : r.behind !== undefined ? `${r.behind} commits behind` : 'lag unknown'}
+                              {r.node}: {r.behind === undefined ? 'lag unknown' : r.behind === 0 ? 'caught up' : `${r.behind} commit${r.behind === 1 ? '' : 's'} behind`}
                             </div>
                           ))}
                     </td>

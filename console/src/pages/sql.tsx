@@ -6,6 +6,9 @@ import { DataGrid, ErrorMessage } from '../components.tsx';
 import { useSession } from '../session.ts';
 import { errorPosition } from '../sql-text.ts';
 
+/** Rows drawn per statement: a page with a million rows in it would stop responding. */
+const SHOWN_ROWS = 1000;
+
 const formatMs = (ms: unknown) => (typeof ms === 'number' ? `${ms < 10 ? ms.toFixed(2) : ms.toFixed(0)} ms` : '–');
 
 export function SqlTab({ database }: { database: string }) {
@@ -78,7 +81,18 @@ export function SqlTab({ database }: { database: string }) {
                 {r.meta.changes ? ` · changes ${r.meta.changes}` : ''}
                 {r.meta.last_row_id ? ` · last row id ${r.meta.last_row_id}` : ''}
               </p>
-              {r.results.columns.length > 0 ? <DataGrid label={`Statement ${i + 1} rows`} columns={r.results.columns} rows={r.results.rows} /> : <p class="empty">No rows.</p>}
+              {r.results.columns.length > 0 ? (
+                <>
+                  <DataGrid label={`Statement ${i + 1} rows`} columns={r.results.columns} rows={r.results.rows.slice(0, SHOWN_ROWS)} />
+                  {r.results.rows.length > SHOWN_ROWS && (
+                    <p class="hint">
+                      Showing the first {SHOWN_ROWS} of {r.results.rows.length} rows: add a LIMIT, or browse the table page by page.
+                    </p>
+                  )}
+                </>
+              ) : (
+                <p class="empty">No rows.</p>
+              )}
             </div>
           ))}
         </section>

@@ -256,6 +256,12 @@ export class WorkerPool {
     return this.residents.size;
   }
 
+  /** The database is open on this server now (not closing). */
+  isOpen(uuid: string): boolean {
+    const r = this.residents.get(uuid);
+    return r !== undefined && r.closing === undefined;
+  }
+
   /** Workers hosting databases now (the pool's and extra ones; not the standby). */
   get workerCount(): number {
     return this.workers.filter((w) => w && !w.exited && !w.standby).length;

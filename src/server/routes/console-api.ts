@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseTimestamp } from '../../api/time-travel.ts';
 import { authorize } from '../auth.ts';
 import type { DatabaseRecord, TokenRecord } from '../catalog.ts';
+import type { NodeCopies } from '../cluster-placements.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { HISTORY_OFF, type HostCallOf, type HostOp, type HostOperations } from '../host/protocol.ts';
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
@@ -136,8 +137,8 @@ export function consoleApiRoutes(server: ServerContext) {
     return c.json(success({ id, revoked_at: server.catalog.token(id)?.revoked_at ?? new Date().toISOString() }));
   });
 
-  /** A database as the list shows it: sizes from its host, and where it is written. */
-  const describe = async (record: DatabaseRecord) => {
+  /** A database as the list shows it: sizes from its host, and where it is written and copied. */
+  const describe = async (record: DatabaseRecord, copies: NodeCopies[]) => {
     let details: { num_tables: number | null; file_size: number | null; error?: string } = { num_tables: null, file_size: null };
     try {
       const info = await hostCall(record, { op: 'info' });
@@ -147,15 +148,19 @@ export function consoleApiRoutes(server: ServerContext) {
       details.error = e.message;
     }
     let primary: { node: string; region: string } | null = { node: server.settings.node ?? 'local', region: server.settings.region };
-    let replicas: { node: string; behind?: number }[] = [];
+    let replicas: { node: string; region: string; sequence: number; behind?: number }[] = [];
     if (server.clusterCatalog) {
       try {
         const where = await hostCall(record, { op: 'placement' });
         primary = where.primary && { node: where.primary.node, region: where.primary.region };
-        // Only this node's own copy is known here: other nodes' positions are not shared.
-        if (where.role === 'follower' && server.settings.node) {
-          replicas = [{ node: server.settings.node, ...(where.newest === null ? {} : { behind: Math.max(0, where.newest - where.sequence) }) }];
-        }
+        // Every node's open copy (asked over NATS); lag counted against the newest commit anyone knows of.
+        const positions = copies.flatMap((n) => n.copies.filter((c) => c.uuid === record.uuid).map((c) => ({ ...c, node: n.node, region: n.region })));
+        const known = [where.newest, ...positions.filter((p) => p.role === 'primary').map((p) => p.sequence)].filter((n): n is number => n !== null);
+        const newest = known.length ? Math.max(...known) : undefined;
+        replicas = positions
+          .filter((p) => p.role === 'follower')
+          .sort((a, b) => a.node.localeCompare(b.node))
+          .map((p) => ({ node: p.node, region: p.region, sequence: p.sequence, ...(newest === undefined ? {} : { behind: Math.max(0, newest - p.sequence) }) }));
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         primary = null;
@@ -182,7 +187,8 @@ export function consoleApiRoutes(server: ServerContext) {
     const perPage = integerParam(c.req.query('per_page'), 'per_page', 1, PER_PAGE.max, PER_PAGE.default);
     const all = server.catalog.list().filter((d) => grant.databaseUuid === null || d.uuid === grant.databaseUuid);
     const slice = all.slice((page - 1) * perPage, page * perPage);
-    const databases = await mapLimit(slice, DESCRIBE_AT_ONCE, describe);
+    const copies = server.placements ? await server.placements.copies(slice.map((d) => d.uuid)) : [];
+    const databases = await mapLimit(slice, DESCRIBE_AT_ONCE, (record) => describe(record, copies));
     return c.json(success({ databases, page, per_page: perPage, total_count: all.length }));
   });
 
