@@ -74,15 +74,21 @@ describe('console files', () => {
 });
 
 describe('console SQL text', () => {
-  test('statements split at semicolons outside strings, comments, brackets and trigger bodies', () => {
-    const sql = "SELECT 'a;b';\n-- c;\nCREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET z = 1; DELETE FROM w; END;\nSELECT \"q;\" FROM [a;b] /* ; */;;  ";
+  test('statements split as the server splits them: quotes, comments, brackets and trigger bodies respected', () => {
+    const sql = "SELECT 'a;b';\n-- c;\nCREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET z = CASE WHEN 1 THEN 2 END; DELETE FROM w; END;\nSELECT \"q;\" FROM [a;b] /* ; */;;  ";
     assert.deepEqual(
       splitStatements(sql).map((s) => s.text.trim()),
-      ["SELECT 'a;b';", '-- c;\nCREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET z = 1; DELETE FROM w; END;', 'SELECT "q;" FROM [a;b] /* ; */;'],
+      ["SELECT 'a;b';", '-- c;\nCREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET z = CASE WHEN 1 THEN 2 END; DELETE FROM w; END;', 'SELECT "q;" FROM [a;b] /* ; */;'],
     );
+    const when = 'CREATE TRIGGER t2 AFTER UPDATE ON x WHEN old.begin = 1 BEGIN SELECT 1; END; SELECT 3';
+    assert.deepEqual(
+      splitStatements(when).map((s) => s.text.trim()),
+      ['CREATE TRIGGER t2 AFTER UPDATE ON x WHEN old.begin = 1 BEGIN SELECT 1; END;', 'SELECT 3'],
+    );
+    for (const s of splitStatements(sql)) assert.equal(sql.slice(s.start, s.start + s.text.length), s.text);
   });
 
-  test('an error offset points into the statement that failed, after its leading space and comments', () => {
+  test('an error offset (UTF-8 bytes) points into the statement that failed, after its leading space and comments', () => {
     const sql = 'SELECT 1;\n  /* note */ SELECT name FRM items';
     const at = errorPosition(sql, 'near "items": syntax error at offset 16: SQLITE_ERROR')!;
     assert.equal(sql.slice(at.start, at.end), 'items');
@@ -90,6 +96,10 @@ describe('console SQL text', () => {
     const two = 'SELECT name FROM items_x;\nSELECT name FRM items';
     const second = errorPosition(two, 'near "items": syntax error at offset 16: SQLITE_ERROR')!;
     assert.equal(second.start, two.lastIndexOf('items'));
+    // Three two-byte characters before the token: SQLite's byte offset 20 is string index 17.
+    const accents = 'SELECT "ééé" FRM x';
+    const marked = errorPosition(accents, 'near "x": syntax error at offset 20: SQLITE_ERROR')!;
+    assert.equal(accents.slice(marked.start, marked.end), 'x');
     assert.equal(errorPosition(sql, 'no such table: items: SQLITE_ERROR'), undefined);
   });
 });

@@ -143,7 +143,10 @@ describe('tokens', () => {
     const listed = list.body.result.tokens.find((t: { id: string }) => t.id === record.id);
     assert.deepEqual(listed, record);
     assert.deepEqual(Object.keys(listed).sort(), ['created_at', 'database', 'id', 'name', 'revoked_at', 'scope']);
-    assert.ok(!JSON.stringify(list.body).includes(token.split('_').at(-1)!), 'no secret in the list');
+    // The secret is all after dione_<12-character id>_ (it may hold '_' itself).
+    const secret = token.slice('dione_'.length + 12 + 1);
+    assert.equal(secret.length, 43);
+    assert.ok(!JSON.stringify(list.body).includes(secret), 'no secret in the list');
     assert.ok(!JSON.stringify(list.body).includes('secret'), 'no secret hash in the list');
     assert.ok(list.body.result.tokens.some((t: { id: string; scope: string; database: unknown }) => s.token.includes(`_${t.id}_`) && t.scope === 'admin' && t.database === null));
 
@@ -237,8 +240,17 @@ describe('databases', () => {
     const region = (await get('/dione/v1/whoami')).body.result.region;
     assert.deepEqual(b.primary, { node: 'local', region });
     assert.deepEqual(b.replicas, []);
+    assert.equal(b.open, true);
+    // Listing opens nothing: list-a was never used, and stays closed however often it is listed.
     const a = all.databases.find((d: { name: string }) => d.name === 'list-a');
-    assert.equal(a.num_tables, 0);
+    assert.equal(a.open, false);
+    assert.equal(a.num_tables, null);
+    const again = (await get('/dione/v1/databases?per_page=200')).body.result.databases.find((d: { name: string }) => d.name === 'list-a');
+    assert.equal(again.open, false);
+    await query('list-a', 'SELECT 1');
+    const used = (await get('/dione/v1/databases?per_page=200')).body.result.databases.find((d: { name: string }) => d.name === 'list-a');
+    assert.equal(used.open, true);
+    assert.equal(used.num_tables, 0);
 
     // Paging: pages of 2 cover the list once, in order.
     const seen: string[] = [];

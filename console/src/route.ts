@@ -1,7 +1,19 @@
 // Hash routes (#/db/<name>/sql): the server serves one page, and a link can be bookmarked.
 import { useEffect, useState } from 'preact/hooks';
 
-export const parseRoute = (hash: string) => hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+/** A hash's parts, decoded; a part that does not decode is kept as written (a hand-typed `%E0`). */
+export const parseRoute = (hash: string) =>
+  hash
+    .replace(/^#\/?/, '')
+    .split('/')
+    .filter(Boolean)
+    .map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part;
+      }
+    });
 
 export const href = (...parts: string[]) => `#/${parts.map(encodeURIComponent).join('/')}`;
 

@@ -1,5 +1,7 @@
-// Just enough SQL lexing for the console: split a script into statements (quotes, comments and
-// trigger bodies respected) and find where an error's "at offset N" points.
+// Where an error's "at offset N" points in the console's text. Statements are split as the server
+// splits them (src/sql/statements.ts, the same code), and SQLite counts the offset in UTF-8 bytes from
+// the start of the failing statement, after its leading space and comments.
+import { splitStatements as serverSplit } from '../../src/sql/statements.ts';
 
 export interface StatementSpan {
   start: number;
@@ -10,45 +12,30 @@ export interface StatementSpan {
 export function splitStatements(sql: string): StatementSpan[] {
   const spans: StatementSpan[] = [];
   let start = 0;
-  let depth = 0; // BEGIN … END inside CREATE TRIGGER
-  let i = 0;
-  const word = /[A-Za-z_]\w*/y;
-  const push = (end: number) => {
-    const text = sql.slice(start, end);
-    if (stripComments(text).replace(/;\s*$/, '').trim()) spans.push({ start, text });
-  };
-  while (i < sql.length) {
-    const ch = sql[i]!;
-    if (ch === "'" || ch === '"' || ch === '`') {
-      const close = sql.indexOf(ch, i + 1);
-      i = close < 0 ? sql.length : close + 1;
-    } else if (ch === '[') {
-      const close = sql.indexOf(']', i + 1);
-      i = close < 0 ? sql.length : close + 1;
-    } else if (ch === '-' && sql[i + 1] === '-') {
-      const close = sql.indexOf('\n', i);
-      i = close < 0 ? sql.length : close + 1;
-    } else if (ch === '/' && sql[i + 1] === '*') {
-      const close = sql.indexOf('*/', i + 2);
-      i = close < 0 ? sql.length : close + 2;
-    } else if (ch === ';' && depth === 0) {
-      push(i + 1);
-      start = i + 1;
-      i++;
-    } else if (/[A-Za-z_]/.test(ch)) {
-      word.lastIndex = i;
-      const w = word.exec(sql)![0].toUpperCase();
-      if (w === 'BEGIN' && /^\s*CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b/i.test(stripComments(sql.slice(start, i)))) depth++;
-      else if (w === 'END' && depth > 0) depth--;
-      i += w.length;
-    } else i++;
+  for (const statement of serverSplit(sql)) {
+    if (!statement.empty) spans.push({ start, text: statement.text });
+    start += statement.text.length;
   }
-  push(sql.length);
   return spans;
 }
 
-function stripComments(text: string): string {
-  return text.replace(/--[^\n]*/g, ' ').replace(/\/\*[\s\S]*?(\*\/|$)/g, ' ');
+/** How many characters of space and comments open `text`. */
+function leadingSkip(text: string): number {
+  return /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/.exec(text)![0].length;
+}
+
+/** The string index `bytes` UTF-8 bytes into `text`, or undefined past its end. */
+function indexAtByte(text: string, bytes: number): number | undefined {
+  const encoder = new TextEncoder();
+  let counted = 0;
+  let index = 0;
+  for (const ch of text) {
+    if (counted === bytes) return index;
+    if (counted > bytes) return undefined;
+    counted += encoder.encode(ch).length;
+    index += ch.length;
+  }
+  return counted === bytes ? index : undefined;
 }
 
 /**
@@ -58,20 +45,16 @@ function stripComments(text: string): string {
 export function errorPosition(sql: string, message: string): { start: number; end: number } | undefined {
   const offset = /at offset (\d+)/.exec(message);
   if (!offset) return undefined;
-  const at = Number(offset[1]);
+  const bytes = Number(offset[1]);
   const near = /near "((?:[^"]|"")*)"/.exec(message)?.[1]?.replaceAll('""', '"');
   const statements = splitStatements(sql);
   for (const s of statements) {
-    // The server hands SQLite each statement without its leading space and comments.
     const base = s.start + leadingSkip(s.text);
+    const at = indexAtByte(sql.slice(base, s.start + s.text.length), bytes);
+    if (at === undefined) continue;
     if (near === undefined ? statements.length === 1 : sql.startsWith(near, base + at)) {
       return { start: base + at, end: base + at + Math.max(1, near?.length ?? 1) };
     }
   }
   return undefined;
-}
-
-/** How many characters of space and comments open `text`. */
-function leadingSkip(text: string): number {
-  return /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/.exec(text)![0].length;
 }

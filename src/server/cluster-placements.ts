@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 const SUBJECT = 'dione.placements';
 const MAX_WAIT_MS = 1500;
 const STALL_MS = 200;
+const MAX_ASKED = 200;
 
 /** One node's open copy of a database: the commit it holds, and whether it writes it. */
 export interface CopyPosition {
@@ -52,8 +53,9 @@ export class ClusterPlacements {
     try {
       const replies = await this.nc.requestMany(SUBJECT, JSON.stringify(uuids), { strategy: 'stall', stall: STALL_MS, maxWait: MAX_WAIT_MS });
       for await (const msg of replies) {
-        const reply = JSON.parse(msg.string()) as NodeCopies;
-        if (reply.node !== this.self.node) all.push(reply);
+        const reply = validReply(msg.string());
+        if (!reply) this.logger.warn('placements: a node answered something that is not a list of copies; left out');
+        else if (reply.node !== this.self.node) all.push(reply);
       }
     } catch (e) {
       this.logger.warn({ err: e }, "placements: the other nodes could not be asked; listing this node's copies only");
@@ -66,7 +68,24 @@ export class ClusterPlacements {
   }
 
   private async answer(text: string): Promise<string> {
-    const uuids = (JSON.parse(text) as unknown[]).filter((u): u is string => typeof u === 'string');
+    const asked: unknown = JSON.parse(text);
+    // A page of the list asks for at most 200.
+    const uuids = (Array.isArray(asked) ? asked : []).filter((u): u is string => typeof u === 'string').slice(0, MAX_ASKED);
     return JSON.stringify({ ...this.self, copies: await this.local(uuids) } satisfies NodeCopies);
   }
+}
+
+/** A node's answer when it has the expected shape, else undefined (one bad reply does not end the others). */
+function validReply(text: string): NodeCopies | undefined {
+  let reply: NodeCopies;
+  try {
+    reply = JSON.parse(text) as NodeCopies;
+  } catch {
+    return undefined;
+  }
+  if (typeof reply?.node !== 'string' || typeof reply.region !== 'string' || !Array.isArray(reply.copies)) return undefined;
+  const copies = reply.copies.filter(
+    (c) => typeof c?.uuid === 'string' && (c.role === 'primary' || c.role === 'follower') && Number.isSafeInteger(c.sequence),
+  );
+  return { node: reply.node, region: reply.region, copies };
 }

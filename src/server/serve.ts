@@ -85,17 +85,19 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const stats: StatsSource = clusterStats ?? (queryStats ? localSource(queryStats) : { groups: async () => [] });
   // This node's open copies: asking for placements never opens a database.
   const openCopies = async (uuids: string[]): Promise<CopyPosition[]> => {
-    const copies: CopyPosition[] = [];
-    for (const uuid of uuids) {
-      if (!context.pool?.isOpen(uuid)) continue;
-      try {
-        const where = await context.pool.call({ uuid, file: catalog.file(uuid) }, { op: 'placement' });
-        if (where.role !== 'single') copies.push({ uuid, role: where.role, sequence: where.sequence });
-      } catch (e) {
-        logger.debug({ err: e, database: uuid }, 'placements: a copy could not say where it stands');
-      }
-    }
-    return copies;
+    const open = uuids.filter((uuid) => context.pool?.isOpen(uuid));
+    const answers = await Promise.all(
+      open.map(async (uuid): Promise<CopyPosition | undefined> => {
+        try {
+          const where = await context.pool.call({ uuid, file: catalog.file(uuid) }, { op: 'placement' });
+          return where.role === 'single' ? undefined : { uuid, role: where.role, sequence: where.sequence };
+        } catch (e) {
+          logger.debug({ err: e, database: uuid }, 'placements: a copy could not say where it stands');
+          return undefined;
+        }
+      }),
+    );
+    return answers.filter((a) => a !== undefined);
   };
   const placements = shared && clustered ? new ClusterPlacements(shared.nc, { node: clustered.node, region: config.region }, openCopies, logger) : undefined;
   const context: ServerContext = {

@@ -22,9 +22,13 @@ export function SqlTab({ database }: { database: string }) {
     if (!sql.trim() || busy) return;
     setBusy(true);
     setFailure(null);
-    sessionStorage.setItem(`dione.sql.${database}`, sql);
     const started = performance.now();
     try {
+      try {
+        sessionStorage.setItem(`dione.sql.${database}`, sql);
+      } catch {
+        // Too large to keep for the tab (a pasted dump): it runs all the same.
+      }
       const answer = await api.raw(database, sql);
       setResults({ sql, results: answer, ms: performance.now() - started });
     } catch (error) {

@@ -2,7 +2,7 @@
 // with sort and filter, and (for write tokens) rows edited, added and deleted — all as SQL through
 // the REST API, so D1's limits and the token's scope apply as they do to any client.
 import { useState } from 'preact/hooks';
-import { canWrite, quoteIdentifier } from '../api.ts';
+import { canWrite, quoteIdentifier, type RawResult } from '../api.ts';
 import { cellText, ConfirmDialog, DataGrid, ErrorMessage, useLoad } from '../components.tsx';
 import { href } from '../route.ts';
 import { useSession } from '../session.ts';
@@ -20,16 +20,20 @@ interface ColumnInfo {
   notnull: number;
   dflt_value: unknown;
   pk: number;
+  /** table_xinfo: 2 and 3 are generated columns (not written by hand). */
+  hidden?: number;
 }
 
 const PAGE_ROWS = 50;
-const ROWID = '__dione_rowid';
+/** A decimal number as typed (no hex, no Infinity). */
+const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
 export function TablesTab({ database, table }: { database: string; table?: string }) {
   const { api } = useSession();
   const tables = useLoad(
     () => api.rows<TableEntry>(database, "SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name"),
-    [database],
+    // Again on each table chosen: a table created meanwhile (in the SQL console, by another client) is found.
+    [database, table],
   );
   const entry = tables.value?.find((t) => t.name === table);
   return (
@@ -67,13 +71,53 @@ interface Filter {
   value: string;
 }
 
-function whereClause(filter: Filter | null): { sql: string; params: unknown[] } {
+/** A column's affinity is TEXT: a value compared with it is compared as text anyway. */
+const textAffinity = (column: ColumnInfo | undefined) => /CHAR|CLOB|TEXT/i.test(column?.type ?? '');
+
+function whereClause(filter: Filter | null, columns: ColumnInfo[]): { sql: string; params: unknown[] } {
   if (!filter) return { sql: '', params: [] };
   const column = quoteIdentifier(filter.column);
   if (filter.operator === 'is null') return { sql: ` WHERE ${column} IS NULL`, params: [] };
   if (filter.operator === 'is not null') return { sql: ` WHERE ${column} IS NOT NULL`, params: [] };
   if (filter.operator === 'contains') return { sql: ` WHERE ${column} LIKE ? ESCAPE '\\'`, params: [`%${filter.value.replace(/[\\%_]/g, (c) => `\\${c}`)}%`] };
-  return { sql: ` WHERE ${column} ${filter.operator} ?`, params: [filter.value] };
+  // A number typed for a column without text affinity is compared as a number (a column with no type
+  // would never equal the text '5').
+  const info = columns.find((c) => c.name === filter.column);
+  const value = !textAffinity(info) && DECIMAL.test(filter.value.trim()) && Number.isSafeInteger(Math.trunc(Number(filter.value))) ? Number(filter.value) : filter.value;
+  return { sql: ` WHERE ${column} ${filter.operator} ?`, params: [value] };
+}
+
+/**
+ * How rows are found again to edit or delete them: by rowid (under a name no column shadows, and as
+ * text, so rowids past 2^53 stay exact), or in a WITHOUT ROWID table by its primary key, compared
+ * through quote() (exact for every type, NULL included). Each key is selected before the row's
+ * columns, as __dione_key<i>.
+ */
+interface RowKey {
+  select: string[];
+  where: string;
+  order: string[];
+}
+
+function rowKeyOf(entry: TableEntry, columns: ColumnInfo[], withoutRowid: boolean): RowKey | undefined {
+  if (entry.type !== 'table') return undefined;
+  if (!withoutRowid) {
+    const taken = new Set(columns.map((c) => c.name.toLowerCase()));
+    const alias = ['rowid', '_rowid_', 'oid'].find((a) => !taken.has(a));
+    if (!alias) return undefined;
+    return { select: [`CAST(${alias} AS TEXT)`], where: `${alias} = CAST(? AS INTEGER)`, order: [alias] };
+  }
+  const keys = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => quoteIdentifier(c.name));
+  if (keys.length === 0) return undefined;
+  return { select: keys.map((k) => `quote(${k})`), where: keys.map((k) => `quote(${k}) = ?`).join(' AND '), order: keys };
+}
+
+/** The one row a statement was meant to change was changed, else it says what happened. */
+function expectOneChange(result: RawResult[] | undefined, what: string): void {
+  const changes = result?.[0]?.meta.changes ?? 0;
+  if (changes === 1) return;
+  if (changes === 0) throw new Error(`No row was ${what}: the row is no longer there as shown (changed or deleted since). Reload the rows and try again.`);
+  throw new Error(`${changes} rows were ${what}, not one.`);
 }
 
 function TableView({ database, entry, onChanged }: { database: string; entry: TableEntry; onChanged: () => void }) {
@@ -86,43 +130,40 @@ function TableView({ database, entry, onChanged }: { database: string; entry: Ta
   const [deleting, setDeleting] = useState<unknown[] | null>(null);
 
   const schema = useLoad(async () => {
-    const [columns, indexes] = await Promise.all([
-      api.rows<ColumnInfo>(database, `PRAGMA table_info(${name})`),
+    const [columns, indexes, listed] = await Promise.all([
+      // table_xinfo: generated columns too (hidden 2 and 3); hidden 1 is a virtual table's own.
+      api.rows<ColumnInfo & { hidden: number }>(database, `PRAGMA table_xinfo(${name})`),
       api.rows<{ name: string; sql: string | null; unique: number; origin: string }>(
         database,
         `SELECT l.name, l."unique", l.origin, m.sql FROM pragma_index_list(?) AS l LEFT JOIN sqlite_master AS m ON m.type = 'index' AND m.name = l.name ORDER BY l.name`,
         [entry.name],
       ),
+      api.rows<{ wr: number }>(database, "SELECT wr FROM pragma_table_list WHERE name = ? AND schema = 'main'", [entry.name]),
     ]);
-    return { columns, indexes };
+    return { columns: columns.filter((c) => c.hidden !== 1), indexes, withoutRowid: listed[0]?.wr === 1 };
   }, [database, entry.name]);
 
   const columns = schema.value?.columns ?? [];
-  const keyColumns = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
-  const withoutRowid = /\bWITHOUT\s+ROWID\b/i.test(entry.sql ?? '');
-  // Rows are found again by their primary key, else by rowid (a view has neither: no editing).
-  const byRowid = entry.type === 'table' && keyColumns.length === 0 && !withoutRowid;
-  const editable = entry.type === 'table' && canWrite(who.scope) && (byRowid || keyColumns.length > 0);
+  const key = schema.value ? rowKeyOf(entry, columns, schema.value.withoutRowid) : undefined;
+  const keyCount = key?.select.length ?? 0;
+  const editable = key !== undefined && canWrite(who.scope);
 
   const rows = useLoad(async () => {
     if (!schema.value) return undefined;
-    const where = whereClause(filter);
-    const order = sort ? ` ORDER BY ${quoteIdentifier(sort.column)} ${sort.descending ? 'DESC' : 'ASC'}` : '';
-    const select = byRowid ? `rowid AS ${ROWID}, *` : '*';
+    const where = whereClause(filter, columns);
+    // The row key last in the order: pages neither repeat nor skip rows that sort alike.
+    const order = [...(sort ? [`${quoteIdentifier(sort.column)} ${sort.descending ? 'DESC' : 'ASC'}`] : []), ...(key?.order ?? [])];
+    const select = [...(key?.select.map((k, i) => `${k} AS __dione_key${i}`) ?? []), '*'].join(', ');
     const [[counted], page_] = await Promise.all([
       api.rows<{ n: number }>(database, `SELECT count(*) AS n FROM ${name}${where.sql}`, where.params),
-      api.raw(database, `SELECT ${select} FROM ${name}${where.sql}${order} LIMIT ${PAGE_ROWS} OFFSET ${page * PAGE_ROWS}`, where.params),
+      api.raw(database, `SELECT ${select} FROM ${name}${where.sql}${order.length ? ` ORDER BY ${order.join(', ')}` : ''} LIMIT ${PAGE_ROWS} OFFSET ${page * PAGE_ROWS}`, where.params),
     ]);
     return { total: counted?.n ?? 0, ...page_[0]!.results };
   }, [schema.value, page, sort?.column, sort?.descending, filter?.column, filter?.operator, filter?.value]);
 
-  const shownColumns = rows.value ? rows.value.columns.filter((c, i) => !(byRowid && i === 0 && c === ROWID)) : [];
-  const shownRow = (row: unknown[]) => (byRowid ? row.slice(1) : row);
-  const keyOf = (row: unknown[]): { sql: string; params: unknown[] } => {
-    if (byRowid) return { sql: 'rowid = ?', params: [row[0]] };
-    const all = rows.value!.columns;
-    return { sql: keyColumns.map((k) => `${quoteIdentifier(k)} = ?`).join(' AND '), params: keyColumns.map((k) => row[all.indexOf(k)]) };
-  };
+  const shownColumns = rows.value ? rows.value.columns.slice(keyCount) : [];
+  const shownRow = (row: unknown[]) => row.slice(keyCount);
+  const keyOf = (row: unknown[]): { sql: string; params: unknown[] } => ({ sql: key!.where, params: row.slice(0, keyCount) });
   const pages = rows.value ? Math.max(1, Math.ceil(rows.value.total / PAGE_ROWS)) : 1;
 
   return (
@@ -233,7 +274,8 @@ function TableView({ database, entry, onChanged }: { database: string; entry: Ta
             if (editing.row) {
               if (names.length === 0) return;
               const key = keyOf(editing.row);
-              await api.raw(database, `UPDATE ${name} SET ${names.map((n) => `${quoteIdentifier(n)} = ?`).join(', ')} WHERE ${key.sql}`, [...Object.values(changed), ...key.params]);
+              const updated = await api.raw(database, `UPDATE ${name} SET ${names.map((n) => `${quoteIdentifier(n)} = ?`).join(', ')} WHERE ${key.sql}`, [...Object.values(changed), ...key.params]);
+              expectOneChange(updated, 'changed');
             } else {
               await api.raw(
                 database,
@@ -254,7 +296,7 @@ function TableView({ database, entry, onChanged }: { database: string; entry: Ta
           danger
           onConfirm={async () => {
             const key = keyOf(deleting);
-            await api.raw(database, `DELETE FROM ${name} WHERE ${key.sql}`, key.params);
+            expectOneChange(await api.raw(database, `DELETE FROM ${name} WHERE ${key.sql}`, key.params), 'deleted');
             rows.reload();
           }}
           onClose={() => setDeleting(null)}
@@ -326,8 +368,10 @@ function FilterForm({ columns, filter, onFilter }: { columns: string[]; filter: 
 function typedValue(text: string, column: ColumnInfo): unknown {
   const type = column.type.toUpperCase();
   const numeric = /INT|REAL|FLOA|DOUB|NUM|DEC|BOOL/.test(type);
-  if (numeric && text.trim() !== '' && Number.isFinite(Number(text))) return Number(text);
-  return text;
+  if (!numeric || !DECIMAL.test(text.trim())) return text;
+  // An integer past 2^53 goes as text: the column's affinity makes it an exact integer in SQLite.
+  if (/^[-+]?\d+$/.test(text.trim()) && !Number.isSafeInteger(Number(text))) return text;
+  return Number(text);
 }
 
 function RowEditor(props: {
@@ -339,7 +383,7 @@ function RowEditor(props: {
 }) {
   const initial = (c: ColumnInfo) => {
     const v = props.values?.[c.name];
-    return { text: v === null || v === undefined ? '' : Array.isArray(v) ? '' : String(v), isNull: props.values ? v === null : false, blob: Array.isArray(v) };
+    return { text: v === null || v === undefined ? '' : Array.isArray(v) ? '' : String(v), isNull: props.values ? v === null : false, locked: c.hidden === 2 || c.hidden === 3 ? 'generated column' : Array.isArray(v) ? 'blob: not editable here' : undefined };
   };
   const [fields, setFields] = useState(() => Object.fromEntries(props.columns.map((c) => [c.name, { ...initial(c), touched: false }])));
   const set = (name: string, change: Partial<{ text: string; isNull: boolean }>) => setFields((f) => ({ ...f, [name]: { ...f[name]!, ...change, touched: true } }));
@@ -351,7 +395,7 @@ function RowEditor(props: {
         const changed: Record<string, unknown> = {};
         for (const c of props.columns) {
           const f = fields[c.name]!;
-          if (!f.touched || f.blob) continue;
+          if (!f.touched || f.locked) continue;
           changed[c.name] = f.isNull ? null : typedValue(f.text, c);
         }
         return props.onSave(changed);
@@ -365,10 +409,10 @@ function RowEditor(props: {
             <div class="row-field" key={c.name}>
               <label>
                 {c.name} <span class="sub">{c.type || 'any'}{c.pk ? ', primary key' : ''}</span>
-                <input value={f.blob ? '[blob: not editable here]' : f.text} disabled={f.isNull || f.blob} onInput={(e) => set(c.name, { text: e.currentTarget.value })} />
+                <input value={f.locked ? `[${f.locked}]` : f.text} disabled={f.isNull || f.locked !== undefined} onInput={(e) => set(c.name, { text: e.currentTarget.value })} />
               </label>
               <label class="null-toggle">
-                <input type="checkbox" checked={f.isNull} disabled={f.blob} onChange={(e) => set(c.name, { isNull: e.currentTarget.checked })} /> NULL
+                <input type="checkbox" checked={f.isNull} disabled={f.locked !== undefined} onChange={(e) => set(c.name, { isNull: e.currentTarget.checked })} /> NULL
               </label>
             </div>
           );

@@ -217,7 +217,10 @@ function TimeTravel({ database }: { database: string }) {
         <div aria-live="polite">
           {result && (
             <div class="restore-result">
-              <p>{result.message || (result.undo ? 'The restore was undone.' : 'The database was restored.')}</p>
+              <p>
+                {result.undo ? 'The restore was undone. ' : 'The database was restored. '}
+                {result.message}
+              </p>
               <p class="hint">
                 Bookmark now: <code class="bookmark">{result.bookmark}</code>. Before: <code class="bookmark">{result.previous_bookmark}</code>.
               </p>

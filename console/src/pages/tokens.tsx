@@ -105,7 +105,7 @@ function CreateToken({ onCreated }: { onCreated: () => void }) {
     setError(undefined);
     setCreated(null);
     try {
-      const answer = await api.request<{ token: string }>('POST', '/dione/v1/tokens', { scope, name: name.trim() || undefined, database: database || undefined });
+      const answer = await api.request<{ token: string }>('POST', '/dione/v1/tokens', { scope, name: name.trim() || undefined, database: database.trim() || undefined });
       setCreated(answer.token);
       setName('');
       onCreated();
@@ -130,15 +130,13 @@ function CreateToken({ onCreated }: { onCreated: () => void }) {
         </select>
       </label>
       <label>
-        Database
-        <select value={database} onChange={(e) => setDatabase(e.currentTarget.value)}>
-          <option value="">every database</option>
+        Database (name or id; empty: every database)
+        <input value={database} onInput={(e) => setDatabase(e.currentTarget.value)} list="token-databases" autoComplete="off" />
+        <datalist id="token-databases">
           {databases.value?.databases.map((d) => (
-            <option key={d.uuid} value={d.uuid}>
-              {d.name}
-            </option>
+            <option key={d.uuid} value={d.name} />
           ))}
-        </select>
+        </datalist>
       </label>
       <button type="submit" class="primary" disabled={busy}>
         Create token

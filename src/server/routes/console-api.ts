@@ -2,6 +2,7 @@
 // who the caller is, tokens (admin), databases with their sizes and, in cluster mode, where they
 // are written, and commits over time for a Time Travel chart. Cloudflare's v4 envelope; failures
 // are thrown (ApiError, AuthError) and shaped by app.onError.
+import { existsSync, statSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { parseTimestamp } from '../../api/time-travel.ts';
@@ -57,6 +58,15 @@ async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Prom
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return results;
+}
+
+/** A closed database's size: its file's (closing checkpoints the WAL into it); null when there is none here. */
+function closedFileSize(file: string): number | null {
+  try {
+    return statSync(file).size + (existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0);
+  } catch {
+    return null;
+  }
 }
 
 export function consoleApiRoutes(server: ServerContext) {
@@ -137,25 +147,34 @@ export function consoleApiRoutes(server: ServerContext) {
     return c.json(success({ id, revoked_at: server.catalog.token(id)?.revoked_at ?? new Date().toISOString() }));
   });
 
-  /** A database as the list shows it: sizes from its host, and where it is written and copied. */
+  /**
+   * A database as the list shows it: sizes from its host when it is open here, else the file's size
+   * (listing opens nothing: a read token paging through thousands of databases must not evict the hot
+   * ones), and where it is written and copied.
+   */
   const describe = async (record: DatabaseRecord, copies: NodeCopies[]) => {
+    const open = server.pool.isOpen(record.uuid);
     let details: { num_tables: number | null; file_size: number | null; error?: string } = { num_tables: null, file_size: null };
-    try {
-      const info = await hostCall(record, { op: 'info' });
-      details = { num_tables: info.num_tables, file_size: info.file_size };
-    } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      details.error = e.message;
-    }
+    if (open) {
+      try {
+        const info = await hostCall(record, { op: 'info' });
+        details = { num_tables: info.num_tables, file_size: info.file_size };
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        details.error = e.message;
+      }
+    } else details.file_size = closedFileSize(server.catalog.file(record.uuid));
     let primary: { node: string; region: string } | null = { node: server.settings.node ?? 'local', region: server.settings.region };
     let replicas: { node: string; region: string; sequence: number; behind?: number }[] = [];
     if (server.clusterCatalog) {
       try {
-        const where = await hostCall(record, { op: 'placement' });
-        primary = where.primary && { node: where.primary.node, region: where.primary.region };
         // Every node's open copy (asked over NATS); lag counted against the newest commit anyone knows of.
         const positions = copies.flatMap((n) => n.copies.filter((c) => c.uuid === record.uuid).map((c) => ({ ...c, node: n.node, region: n.region })));
-        const known = [where.newest, ...positions.filter((p) => p.role === 'primary').map((p) => p.sequence)].filter((n): n is number => n !== null);
+        const holder = positions.find((p) => p.role === 'primary');
+        // Open here, its host also knows the lease holder and the log's end; else the copies tell.
+        const where = open ? await hostCall(record, { op: 'placement' }) : undefined;
+        primary = where ? where.primary && { node: where.primary.node, region: where.primary.region } : holder ? { node: holder.node, region: holder.region } : null;
+        const known = [where?.newest ?? null, ...positions.filter((p) => p.role === 'primary').map((p) => p.sequence)].filter((n): n is number => n !== null);
         const newest = known.length ? Math.max(...known) : undefined;
         replicas = positions
           .filter((p) => p.role === 'follower')
@@ -174,6 +193,7 @@ export function consoleApiRoutes(server: ServerContext) {
       num_tables: details.num_tables,
       file_size: details.file_size,
       read_replication: { mode: record.read_replication },
+      open,
       primary,
       replicas,
       ...(details.error === undefined ? {} : { error: details.error }),
