@@ -211,6 +211,13 @@ describe('web console in chromium', { skip, timeout: 240_000 }, () => {
     await page.getByRole('dialog', { name: 'Restore shop?' }).getByRole('button', { name: 'Restore', exact: true }).click();
     await page.getByText('The database was restored.').waitFor();
     assert.equal((await sql('shop', 'SELECT count(*) AS n FROM items'))[0]!.n, 3);
+
+    // Fork (admin): a new database equal to this one now, linked from the page.
+    const fork = page.getByRole('form', { name: 'Fork into a new database' });
+    await fork.getByLabel('New database name').fill('shop-copy');
+    await fork.getByRole('button', { name: 'Fork into a new database' }).click();
+    await page.getByRole('link', { name: 'shop-copy' }).waitFor();
+    assert.deepEqual(await sql('shop-copy', 'SELECT name FROM items ORDER BY id'), await sql('shop', 'SELECT name FROM items ORDER BY id'));
   });
 
   test('query insights: the statements run so far, ranked, with a chart of queries over time', async () => {

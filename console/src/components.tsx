@@ -15,6 +15,29 @@ export function ErrorMessage({ error }: { error: unknown }) {
   );
 }
 
+/**
+ * A form's submit: prevents the page load, runs `action` (one at a time), and keeps its failure to
+ * show; `busy` while it runs.
+ */
+export function useSubmit(action: () => Promise<void>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const submit = async (e?: Event) => {
+    e?.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      await action();
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { submit, busy, error };
+}
+
 /** Loads with `load` now and whenever `deps` change; `reload` loads again. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   const [state, setState] = useState<{ value?: T; error?: unknown; loading: boolean }>({ loading: true });
@@ -46,23 +69,13 @@ export function ConfirmDialog(props: {
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const [typed, setTyped] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
   useEffect(() => {
     ref.current?.showModal();
   }, []);
-  const confirm = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      await props.onConfirm();
-      props.onClose();
-    } catch (failure) {
-      setError(failure);
-      setBusy(false);
-    }
-  };
+  const { submit: confirm, busy, error } = useSubmit(async () => {
+    await props.onConfirm();
+    props.onClose();
+  });
   const allowed = props.confirmText === undefined || typed === props.confirmText;
   return (
     <dialog ref={ref} onClose={props.onClose} aria-labelledby="dialog-title" class="dialog">

@@ -1,7 +1,7 @@
 // Every database the token reaches: size, tables, where it is written; create and delete (admin).
 import { useState } from 'preact/hooks';
 import { formatBytes, formatTime, isAdmin } from '../api.ts';
-import { ConfirmDialog, ErrorMessage, useLoad } from '../components.tsx';
+import { ConfirmDialog, ErrorMessage, useLoad, useSubmit } from '../components.tsx';
 import { href } from '../route.ts';
 import { useSession } from '../session.ts';
 
@@ -128,22 +128,11 @@ export function DatabasesPage() {
 function CreateDatabase({ onCreated }: { onCreated: () => void }) {
   const { api } = useSession();
   const [name, setName] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api.request('POST', `/client/v4/accounts/${encodeURIComponent(api.accountId)}/d1/database`, { name: name.trim() });
-      setName('');
-      onCreated();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSubmit(async () => {
+    await api.request('POST', `/client/v4/accounts/${encodeURIComponent(api.accountId)}/d1/database`, { name: name.trim() });
+    setName('');
+    onCreated();
+  });
   return (
     <form class="inline-form" onSubmit={submit} aria-label="Create a database">
       <label>

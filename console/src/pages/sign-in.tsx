@@ -1,21 +1,9 @@
 import { useState } from 'preact/hooks';
-import { ErrorMessage } from '../components.tsx';
+import { ErrorMessage, useSubmit } from '../components.tsx';
 
 export function SignIn({ onSignIn }: { onSignIn: (token: string) => Promise<void> }) {
   const [token, setToken] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      await onSignIn(token.trim());
-    } catch (failure) {
-      setError(failure);
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSubmit(() => onSignIn(token.trim()));
   return (
     <main class="sign-in" id="main">
       <h1>Dione</h1>

@@ -4,7 +4,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { canWrite, formatTime, isAdmin } from '../api.ts';
 import { TimeChart } from '../chart.tsx';
-import { ConfirmDialog, ErrorMessage, useLoad } from '../components.tsx';
+import { ConfirmDialog, ErrorMessage, useLoad, useSubmit } from '../components.tsx';
 import { href } from '../route.ts';
 import { useSession } from '../session.ts';
 
@@ -331,36 +331,25 @@ function ForkForm({ database }: { database: string }) {
   const [from, setFrom] = useState<'now' | 'time' | 'bookmark'>('now');
   const [time, setTime] = useState('');
   const [bookmark, setBookmark] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
   const [forked, setForked] = useState<{ name: string; bookmark?: string } | null>(null);
 
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError(undefined);
-    setBusy(true);
-    try {
-      const body: { name: string; bookmark?: string; timestamp?: string } = { name: name.trim() };
-      if (from === 'time') {
-        const timestamp = isoOfLocal(time);
-        if (!timestamp) throw new Error('Give the time to fork from.');
-        body.timestamp = timestamp;
-      } else if (from === 'bookmark') {
-        if (!bookmark.trim()) throw new Error('Give the bookmark to fork from.');
-        body.bookmark = bookmark.trim();
-      } else {
-        // Now: the database's current bookmark, exactly (the server needs a point).
-        body.bookmark = (await api.request<{ bookmark: string }>('GET', `${api.databasePath(database)}/time_travel/bookmark`)).bookmark;
-      }
-      const answer = await api.request<{ name: string; uuid: string; bookmark?: string }>('POST', `${api.databasePath(database)}/fork`, body);
-      setForked({ name: answer.name ?? body.name, bookmark: answer.bookmark });
-      setName('');
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
+  const { submit, busy, error } = useSubmit(async () => {
+    const body: { name: string; bookmark?: string; timestamp?: string } = { name: name.trim() };
+    if (from === 'time') {
+      const timestamp = isoOfLocal(time);
+      if (!timestamp) throw new Error('Give the time to fork from.');
+      body.timestamp = timestamp;
+    } else if (from === 'bookmark') {
+      if (!bookmark.trim()) throw new Error('Give the bookmark to fork from.');
+      body.bookmark = bookmark.trim();
+    } else {
+      // Now: the database's current bookmark, exactly (the server needs a point).
+      body.bookmark = (await api.request<{ bookmark: string }>('GET', `${api.databasePath(database)}/time_travel/bookmark`)).bookmark;
     }
-  };
+    const answer = await api.request<{ name: string; uuid: string; bookmark?: string }>('POST', `${api.databasePath(database)}/fork`, body);
+    setForked({ name: answer.name ?? body.name, bookmark: answer.bookmark });
+    setName('');
+  });
 
   return (
     <section aria-labelledby="fork-title">

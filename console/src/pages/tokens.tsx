@@ -1,7 +1,7 @@
 // API tokens (admin): who can reach which database with which scope; create (shown once) and revoke.
 import { useState } from 'preact/hooks';
 import { formatTime } from '../api.ts';
-import { ConfirmDialog, ErrorMessage, useLoad } from '../components.tsx';
+import { ConfirmDialog, ErrorMessage, useLoad, useSubmit } from '../components.tsx';
 import type { DatabaseSummary } from './databases.tsx';
 import { useSession } from '../session.ts';
 
@@ -97,24 +97,13 @@ function CreateToken({ onCreated }: { onCreated: () => void }) {
   const [scope, setScope] = useState<'read' | 'write' | 'admin'>('read');
   const [database, setDatabase] = useState('');
   const [created, setCreated] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(undefined);
+  const { submit, busy, error } = useSubmit(async () => {
     setCreated(null);
-    try {
-      const answer = await api.request<{ token: string }>('POST', '/dione/v1/tokens', { scope, name: name.trim() || undefined, database: database.trim() || undefined });
-      setCreated(answer.token);
-      setName('');
-      onCreated();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+    const answer = await api.request<{ token: string }>('POST', '/dione/v1/tokens', { scope, name: name.trim() || undefined, database: database.trim() || undefined });
+    setCreated(answer.token);
+    setName('');
+    onCreated();
+  });
   return (
     <form class="inline-form" onSubmit={submit} aria-label="Create a token">
       <label>
