@@ -19,7 +19,7 @@ import { lookUp } from './database-protocols.ts';
 const DAY_MS = 24 * 60 * 60 * 1000;
 const PER_PAGE = { default: 50, max: 200 } as const;
 const BUCKETS = { default: 60, max: 500 } as const;
-/** Databases described at once when listing (each may be opened by a worker). */
+/** Open databases asked at once for their sizes when listing. */
 const DESCRIBE_AT_ONCE = 4;
 
 const tokenBody = z
