@@ -102,6 +102,42 @@ export function ConfirmDialog(props: {
   );
 }
 
+/** A table's header row: one header per column, and an "Actions" column (named for screen readers only) when asked. */
+export function TableHead({ columns, actions }: { columns: ComponentChildren[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c, i) => (
+          <th scope="col" key={i}>
+            {c}
+          </th>
+        ))}
+        {actions && (
+          <th scope="col">
+            <span class="visually-hidden">Actions</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  );
+}
+
+/** A labelled select of fixed choices. */
+export function Choice<T extends string>(props: { label: string; value: T; options: readonly { id: T; label: string }[]; onChange: (value: T) => void }) {
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(e.currentTarget.value as T)}>
+        {props.options.map((o) => (
+          <option key={o.id} value={o.id}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function cellText(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (Array.isArray(value)) return `[blob ${value.length} bytes]`;
@@ -120,20 +156,7 @@ export function DataGrid(props: {
   return (
     <section class="grid-wrap" aria-label={props.label}>
       <table class="grid">
-        <thead>
-          <tr>
-            {props.columns.map((c, i) => (
-              <th scope="col" key={`${i}:${c}`}>
-                {props.columnHeader ? props.columnHeader(c, i) : c}
-              </th>
-            ))}
-            {props.rowActions && (
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
+        <TableHead columns={props.columns.map((c, i) => (props.columnHeader ? props.columnHeader(c, i) : c))} actions={props.rowActions !== undefined} />
         <tbody>
           {props.rows.map((row, r) => (
             <tr key={r}>

@@ -1,7 +1,7 @@
 // Every database the token reaches: size, tables, where it is written; create and delete (admin).
 import { useState } from 'preact/hooks';
 import { formatBytes, formatTime, isAdmin } from '../api.ts';
-import { ConfirmDialog, ErrorMessage, useLoad, useSubmit } from '../components.tsx';
+import { ConfirmDialog, ErrorMessage, TableHead, useLoad, useSubmit } from '../components.tsx';
 import { href } from '../route.ts';
 import { useSession } from '../session.ts';
 
@@ -42,21 +42,7 @@ export function DatabasesPage() {
       {list.value && (
         <section class="grid-wrap" aria-label="Databases">
           <table class="grid">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Tables</th>
-                <th scope="col">Size</th>
-                <th scope="col">Created</th>
-                {clustered && <th scope="col">Primary</th>}
-                {clustered && <th scope="col">Replicas (lag)</th>}
-                {admin && (
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                )}
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Tables', 'Size', 'Created', ...(clustered ? ['Primary', 'Replicas (lag)'] : [])]} actions={admin} />
             <tbody>
               {list.value.databases.map((d) => (
                 <tr key={d.uuid}>

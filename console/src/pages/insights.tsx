@@ -3,7 +3,7 @@
 // (what `wrangler d1 insights` reads). The server keeps statistics per hour, so that is the finest step.
 import { useMemo, useState } from 'preact/hooks';
 import { TimeChart } from '../chart.tsx';
-import { ErrorMessage, useLoad } from '../components.tsx';
+import { Choice, ErrorMessage, useLoad } from '../components.tsx';
 import { useSession } from '../session.ts';
 
 const HOUR_MS = 3_600_000;
@@ -142,26 +142,8 @@ export function InsightsTab({ database }: { database: string }) {
     <section aria-labelledby="insights-title">
       <h2 id="insights-title">Query insights</h2>
       <form class="inline-form" aria-label="Insights window and order" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Window
-          <select value={windowId} onChange={(e) => setWindowId(e.currentTarget.value as WindowId)}>
-            {WINDOWS.map((w) => (
-              <option key={w.id} value={w.id}>
-                {w.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Sort by
-          <select value={sortId} onChange={(e) => setSortId(e.currentTarget.value as SortId)}>
-            {SORTS.map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice label="Window" value={windowId} options={WINDOWS} onChange={setWindowId} />
+        <Choice label="Sort by" value={sortId} options={SORTS} onChange={setSortId} />
         <button type="button" onClick={reload} disabled={!uuid || top.loading || activity.loading}>
           Refresh
         </button>

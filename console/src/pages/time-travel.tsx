@@ -4,7 +4,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { canWrite, formatTime, isAdmin } from '../api.ts';
 import { TimeChart } from '../chart.tsx';
-import { ConfirmDialog, ErrorMessage, useLoad, useSubmit } from '../components.tsx';
+import { Choice, ConfirmDialog, ErrorMessage, TableHead, useLoad, useSubmit } from '../components.tsx';
 import { href } from '../route.ts';
 import { useSession } from '../session.ts';
 
@@ -127,16 +127,7 @@ function TimeTravel({ database }: { database: string }) {
         <p class="hint">Current bookmark: {current.value ? <code class="bookmark">{current.value.bookmark}</code> : current.loading ? 'loading…' : 'unknown'}</p>
         <ErrorMessage error={current.error} />
         <form class="inline-form" aria-label="Commits window" onSubmit={(e) => e.preventDefault()}>
-          <label>
-            Window
-            <select value={windowId} onChange={(e) => setWindowId(e.currentTarget.value as WindowId)}>
-              {WINDOWS.map((w) => (
-                <option key={w.id} value={w.id}>
-                  {w.label}
-                </option>
-              ))}
-            </select>
-          </label>
+          <Choice label="Window" value={windowId} options={WINDOWS} onChange={setWindowId} />
           <button type="button" onClick={commits.reload} disabled={commits.loading}>
             Refresh
           </button>
@@ -168,17 +159,7 @@ function TimeTravel({ database }: { database: string }) {
             // biome-ignore lint/a11y/noNoninteractiveTabindex: a region that scrolls must take focus to scroll by keyboard
             <div class="grid-wrap" role="region" aria-label="Recent commits" tabIndex={0}>
               <table class="grid commits-grid">
-                <thead>
-                  <tr>
-                    <th scope="col">Time</th>
-                    <th scope="col">Bookmark</th>
-                    {writer && (
-                      <th scope="col">
-                        <span class="visually-hidden">Actions</span>
-                      </th>
-                    )}
-                  </tr>
-                </thead>
+                <TableHead columns={['Time', 'Bookmark']} actions={writer} />
                 <tbody>
                   {commits.value.recent.map((commit) => (
                     <tr key={commit.bookmark}>

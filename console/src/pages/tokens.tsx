@@ -1,7 +1,7 @@
 // API tokens (admin): who can reach which database with which scope; create (shown once) and revoke.
 import { useState } from 'preact/hooks';
 import { formatTime } from '../api.ts';
-import { ConfirmDialog, ErrorMessage, useLoad, useSubmit } from '../components.tsx';
+import { ConfirmDialog, ErrorMessage, TableHead, useLoad, useSubmit } from '../components.tsx';
 import type { DatabaseSummary } from './databases.tsx';
 import { useSession } from '../session.ts';
 
@@ -32,18 +32,7 @@ export function TokensPage() {
       {tokens.value && (
         <section class="grid-wrap" aria-label="Tokens">
           <table class="grid">
-            <thead>
-              <tr>
-                <th scope="col">Id</th>
-                <th scope="col">Name</th>
-                <th scope="col">Scope</th>
-                <th scope="col">Database</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Id', 'Name', 'Scope', 'Database', 'Created']} actions />
             <tbody>
               {shown.map((t) => (
                 <tr key={t.id} class={t.revoked_at ? 'revoked' : undefined}>
