@@ -28,12 +28,11 @@ export interface SharedLog {
   find(seq: number): Promise<RecordSummary | undefined>;
   /**
    * For each of `times` (ascending): the sequence of the newest record committed at or before it
-   * (before every record kept: the first one's sequence − 1), from record summaries alone. Optional:
-   * without it, StreamHistory reads the records themselves (in-memory logs).
+   * (before every record kept: the first one's sequence − 1), from record summaries alone.
    */
-  positionsAt?(times: number[]): Promise<number[]>;
-  /** Up to `count` summaries of the records committed at or before `time`, newest first. Optional, as positionsAt. */
-  newestAt?(time: number, count: number): Promise<RecordSummary[]>;
+  positionsAt(times: number[]): Promise<number[]>;
+  /** Up to `count` summaries of the records committed at or before `time`, newest first. */
+  newestAt(time: number, count: number): Promise<RecordSummary[]>;
   /** Removes every record with sequence <= `seq`, always keeping the newest one. */
   purgeThrough(seq: number): Promise<number>;
   size(): Promise<{ bytes: number; messages: number }>;

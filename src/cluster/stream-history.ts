@@ -43,24 +43,12 @@ export class StreamHistory implements History {
     return this.log.find(seq);
   }
 
-  async positionsAt(times: number[]): Promise<number[]> {
-    if (this.log.positionsAt) return this.log.positionsAt(times);
-    const summaries = await this.allSummaries();
-    const base = (summaries[0]?.seq ?? 1) - 1;
-    return times.map((time) => summaries.filter((r) => r.time <= time).at(-1)?.seq ?? base);
+  positionsAt(times: number[]): Promise<number[]> {
+    return this.log.positionsAt(times);
   }
 
-  async newestAt(time: number, count: number): Promise<RecordSummary[]> {
-    if (this.log.newestAt) return this.log.newestAt(time, count);
-    const through = (await this.allSummaries()).filter((r) => r.time <= time);
-    return through.slice(Math.max(0, through.length - count)).reverse();
-  }
-
-  /** Every record's summary, read from the records: for logs without positionsAt/newestAt (in-memory ones). */
-  private async allSummaries(): Promise<RecordSummary[]> {
-    const summaries: RecordSummary[] = [];
-    for await (const r of this.log.read(Number.NEGATIVE_INFINITY)) summaries.push({ kind: r.kind, seq: r.seq, time: r.time, pageBytes: 0 });
-    return summaries;
+  newestAt(time: number, count: number): Promise<RecordSummary[]> {
+    return this.log.newestAt(time, count);
   }
 
   snapshots(): Promise<SnapshotInfo[]> {

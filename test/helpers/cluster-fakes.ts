@@ -114,6 +114,16 @@ export class MemoryLog implements SharedLog {
     return r && summaryOf(r);
   }
 
+  async positionsAt(times: number[]): Promise<number[]> {
+    const base = (this.shared.records[0]?.seq ?? 1) - 1;
+    return times.map((time) => this.shared.records.filter((r) => r.time <= time).at(-1)?.seq ?? base);
+  }
+
+  async newestAt(time: number, count: number): Promise<RecordSummary[]> {
+    const through = this.shared.records.filter((r) => r.time <= time);
+    return through.slice(Math.max(0, through.length - count)).reverse().map(summaryOf);
+  }
+
   async purgeThrough(seq: number): Promise<number> {
     const keep = this.shared.records.filter((r, i) => r.seq > seq || i === this.shared.records.length - 1);
     const purged = this.shared.records.length - keep.length;
