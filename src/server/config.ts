@@ -40,6 +40,11 @@ export interface ServeOptions {
   queryStats?: boolean;
   /** Serve the web console at / (default true). */
   console?: boolean;
+  /**
+   * Reads of a database read this often (reads a second) are answered on the server's own thread
+   * while it has time to spare, without the hop to a worker (default 32; false: never; single node only).
+   */
+  localReads?: number | false;
 }
 
 export interface ClusterOptions {
@@ -75,6 +80,7 @@ export interface ServerConfig {
   history: HistorySettings | false;
   queryStats: boolean;
   console: boolean;
+  localReads: number | false;
   cluster: Required<Omit<ClusterOptions, 'url'>> & { url: string | undefined; region: string } | undefined;
 }
 
@@ -92,6 +98,7 @@ export const DEFAULTS = {
   leaseTtlMs: 10_000,
   replicas: 3,
   sessionWaitMs: 250,
+  localReads: 32,
 } as const;
 
 export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
@@ -126,6 +133,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     history,
     queryStats: options.queryStats ?? true,
     console: options.console ?? true,
+    localReads: cluster ? false : (options.localReads ?? DEFAULTS.localReads),
     cluster,
   };
 }

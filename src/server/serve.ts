@@ -141,6 +141,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     servedBy: clustered ? clustered.node : 'dione',
     history: config.history,
     cluster: clustered,
+    localReads: config.localReads,
     onEvent: (event) => logger.debug(event, 'database host'),
   });
   context.pool = pool;

@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ExecuteRequest } from '../../api/executor.ts';
 import { failureFrom, HOST_MESSAGES, HostUnavailable } from './failures.ts';
+import { LocalReads } from './local-reads.ts';
 import type { DatabaseRef, FromWorker, HistorySettings, HostCall, HostCallOf, HostClusterSettings, HostFailureData, HostOp, HostOperations, ToWorker, WorkerSettings } from './protocol.ts';
 import { MAX_SLOTS, MAX_WORKERS, Slots } from './slots.ts';
 
@@ -30,12 +31,17 @@ export interface PoolOptions {
   history: HistorySettings | false;
   /** Cluster mode: every database is the cluster's (NATS), and this server is one node of it. */
   cluster?: HostClusterSettings;
+  /** Reads of databases read this often (a second) are answered on the pool's own thread (never in cluster mode); false: none. */
+  localReads?: number | false;
   onEvent?: (event: { type: 'open' | 'close' | 'move' | 'worker-start' | 'worker-exit'; database?: string; worker?: number; detail?: string }) => void;
 }
 
 /** A worker that has run one task this long is busy: databases waiting on it move elsewhere. */
 const STALL_MS = 100;
 const RESCUE_EVERY_MS = 25;
+/** How often the server thread's load is sampled, and above which share of busy time reads go to the workers. */
+const LOAD_WATCH_MS = 50;
+const BUSY_UTILIZATION = 0.85;
 /** An extra worker (started when every worker was busy) ends after this long without work. */
 const EXTRA_IDLE_MS = 30_000;
 
@@ -216,6 +222,11 @@ export class WorkerPool {
   private stopped = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly rescuer: NodeJS.Timeout;
+  /** Reads of often-read databases answered on this thread (single node only: see local-reads.ts). */
+  private readonly localReads: LocalReads | undefined;
+  private readonly loadWatch: NodeJS.Timeout | undefined;
+  private loadSample = performance.eventLoopUtilization();
+  private threadBusy = false;
 
   constructor(private readonly options: PoolOptions) {
     if (options.workers < 1 || options.workers > MAX_WORKERS / 2) throw new Error(`the pool takes 1 to ${MAX_WORKERS / 2} workers, got ${options.workers}`);
@@ -225,6 +236,21 @@ export class WorkerPool {
     const sweepMs = Math.max(10, Math.min(1000, options.idleMs / 4));
     this.sweeper = setInterval(() => this.sweep(), sweepMs).unref();
     this.rescuer = setInterval(() => this.rescue(), RESCUE_EVERY_MS).unref();
+    if (!options.cluster && options.localReads !== undefined && options.localReads !== false) {
+      this.localReads = new LocalReads({ servedBy: options.servedBy, queryTimeoutMs: options.queryTimeoutMs, hotReads: options.localReads });
+      this.loadWatch = setInterval(() => this.watchLoad(), LOAD_WATCH_MS).unref();
+    }
+  }
+
+  /**
+   * A busy thread answers faster by handing reads to the workers (the other cores); one with time
+   * to spare answers them itself (no thread hops).
+   */
+  private watchLoad(): void {
+    const now = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(now, this.loadSample).utilization;
+    this.loadSample = now;
+    this.threadBusy = utilization > BUSY_UTILIZATION;
   }
 
   private startWorker(index: number, extra: boolean, standby = false): WorkerHandle {
@@ -269,7 +295,32 @@ export class WorkerPool {
 
   /** Runs a SQL request on the database. Cluster mode: a NotPrimary failure when another node must. */
   execute(database: { uuid: string; file: string }, request: ExecuteRequest, writes: boolean): Promise<HostOperations['execute']['value']> {
-    return this.call(database, { op: 'execute', request, writes });
+    const reads = this.localReads;
+    if (!reads) return this.call(database, { op: 'execute', request, writes });
+    const resident = this.residents.get(database.uuid);
+    if (resident && !resident.closing && !this.threadBusy) {
+      const answer = reads.answer(database.uuid, request, writes);
+      if (answer) {
+        this.touch(resident);
+        return Promise.resolve(answer);
+      }
+    }
+    return this.call(database, { op: 'execute', request, writes }).then((response) => {
+      reads.observe(database.uuid, database.file, request, writes, response);
+      return response;
+    });
+  }
+
+  /** Reads answered on this thread so far, and the copies of databases open for them (local-reads.ts). */
+  get localReadStats(): { served: number; copies: number } {
+    return { served: this.localReads?.served ?? 0, copies: this.localReads?.openCopies ?? 0 };
+  }
+
+  private touch(r: Resident): void {
+    // Most recently used last.
+    this.residents.delete(r.uuid);
+    this.residents.set(r.uuid, r);
+    r.lastUsed = Date.now();
   }
 
   /** Runs an operation on the database's host; rejects with the typed failures of failures.ts (or HistoryError). */
@@ -282,12 +333,12 @@ export class WorkerPool {
         continue;
       }
       const r = resident ?? this.open(database);
-      // Most recently used last.
-      this.residents.delete(r.uuid);
-      this.residents.set(r.uuid, r);
-      r.lastUsed = Date.now();
+      this.touch(r);
       if (r.owner && this.stalled(r.owner) && this.movable()) this.moveAway(r);
-      return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
+      if (call.op === 'execute' || !this.localReads) return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
+      // Anything but SQL may replace the file or hold it still: no read on this thread meanwhile.
+      const end = this.localReads.begin(database.uuid, database.file);
+      return this.dispatch(r, call as HostCall).finally(end) as Promise<HostOperations[K]['value']>;
     }
   }
 
@@ -394,6 +445,8 @@ export class WorkerPool {
     if (to === from || this.stalled(to)) return;
     const taken = this.slots.move(r.slot, r.epoch, from.index, to.index);
     if (taken === undefined) return;
+    // The new worker's connection starts afresh (its last insert rowid too).
+    this.localReads?.forget(r.uuid);
     r.epoch++;
     // Epochs are never reused, so a message of an earlier epoch never matches a later owner of the slot.
     this.nextEpoch = Math.max(this.nextEpoch, r.epoch + 1);
@@ -476,6 +529,7 @@ export class WorkerPool {
 
   private beginClose(r: Resident): Promise<void> {
     if (r.closing) return r.closing;
+    this.localReads?.forget(r.uuid);
     r.closing = new Promise<void>((resolve) => (r.released = resolve));
     if (r.owner) r.owner.send({ t: 'close', db: this.refOf(r, r.owner) });
     this.settle(r);
@@ -580,9 +634,11 @@ export class WorkerPool {
     if (this.stopped) return;
     clearInterval(this.sweeper);
     clearInterval(this.rescuer);
+    clearInterval(this.loadWatch);
     // Calls already made finish first.
     while (this.workers.some((w) => w && !w.exited && w.pending.size > 0)) await new Promise((r) => setTimeout(r, 5));
     this.stopped = true;
+    this.localReads?.closeAll();
     await Promise.all([...this.residents.values()].map((r) => this.close(r)));
     await Promise.all(this.workers.filter((w) => w && !w.exited).map((w) => this.end(w)));
   }

@@ -1,0 +1,136 @@
+// Reads answered on the server's own thread (src/server/host/local-reads.ts), through a real
+// server's REST API: they happen (the pool counts them), they see every acknowledged write with the
+// worker's meta (last_row_id included), and they never outlive the file they read: a Time Travel
+// restore, a deleted and re-created database, a write that failed. A read too slow for the server
+// thread is answered by a worker, whole. `localReads: 1` makes a database eligible after one read.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type Envelope, fetchJson, jsonHeaders } from './helpers/server-checks.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+let s: TestServer;
+before(async () => {
+  s = await startTestServer({ localReads: 1 });
+});
+after(() => s?.close());
+
+const send = <T = any>(method: string, url: string, body?: unknown, token = s.token) =>
+  fetchJson<Envelope<T>>(url, { method, headers: jsonHeaders(token), body: body === undefined ? undefined : JSON.stringify(body) });
+
+async function query(db: string, sql: string, params: unknown[] = [], token = s.token): Promise<{ results: any[]; meta: any }> {
+  const reply = await send('POST', `${s.api}/${db}/query`, { sql, params }, token);
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  return reply.body.result.at(-1);
+}
+
+const served = () => s.server.context.pool.localReadStats.served;
+const values = async (db: string) => (await query(db, 'SELECT v FROM t ORDER BY v')).results.map((r) => r.v);
+
+describe('reads on the server thread', () => {
+  test('every read after a write sees it, with the worker connection’s last_row_id, and most reads are answered here', async () => {
+    await s.createDatabase('lr-basic');
+    await query('lr-basic', 'CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');
+    await query('lr-basic', 'SELECT 1');
+    const before = served();
+    for (let i = 1; i <= 40; i++) {
+      const inserted = await query('lr-basic', 'INSERT INTO t (v) VALUES (?)', [i]);
+      const read = await query('lr-basic', 'SELECT count(*) AS n, max(v) AS top FROM t');
+      assert.deepEqual(read.results, [{ n: i, top: i }]);
+      // D1 reports its connection's last insert rowid on reads too.
+      assert.equal(read.meta.last_row_id, inserted.meta.last_row_id);
+      assert.equal(read.meta.changes, 0);
+      assert.equal(read.meta.changed_db, false);
+      assert.equal(read.meta.rows_read, i);
+      assert.equal(read.meta.size_after, inserted.meta.size_after);
+    }
+    assert.ok(served() - before >= 30, `only ${served() - before} of 40 reads were answered on the server thread`);
+    assert.ok(s.server.context.pool.localReadStats.copies >= 1);
+  });
+
+  test('after a write that failed, reads still report the worker’s last_row_id', async () => {
+    await s.createDatabase('lr-failed');
+    await query('lr-failed', 'CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER UNIQUE)');
+    await query('lr-failed', 'INSERT INTO t (v) VALUES (1)');
+    await query('lr-failed', 'SELECT 1');
+    // The batch inserts row 2, then fails and is rolled back: SQLite keeps that insert's rowid.
+    const failed = await send('POST', `${s.api}/lr-failed/query`, { sql: 'INSERT INTO t (v) VALUES (2); INSERT INTO t (v) VALUES (1)' });
+    assert.equal(failed.status, 400, JSON.stringify(failed.body));
+    const first = await query('lr-failed', 'SELECT count(*) AS n FROM t');
+    const second = await query('lr-failed', 'SELECT count(*) AS n FROM t');
+    assert.deepEqual(first.results, [{ n: 1 }]);
+    assert.equal(second.meta.last_row_id, first.meta.last_row_id);
+  });
+
+  test('a Time Travel restore is seen by the next read', async () => {
+    await s.createDatabase('lr-restore');
+    await query('lr-restore', 'CREATE TABLE t (v INTEGER)');
+    await query('lr-restore', 'INSERT INTO t VALUES (1)');
+    const bookmark = (await send('GET', `${s.api}/lr-restore/time_travel/bookmark`)).body.result.bookmark;
+    for (let i = 2; i <= 5; i++) await query('lr-restore', 'INSERT INTO t VALUES (?)', [i]);
+    for (let i = 0; i < 5; i++) assert.deepEqual(await values('lr-restore'), [1, 2, 3, 4, 5]);
+    const before = served();
+    const restored = await send('POST', `${s.api}/lr-restore/time_travel/restore?bookmark=${bookmark}`);
+    assert.equal(restored.status, 200, JSON.stringify(restored.body));
+    for (let i = 0; i < 5; i++) assert.deepEqual(await values('lr-restore'), [1]);
+    assert.ok(served() > before, 'reads after the restore are answered on the server thread again');
+    await query('lr-restore', 'INSERT INTO t VALUES (9)');
+    assert.deepEqual(await values('lr-restore'), [1, 9]);
+  });
+
+  test('a deleted and re-created database is read afresh', async () => {
+    const uuid = await s.createDatabase('lr-recreate');
+    await query('lr-recreate', 'CREATE TABLE t (v INTEGER)');
+    await query('lr-recreate', 'INSERT INTO t VALUES (7)');
+    for (let i = 0; i < 5; i++) assert.deepEqual(await values('lr-recreate'), [7]);
+    const deleted = await send('DELETE', `${s.api}/${uuid}`);
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    const gone = await send('POST', `${s.api}/${uuid}/query`, { sql: 'SELECT v FROM t' });
+    assert.equal(gone.status, 404, JSON.stringify(gone.body));
+    await s.createDatabase('lr-recreate');
+    const missing = await send('POST', `${s.api}/lr-recreate/query`, { sql: 'SELECT v FROM t' });
+    assert.equal(missing.status, 400, JSON.stringify(missing.body));
+    assert.match(JSON.stringify(missing.body), /no such table: t/);
+  });
+
+  test('a read too slow for the server thread is answered whole by a worker, and later ones go there at once', async () => {
+    await s.createDatabase('lr-slow');
+    await query('lr-slow', 'SELECT 1');
+    await query('lr-slow', 'SELECT 1');
+    const slow = 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) AS c FROM n';
+    const before = served();
+    for (let i = 0; i < 2; i++) {
+      const started = performance.now();
+      const answer = await query('lr-slow', slow);
+      assert.deepEqual(answer.results, [{ c: 3000000 }]);
+      assert.ok(performance.now() - started < 25_000);
+    }
+    assert.equal(served(), before, 'the slow read was not answered on the server thread');
+  });
+
+  test('a read-only token reads here too, and its writes are still refused', async () => {
+    await s.createDatabase('lr-reader');
+    await query('lr-reader', 'CREATE TABLE t (v INTEGER)');
+    await query('lr-reader', 'INSERT INTO t VALUES (3)');
+    const reader = s.tokenFor('read', 'lr-reader');
+    for (let i = 0; i < 3; i++) assert.deepEqual((await query('lr-reader', 'SELECT v FROM t', [], reader)).results, [{ v: 3 }]);
+    const refused = await send('POST', `${s.api}/lr-reader/query`, { sql: 'INSERT INTO t VALUES (4)' }, reader);
+    assert.notEqual(refused.status, 200);
+    assert.deepEqual(await values('lr-reader'), [3]);
+  });
+});
+
+describe('reads on the server thread turned off', () => {
+  test('localReads: false answers every read from a worker', async () => {
+    const off = await startTestServer({ localReads: false });
+    try {
+      await off.createDatabase('lr-off');
+      for (let i = 0; i < 10; i++) {
+        const reply = await fetchJson<Envelope<any>>(`${off.api}/lr-off/query`, { method: 'POST', headers: jsonHeaders(off.token), body: JSON.stringify({ sql: 'SELECT 1 AS one' }) });
+        assert.equal(reply.status, 200);
+      }
+      assert.deepEqual(off.server.context.pool.localReadStats, { served: 0, copies: 0 });
+    } finally {
+      await off.close();
+    }
+  });
+});
