@@ -42,6 +42,8 @@ const RESCUE_EVERY_MS = 25;
 /** How often the server thread's load is sampled, and above which share of busy time reads go to the workers. */
 const LOAD_WATCH_MS = 50;
 const BUSY_UTILIZATION = 0.85;
+/** Operations that neither replace a database's file nor reopen its connection: reads on this thread go on. */
+const KEEP_LOCAL_READS: ReadonlySet<HostOp> = new Set<HostOp>(['execute', 'info', 'primary', 'bookmark', 'commits', 'placement']);
 /** An extra worker (started when every worker was busy) ends after this long without work. */
 const EXTRA_IDLE_MS = 30_000;
 
@@ -335,8 +337,8 @@ export class WorkerPool {
       const r = resident ?? this.open(database);
       this.touch(r);
       if (r.owner && this.stalled(r.owner) && this.movable()) this.moveAway(r);
-      if (call.op === 'execute' || !this.localReads) return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
-      // Anything but SQL may replace the file or hold it still: no read on this thread meanwhile.
+      if (!this.localReads || KEEP_LOCAL_READS.has(call.op)) return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
+      // Other operations may replace the file or reopen the worker's connection: no read on this thread meanwhile.
       const end = this.localReads.begin(database.uuid, database.file);
       return this.dispatch(r, call as HostCall).finally(end) as Promise<HostOperations[K]['value']>;
     }
