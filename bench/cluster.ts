@@ -13,7 +13,7 @@
 //      restored through another node to a bookmark taken before; the restore's time is reported.
 // Reproduce: npm run bench:cluster [-- --seconds 5 --rate 1000 --readers 24]
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -89,6 +89,19 @@ async function execute(url: string, database: string, sql: string, params: unkno
   return answer;
 }
 
+/** CPU time (user + system, seconds) a process has used so far, from /proc (Linux); 0 where unreadable. */
+function cpuSeconds(pid: number | null | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Runs `callers` loops of `work` for SECONDS; returns operations per second. */
 async function throughput(callers: number, work: (caller: number, i: number) => Promise<unknown>): Promise<number> {
   let done = 0;
@@ -119,15 +132,43 @@ try {
   const database = await createDatabase(primary, 'bench');
   await execute(primary, database, 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
   const writes: Record<string, number> = {};
+  // Where the CPU goes during the 16-caller runs: the machine's cores are shared by every process.
+  const groups = {
+    'dione (single)': [processes.get('single')?.pid],
+    'dione primary (a)': [processes.get('a')?.pid],
+    'dione followers (b, c)': [processes.get('b')?.pid, processes.get('c')?.pid],
+    'nats-server ×3': nats.nodes.map((n) => n.pid),
+    'load generator': [process.pid],
+  };
+  const cpuOf = () => Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce<number>((sum, pid) => sum + cpuSeconds(pid), 0)]));
+  const cpu: Record<string, { used: Record<string, number>; ops: number; seconds: number }> = {};
   for (const callers of [1, 16]) {
-    writes[`single ${callers}`] = await throughput(callers, (c, i) => execute(single, singleDb, 'INSERT INTO t (v) VALUES (?)', row(c * 1e6 + i)));
-    writes[`cluster ${callers}`] = await throughput(callers, (c, i) => execute(primary, database, 'INSERT INTO t (v) VALUES (?)', row(c * 1e6 + i)));
+    for (const [kind, url, db] of [
+      ['single', single, singleDb],
+      ['cluster', primary, database],
+    ] as const) {
+      const before = cpuOf();
+      const started = performance.now();
+      writes[`${kind} ${callers}`] = await throughput(callers, (c, i) => execute(url, db, 'INSERT INTO t (v) VALUES (?)', row(c * 1e6 + i)));
+      const seconds = (performance.now() - started) / 1000;
+      const after = cpuOf();
+      cpu[`${kind} ${callers}`] = { used: Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - before[k]!])), ops: writes[`${kind} ${callers}`]! * seconds, seconds };
+    }
   }
   console.log('\n1. durable single-row inserts over HTTP, ops/s');
   for (const callers of [1, 16]) {
     const s = writes[`single ${callers}`]!;
     const c = writes[`cluster ${callers}`]!;
     console.log(`${String(callers).padStart(2)} caller(s): single node ${s.toFixed(0).padStart(6)}   cluster primary ${c.toFixed(0).padStart(6)}   ${(c / s).toFixed(2)}× the single node`);
+  }
+  for (const kind of ['single', 'cluster']) {
+    const { used, ops, seconds } = cpu[`${kind} 16`]!;
+    const total = Object.values(used).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(used)
+      .filter(([, v]) => v > 0)
+      .map(([name, v]) => `${name} ${((v / ops) * 1e6).toFixed(0)} µs`)
+      .join(', ');
+    console.log(`CPU per write, 16 callers, ${kind}: ${((total / ops) * 1e6).toFixed(0)} µs (${parts}); the ${os.cpus().length} cores were ${((total / seconds / os.cpus().length) * 100).toFixed(0)}% busy`);
   }
 
   // 2. Lag: a follower in its own process; the writer keeps to RATE with up to 64 writes in flight.

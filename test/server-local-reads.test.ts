@@ -4,9 +4,12 @@
 // restore, a deleted and re-created database, a write that failed. A read too slow for the server
 // thread is answered by a worker, whole. `localReads: 1` makes a database eligible after one read.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Envelope, fetchJson, jsonHeaders } from './helpers/server-checks.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { spawnServer, startTestServer, type TestServer } from './helpers/server.ts';
 
 let s: TestServer;
 before(async () => {
@@ -46,6 +49,9 @@ describe('reads on the server thread', () => {
     // How many depends on the thread's load (a busy thread hands reads to the workers), not whether.
     assert.ok(served() > before, 'no read was answered on the server thread');
     assert.ok(s.server.context.pool.localReadStats.copies >= 1);
+    const metrics = await (await s.call('/metrics')).text();
+    const counted = Number(/^dione_local_reads_total (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(counted >= served() - 1 && counted > 0, `dione_local_reads_total ${counted}, served ${served()}`);
   });
 
   test('after a write that failed, reads still report the worker’s last_row_id', async () => {
@@ -133,6 +139,33 @@ describe('reads on the server thread turned off', () => {
       assert.deepEqual(off.server.context.pool.localReadStats, { served: 0, copies: 0 });
     } finally {
       await off.close();
+    }
+  });
+
+  test('dione serve --no-local-reads: none counted in /metrics, while the default server counts them', async () => {
+    for (const [flags, expectSome] of [[['--no-local-reads'], false], [[], true]] as const) {
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'dione-local-reads-'));
+      const spawned = await spawnServer(dataDir, ['--dev', ...flags]);
+      try {
+        const api = `${spawned.url}/client/v4/accounts/${spawned.accountId}/d1/database`;
+        const post = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        assert.equal((await post(api, { name: 'flag' })).status, 200);
+        const counted = async () => Number(/^dione_local_reads_total (\d+)$/m.exec(await (await fetch(`${spawned.url}/metrics`)).text())?.[1]);
+        // Past the default heat (32 reads a second), so the default server opens a copy; it answers
+        // on its HTTP thread once that thread has time to spare (bounded: 3,000 reads, 20 s).
+        const until = Date.now() + 20_000;
+        for (let i = 1; i <= 3000 && Date.now() < until; i++) {
+          assert.equal((await post(`${api}/flag/query`, { sql: 'SELECT 1 AS one' })).status, 200);
+          if (i % 100 === 0 && (await counted()) > 0) break;
+          if (!expectSome && i === 300) break;
+        }
+        if (expectSome) assert.ok((await counted()) > 0, 'the default server answered no read on its HTTP thread');
+        else assert.equal(await counted(), 0);
+      } finally {
+        spawned.child.kill('SIGTERM');
+        await new Promise((r) => spawned.child.once('exit', r));
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     }
   });
 });

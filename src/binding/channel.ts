@@ -23,20 +23,26 @@ export abstract class Channel {
    * costs a promise and a microtask on every query).
    */
   send<R>(queries: Query[], resultsFormat: ExecuteRequest['resultsFormat'], shape: (results: StatementResult[]) => R): Promise<R> {
+    const request: ExecuteRequest = { queries, resultsFormat, bookmark: this.sessionToken() };
     let answer: Promise<ExecuteResponse>;
     try {
-      answer = this.executor.execute({ queries, resultsFormat, bookmark: this.sessionToken() });
+      // An in-process engine answers at once: one settled promise, no step through then().
+      const now = this.executor.executeNow?.(request);
+      if (now) return Promise.resolve(this.settle(now, shape));
+      answer = this.executor.execute(request);
     } catch (e) {
       return Promise.reject(e);
     }
-    return answer.then((response) => {
-      if (!response.success) {
-        if (response.reset) throw new Error(response.error);
-        throw d1Error('D1_ERROR', response.error);
-      }
-      if (response.bookmark) this.observe(response.bookmark);
-      return shape(response.results);
-    });
+    return answer.then((response) => this.settle(response, shape));
+  }
+
+  private settle<R>(response: ExecuteResponse, shape: (results: StatementResult[]) => R): R {
+    if (!response.success) {
+      if (response.reset) throw new Error(response.error);
+      throw d1Error('D1_ERROR', response.error);
+    }
+    if (response.bookmark) this.observe(response.bookmark);
+    return shape(response.results);
   }
 
   /** Raw executor access for exec(), which words its errors differently. */

@@ -52,6 +52,7 @@ interface ServeFlags {
   replicas?: number;
   queryStats: boolean;
   console: boolean;
+  localReads: boolean;
 }
 
 /**
@@ -88,6 +89,7 @@ export function registerServe(program: Command): void {
     .option('--no-history', 'keep no write log: no Time Travel, no forks')
     .option('--no-console', 'serve no web console at /')
     .option('--no-query-stats', 'record no per-statement statistics (query insights and analytics answer nothing)')
+    .option('--no-local-reads', 'answer every read on a worker thread (by default reads of often-read databases are answered on the HTTP thread while it has time to spare)')
     .option('--retention-days <days>', `how far back Time Travel reaches (default ${DEFAULTS.retentionDays})`, positive('--retention-days'), fromEnv('DIONE_RETENTION_DAYS', positive('DIONE_RETENTION_DAYS')))
     .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (a 3-node JetStream cluster)', process.env.DIONE_NATS)
     .option('--node-id <name>', 'cluster mode: this node\'s name, unique in the cluster', process.env.DIONE_NODE_ID)
@@ -123,6 +125,7 @@ export function registerServe(program: Command): void {
         region: options.region,
         queryStats: options.queryStats,
         console: options.console,
+        localReads: options.localReads ? undefined : false,
         notify: (line) => process.stderr.write(`${line}\n`),
         cluster: options.nats
           ? {

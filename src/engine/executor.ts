@@ -50,6 +50,14 @@ export class EmbeddedExecutor implements Executor {
     return executeWhenFree(this.engine, request);
   }
 
+  /** The engine's answer, unless a transaction has the connection or another handle's holds the write lock. */
+  executeNow(request: ExecuteRequest): ExecuteResponse | undefined {
+    if (this.lent) return undefined;
+    const response = this.engine.execute(request);
+    if (response.success || !response.busy) return response;
+    return undefined;
+  }
+
   /** In memory, while a transaction has the connection: waits for it (bounded), then runs. */
   private async afterLent(request: ExecuteRequest): Promise<ExecuteResponse> {
     if (!(await this.waitForLent(DEFAULT_BUSY_WAIT_MS))) return { success: false, error: BUSY };

@@ -36,7 +36,16 @@ export class Metrics {
   readonly timeouts = new Counter({ name: 'dione_query_timeouts_total', help: 'Requests interrupted at the query timeout', labelNames: ['database'] as const, registers: [this.registry] });
 
   /** Reports the worker pool's state: open databases and running workers. */
-  watchPool(pool: { openDatabases: number; workerCount: number }): void {
+  watchPool(pool: { openDatabases: number; workerCount: number; localReadStats: { served: number; copies: number } }): void {
+    new Counter({
+      name: 'dione_local_reads_total',
+      help: 'Read requests answered on the HTTP thread instead of a worker (docs/server.md)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(pool.localReadStats.served);
+      },
+    });
     new Gauge({
       name: 'dione_open_databases',
       help: 'Databases open in the worker pool',
