@@ -42,6 +42,8 @@ const RESCUE_EVERY_MS = 25;
 /** How often the server thread's load is sampled, and above which share of busy time reads go to the workers. */
 const LOAD_WATCH_MS = 50;
 const BUSY_UTILIZATION = 0.85;
+/** With this many calls already on the workers, the server is under load: reads join them there. */
+const LOCAL_READS_MAX_IN_FLIGHT = 4;
 /** Operations that neither replace a database's file nor reopen its connection: reads on this thread go on. */
 const KEEP_LOCAL_READS: ReadonlySet<HostOp> = new Set<HostOp>(['execute', 'info', 'primary', 'bookmark', 'commits', 'placement']);
 /** An extra worker (started when every worker was busy) ends after this long without work. */
@@ -300,7 +302,7 @@ export class WorkerPool {
     const reads = this.localReads;
     if (!reads) return this.call(database, { op: 'execute', request, writes });
     const resident = this.residents.get(database.uuid);
-    if (resident && !resident.closing && !this.threadBusy) {
+    if (resident && !resident.closing && !this.threadBusy && this.callsInFlight() < LOCAL_READS_MAX_IN_FLIGHT) {
       const answer = reads.answer(database.uuid, request, writes);
       if (answer) {
         this.touch(resident);
@@ -316,6 +318,13 @@ export class WorkerPool {
   /** Reads answered on this thread so far, and the copies of databases open for them (local-reads.ts). */
   get localReadStats(): { served: number; copies: number } {
     return { served: this.localReads?.served ?? 0, copies: this.localReads?.openCopies ?? 0 };
+  }
+
+  /** Calls sent to workers and not answered yet. */
+  private callsInFlight(): number {
+    let n = 0;
+    for (const w of this.workers) if (w) n += w.pending.size;
+    return n;
   }
 
   private touch(r: Resident): void {
