@@ -11,7 +11,8 @@
 // - A copy exists only while the pool has the database open, and closes before any operation other
 //   than SQL runs on it (restore, import, fork, close, a move to another worker); no read runs
 //   here until that operation is over. A copy whose file was replaced underneath it (a repair after
-//   a write-log failure renames a rebuilt file in) is closed at its next read.
+//   a write-log failure renames a rebuilt file in, then answers the write as failed) is closed when
+//   that failed write's answer comes back, and every second its file is compared anyway.
 // - meta.last_row_id is the worker connection's (D1 reports its connection's last insert rowid even
 //   on reads): taken from the worker's last answer outside an interactive transaction; unknown after
 //   a failed write or once the worker's connection is new (the database moved or reopened).
@@ -32,6 +33,11 @@ const MAX_COPIES = 32;
 const LOCAL_BUDGET_MS = 20;
 /** Statements remembered as too slow for the HTTP thread. */
 const SLOW_KEPT = 1024;
+/**
+ * How often a copy's file is compared with the one it opened (a stat), besides after every failed
+ * write: the one file swap that needs no operation of the pool's, a repair, follows a failed write.
+ */
+const FILE_CHECK_MS = 1000;
 /** After a copy failed to open, the next try waits this long. */
 const RETRY_OPEN_MS = 10_000;
 
@@ -46,8 +52,9 @@ interface Known {
   heat: number;
   heatSince: number;
   copy: Engine | undefined;
-  /** The inode the copy opened. */
+  /** The inode the copy opened, and when it was last compared with the file's (performance.now()). */
   inode: number;
+  checkedAt: number;
   lastUsed: number;
   /** Operations other than SQL running on the database now. */
   operations: number;
@@ -86,11 +93,14 @@ export class LocalReads {
     const copy = k?.copy;
     if (!k || !copy || k.operations > 0 || k.lastRowId === undefined) return undefined;
     for (const q of request.queries) if (this.slow.has(q.sql)) return undefined;
-    if (!this.sameFile(k)) {
-      this.closeCopy(k);
-      return undefined;
-    }
     const started = performance.now();
+    if (started - k.checkedAt > FILE_CHECK_MS) {
+      if (!this.sameFile(k)) {
+        this.closeCopy(k);
+        return undefined;
+      }
+      k.checkedAt = started;
+    }
     let response: ExecuteResponse;
     try {
       response = copy.execute(request);
@@ -114,8 +124,12 @@ export class LocalReads {
     const k = this.entry(uuid, file);
     const ownConnection = request.transaction === undefined;
     if (!response.success) {
-      // A failed write was rolled back, which leaves the connection's last insert rowid unknown here.
-      if (writes && ownConnection) k.lastRowId = undefined;
+      if (writes) {
+        // A failed write was rolled back, which leaves the connection's last insert rowid unknown here;
+        // and a write the log could not take was undone by renaming a rebuilt file in, before this answer.
+        if (ownConnection) k.lastRowId = undefined;
+        if (k.copy && !this.sameFile(k)) this.closeCopy(k);
+      }
       return;
     }
     const bookmark = response.bookmark ? parseBookmark(response.bookmark) : undefined;
@@ -176,7 +190,7 @@ export class LocalReads {
   private entry(uuid: string, file: string): Known {
     let k = this.known.get(uuid);
     if (!k) {
-      k = { file, tag: undefined, acknowledged: 0, lastRowId: undefined, heat: 0, heatSince: 0, copy: undefined, inode: 0, lastUsed: 0, operations: 0, openFailedAt: 0 };
+      k = { file, tag: undefined, acknowledged: 0, lastRowId: undefined, heat: 0, heatSince: 0, copy: undefined, inode: 0, checkedAt: 0, lastUsed: 0, operations: 0, openFailedAt: 0 };
       this.known.set(uuid, k);
     }
     return k;
@@ -188,6 +202,7 @@ export class LocalReads {
       const inode = statSync(k.file).ino;
       k.copy = new Engine(k.file, { readonly: true, intMode: 'bigint', servedBy: this.options.servedBy, queryTimeoutMs: this.budgetMs, bookmarkTag: k.tag });
       k.inode = inode;
+      k.checkedAt = performance.now();
       k.lastUsed = Date.now();
       this.copies++;
     } catch {

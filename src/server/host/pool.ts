@@ -42,8 +42,8 @@ const RESCUE_EVERY_MS = 25;
 /** How often the server thread's load is sampled, and above which share of busy time reads go to the workers. */
 const LOAD_WATCH_MS = 50;
 const BUSY_UTILIZATION = 0.85;
-/** Any call still on the workers means the server is not idle between requests: reads join them there. */
-const LOCAL_READS_MAX_IN_FLIGHT = 1;
+/** With this many calls already on the workers, the server is under load: reads join them there. */
+const LOCAL_READS_MAX_IN_FLIGHT = 4;
 /** Operations that neither replace a database's file nor reopen its connection: reads on this thread go on. */
 const KEEP_LOCAL_READS: ReadonlySet<HostOp> = new Set<HostOp>(['execute', 'info', 'primary', 'bookmark', 'commits', 'placement']);
 /** An extra worker (started when every worker was busy) ends after this long without work. */
