@@ -2,6 +2,8 @@
 //   - point selects (`SELECT * FROM items WHERE id = ?`, ids cycling over 10,000 rows, first()) with
 //     1, 8 and 64 calls in flight: calls/s, p50/p99 per call, and HTTP requests per call. At 8 and 64
 //     also with pipelining off (maxCallsPerRequest: 1, one request per call), the client as it was;
+//   - the same through `dione`'s connect() for Node (node-client.ts: dione/client over node:http with
+//     keep-alive instead of fetch), 1 and 64 in flight;
 //   - the sequential baseline: a bare fetch round trip to the same server's GET /healthz, one at a time;
 //   - the second baseline (unless --miniflare 0): D1's binding inside a Worker under miniflare, the
 //     same point selects with 1, 8 and 64 in flight (bench/miniflare-d1.ts; no HTTP per call).
@@ -9,6 +11,7 @@
 // turn; printed: the median of --runs runs.
 // Reproduce: npm run bench:client -- --seconds 3 [--runs 3] [--miniflare 0] [--server-flags "--workers 2"]
 import { connect } from '../src/client.ts';
+import { nodeFetch } from '../src/node-client.ts';
 import { type MiniflareD1, startMiniflareD1 } from './miniflare-d1.ts';
 import { buildNote, type Dione, fmt, machine, median, numberFlag, serverFlags, serverFlagsArgument, startDione, stopAll } from './harness.ts';
 
@@ -37,6 +40,8 @@ interface Measure {
   target: 'healthz' | 'client' | 'miniflare';
   /** The client's. */
   maxCallsPerRequest?: number;
+  /** How the client sends: Node's fetch (dione/client), or node:http (`dione`'s connect in Node). */
+  transport?: 'fetch' | 'node';
 }
 
 const measures: Measure[] = [
@@ -46,6 +51,8 @@ const measures: Measure[] = [
   { label: 'dione/client point select, 8 in flight, no pipelining', target: 'client', inFlight: 8, maxCallsPerRequest: 1 },
   { label: 'dione/client point select, 64 in flight', target: 'client', inFlight: 64, maxCallsPerRequest: 64 },
   { label: 'dione/client point select, 64 in flight, no pipelining', target: 'client', inFlight: 64, maxCallsPerRequest: 1 },
+  { label: 'dione connect (Node, node:http) point select, 1 in flight', target: 'client', inFlight: 1, maxCallsPerRequest: 64, transport: 'node' },
+  { label: 'dione connect (Node, node:http) point select, 64 in flight', target: 'client', inFlight: 64, maxCallsPerRequest: 64, transport: 'node' },
   ...(MINIFLARE
     ? ([1, 8, 64].map((inFlight) => ({ label: `miniflare D1 binding in a Worker, ${inFlight} in flight`, target: 'miniflare', inFlight })) as Measure[])
     : []),
@@ -91,9 +98,10 @@ async function measure(dione: Dione, miniflare: MiniflareD1 | undefined, m: Meas
     return { rate: r.rate, p50: Number.NaN, p99: Number.NaN, requestsPerCall: Number.NaN, errors: r.errors };
   }
   let requests = 0;
+  const send = m.transport === 'node' ? nodeFetch : fetch;
   const counting = ((input: string | URL | Request, init?: RequestInit) => {
     requests++;
-    return fetch(input, init);
+    return send(input, init);
   }) as typeof fetch;
   if (m.target === 'healthz') {
     const healthz = `${dione.url}/healthz`;
@@ -122,7 +130,7 @@ async function measure(dione: Dione, miniflare: MiniflareD1 | undefined, m: Meas
 const reproduce = `npm run bench:client -- --seconds ${SECONDS} --runs ${RUNS}${MINIFLARE ? '' : ' --miniflare 0'}${serverFlagsArgument(FLAGS)}`;
 console.log(`reproduce: ${reproduce}`);
 console.log(`machine: ${machine()}; ${buildNote()}`);
-console.log(`server: dione serve ${FLAGS.join(' ') || '(default flags)'}, own process; client: this process, Node's fetch`);
+console.log(`server: dione serve ${FLAGS.join(' ') || '(default flags)'}, own process; client: this process, Node's fetch (dione/client) or node:http (dione's connect)`);
 console.log(`each: ${SECONDS} s (at most ${fmt(MAX_CALLS)} calls), ${RUNS} runs, medians\n`);
 
 let miniflare: MiniflareD1 | undefined;

@@ -8,4 +8,4 @@ const entry = import.meta.url.replace(/\/loader\/dione\.js$/, '/dist/index.js');
 if (entry === import.meta.url) throw new Error(`dione: cannot find dist/index.js from ${import.meta.url}`);
 const dione = await import(/* webpackIgnore: true */ /* turbopackIgnore: true */ /* @vite-ignore */ entry);
 
-export const { open, history, HistoryError, parseTimestamp, D1Database, D1DatabaseSession, D1PreparedStatement, beginTransaction, withTransaction } = dione;
+export const { open, history, HistoryError, parseTimestamp, D1Database, D1DatabaseSession, D1PreparedStatement, beginTransaction, withTransaction, connect, nodeFetch } = dione;

@@ -86,3 +86,6 @@ export { D1PreparedStatement } from './binding/statement.ts';
 export type { BindingOptions } from './binding/options.ts';
 export type * from './api/types.ts';
 export type { Executor, ExecuteRequest, ExecuteResponse, Query, StatementResult, ParamValue, RowValue } from './api/executor.ts';
+// A Dione server from Node: dione/client's binding over node:http(s) (node-client.ts).
+export { connect, nodeFetch } from './node-client.ts';
+export type { ConnectOptions } from './node-client.ts';

@@ -25,13 +25,15 @@ const allowed: Record<string, string[]> = {
   prisma: ['api', 'sql', 'binding', 'prisma'],
   // The server runs SQL through the engine directly; it never builds a binding.
   server: ['api', 'sql', 'engine', 'log', 'cluster', 'server'],
-  // `dione`: the embedded binding. No cluster (NATS), no server.
-  'index.ts': ['api', 'sql', 'engine', 'log', 'binding'],
+  // `dione`: the embedded binding, and dione/client's over node:http (node-client.ts). No cluster (NATS), no server.
+  'index.ts': ['api', 'sql', 'engine', 'log', 'binding', 'client.ts', 'node-client.ts'],
+  // dione/client's connect() sending over node:http(s): Node only, exported by `dione`.
+  'node-client.ts': ['api', 'sql', 'binding', 'client', 'client.ts', 'node-client.ts'],
   // `dione/client`: runs outside Node.
   'client.ts': ['api', 'sql', 'binding', 'client'],
   // `dione/platform` (Node only): both entry points' bindings, wrangler's config read through the
   // CLI's helpers. No server, no cluster.
-  platform: ['api', 'sql', 'engine', 'log', 'binding', 'client', 'index.ts', 'client.ts', 'cli', 'platform'],
+  platform: ['api', 'sql', 'engine', 'log', 'binding', 'client', 'index.ts', 'client.ts', 'node-client.ts', 'cli', 'platform'],
   // The dione command sits on everything, including `dione serve`, both entry points and the
   // platform's lookup of wrangler's local files (`dione dev --binding`).
   cli: ['api', 'sql', 'engine', 'log', 'cluster', 'binding', 'client', 'server', 'index.ts', 'client.ts', 'platform', 'cli'],

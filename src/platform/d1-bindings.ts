@@ -1,7 +1,7 @@
 // Each D1 binding of the config as a D1Database: the local file wrangler uses for it, a database
 // in memory (persist: false), or a database on a Dione server. A binding goes to a server when the
 // `d1` option names one for it, or, unless that option says 'local', when DIONE_URL is set.
-import { connect } from '../client.ts';
+import { connect } from '../node-client.ts';
 import type { D1DatabaseConfig } from '../cli/wrangler-config.ts';
 import { type D1Database, open } from '../index.ts';
 import { d1FileIn } from './local-d1.ts';
