@@ -157,6 +157,21 @@ try {
     );
   });
   console.log('\nminiflare: calls/s counted inside the Worker (its clock moves on I/O), so no per-call latency and no HTTP requests.');
+  // The issue's goals, from the same medians: a sequential call's round trip against the bare fetch's
+  // (1 / the rate ratio), and 64 in flight against miniflare's 64 with p99 < 5 ms.
+  const index = (label: string) => measures.findIndex((m) => m.label === label);
+  const roundTrip = (label: string) => 1 / median(runs.map((r) => r[index(label)]!.rate / r[0]!.rate));
+  const miniflare64 = index('miniflare D1 binding in a Worker, 64 in flight');
+  console.log('\ngoals (medians of the runs):');
+  for (const client of ['dione/client', 'dione connect (Node, node:http)']) {
+    const sequential = roundTrip(`${client} point select, 1 in flight`);
+    console.log(`${client}: sequential round trip ${fmt(sequential, 2)}× the bare fetch's (goal ≤ 1.2×: ${sequential <= 1.2 ? 'met' : 'NOT met'})`);
+    if (miniflare64 < 0) continue;
+    const at64 = index(`${client} point select, 64 in flight`);
+    const times = median(runs.map((r) => r[at64]!.rate / r[miniflare64]!.rate));
+    const p99 = median(runs.map((r) => r[at64]!.p99));
+    console.log(`${client}: 64 in flight ${fmt(times, 1)}× miniflare's, p99 ${fmt(p99, 2)} ms (goal ≥ 8× with p99 < 5 ms: ${times >= 8 && p99 < 5 ? 'met' : 'NOT met'})`);
+  }
   await dione.stop();
 } finally {
   await miniflare?.stop();
