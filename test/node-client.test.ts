@@ -1,6 +1,6 @@
 // `dione`'s connect() for Node (src/node-client.ts): dione/client's binding over node:http with
-// keep-alive. Its answers are checked scenario by scenario in test/conformance.test.ts (node-http);
-// here: what the transport itself does — network failures in D1's words with the cause, one retry on
+// keep-alive (the wire and the binding are dione/client's, whose answers test/conformance.test.ts checks);
+// here: the calls through a real server, and what the transport itself does — network failures in D1's words with the cause, one retry on
 // a kept-alive connection the server dropped, and the fetch() subset it implements.
 import assert from 'node:assert/strict';
 import http from 'node:http';
