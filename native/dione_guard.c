@@ -29,6 +29,8 @@
 **                                    returns nonzero while deferred foreign key violations are unresolved)
 **   dione_checkpoint(t)           -> see below
 **   dione_keep_wal(t)             -> closing the connection will leave the WAL as it is (no checkpoint)
+**   dione_persist_wal(t)          -> the last connection's close keeps the -wal and -shm files (the WAL
+**                                    emptied when journal_size_limit >= 0): reopening creates no files
 **   dione_deadline(t, ms)         -> ms > 0: from ms milliseconds from now until disarmed, SQLite interrupts
 **                                    this connection's statements; 0: disarms, returning 1 when it had fired
 **   dione_release(t)              -> finalizes the cached statements (call before closing)
@@ -113,7 +115,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* Dione's own helpers: without the token they refuse (see the top of this file) */
   "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
   "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_check", "dione_keep_wal",
-  "dione_deadline", "dione_settle_schema", "dione_workerd_metadata",
+  "dione_persist_wal", "dione_deadline", "dione_settle_schema", "dione_workerd_metadata",
   /* used by ALTER TABLE internally */
   "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column",
   "sqlite_rename_quotefix",
@@ -513,6 +515,16 @@ static void keep_wal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_null(ctx);
 }
 
+static void persist_wal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (!token_ok(ctx, argv)) return;
+  int on = 1;
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+  if (rc == SQLITE_OK) sqlite3_result_null(ctx);
+  else sqlite3_result_error(ctx, "the WAL cannot be kept on close", -1);
+}
+
 /*
 ** dione_checkpoint(t): moves the WAL into the database file, so the next writer starts the
 ** WAL over from its beginning (the owner of a write log checkpoints only after capturing the WAL;
@@ -758,6 +770,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
     { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
     { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
     { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal }, { "dione_deadline", 2, deadline },
+    { "dione_persist_wal", 1, persist_wal },
     { "dione_settle_schema", 1, settle_schema }, { "dione_workerd_metadata", 1, workerd_metadata },
   };
   int rc = sqlite3_create_function_v2(db, "dione_claim", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, st, claim, 0, 0, destroy_state);

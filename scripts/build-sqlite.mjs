@@ -13,6 +13,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, 
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inodeHashChanges } from './sqlite-inode-hash.mjs';
 import { amalgamationChanges, applyChanges, bindingChanges } from './sqlite-row-counters.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -25,6 +26,7 @@ const workDir = path.join(root, 'build', 'sqlite-addon');
 export function stampOf() {
   const hash = createHash('sha256');
   hash.update(readFileSync(fileURLToPath(new URL('./sqlite-row-counters.mjs', import.meta.url))));
+  hash.update(readFileSync(fileURLToPath(new URL('./sqlite-inode-hash.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
   const { version } = JSON.parse(readFileSync(path.join(upstream, 'package.json'), 'utf8'));
   return {
@@ -80,7 +82,7 @@ function prepareSources() {
   const defines = path.join(workDir, 'deps', 'defines.gypi');
   writeFileSync(defines, withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES));
   const amalgamation = path.join(workDir, 'deps', 'sqlite3', 'sqlite3.c');
-  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), amalgamationChanges, 'sqlite3.c'));
+  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges], 'sqlite3.c'));
   for (const file of new Set(bindingChanges.map((change) => change.file))) {
     const target = path.join(workDir, 'src', file);
     const changes = bindingChanges.filter((change) => change.file === file);

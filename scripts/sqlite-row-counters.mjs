@@ -150,7 +150,10 @@ export const bindingChanges = [
 
 const REACH = 12_000; // how far after its label a change's line may be
 
-/** Applies `changes` to `text`; throws naming the first change whose place is not found exactly once. */
+/**
+ * Applies `changes` to `text` (each inserts a line after its anchor line, `before` it, or `replace`s
+ * it); throws naming the first change whose place is not found exactly once.
+ */
 export function applyChanges(text, changes, fileName) {
   let out = `\n${text}`; // every searched line starts after a newline, the first one too
   for (const change of changes) {
@@ -182,10 +185,9 @@ export function applyChanges(text, changes, fileName) {
       }
       lineStart = previous + 1;
     }
-    out =
-      change.before !== undefined
-        ? `${out.slice(0, lineStart)}${change.before}\n${out.slice(lineStart)}`
-        : `${out.slice(0, lineEnd)}${change.insert}\n${out.slice(lineEnd)}`;
+    if (change.replace !== undefined) out = `${out.slice(0, lineStart)}${change.replace}\n${out.slice(lineEnd)}`;
+    else if (change.before !== undefined) out = `${out.slice(0, lineStart)}${change.before}\n${out.slice(lineStart)}`;
+    else out = `${out.slice(0, lineEnd)}${change.insert}\n${out.slice(lineEnd)}`;
   }
   return out.slice(1);
 }

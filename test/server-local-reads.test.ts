@@ -117,31 +117,36 @@ describe('reads on the server thread', () => {
 
   test('concurrent writers and readers: each writer reads its own writes, and no reader sees the table shrink or skip ahead of what was acknowledged', async () => {
     await s.createDatabase('lr-race');
-    await query('lr-race', 'CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER, k INTEGER)');
     await query('lr-race', 'SELECT 1');
     const before = served();
-    let acknowledged = 0;
-    const writers = Array.from({ length: 6 }, async (_, writer) => {
-      for (let k = 1; k <= 25; k++) {
-        const inserted = await query('lr-race', 'INSERT INTO t (writer, k) VALUES (?, ?)', [writer, k]);
-        acknowledged = Math.max(acknowledged, inserted.meta.last_row_id);
-        const own = await query('lr-race', 'SELECT count(*) AS n, max(k) AS top FROM t WHERE writer = ?', [writer]);
-        assert.deepEqual(own.results, [{ n: k, top: k }], `writer ${writer} after its write ${k}`);
-      }
-    });
-    const readers = Array.from({ length: 3 }, async () => {
-      let seen = 0;
-      for (let i = 0; i < 60; i++) {
-        const floor = acknowledged;
-        const read = await query('lr-race', 'SELECT count(*) AS n FROM t');
-        const n = read.results[0].n;
-        assert.ok(n >= seen, `the table shrank under a reader: ${n} after ${seen}`);
-        assert.ok(n >= floor, `a reader saw ${n} rows after ${floor} were acknowledged`);
-        seen = n;
-      }
-    });
-    await Promise.all([...writers, ...readers]);
-    assert.deepEqual((await query('lr-race', 'SELECT count(*) AS n FROM t')).results, [{ n: 150 }]);
+    // Reads go to the server thread only while it has time to spare: on a loaded machine a round may
+    // see none answered there, and it is run again on a fresh table (at most 5 rounds).
+    for (let round = 0; round < 5 && served() === before; round++) {
+      const table = `t${round}`;
+      await query('lr-race', `CREATE TABLE ${table} (id INTEGER PRIMARY KEY, writer INTEGER, k INTEGER)`);
+      let acknowledged = 0;
+      const writers = Array.from({ length: 6 }, async (_, writer) => {
+        for (let k = 1; k <= 25; k++) {
+          const inserted = await query('lr-race', `INSERT INTO ${table} (writer, k) VALUES (?, ?)`, [writer, k]);
+          acknowledged = Math.max(acknowledged, inserted.meta.last_row_id);
+          const own = await query('lr-race', `SELECT count(*) AS n, max(k) AS top FROM ${table} WHERE writer = ?`, [writer]);
+          assert.deepEqual(own.results, [{ n: k, top: k }], `writer ${writer} after its write ${k}`);
+        }
+      });
+      const readers = Array.from({ length: 3 }, async () => {
+        let seen = 0;
+        for (let i = 0; i < 60; i++) {
+          const floor = acknowledged;
+          const read = await query('lr-race', `SELECT count(*) AS n FROM ${table}`);
+          const n = read.results[0].n;
+          assert.ok(n >= seen, `the table shrank under a reader: ${n} after ${seen}`);
+          assert.ok(n >= floor, `a reader saw ${n} rows after ${floor} were acknowledged`);
+          seen = n;
+        }
+      });
+      await Promise.all([...writers, ...readers]);
+      assert.deepEqual((await query('lr-race', `SELECT count(*) AS n FROM ${table}`)).results, [{ n: 150 }]);
+    }
     assert.ok(served() > before, 'no read was answered on the server thread');
   });
 

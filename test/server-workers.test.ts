@@ -4,7 +4,7 @@
 // runaway while clients write (no write lost or doubled), and without running again a call the old
 // worker had taken; as many runaways as workers (an extra worker); a worker ended with writes in flight.
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -81,8 +81,8 @@ const outcome = (p: Promise<unknown>): Promise<string> =>
 describe('many databases on few workers', () => {
   const WORKERS = 2;
   const MAX_OPEN = 6;
-  /** File descriptors an open database may hold (fdsPerDatabase(true) is 5), with one to spare. */
-  const FDS_PER_DATABASE = 6;
+  /** File descriptors an open database may hold between commits (4; fdsPerDatabase(true) counts 5), with one to spare. */
+  const FDS_PER_DATABASE = 5;
   let s: TestServer;
   before(async () => {
     s = await startTestServer({ workers: WORKERS, maxOpenDatabases: MAX_OPEN });
@@ -116,15 +116,31 @@ describe('many databases on few workers', () => {
       }
     }
     assert.deepEqual(wrong, []);
+    // The databases left open have just taken a write (so their logs have been appended to).
+    for (const name of names.slice(-MAX_OPEN)) {
+      await client(s, name).prepare('INSERT INTO t VALUES (?)').bind(-1).run();
+      sample();
+    }
     // Closing is asynchronous: a couple may still be on their way out.
     assert.ok(maxOpen <= MAX_OPEN + 2, `up to ${maxOpen} databases were open at once (budget ${MAX_OPEN})`);
     assert.ok(pool.openDatabases <= MAX_OPEN + 2, `${pool.openDatabases} databases open after the churn`);
-    // Every database kept open would hold 30 × 5 = 150 descriptors more than the baseline.
+    // Every database kept open would hold 30 × 4 = 120 descriptors more than the baseline.
     const bound = baseline + MAX_OPEN * FDS_PER_DATABASE + 40;
     const end = openFds();
     t.diagnostic(`open databases: up to ${maxOpen}; file descriptors: baseline ${baseline}, up to ${maxFds}, ${end} at the end`);
     assert.ok(end <= bound, `${end} file descriptors open after the churn (baseline ${baseline}, bound ${bound})`);
     assert.ok(maxFds <= bound + 2 * FDS_PER_DATABASE, `up to ${maxFds} file descriptors open during the churn (baseline ${baseline})`);
+    // Between commits a database holds no descriptor for its log's segment, and one (SQLite's) for its WAL.
+    const targets = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    const ofDatabases = (suffix: string) => targets.filter((p) => p.startsWith(path.join(s.dataDir, 'databases')) && p.endsWith(suffix)).length;
+    assert.equal(ofDatabases('.log'), 0, 'log segments held open between commits');
+    assert.ok(ofDatabases('-wal') <= pool.openDatabases, `${ofDatabases('-wal')} descriptors on WAL files for ${pool.openDatabases} open databases`);
   });
 });
 
@@ -194,7 +210,7 @@ describe('a database moving between workers', () => {
   let s: TestServer;
   let events: (type?: PoolEvent['type']) => PoolEvent[];
   before(async () => {
-    ({ s, events } = await serverWithLog({ workers: 2, queryTimeoutMs: 3000 }));
+    ({ s, events } = await serverWithLog({ workers: 2, queryTimeoutMs: 5000 }));
   });
   after(() => closeServer(s));
 
@@ -251,7 +267,8 @@ describe('a database moving between workers', () => {
       `a client got nothing done: ${results.map((r) => r.acked).join(', ')}`,
     );
     const maxLatency = Math.max(...results.map((r) => r.maxLatency));
-    assert.ok(maxLatency < 2000, `a request took ${maxLatency} ms while the runaway ran`);
+    // Well under the 5 s a wait for the runaway would take, with room for a loaded 2-core machine.
+    assert.ok(maxLatency < 3500, `a request took ${maxLatency} ms while the runaway ran`);
     assert.ok(events('move').length >= 1, 'no database moved: the test did not exercise moving');
     // The stuck database answers again.
     assert.equal(await stuck!.prepare('SELECT count(*) AS n FROM t').first('n'), 0);
@@ -382,7 +399,8 @@ describe('a worker ended with writes in flight', () => {
       for (let n = 0; n < 10_000 && !stop && Date.now() - started < 10_000; n++) {
         const id = k * 100_000 + n;
         try {
-          await within(5000, db.prepare('INSERT INTO t (id) VALUES (?)').bind(id).run());
+          // A backstop against a write never answered, not a latency bound (a loaded machine restarts workers slowly).
+          await within(15_000, db.prepare('INSERT INTO t (id) VALUES (?)').bind(id).run());
           acked.push(id);
         } catch (e) {
           failed.push({ id, error: (e as Error).message });
@@ -396,7 +414,7 @@ describe('a worker ended with writes in flight', () => {
     await pool.crashWorker(0);
     // The second one once the first is back (started again: its second start). The standby may
     // have stepped in meanwhile as an extra worker; it is counted at the end.
-    const back = await poll(async () => (events('worker-start').filter((e) => e.worker === 0).length >= 2 ? true : undefined), 100, 50);
+    const back = await poll(async () => (events('worker-start').filter((e) => e.worker === 0).length >= 2 ? true : undefined), 300, 50);
     assert.ok(back, `worker 0 did not come back (${pool.workerCount} workers)`);
     await sleep(300);
     await pool.crashWorker(1);
@@ -435,12 +453,12 @@ describe('a worker ended with writes in flight', () => {
     // (The standby, started ahead and not counted, only counts once it stands in.)
     const extras = () =>
       events('worker-start').filter((e) => e.worker! >= 2 && e.detail !== 'standby').length - events('worker-exit').filter((e) => e.worker! >= 2).length;
-    const restored = await poll(async () => (pool.workerCount === 2 + extras() ? true : undefined), 100, 50);
+    const restored = await poll(async () => (pool.workerCount === 2 + extras() ? true : undefined), 300, 50);
     assert.ok(restored, `${pool.workerCount} workers running, ${extras()} of them extra`);
     assert.ok(pool.workerCount >= 2);
     for (const name of names) {
       const db = client(s, name);
-      await within(5000, db.prepare('INSERT INTO t (id) VALUES (-1)').run());
+      await within(15_000, db.prepare('INSERT INTO t (id) VALUES (-1)').run());
       assert.equal(await within(5000, db.prepare('SELECT count(*) AS n FROM t WHERE id = -1').first('n')), 1);
     }
     // What the run saw, for the record.

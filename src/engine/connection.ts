@@ -16,7 +16,15 @@ export interface ConnectionOptions {
   readonly?: boolean;
   /** false: SQLite never checkpoints on its own; the owner of the WAL (the write log) does. */
   autoCheckpoint?: boolean;
+  /**
+   * Closing keeps the -wal (emptied) and -shm files, so the next open creates no file: for a server
+   * that opens and closes many databases (creating a file costs more than everything else an open does).
+   */
+  keepWalFiles?: boolean;
 }
+
+/** With keepWalFiles: a WAL that grows past this is cut back to it once checkpointed (and to nothing on close). */
+const KEPT_WAL_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export interface CounterState {
   totalChanges: number;
@@ -119,6 +127,7 @@ export class Connection {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
       if (options.autoCheckpoint === false) this.db.pragma('wal_autocheckpoint = 0');
+      if (options.keepWalFiles && !this.memory && !this.readonly) this.db.pragma(`journal_size_limit = ${KEPT_WAL_LIMIT_BYTES}`);
       loadGuard(this.db);
     } catch (e) {
       this.db.close();
@@ -127,6 +136,7 @@ export class Connection {
     this.safeIntegers = options.intMode === 'bigint';
     // Claimed before anything else runs on the connection: only Dione ever holds the token.
     this.token = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
+    if (options.keepWalFiles && !this.memory && !this.readonly) this.db.prepare('SELECT dione_persist_wal(?)').get(this.token);
     const helper = (sql: string) => this.db.prepare(sql).pluck();
     this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
     this.countersQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid(), dione_used_bytes(?)').raw(true);

@@ -22,17 +22,21 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { copyFileDurably, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
-import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
+import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
+import { NO_POSITION, type WalPosition } from './wal.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 
 /** A new segment is started once the current one holds this much. */
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 /**
- * The active segment is extended with zeros ahead of the records, this much at a time: syncing
- * data written over allocated blocks is about twice as fast as syncing a file that grows (the
- * size change is a metadata write too). A scan stops at the zeros and cuts them off.
+ * The active segment is extended with zeros ahead of the records: syncing data written over
+ * allocated blocks is about twice as fast as syncing a file that grows (the size change is a
+ * metadata write too). Each extension adds as much as the segment holds, between these bounds, so
+ * a small database's log carries little unused space, and opening it (which reads the zeros, to
+ * tell them from damage) stays cheap. The zeros stay when the log is closed and reopened.
  */
-const PREALLOCATE_BYTES = 4 * 1024 * 1024;
+const PREALLOCATE_MIN_BYTES = 16 * 1024;
+const PREALLOCATE_MAX_BYTES = 4 * 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
 /** After the disk had no room for the zeros ahead, records are written without them this long. */
 const PREALLOCATE_RETRY_MS = 10_000;
@@ -91,11 +95,12 @@ function lastNonZero(bytes: Buffer): number {
 
 /** Whether a file's bytes [from, to) are all zero. */
 function allZero(fd: number, from: number, to: number): boolean {
-  const chunk = Buffer.alloc(Math.min(to - from, 1024 * 1024));
-  for (let at = from; at < to; at += chunk.length) {
+  const chunk = Buffer.allocUnsafe(Math.min(to - from, ZERO_CHUNK.length));
+  for (let at = from; at < to; ) {
     const n = readSync(fd, chunk, 0, Math.min(chunk.length, to - at), at);
-    for (let i = 0; i < n; i++) if (chunk[i] !== 0) return false;
     if (n === 0) break;
+    if (chunk.compare(ZERO_CHUNK, 0, n, 0, n) !== 0) return false;
+    at += n;
   }
   return true;
 }
@@ -169,14 +174,15 @@ export class FileLogStore implements LogStore {
   /**
    * Indexes a segment's records. Bytes that hold no record are skipped up to the next record that
    * continues the history (damage in the middle of the log is kept and reported by gaps(), never
-   * cut away); what follows the last record of the last segment (the zeros written ahead of the
-   * records, or a record torn by a crash) is cut off.
+   * cut away). After the last record of the last segment, zeros (written ahead of the records)
+   * stay for the next appends; anything else there (a record torn by a crash) is cut off.
    */
   private scan(segment: Segment, last: boolean): void {
     const fd = openSync(segment.file, last ? 'r+' : 'r');
     try {
       const size = fstatSync(fd).size;
       let offset = 0;
+      let zerosAfter = false;
       while (offset + FRAME_HEAD_BYTES <= size) {
         const found = this.recordAt(fd, offset, size);
         if (found) {
@@ -184,19 +190,24 @@ export class FileLogStore implements LogStore {
           offset += FRAME_HEAD_BYTES + found.length;
           continue;
         }
+        if (allZero(fd, offset, size)) {
+          zerosAfter = true;
+          break;
+        }
         const next = this.nextRecord(fd, offset, size);
         if (next === undefined) break;
         this.unreadable.push({ file: segment.file, from: offset, to: next, before: this.entries.length });
         offset = next;
       }
-      if (offset < size) {
+      if (offset < size && !zerosAfter) zerosAfter = allZero(fd, offset, size);
+      if (offset < size && !zerosAfter) {
         if (last) ftruncateSync(fd, offset);
         // A sealed segment ends at its last record: anything else after it is damage.
-        else if (!allZero(fd, offset, size)) this.unreadable.push({ file: segment.file, from: offset, to: size, before: this.entries.length });
+        else this.unreadable.push({ file: segment.file, from: offset, to: size, before: this.entries.length });
       }
       const end = last ? offset : size;
       segment.bytes = end;
-      segment.allocated = end;
+      segment.allocated = last && zerosAfter ? size : end;
       this.totalBytes += end;
     } finally {
       closeSync(fd);
@@ -323,7 +334,7 @@ export class FileLogStore implements LogStore {
 
   private preallocate(segment: Segment, needed: number): void {
     if (Date.now() < this.preallocateAfter) return;
-    const target = Math.max(needed, segment.allocated + PREALLOCATE_BYTES);
+    const target = Math.max(needed, segment.allocated + Math.min(PREALLOCATE_MAX_BYTES, Math.max(PREALLOCATE_MIN_BYTES, segment.bytes)));
     this.dirty = true;
     try {
       for (let at = segment.allocated; at < target; at += ZEROS.length) writeFully(this.fd!, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
@@ -340,14 +351,14 @@ export class FileLogStore implements LogStore {
 
   private startSegment(first: number): Segment {
     const sealed = this.segments.at(-1);
-    if (this.fd !== undefined && sealed) {
+    if (sealed && sealed.allocated > sealed.bytes) {
+      // A sealed segment ends at its last record.
+      this.fd ??= openSync(sealed.file, 'r+');
       ftruncateSync(this.fd, sealed.bytes);
       sealed.allocated = sealed.bytes;
       this.dirty = true;
     }
     this.flush();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
     const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0, allocated: 0 };
     closeSync(openSync(segment.file, 'w'));
     syncDirectory(this.segmentsDir);
@@ -355,10 +366,16 @@ export class FileLogStore implements LogStore {
     return segment;
   }
 
+  /**
+   * Makes the records appended since the last flush durable. The segment is closed until the next
+   * append: an idle database holds no descriptor for its log (a server keeps thousands open).
+   */
   flush(): void {
-    if (this.dirty && this.fd !== undefined) {
-      if (this.sync) fdatasyncSync(this.fd);
+    if (this.fd !== undefined) {
+      if (this.dirty && this.sync) fdatasyncSync(this.fd);
       this.dirty = false;
+      closeSync(this.fd);
+      this.fd = undefined;
     }
     this.markDurable();
   }
@@ -479,6 +496,16 @@ export class FileLogStore implements LogStore {
   }
 
   private load(entry: Entry): LogRecord {
+    return decodeRecord(this.bodyOf(entry));
+  }
+
+  /** Where WAL capture resumes after the last record (its pages are not decoded). */
+  lastPosition(): WalPosition {
+    const e = this.entries.at(-1);
+    return e ? positionOf(this.bodyOf(e)) : NO_POSITION;
+  }
+
+  private bodyOf(entry: Entry): Buffer {
     const fd = entry.segment === this.segments.at(-1) && this.fd !== undefined ? this.fd : openSync(entry.segment.file, 'r');
     try {
       const bytes = Buffer.alloc(FRAME_HEAD_BYTES + entry.length);
@@ -487,7 +514,7 @@ export class FileLogStore implements LogStore {
       if (!checkFrame(body, bytes.readUInt32LE(4))) {
         throw new CorruptRecord(`log record ${entry.seq} is damaged (CRC mismatch): ${entry.segment.file}, bytes ${entry.offset}-${entry.offset + bytes.length}`);
       }
-      return decodeRecord(body);
+      return body;
     } finally {
       if (fd !== this.fd) closeSync(fd);
     }
@@ -532,6 +559,8 @@ export class FileLogStore implements LogStore {
 /** Snapshots as database files named by sequence and time. */
 export class DirectorySnapshots implements SnapshotStore {
   private readonly dir: string;
+  /** The snapshots as last read from the directory; only this store adds or removes any (the history's lock holder's). */
+  private listed: SnapshotInfo[] | undefined;
 
   constructor(logDir: string) {
     this.dir = path.join(logDir, 'snapshots');
@@ -540,11 +569,12 @@ export class DirectorySnapshots implements SnapshotStore {
   }
 
   list(): SnapshotInfo[] {
-    return readdirSync(this.dir)
+    this.listed ??= readdirSync(this.dir)
       .map((name) => /^([0-9a-f]{16})-(\d+)\.sqlite$/.exec(name))
       .filter((m) => m !== null)
       .map((m) => ({ seq: Number.parseInt(m[1]!, 16), time: Number(m[2]), bytes: statSync(path.join(this.dir, m[0])).size }))
       .sort((a, b) => a.seq - b.seq);
+    return [...this.listed];
   }
 
   private fileOf(seq: number): string {
@@ -554,6 +584,7 @@ export class DirectorySnapshots implements SnapshotStore {
   }
 
   put(file: string, seq: number, time: number, options: { move?: boolean } = {}): SnapshotInfo {
+    this.listed = undefined;
     const target = path.join(this.dir, `${seqName(seq)}-${Math.round(time)}.sqlite`);
     if (options.move) {
       syncFile(file);
@@ -572,6 +603,7 @@ export class DirectorySnapshots implements SnapshotStore {
   }
 
   remove(seq: number): void {
+    this.listed = undefined;
     rmSync(this.fileOf(seq), { force: true });
   }
 }

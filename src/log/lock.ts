@@ -35,11 +35,9 @@ export class HistoryLock {
       let db: Database.Database | undefined;
       try {
         db = openSqlite(lockFile, { timeout: waitMs });
-        db.pragma('locking_mode = EXCLUSIVE');
-        // No journal file, should anything ever be written: the lock needs no disk space.
-        db.pragma('journal_mode = MEMORY');
-        db.exec('BEGIN EXCLUSIVE');
-        db.exec('COMMIT');
+        // No journal file, should anything ever be written: the lock needs no disk space. One call:
+        // taking the lock is part of every open of a database with a history.
+        db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; BEGIN EXCLUSIVE; COMMIT');
       } catch (e) {
         db?.close();
         const code = (e as { code?: string }).code;

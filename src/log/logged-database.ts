@@ -18,7 +18,7 @@ import { finishFork, historyDirOf, prepareFork } from './fork.ts';
 import type { CommitsOverview, CommitsQuery } from './history.ts';
 import { HistoryLock } from './lock.ts';
 import { headerOfFile, materialize, schemaCookieInHeader, sequenceInHeader, sequenceOfFile, setSequenceOfFile } from './pages.ts';
-import { CorruptRecord, type LogRecord, positionAfter, type RecordSummary } from './record.ts';
+import { CorruptRecord, type LogRecord, type RecordSummary } from './record.ts';
 import { report } from './report.ts';
 import type { SnapshotStore } from './store.ts';
 import { beforeHistory, bookmarkSequence, checkBookmarkInWindow, commitsOverview, DAY_MS, horizonOf, notHeld, type TimeWindow, timestampInWindow, windowStart } from './time-travel.ts';
@@ -146,7 +146,7 @@ export class LoggedDatabase {
       this.snapshots = new DirectorySnapshots(this.dir);
       this.tag = this.log.tag;
       if (this.snapshots.list().length === 0) this.start();
-      const last = this.log.lastRecord();
+      const last = this.log.last();
       const base = this.snapshots.list().at(-1)!;
       this.lastSeq = last?.seq ?? base.seq;
       this.lastTime = last?.time ?? base.time;
@@ -155,7 +155,7 @@ export class LoggedDatabase {
       this.findDamage();
       // Commits that reached the WAL but not the log (the process died in between) are taken now,
       // before anything opens the database: closing it would checkpoint them away.
-      this.wal = wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? positionAfter(last) : NO_POSITION);
+      this.wal = wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? this.log.lastPosition() : NO_POSITION);
       for (const commit of this.wal.read()) {
         // Commits made without the log (a server run with --no-history) may have been checkpointed
         // away: the database is then ahead of the log, and recover() starts the history anew.

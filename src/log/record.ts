@@ -2,7 +2,7 @@
 // left behind) or an image: "from here on, the database is the snapshot with this sequence"
 // (a restore, a fork's start, a resynchronisation).
 import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
-import { NO_POSITION, type WalPosition } from './wal.ts';
+import type { WalPosition } from './wal.ts';
 
 export interface PagesRecord {
   kind: 'pages';
@@ -140,7 +140,8 @@ export function checkFrame(body: Buffer, expected: number): boolean {
   return crc32(body) === expected;
 }
 
-/** Where capture resumes after a record. */
-export function positionAfter(record: LogRecord | undefined): WalPosition {
-  return record?.position ?? NO_POSITION;
+/** Where capture resumes after the record with this body, read without decoding its pages. */
+export function positionOf(body: Buffer): WalPosition {
+  return readPosition(body, body.readUInt8(0) === KIND_PAGES ? COMMON_BYTES + 12 : COMMON_BYTES);
 }
+

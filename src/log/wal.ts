@@ -88,16 +88,27 @@ export class WalReader {
     this.position = { ...position };
   }
 
-  /** Every transaction committed since the last call, oldest first. */
+  /**
+   * Every transaction committed since the last call, oldest first. The file is open only while
+   * reading: an idle database holds no descriptor for it (a server keeps thousands open). SQLite
+   * locks the database and its -shm, never the -wal, so closing this descriptor drops no lock.
+   */
   read(): CapturedCommit[] {
-    if (this.fd === undefined) {
-      try {
-        this.fd = openSync(this.walFile, 'r');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw e;
-      }
+    try {
+      this.fd = openSync(this.walFile, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
     }
+    try {
+      return this.readOpen();
+    } finally {
+      this.close();
+    }
+  }
+
+  private readOpen(): CapturedCommit[] {
+    if (this.fd === undefined) return [];
     const size = fstatSync(this.fd).size;
     if (size < WAL_HEADER_BYTES) return [];
     const headerBytes = Buffer.alloc(WAL_HEADER_BYTES);

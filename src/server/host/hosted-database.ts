@@ -100,6 +100,8 @@ export class HostedDatabase {
       servedBy: this.settings.cluster ? this.settings.cluster.node : this.settings.servedBy,
       queryTimeoutMs: this.settings.queryTimeoutMs,
       transactionTimeoutMs: this.settings.transactionTimeoutMs,
+      // A server opens and closes databases all the time (the open-database budget).
+      keepWalFiles: !this.settings.cluster,
     };
   }
 
