@@ -4,7 +4,7 @@
 // runaway while clients write (no write lost or doubled), and without running again a call the old
 // worker had taken; as many runaways as workers (an extra worker); a worker ended with writes in flight.
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -162,6 +162,10 @@ describe('idle databases', () => {
       bookmarks.push(session.getBookmark()!);
       const closed = await poll(async () => (pool.openDatabases === 0 ? true : undefined), 100, 20);
       assert.ok(closed, `round ${round}: the database stayed open (${pool.openDatabases} open)`);
+      // Closed with its WAL moved into the file and emptied, the -wal and -shm kept for the next open.
+      const file = s.server.context.catalog.file(s.server.context.catalog.find('idle-reopen')!.uuid);
+      assert.equal(statSync(`${file}-wal`).size, 0, `round ${round}: the closed database's WAL is not empty`);
+      assert.ok(existsSync(`${file}-shm`), `round ${round}: the -shm was removed`);
       const rows = (await session.prepare('SELECT v FROM t ORDER BY v').raw()).flat();
       assert.deepEqual(rows, Array.from({ length: round + 1 }, (_, i) => i), `round ${round}: data after reopening`);
       assert.equal(pool.openDatabases, 1, `round ${round}: the database reopened`);
