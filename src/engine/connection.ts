@@ -18,7 +18,7 @@ export interface ConnectionOptions {
   autoCheckpoint?: boolean;
   /**
    * Closing keeps the -wal (emptied) and -shm files, so the next open creates no file: for a server
-   * that opens and closes many databases (creating a file costs more than everything else an open does).
+   * that opens and closes many databases (otherwise each open creates both and each close removes them).
    */
   keepWalFiles?: boolean;
 }

@@ -144,4 +144,3 @@ export function checkFrame(body: Buffer, expected: number): boolean {
 export function positionOf(body: Buffer): WalPosition {
   return readPosition(body, body.readUInt8(0) === KIND_PAGES ? COMMON_BYTES + 12 : COMMON_BYTES);
 }
-
