@@ -1,5 +1,6 @@
 // A full disk, for real: a small tmpfs (8 MiB) holds the data, with a filler file on it that leaves
-// less room than the write log's preallocation (4 MiB). Writes are made until the disk is full:
+// less room than the write log's largest preallocation (4 MiB; each extension adds as much as the log
+// holds, from 16 KiB). Writes are made until the disk is full:
 //   - through a real `dione serve` (its --data on the tmpfs): writes fail with SQLite's wording for
 //     SQLITE_FULL, every acknowledged row is there, reads answer 200, the server and the database's
 //     host stay up; once the filler is deleted, writes succeed and Time Travel works (bookmark,
@@ -51,7 +52,7 @@ function smallDisk(t: TestContext): string | undefined {
   return disk;
 }
 
-/** Fills the disk so that less than the log's 4 MiB preallocation is left; returns the filler's path. */
+/** Fills the disk so that less than the log's largest preallocation (4 MiB) is left; returns the filler's path. */
 function filler(disk: string): string {
   const file = path.join(disk, 'filler');
   writeFileSync(file, Buffer.alloc(5 * MiB, 1));
