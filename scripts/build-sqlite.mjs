@@ -1,5 +1,6 @@
 // Builds Dione's copy of better-sqlite3's native addon: better-sqlite3's own C++ and its own
-// SQLite amalgamation, with the row counters of scripts/sqlite-row-counters.mjs, compiled by
+// SQLite amalgamation, with the row counters of scripts/sqlite-row-counters.mjs and the hashed
+// open-file table of scripts/sqlite-inode-hash.mjs, compiled by
 // node-gyp with better-sqlite3's own build settings into build/better_sqlite3.node. Dione opens
 // every database through it (better-sqlite3's `nativeBinding` option), so rows_read and
 // rows_written are counted inside SQLite as D1 counts them. better-sqlite3 itself is untouched.

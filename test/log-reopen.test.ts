@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { history, open } from '../src/index.ts';
+import { type D1Database, history, open } from '../src/index.ts';
 import { tempDir } from './helpers/binding.ts';
 
 interface Segment {
@@ -43,11 +43,20 @@ function lastSegment(file: string): Segment {
 
 const consecutive = (seqs: number[]) => seqs.every((s, i) => i === 0 || s === seqs[i - 1]! + 1);
 
-test('the zeros ahead of the records stay when the database is closed and reopened, and take the next records', async () => {
-  const file = path.join(tempDir(), 'reopened.sqlite');
-  let db = open(file, { history: true });
+/** A database with a history, its table t and one row holding `value`. */
+async function withOneRow(name: string, value: string): Promise<{ file: string; db: D1Database }> {
+  const file = path.join(tempDir(), name);
+  const db = open(file, { history: true });
   await db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  await db.prepare('INSERT INTO t (v) VALUES (?)').bind('one').run();
+  await db.prepare('INSERT INTO t (v) VALUES (?)').bind(value).run();
+  return { file, db };
+}
+
+const values = async (db: D1Database) => (await db.prepare('SELECT v FROM t ORDER BY id').raw()).flat();
+
+test('the zeros ahead of the records stay when the database is closed and reopened, and take the next records', async () => {
+  const { file, db: created } = await withOneRow('reopened.sqlite', 'one');
+  let db = created;
   const afterOne = history(db).bookmark();
   await db.close();
   const first = lastSegment(file);
@@ -71,17 +80,15 @@ test('the zeros ahead of the records stay when the database is closed and reopen
   // The history is whole: back to the first insert, and forward again.
   db = open(file, { history: true });
   const restored = await history(db).restore({ bookmark: afterOne });
-  assert.deepEqual((await db.prepare('SELECT v FROM t ORDER BY id').raw()).flat(), ['one']);
+  assert.deepEqual(await values(db), ['one']);
   await history(db).restore({ bookmark: restored.previous_bookmark });
-  assert.deepEqual((await db.prepare('SELECT v FROM t ORDER BY id').raw()).flat(), ['one', 'two']);
+  assert.deepEqual(await values(db), ['one', 'two']);
   await db.close();
 });
 
 test('bytes after the last record that are not zeros (a record torn by a crash) are cut off on reopening', async () => {
-  const file = path.join(tempDir(), 'torn.sqlite');
-  let db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  await db.prepare('INSERT INTO t (v) VALUES (?)').bind('kept').run();
+  const { file, db: created } = await withOneRow('torn.sqlite', 'kept');
+  let db = created;
   await db.close();
   const before = lastSegment(file);
   // Half a frame: a length and a CRC that do not match what follows.
@@ -99,15 +106,12 @@ test('bytes after the last record that are not zeros (a record torn by a crash) 
   assert.ok(after.zerosAfter);
   assert.ok(after.seqs.length === before.seqs.length + 1 && consecutive(after.seqs), `records: ${after.seqs.join(', ')}`);
   db = open(file, { history: true });
-  assert.deepEqual((await db.prepare('SELECT v FROM t ORDER BY id').raw()).flat(), ['kept', 'after']);
+  assert.deepEqual(await values(db), ['kept', 'after']);
   await db.close();
 });
 
 test("a small database's log holds little unused space; a growing one's grows with it", async () => {
-  const file = path.join(tempDir(), 'small.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  await db.prepare('INSERT INTO t (v) VALUES (?)').bind('x').run();
+  const { file, db } = await withOneRow('small.sqlite', 'x');
   const small = lastSegment(file);
   assert.ok(small.size <= 64 * 1024, `a log of ${small.end} bytes of records takes ${small.size} bytes`);
   // Random text: the log compresses its pages.

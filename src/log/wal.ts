@@ -94,25 +94,25 @@ export class WalReader {
    * locks the database and its -shm, never the -wal, so closing this descriptor drops no lock.
    */
   read(): CapturedCommit[] {
+    let fd: number;
     try {
-      this.fd = openSync(this.walFile, 'r');
+      fd = this.fd = openSync(this.walFile, 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
     try {
-      return this.readOpen();
+      return this.readFrom(fd);
     } finally {
       this.close();
     }
   }
 
-  private readOpen(): CapturedCommit[] {
-    if (this.fd === undefined) return [];
-    const size = fstatSync(this.fd).size;
+  private readFrom(fd: number): CapturedCommit[] {
+    const size = fstatSync(fd).size;
     if (size < WAL_HEADER_BYTES) return [];
     const headerBytes = Buffer.alloc(WAL_HEADER_BYTES);
-    readSync(this.fd, headerBytes, 0, WAL_HEADER_BYTES, 0);
+    readSync(fd, headerBytes, 0, WAL_HEADER_BYTES, 0);
     const header = parseHeader(headerBytes);
     if (!header) return [];
     let { offset, checksum1, checksum2 } = this.position;
@@ -137,7 +137,7 @@ export class WalReader {
       const bytes = Buffer.alloc(available);
       let got = 0;
       while (got < available) {
-        const n = readSync(this.fd, bytes, got, available - got, at + got);
+        const n = readSync(fd, bytes, got, available - got, at + got);
         if (n === 0) break;
         got += n;
       }
