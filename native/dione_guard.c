@@ -19,7 +19,6 @@
 **   dione_claim()                 -> the token, once; NULL afterwards
 **   dione_prepare_error(t, sql)   -> NULL when sql prepares, else "<offset>|<extended code>|<message>"
 **   dione_used_bytes(t)           -> (page_count - freelist_count) * page_size, D1's size_after
-**   dione_data_version(t)         -> SQLite's data version (changes on any connection's commit)
 **   dione_commit_sequence(t)      -> the commit sequence (database header)
 **   dione_seal(t)                 -> in a write transaction: adds one to the sequence, returns it and
 **                                    lets the next commit through; NULL when the transaction has not written
@@ -113,7 +112,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   /* fts5 and rtree */
   "match", "highlight", "bm25", "snippet", "rtreecheck",
   /* Dione's own helpers: without the token they refuse (see the top of this file) */
-  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_data_version", "dione_commit_sequence",
+  "dione_used_bytes", "dione_prepare_error", "dione_release", "dione_commit_sequence",
   "dione_claim", "dione_checkpoint", "dione_seal", "dione_read_mode", "dione_check", "dione_keep_wal",
   "dione_persist_wal", "dione_deadline", "dione_settle_schema", "dione_workerd_metadata",
   /* used by ALTER TABLE internally */
@@ -317,16 +316,6 @@ static void release(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (!token_ok(ctx, argv)) return;
   for (int i = 0; i < N_INTERNAL; i++) { sqlite3_finalize(st->internal[i]); st->internal[i] = 0; }
   sqlite3_result_null(ctx);
-}
-
-/* SQLite's data version of the main database: it changes whenever the content changes, through
-** this connection or any other (read after a statement has started a read transaction). */
-static void data_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  unsigned int v = 0;
-  (void)argc;
-  if (!token_ok(ctx, argv)) return;
-  sqlite3_file_control(sqlite3_context_db_handle(ctx), "main", SQLITE_FCNTL_DATA_VERSION, &v);
-  sqlite3_result_int64(ctx, v);
 }
 
 /* Returns the token on its first call, NULL afterwards; notes the reserved objects that exist. */
@@ -767,7 +756,7 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   sqlite3_rollback_hook(db, rollback_hook, st);
   static const struct { const char *name; int args; void (*fn)(sqlite3_context *, int, sqlite3_value **); } FUNCTIONS[] = {
     { "dione_claim", 0, claim }, { "dione_prepare_error", 2, prepare_error }, { "dione_used_bytes", 1, used_bytes },
-    { "dione_release", 1, release }, { "dione_data_version", 1, data_version }, { "dione_checkpoint", 1, checkpoint },
+    { "dione_release", 1, release }, { "dione_checkpoint", 1, checkpoint },
     { "dione_commit_sequence", 1, commit_sequence }, { "dione_seal", 1, seal }, { "dione_read_mode", 2, read_mode },
     { "dione_check", 1, check }, { "dione_keep_wal", 1, keep_wal }, { "dione_deadline", 2, deadline },
     { "dione_persist_wal", 1, persist_wal },

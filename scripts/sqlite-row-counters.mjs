@@ -1,7 +1,8 @@
 // The source changes that give SQLite D1's meters: per-statement counters of rows read and rows
 // written, incremented in the bytecode engine at the same opcodes as the counters in workerd's
 // SQLite (which come from libSQL), read with sqlite3_stmt_status(stmt, 1025 | 1026, reset).
-// And one method on better-sqlite3's Statement, `rowCounts()`, that returns and resets both.
+// And two methods on better-sqlite3's Statement: `rowCounts()`, that returns and resets both, and
+// `dataVersion()`, the connection's SQLITE_FCNTL_DATA_VERSION without running a statement.
 //
 // Each change names the opcode (or function) it belongs to and the start of a line inside it: the
 // first such line after the opcode's label (which must occur once), close to it, or the build stops: a SQLite or
@@ -125,6 +126,37 @@ export const bindingChanges = [
     within: 'INIT(Statement::Init) {',
     line: '	SetPrototypeMethod(isolate, data, t, "columns", JS_columns);',
     insert: '	SetPrototypeMethod(isolate, data, t, "rowCounts", JS_rowCounts);',
+  },
+  {
+    file: 'objects/statement.hpp',
+    what: 'declare Statement#dataVersion',
+    within: 'class Statement',
+    line: '	static NODE_METHOD(JS_columns);',
+    insert: '	static NODE_METHOD(JS_dataVersion);',
+  },
+  {
+    file: 'objects/statement.cpp',
+    what: 'register Statement#dataVersion',
+    within: 'INIT(Statement::Init) {',
+    line: '	SetPrototypeMethod(isolate, data, t, "columns", JS_columns);',
+    insert: '	SetPrototypeMethod(isolate, data, t, "dataVersion", JS_dataVersion);',
+  },
+  {
+    file: 'objects/statement.cpp',
+    what: "define Statement#dataVersion: the connection's SQLITE_FCNTL_DATA_VERSION",
+    append: [
+      '',
+      "// Dione: the data version of the statement's connection (SQLITE_FCNTL_DATA_VERSION: changes when",
+      '// any connection committed, as seen by this one), asked without running a statement.',
+      'NODE_METHOD(Statement::JS_dataVersion) {',
+      '	Statement* stmt = Unwrap<Statement>(info.This());',
+      '	if (!stmt->alive) return ThrowTypeError("The statement has been finalized");',
+      '	unsigned int version = 0;',
+      '	sqlite3_file_control(stmt->db->GetHandle(), "main", SQLITE_FCNTL_DATA_VERSION, &version);',
+      '	info.GetReturnValue().Set(static_cast<double>(version));',
+      '}',
+      '',
+    ].join('\n'),
   },
   {
     file: 'objects/statement.cpp',

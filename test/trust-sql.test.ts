@@ -51,7 +51,7 @@ describe("the guard extension's helper functions do nothing for user SQL", () =>
   // Former helpers and the old tokenless forms (dione_release() used to finalize Dione's own
   // statements for anyone): refused, or gone, are both fine.
   const GONE_OR_REFUSED = /^D1_ERROR: (not authorized|no such function|wrong number of arguments)/;
-  const formerHelpers = ['SELECT dione_deferred_fks(0)', 'SELECT dione_used_bytes()', 'SELECT dione_release()', 'SELECT dione_data_version()', "SELECT dione_prepare_error('x')"];
+  const formerHelpers = ['SELECT dione_deferred_fks(0)', 'SELECT dione_used_bytes()', 'SELECT dione_release()', 'SELECT dione_data_version()', 'SELECT dione_data_version(0)', "SELECT dione_prepare_error('x')"];
 
   for (const history of [false, true]) {
     test(`embedded${history ? ' with history' : ''}: each helper fails with "not authorized", dione_claim() answers null, the database keeps working`, async () => {

@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import type { IntMode } from '../api/types.ts';
 import { loadDialect, loadGuard } from './guard.ts';
 import { D1Failure, detailOf, isInterrupt, isSqliteError } from './sqlite-error.ts';
-import { openSqlite } from './sqlite.ts';
+import { dataVersionOf, openSqlite } from './sqlite.ts';
 
 export interface ConnectionOptions {
   intMode?: IntMode;
@@ -95,7 +95,6 @@ export class Connection {
   private readonly changesQuery: Database.Statement;
   /** total_changes(), last_insert_rowid() and the used bytes in one statement (one step, not two). */
   private readonly countersQuery: Database.Statement;
-  private readonly dataVersionQuery: Database.Statement;
   private readonly nestedWritesQuery: Database.Statement;
   private readonly sequenceQuery: Database.Statement;
   private readonly sealQuery: Database.Statement;
@@ -140,7 +139,6 @@ export class Connection {
     const helper = (sql: string) => this.db.prepare(sql).pluck();
     this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
     this.countersQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid(), dione_used_bytes(?)').raw(true);
-    this.dataVersionQuery = helper('SELECT dione_data_version(?)');
     // Any trigger (temp ones too: they fire until the seal refuses them), any virtual table (rootpage
     // 0), any table whose definition names REFERENCES (a foreign key, which may have an action).
     this.nestedWritesQuery = helper(
@@ -262,7 +260,8 @@ export class Connection {
 
   /** Changes whenever the database changes, through this connection or another (read after a statement ran). */
   dataVersion(): number {
-    return this.dataVersionQuery.get(this.token) as number;
+    // Any statement of the connection carries it; no statement runs.
+    return dataVersionOf(this.changesQuery);
   }
 
   /**

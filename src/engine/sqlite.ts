@@ -41,3 +41,15 @@ interface CountingStatement {
 export function takeRowCounts(statement: Database.Statement): [read: number, written: number] {
   return (statement as unknown as CountingStatement).rowCounts();
 }
+
+interface VersionedStatement {
+  dataVersion(): number;
+}
+
+/**
+ * The data version of `statement`'s connection (SQLITE_FCNTL_DATA_VERSION): it changes when any
+ * connection commits, as this one saw at its last read transaction. A native call, not a statement.
+ */
+export function dataVersionOf(statement: Database.Statement): number {
+  return (statement as unknown as VersionedStatement).dataVersion();
+}

@@ -45,7 +45,6 @@ export const HELPER_CALLS = [
   'SELECT dione_release(0)',
   'SELECT dione_read_mode(0, 1)',
   'SELECT dione_keep_wal(0)',
-  'SELECT dione_data_version(0)',
   'SELECT dione_commit_sequence(0)',
   'SELECT dione_check(0)',
   'SELECT dione_deadline(0, 1)',
