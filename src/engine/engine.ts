@@ -319,7 +319,7 @@ export class Engine {
       }
       const outcome =
         this.queryTimeoutMs === 0 ? this.run(statement, prepared, query.params, format) : this.withDeadline(() => this.run(statement, prepared, query.params, format));
-      const meta = this.meta(started, this.counters, this.counters, outcome, statement, 0);
+      const meta = this.meta(performance.now() - started, this.counters, this.counters, outcome, statement, 0);
       return { success: true, results: [{ columns: outcome.columns, rows: outcome.rows, meta }], bookmark: this.bookmarkText };
     } catch (e) {
       return { success: false, error: detailOf(e) };
@@ -674,7 +674,7 @@ export class Engine {
       if (held && (!this.connection.db.inTransaction || (held.bySavepoint && held.savepoints.length === 0))) this.endHeld(true);
       return failureOf(e);
     }
-    const meta = this.meta(started, this.counters, this.counters, NOTHING_READ, statement, 0);
+    const meta = this.meta(performance.now() - started, this.counters, this.counters, NOTHING_READ, statement, 0);
     return { success: true, results: [{ columns: NO_COLUMNS, rows: NO_ROWS, meta }], bookmark: this.bookmarkText };
   }
 
@@ -750,8 +750,9 @@ export class Engine {
   /** The queries of one request, inside an open transaction; throws D1's error on the first failure. */
   private body({ queries, parsed, format }: Work, prepare: (statement: Statement) => Database.Statement): StatementResult[] {
     const results: StatementResult[] = [];
+    // One clock reading per query: each query's time runs from the end of the one before.
+    let started = performance.now();
     for (let q = 0; q < queries.length; q++) {
-      const started = performance.now();
       const before = this.counters;
       const { statements, tooLong } = parsed[q]!;
       if (tooLong) throw new D1Failure('statement too long: SQLITE_TOOBIG');
@@ -777,7 +778,9 @@ export class Engine {
         this.counters = remeasure ? this.connection.counters() : this.rowWriteCounters(outcome, statements.length === 1);
         this.sizeStale = !remeasure;
       }
-      const meta = this.meta(started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
+      const ended = performance.now();
+      const meta = this.meta(ended - started, before, this.counters, outcome, lastStatement, this.counters.totalChanges - before.totalChanges);
+      started = ended;
       const rows = format === 'NONE' ? NO_ROWS : format === 'FIRST_ROW' ? outcome.rows.slice(0, 1) : outcome.rows;
       results.push({ columns: outcome.columns, rows, meta });
     }
@@ -876,12 +879,12 @@ export class Engine {
     return names;
   }
 
-  private meta(started: number, before: CounterState, after: CounterState, outcome: Outcome, statement: Statement, changes: number): D1Meta {
+  private meta(duration: number, before: CounterState, after: CounterState, outcome: Outcome, statement: Statement, changes: number): D1Meta {
     const where = this.servedByRegion === undefined ? undefined : { served_by_region: this.servedByRegion, served_by_primary: this.servedByPrimary };
     return {
       served_by: this.servedBy,
       ...where,
-      duration: performance.now() - started,
+      duration,
       changes,
       last_row_id: after.lastRowId,
       // Row writes change the size only by changing rows; other statements (DDL, ANALYZE…) by their size.
