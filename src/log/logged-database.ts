@@ -334,7 +334,9 @@ export class LoggedDatabase {
     this.ensureServing();
     if (!this.failure) {
       try {
-        for (const commit of this.wal.read()) this.append(commit);
+        // The commit hook captured every commit Dione's engines made or noticed: the WAL is read
+        // again only when the engine is somehow ahead of the log (a read found nothing, at ~3% of a write).
+        if (this.engine.commitSequence > this.lastSeq) for (const commit of this.wal.read()) this.append(commit);
         this.log.flush();
       } catch (e) {
         this.fail(e);
@@ -814,7 +816,9 @@ export class LoggedDatabase {
     let clean = this.refusal === undefined && this.failure === undefined;
     if (clean) {
       try {
-        for (const commit of this.wal.read()) this.append(commit);
+        // The commit hook captured every commit Dione's engines made or noticed: the WAL is read
+        // again only when the engine is somehow ahead of the log (a read found nothing, at ~3% of a write).
+        if (this.engine.commitSequence > this.lastSeq) for (const commit of this.wal.read()) this.append(commit);
         this.log.flush();
       } catch (e) {
         this.fail(e);
