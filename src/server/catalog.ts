@@ -72,6 +72,7 @@ export class CatalogDamaged extends Error {
 export class Catalog {
   private readonly db: Database.Database;
   readonly dataDir: string;
+  private readonly databasesDir: string;
   /**
    * Databases found by id or name; every change made through this object clears it. Misses are
    * not kept: a database created meanwhile by another process (`dione d1 create --data`) is found.
@@ -80,7 +81,8 @@ export class Catalog {
 
   constructor(dataDir: string) {
     this.dataDir = path.resolve(dataDir);
-    mkdirSync(path.join(this.dataDir, 'databases'), { recursive: true });
+    this.databasesDir = path.join(this.dataDir, 'databases');
+    mkdirSync(this.databasesDir, { recursive: true });
     const file = path.join(this.dataDir, 'catalog.sqlite');
     this.db = openSqlite(file);
     try {
@@ -124,7 +126,8 @@ export class Catalog {
 
   /** The file holding a database. */
   file(uuid: string): string {
-    return path.join(this.dataDir, 'databases', `${uuid}.sqlite`);
+    // Not path.join: asked on every request, and a uuid needs no normalising.
+    return `${this.databasesDir}${path.sep}${uuid}.sqlite`;
   }
 
   list(nameFilter?: string): DatabaseRecord[] {

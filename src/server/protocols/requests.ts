@@ -37,8 +37,32 @@ const d1Queries = z.array(d1Query);
 export function parseD1Body(body: string): { queries: Query[]; array: boolean } {
   const value = parseJson(body);
   const array = Array.isArray(value);
+  const plain = plainD1Queries(array ? value : [value]);
+  if (plain) return { queries: plain, array };
   const items = check(d1Queries, array ? value : [value], 'query');
   return { queries: items.map((q) => ({ sql: q.sql, params: (q.params ?? []) as ParamValue[] })), array };
+}
+
+/**
+ * The queries of the common body (sql strings, parameters that are strings, numbers or null), taken
+ * as the schema would take them but without it (it costs a few percent of a point select's server
+ * time); undefined for anything else, which the schema checks and words the error for.
+ */
+function plainD1Queries(items: unknown[]): Query[] | undefined {
+  const queries: Query[] = [];
+  for (const item of items) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+    const { sql, params } = item as { sql?: unknown; params?: unknown };
+    if (typeof sql !== 'string') return undefined;
+    if (params === undefined) {
+      queries.push({ sql, params: [] });
+      continue;
+    }
+    if (!Array.isArray(params)) return undefined;
+    for (const p of params) if (p !== null && typeof p !== 'string' && typeof p !== 'number') return undefined;
+    queries.push({ sql, params: params as ParamValue[] });
+  }
+  return queries;
 }
 
 const restBody = z.union([
