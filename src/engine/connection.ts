@@ -35,9 +35,24 @@ export interface CounterState {
 
 const STATEMENT_CACHE_SIZE = 256;
 
+/**
+ * Whether anything in the schema may change rows besides a statement's own: any trigger (temp ones
+ * too: they fire until the seal refuses them), any virtual table (rootpage 0), any table whose
+ * definition names REFERENCES (a foreign key, which may have an action).
+ */
+const NESTED_WRITES_SQL =
+  "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' OR (type = 'table' AND (rootpage = 0 OR instr(lower(sql), 'references') > 0))) OR EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE type = 'trigger')";
+
 function openDatabase(file: string, readonly: boolean): Database.Database {
   if (readonly && file !== ':memory:' && onReadOnlyMedia(file)) return openImage(file);
-  return openSqlite(file, { readonly });
+  try {
+    return openSqlite(file, { readonly });
+  } catch (e) {
+    // A new database in a folder not made yet: made now (not before every open: most find it there).
+    if (readonly || file === ':memory:' || existsSync(path.dirname(path.resolve(file)))) throw e;
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    return openSqlite(file, { readonly });
+  }
 }
 
 /**
@@ -92,25 +107,17 @@ export class Connection {
   private readonly statements = new Map<string, Database.Statement>();
   /** Statements prepared in read mode: the read path never runs one prepared without it. */
   private readonly readStatements = new Map<string, Database.Statement>();
-  private readonly changesQuery: Database.Statement;
-  /** total_changes(), last_insert_rowid() and the used bytes in one statement (one step, not two). */
-  private readonly countersQuery: Database.Statement;
-  private readonly nestedWritesQuery: Database.Statement;
-  private readonly sequenceQuery: Database.Statement;
-  private readonly sealQuery: Database.Statement;
+  /**
+   * Statements prepared on first use: a server opens and closes databases all the time, most of them
+   * for a read or two, and preparing every helper on each open cost ~10% of it. Those a failure's
+   * path needs (ROLLBACK…) and the read-mode switch are prepared on opening, outside any deadline: a
+   * statement cannot be prepared while an expired deadline keeps interrupting the connection.
+   */
+  private readonly lazy = new Map<string, Database.Statement>();
   private readonly readModeQuery: Database.Statement;
-  private readonly checkQuery: Database.Statement;
-  private readonly settleSchemaQuery: Database.Statement;
-  private readonly workerdMetadataQuery: Database.Statement;
-  private readonly deadlineQuery: Database.Statement;
   /** The token that lets this connection (and no user SQL) use the guard's helpers. */
   private readonly token: bigint;
-  private readonly prepareErrorQuery: Database.Statement;
-  readonly begin: Database.Statement;
-  readonly beginImmediate: Database.Statement;
-  readonly commit: Database.Statement;
   readonly rollback: Database.Statement;
-  readonly savepoint: Database.Statement;
   readonly release: Database.Statement;
   readonly rollbackToSavepoint: Database.Statement;
   private readonly safeIntegers: boolean;
@@ -118,15 +125,19 @@ export class Connection {
   constructor(file: string, options: ConnectionOptions = {}) {
     this.memory = file === ':memory:' || file === '';
     this.readonly = options.readonly ?? false;
-    if (!this.memory && !this.readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = openDatabase(this.memory ? ':memory:' : file, this.readonly);
     try {
-      if (!this.memory && !this.readonly) this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma('busy_timeout = 5000');
-      if (options.autoCheckpoint === false) this.db.pragma('wal_autocheckpoint = 0');
-      if (options.keepWalFiles && !this.memory && !this.readonly) this.db.pragma(`journal_size_limit = ${KEPT_WAL_LIMIT_BYTES}`);
+      const writableFile = !this.memory && !this.readonly;
+      // One call (a server opens databases all the time): each pragma() would prepare a statement.
+      const pragmas = [
+        writableFile ? 'journal_mode = WAL' : undefined,
+        `synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`,
+        'foreign_keys = ON',
+        'busy_timeout = 5000',
+        options.autoCheckpoint === false ? 'wal_autocheckpoint = 0' : undefined,
+        options.keepWalFiles && writableFile ? `journal_size_limit = ${KEPT_WAL_LIMIT_BYTES}` : undefined,
+      ];
+      this.db.exec(pragmas.flatMap((p) => (p ? [`PRAGMA ${p};`] : [])).join(' '));
       loadGuard(this.db);
     } catch (e) {
       this.db.close();
@@ -136,29 +147,38 @@ export class Connection {
     // Claimed before anything else runs on the connection: only Dione ever holds the token.
     this.token = this.db.prepare('SELECT dione_claim()').pluck().safeIntegers(true).get() as bigint;
     if (options.keepWalFiles && !this.memory && !this.readonly) this.db.prepare('SELECT dione_persist_wal(?)').get(this.token);
-    const helper = (sql: string) => this.db.prepare(sql).pluck();
-    this.changesQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid()').raw(true);
-    this.countersQuery = this.db.prepare('SELECT total_changes(), last_insert_rowid(), dione_used_bytes(?)').raw(true);
-    // Any trigger (temp ones too: they fire until the seal refuses them), any virtual table (rootpage
-    // 0), any table whose definition names REFERENCES (a foreign key, which may have an action).
-    this.nestedWritesQuery = helper(
-      "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' OR (type = 'table' AND (rootpage = 0 OR instr(lower(sql), 'references') > 0))) OR EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE type = 'trigger')",
-    );
-    this.sequenceQuery = helper('SELECT dione_commit_sequence(?)');
-    this.sealQuery = helper('SELECT dione_seal(?)');
-    this.readModeQuery = helper('SELECT dione_read_mode(?, ?)');
-    this.checkQuery = helper('SELECT dione_check(?)');
-    this.settleSchemaQuery = helper('SELECT dione_settle_schema(?)');
-    this.workerdMetadataQuery = helper('SELECT dione_workerd_metadata(?)');
-    this.deadlineQuery = helper('SELECT dione_deadline(?, ?)');
-    this.prepareErrorQuery = helper('SELECT dione_prepare_error(?, ?)');
-    this.begin = this.db.prepare('BEGIN');
-    this.beginImmediate = this.db.prepare('BEGIN IMMEDIATE');
-    this.commit = this.db.prepare('COMMIT');
+    this.readModeQuery = this.db.prepare('SELECT dione_read_mode(?, ?)').pluck();
     this.rollback = this.db.prepare('ROLLBACK');
-    this.savepoint = this.db.prepare('SAVEPOINT dione_request');
     this.release = this.db.prepare('RELEASE dione_request');
     this.rollbackToSavepoint = this.db.prepare('ROLLBACK TO dione_request');
+  }
+
+  /** The statement for `sql`, prepared on its first use (`shape`: pluck or raw). */
+  private once(sql: string, shape: 'pluck' | 'raw' | 'none' = 'pluck'): Database.Statement {
+    let statement = this.lazy.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      if (shape === 'pluck') statement.pluck();
+      else if (shape === 'raw') statement.raw(true);
+      this.lazy.set(sql, statement);
+    }
+    return statement;
+  }
+
+  get begin(): Database.Statement {
+    return this.once('BEGIN', 'none');
+  }
+
+  get beginImmediate(): Database.Statement {
+    return this.once('BEGIN IMMEDIATE', 'none');
+  }
+
+  get commit(): Database.Statement {
+    return this.once('COMMIT', 'none');
+  }
+
+  get savepoint(): Database.Statement {
+    return this.once('SAVEPOINT dione_request', 'none');
   }
 
   /** A prepared statement for `sql` (one statement, parameters as plain `?`), or D1's error. */
@@ -225,27 +245,27 @@ export class Connection {
    * thread), until disarmDeadline(). A statement interrupted fails with SQLITE_INTERRUPT.
    */
   armDeadline(ms: number): void {
-    this.runHelper(this.deadlineQuery, Math.max(1, Math.ceil(ms)));
+    this.runHelper(this.once('SELECT dione_deadline(?, ?)'), Math.max(1, Math.ceil(ms)));
   }
 
   /** Ends the deadline; true when it had passed (the watchdog interrupted the connection). */
   disarmDeadline(): boolean {
-    return this.runHelper(this.deadlineQuery, 0) === 1;
+    return this.runHelper(this.once('SELECT dione_deadline(?, ?)'), 0) === 1;
   }
 
   /** SQLite's error offset for SQL that failed to prepare (better-sqlite3 does not expose it). */
   private errorOffset(sql: string): number {
-    const answer = this.prepareErrorQuery.get(this.token, sql) as string | null;
+    const answer = this.once('SELECT dione_prepare_error(?, ?)').get(this.token, sql) as string | null;
     return answer === null ? -1 : Number(answer.slice(0, answer.indexOf('|')));
   }
 
   /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */
   counters(size?: number): CounterState {
     if (size !== undefined) {
-      const [totalChanges, lastRowId] = this.changesQuery.get() as [number, number];
+      const [totalChanges, lastRowId] = this.once('SELECT total_changes(), last_insert_rowid()', 'raw').get() as [number, number];
       return { totalChanges, lastRowId, size };
     }
-    const [totalChanges, lastRowId, used] = this.countersQuery.get(this.token) as [number, number, number];
+    const [totalChanges, lastRowId, used] = this.once('SELECT total_changes(), last_insert_rowid(), dione_used_bytes(?)', 'raw').get(this.token) as [number, number, number];
     return { totalChanges, lastRowId, size: used };
   }
 
@@ -255,13 +275,13 @@ export class Connection {
    * statement's own changes. Conservative: any REFERENCES counts.
    */
   nestedWritesPossible(): boolean {
-    return this.nestedWritesQuery.get() !== 0;
+    return this.once(NESTED_WRITES_SQL).get() !== 0;
   }
 
   /** Changes whenever the database changes, through this connection or another (read after a statement ran). */
   dataVersion(): number {
     // Any statement of the connection carries it; no statement runs.
-    return dataVersionOf(this.changesQuery);
+    return dataVersionOf(this.rollback);
   }
 
   /**
@@ -269,7 +289,7 @@ export class Connection {
    * reference the seal compares reserved (_cf_) objects with.
    */
   settleSchema(): void {
-    this.settleSchemaQuery.get(this.token);
+    this.once('SELECT dione_settle_schema(?)').get(this.token);
   }
 
   /**
@@ -279,7 +299,7 @@ export class Connection {
    */
   ensureWorkerdMetadata(): boolean {
     try {
-      return this.workerdMetadataQuery.get(this.token) === 1;
+      return this.once('SELECT dione_workerd_metadata(?)').get(this.token) === 1;
     } catch (e) {
       throw new D1Failure(detailOf(e));
     }
@@ -287,7 +307,7 @@ export class Connection {
 
   /** The number of write transactions committed to this database (kept in its header, shared by all connections). */
   commitSequence(): number {
-    return this.sequenceQuery.get(this.token) as number;
+    return this.once('SELECT dione_commit_sequence(?)').get(this.token) as number;
   }
 
   /**
@@ -298,7 +318,7 @@ export class Connection {
    */
   seal(): number | undefined {
     try {
-      return (this.sealQuery.get(this.token) as number | null) ?? undefined;
+      return (this.once('SELECT dione_seal(?)').get(this.token) as number | null) ?? undefined;
     } catch (e) {
       throw new D1Failure(detailOf(e));
     }
@@ -310,7 +330,7 @@ export class Connection {
    */
   checkRequest(): { deferredViolations: boolean } {
     try {
-      return { deferredViolations: (this.checkQuery.get(this.token) as number) !== 0 };
+      return { deferredViolations: (this.once('SELECT dione_check(?)').get(this.token) as number) !== 0 };
     } catch (e) {
       throw new D1Failure(detailOf(e));
     }

@@ -8,8 +8,12 @@ const file = process.platform === 'darwin' ? 'dione_guard.dylib' : 'dione_guard.
 // src/engine/ and dist/engine/ are both two levels below the package root.
 const extensionPath = fileURLToPath(new URL(`../../build/${file}`, import.meta.url));
 
+let built = false;
+
 function checkBuilt(): void {
-  if (!existsSync(extensionPath)) {
+  if (built) return;
+  built = existsSync(extensionPath);
+  if (!built) {
     throw new Error(
       `dione: the SQLite extension ${extensionPath} is missing; run "npm install" (or "node scripts/build-native.mjs") in the dione package`,
     );

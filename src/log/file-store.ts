@@ -7,11 +7,9 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   copyFileSync,
-  existsSync,
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -21,7 +19,7 @@ import {
   statSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
+import { copyFileDurably, ensureDirectory, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
 import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
@@ -125,6 +123,17 @@ export interface AppendedRecord {
   body: Buffer;
 }
 
+/** The history's tag, written (durably) the first time with `tag` or a random one. */
+function readTag(file: string, tag: string | undefined): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  writeFileDurably(file, tag ?? randomBytes(16).toString('hex'));
+  return readFileSync(file, 'utf8').trim();
+}
+
 export class FileLogStore implements LogStore {
   readonly tag: string;
   private readonly sync: boolean;
@@ -156,10 +165,8 @@ export class FileLogStore implements LogStore {
     this.sync = options.sync ?? true;
     this.appended = options.keepAppended ? [] : undefined;
     this.segmentsDir = path.join(dir, 'segments');
-    mkdirSync(this.segmentsDir, { recursive: true });
-    const tagFile = path.join(dir, 'tag');
-    if (!existsSync(tagFile)) writeFileDurably(tagFile, tag ?? randomBytes(16).toString('hex'));
-    this.tag = readFileSync(tagFile, 'utf8').trim();
+    ensureDirectory(this.segmentsDir);
+    this.tag = readTag(path.join(dir, 'tag'), tag);
     const names = readdirSync(this.segmentsDir)
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))
       .sort();
@@ -564,7 +571,7 @@ export class DirectorySnapshots implements SnapshotStore {
 
   constructor(logDir: string) {
     this.dir = path.join(logDir, 'snapshots');
-    mkdirSync(this.dir, { recursive: true });
+    ensureDirectory(this.dir);
     for (const name of readdirSync(this.dir)) if (name.includes('.tmp-')) rmSync(path.join(this.dir, name), { force: true });
   }
 

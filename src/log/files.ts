@@ -1,10 +1,15 @@
 // File operations that stay correct across a crash: a file appears whole or not at all.
-import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 
 /** Temporary files are named by process and thread: two threads of one process never share one. */
 export const temporarySuffix = `${process.pid}-${threadId}`;
+
+/** Makes `dir` and its parents unless it is there (one stat where mkdir -p makes two calls: every open of a history asks). */
+export function ensureDirectory(dir: string): void {
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+}
 
 export function syncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
