@@ -18,7 +18,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { connect } from '../src/client.ts';
 import { type D1Database, open } from '../src/index.ts';
-import { type Dione, startDione, stopAll } from './harness.ts';
+import { buildNote, type Dione, startDione, stopAll } from './harness.ts';
 
 const argument = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -155,7 +155,7 @@ try {
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')}`,
+      .join(' ')}${server ? `; ${buildNote()}` : ''}`,
   );
   const cell = (name: string, width: number) => `${name.padStart(width)} ${'ratio'.padStart(6)}`;
   console.log(`${'workload'.padEnd(30)} ${'better-sqlite3'.padStart(14)} ${columns.map((c) => cell(c.name, Math.max(12, c.name.length))).join(' ')}`);

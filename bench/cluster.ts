@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { startNatsCluster } from '../test/helpers/nats-cluster.ts';
+import { buildNote } from './harness.ts';
 
 const argument = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,7 +35,9 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 console.log(`reproduce: npm run bench:cluster -- --seconds ${SECONDS} --rate ${RATE} --readers ${READERS}`);
-console.log(`dione bench:cluster: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(
+  `dione bench:cluster: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${buildNote()}`,
+);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-bench-cluster-'));
 const children: ChildProcess[] = [];
 const processes = new Map<string, ChildProcess>();
