@@ -2,9 +2,10 @@
 // the hello-world server, the load generator), stopping exactly those, and what /proc says about a
 // server's process tree.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { currentBuildTime } from '../bin/build-freshness.js';
 import { Catalog } from '../src/server/catalog.ts';
 import { createToken } from '../src/server/tokens.ts';
 import type { LoadResult, LoadSpec } from './load.ts';
@@ -131,20 +132,11 @@ export function memoryAvailableBytes(): number {
   return match ? Number(match[1]) * 1024 : Number.POSITIVE_INFINITY;
 }
 
-/**
- * What `dione serve` runs in this checkout (bin/dione.js): the compiled build while it is newer than
- * every source file, else the sources through tsx, which is slower (~10% of a request's server time).
- */
+/** What `dione serve` runs in this checkout (bin/dione.js): the compiled build, or the sources through tsx (slower). */
 export function buildNote(): string {
-  const newestIn = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => Math.max(newest, e.isDirectory() ? newestIn(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0);
-  try {
-    const built = statSync(path.join(root, 'dist', 'cli', 'main.js')).mtimeMs;
-    if (built > newestIn(path.join(root, 'src'))) return `the server runs the compiled build (dist/, built ${new Date(built).toISOString()})`;
-    return 'the server runs the TypeScript sources through tsx (a source is newer than dist/: `npm run build` to measure the compiled build)';
-  } catch {
-    return 'the server runs the TypeScript sources through tsx (no dist/: `npm run build` to measure the compiled build)';
-  }
+  const built = currentBuildTime();
+  if (built !== undefined) return `the server runs the compiled build (dist/, built ${new Date(built).toISOString()})`;
+  return 'the server runs the TypeScript sources through tsx, ~10% slower per request (dist/ is missing or older than a source: `npm run build` to measure the compiled build)';
 }
 
 function exited(child: ChildProcess, ms: number): Promise<boolean> {
