@@ -816,9 +816,8 @@ export class LoggedDatabase {
     let clean = this.refusal === undefined && this.failure === undefined;
     if (clean) {
       try {
-        // The commit hook captured every commit Dione's engines made or noticed: the WAL is read
-        // again only when the engine is somehow ahead of the log (a read found nothing, at ~3% of a write).
-        if (this.engine.commitSequence > this.lastSeq) for (const commit of this.wal.read()) this.append(commit);
+        // All of it (not only what the engine knows of): the file is checkpointed on the way out.
+        for (const commit of this.wal.read()) this.append(commit);
         this.log.flush();
       } catch (e) {
         this.fail(e);
