@@ -1,5 +1,5 @@
 // File operations that stay correct across a crash: a file appears whole or not at all.
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 
@@ -58,4 +58,15 @@ export function writeFully(fd: number, bytes: Buffer, position: number): void {
     if (n <= 0) throw Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
     done += n;
   }
+}
+
+/** Reads into `bytes` from `position` until it is full or the file ends; returns how many bytes were read. */
+export function readFully(fd: number, bytes: Buffer, position: number): number {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = readSync(fd, bytes, done, bytes.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }

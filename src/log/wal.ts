@@ -1,7 +1,8 @@
 // Reads committed transactions out of a SQLite WAL file as page images (see
 // design/physical-replication.md): every frame is checked against the WAL header's salts and the
 // running checksum, and a transaction is taken only once its commit frame is there.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { readFully } from './files.ts';
 
 export const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
@@ -177,15 +178,4 @@ export class WalReader {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
-}
-
-/** Reads into `bytes` from `at` until it is full or the file ends; returns how many bytes were read. */
-function readFully(fd: number, bytes: Buffer, at: number): number {
-  let got = 0;
-  while (got < bytes.length) {
-    const n = readSync(fd, bytes, got, bytes.length - got, at + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
