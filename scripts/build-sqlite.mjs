@@ -1,6 +1,7 @@
 // Builds Dione's copy of better-sqlite3's native addon: better-sqlite3's own C++ and its own
 // SQLite amalgamation, with the row counters of scripts/sqlite-row-counters.mjs and the hashed
-// open-file table of scripts/sqlite-inode-hash.mjs, compiled by
+// open-file table of scripts/sqlite-inode-hash.mjs, the file lock of scripts/addon-file-lock.mjs
+// and smaller per-connection allocations (CONNECTION_MEMORY_DEFINES), compiled by
 // node-gyp with better-sqlite3's own build settings into build/better_sqlite3.node. Dione opens
 // every database through it (better-sqlite3's `nativeBinding` option), so rows_read and
 // rows_written are counted inside SQLite as D1 counts them. better-sqlite3 itself is untouched.
@@ -14,6 +15,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, 
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fileLockChanges } from './addon-file-lock.mjs';
 import { inodeHashChanges } from './sqlite-inode-hash.mjs';
 import { amalgamationChanges, applyChanges, bindingChanges } from './sqlite-row-counters.mjs';
 
@@ -28,6 +30,7 @@ export function stampOf() {
   const hash = createHash('sha256');
   hash.update(readFileSync(fileURLToPath(new URL('./sqlite-row-counters.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(new URL('./sqlite-inode-hash.mjs', import.meta.url))));
+  hash.update(readFileSync(fileURLToPath(new URL('./addon-file-lock.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
   const { version } = JSON.parse(readFileSync(path.join(upstream, 'package.json'), 'utf8'));
   return {
@@ -52,6 +55,21 @@ const sameStamp = (file, stamp) => {
  * rows_written of ANALYZE differs) and the planner reads those samples.
  */
 const D1_ABSENT_DEFINES = ['SQLITE_ENABLE_STAT4'];
+
+/**
+ * What SQLite allocates for each connection it opens, made smaller: a server keeps thousands of
+ * databases open and opens and closes them all the time. Lookaside: 40 slots, not 100 (SQLite's
+ * own default where memory is tight; a cached statement's run takes a few). Page cache: 4 pages
+ * allocated at the first read, not 20 (further pages are allocated as they are needed). Measured:
+ * 393 → 265 KB resident per open database with a history (300 held open, one read each).
+ */
+const CONNECTION_MEMORY_DEFINES = ['SQLITE_DEFAULT_LOOKASIDE=1200,40', 'SQLITE_DEFAULT_PCACHE_INITSZ=4'];
+
+function withDefines(text, names) {
+  const end = text.lastIndexOf('  ],');
+  if (end < 0) throw new Error("better-sqlite3's defines.gypi has no list of defines: look at scripts/build-sqlite.mjs again");
+  return `${text.slice(0, end)}${names.map((name) => `    '${name}',\n`).join('')}${text.slice(end)}`;
+}
 
 function withoutDefines(text, names) {
   let out = text;
@@ -81,12 +99,13 @@ function prepareSources() {
   cpSync(path.join(upstream, 'src'), path.join(workDir, 'src'), { recursive: true });
   cpSync(path.join(upstream, 'deps'), path.join(workDir, 'deps'), { recursive: true });
   const defines = path.join(workDir, 'deps', 'defines.gypi');
-  writeFileSync(defines, withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES));
+  writeFileSync(defines, withDefines(withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES), CONNECTION_MEMORY_DEFINES));
   const amalgamation = path.join(workDir, 'deps', 'sqlite3', 'sqlite3.c');
   writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges], 'sqlite3.c'));
-  for (const file of new Set(bindingChanges.map((change) => change.file))) {
+  const sourceChanges = [...bindingChanges, ...fileLockChanges];
+  for (const file of new Set(sourceChanges.map((change) => change.file))) {
     const target = path.join(workDir, 'src', file);
-    const changes = bindingChanges.filter((change) => change.file === file);
+    const changes = sourceChanges.filter((change) => change.file === file);
     writeFileSync(target, applyChanges(readFileSync(target, 'utf8'), changes, file));
   }
   // better-sqlite3's binding.gyp without its test extension target.

@@ -4,6 +4,7 @@
 // each other's file locks, so a second copy on the same file could corrupt it.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
@@ -52,4 +53,22 @@ interface VersionedStatement {
  */
 export function dataVersionOf(statement: Database.Statement): number {
   return (statement as unknown as VersionedStatement).dataVersion();
+}
+
+interface FileLockingAddon {
+  dioneLockFile(fd: number): number;
+}
+
+/**
+ * Takes an exclusive advisory lock (flock) on the open file `fd` without waiting (Dione's addon:
+ * scripts/addon-file-lock.mjs): true when taken, false when another open of the file holds it.
+ * Closing `fd` lets it go. Throws for any other failure.
+ */
+export function tryLockFile(fd: number): boolean {
+  const errno = (loadAddon() as FileLockingAddon).dioneLockFile(fd);
+  if (errno === 0) return true;
+  if (errno === osConstants.errno.EWOULDBLOCK || errno === osConstants.errno.EAGAIN) return false;
+  const error = new Error(`flock failed: errno ${errno}`) as NodeJS.ErrnoException;
+  error.errno = errno;
+  throw error;
 }

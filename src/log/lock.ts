@@ -1,13 +1,12 @@
 // One writer per history: two handles writing the same log would interleave their records. The
-// lock is SQLite's own file lock on a small database in the history directory, held by a
-// connection in EXCLUSIVE locking mode that has begun an exclusive transaction (it keeps the lock
-// after COMMIT, and nothing is written, so taking it costs no sync): POSIX locks know other processes, SQLite
-// tracks the connections of this process on the same file, and the OS drops the lock with the
-// process, so a killed holder never leaves it behind (as a PID file would).
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+// lock is an exclusive flock on the file `lock` in the history directory, taken through a
+// descriptor the lock keeps open: it conflicts with any other open of the file, in this process
+// (another handle, another thread) or another, and the OS drops it with the descriptor or the
+// process, so a killed holder never leaves it behind (as a PID file would). The file holds the
+// holder's pid, for the message another opener shows.
+import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type Database from 'better-sqlite3';
-import { openSqlite } from '../engine/sqlite.ts';
+import { tryLockFile } from '../engine/sqlite.ts';
 
 /** Another handle or process holds the history. */
 export class HistoryLocked extends Error {
@@ -24,54 +23,55 @@ export function setHistoryLockWait(ms: number): void {
   defaultWaitMs = ms;
 }
 
+/** How often a waiting open tries the lock again. */
+const RETRY_MS = 10;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 export class HistoryLock {
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(private fd: number | undefined) {}
 
   /** Takes the lock of the history in `dir` (of database `file`), waiting up to `waitMs`; throws HistoryLocked. */
   static acquire(dir: string, file: string, waitMs = defaultWaitMs): HistoryLock {
-    const lockFile = path.join(dir, 'lock.sqlite');
-    const ownerFile = path.join(dir, 'lock.owner');
-    for (let attempt = 0; ; attempt++) {
-      let db: Database.Database | undefined;
-      try {
-        db = openSqlite(lockFile, { timeout: waitMs });
-        // No journal file, should anything ever be written: the lock needs no disk space. One call:
-        // taking the lock is part of every open of a database with a history.
-        db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; BEGIN EXCLUSIVE; COMMIT');
-      } catch (e) {
-        db?.close();
-        const code = (e as { code?: string }).code;
-        if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-          const owner = ownerOf(ownerFile);
+    const fd = openSync(path.join(dir, 'lock'), constants.O_RDWR | constants.O_CREAT, 0o644);
+    try {
+      const deadline = Date.now() + waitMs;
+      while (!tryLockFile(fd)) {
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          const owner = ownerOf(fd);
           const who = owner === process.pid ? ` (pid ${owner}: this process)` : owner ? ` (pid ${owner})` : '';
           throw new HistoryLocked(`dione: ${file} is already open with its write log by another handle or process${who}`);
         }
-        // Not a database (a stray file): only the lock lives there, so it is made anew, once.
-        if (code === 'SQLITE_NOTADB' && attempt === 0) {
-          rmSync(lockFile, { force: true });
-          continue;
-        }
-        throw e;
+        Atomics.wait(pause, 0, 0, Math.min(RETRY_MS, left));
       }
-      try {
-        // Only for the message another opener shows; the lock itself is the connection's.
-        if (ownerOf(ownerFile) !== process.pid) writeFileSync(ownerFile, `${process.pid}\n`);
-      } catch {
-        // a full disk: the message goes without the pid
-      }
-      return new HistoryLock(db);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
     }
+    try {
+      // Only for the message another opener shows; the lock itself is the descriptor's.
+      if (ownerOf(fd) !== process.pid) {
+        ftruncateSync(fd, 0);
+        writeSync(fd, `${process.pid}\n`, 0);
+      }
+    } catch {
+      // a full disk: the message goes without the pid
+    }
+    return new HistoryLock(fd);
   }
 
-  /** Lets the history go (closing the connection drops the lock). */
+  /** Lets the history go (closing the descriptor drops the lock). */
   release(): void {
-    if (this.db.open) this.db.close();
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
-function ownerOf(file: string): number | undefined {
+function ownerOf(fd: number): number | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+    const bytes = Buffer.alloc(24);
+    const pid = Number.parseInt(bytes.toString('latin1', 0, readSync(fd, bytes, 0, bytes.length, 0)), 10);
     return Number.isSafeInteger(pid) ? pid : undefined;
   } catch {
     return undefined;
