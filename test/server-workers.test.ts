@@ -1,5 +1,5 @@
 // The server's worker pool, through dione/client: many databases on few workers within the
-// open-database budget (and its file descriptors); idle databases closing and reopening; a runaway
+// open-database budget (and its file descriptors); which databases stay open when it is full; idle databases closing and reopening; a runaway
 // write interrupted in place without replacing its worker; databases moving off a worker stuck in a
 // runaway while clients write (no write lost or doubled), and without running again a call the old
 // worker had taken; as many runaways as workers (an extra worker); a worker ended with writes in flight.
@@ -141,6 +141,70 @@ describe('many databases on few workers', () => {
     const ofDatabases = (suffix: string) => targets.filter((p) => p.startsWith(path.join(s.dataDir, 'databases')) && p.endsWith(suffix)).length;
     assert.equal(ofDatabases('.log'), 0, 'log segments held open between commits');
     assert.ok(ofDatabases('-wal') <= pool.openDatabases, `${ofDatabases('-wal')} descriptors on WAL files for ${pool.openDatabases} open databases`);
+  });
+});
+
+describe('which databases stay open when the budget is full', () => {
+  // A budget of 64 keeps 60 databases open and room for 4 opened for their requests only (admission.ts).
+  const MAX_OPEN = 64;
+  const KEPT = 60;
+  const COUNT = 80;
+  let s: TestServer;
+  let events: (type?: PoolEvent['type']) => PoolEvent[];
+  const uuids = new Map<string, string>();
+  const names = Array.from({ length: COUNT }, (_, i) => `admit-${i}`);
+  const read = async (name: string) => (await client(s, name).prepare('SELECT v FROM t').raw()).flat();
+  before(async () => {
+    ({ s, events } = await serverWithLog({ workers: 2, maxOpenDatabases: MAX_OPEN }));
+    for (const [i, name] of [...names, 'admit-hot', 'admit-new'].entries()) {
+      uuids.set(name, await s.createDatabase(name));
+      await client(s, name).batch([client(s, name).prepare('CREATE TABLE t (v INTEGER)'), client(s, name).prepare('INSERT INTO t VALUES (?)').bind(i)]);
+    }
+  });
+  after(() => closeServer(s));
+
+  test('a pass over more databases than the budget holds leaves a database in use open', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const pool = s.server.context.pool;
+    for (let i = 0; i < 3; i++) await read('admit-hot');
+    const opened = events('open').length;
+    for (const name of names) assert.deepEqual(await read(name), [names.indexOf(name)]);
+    assert.ok(pool.isOpen(uuids.get('admit-hot')!), 'the database in use was closed by a pass over the others');
+    assert.ok(pool.openDatabases <= MAX_OPEN, `${pool.openDatabases} databases open (budget ${MAX_OPEN})`);
+    const passOpens = events('open').slice(opened);
+    // Those not open were opened for the pass's requests only (nothing open was closed for them).
+    assert.ok(passOpens.length > 0 && passOpens.every((e) => e.detail === 'for its requests only'), JSON.stringify(passOpens.slice(0, 3)));
+  });
+
+  test('cycling over more databases than fit, the ones open stay open: most requests find theirs open; each answers its own data', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const pool = s.server.context.pool;
+    const opensPerCycle: number[] = [];
+    for (let cycle = 0; cycle < 3; cycle++) {
+      const before = events('open').length;
+      for (const [i, name] of names.entries()) assert.deepEqual(await read(name), [i]);
+      opensPerCycle.push(events('open').length - before);
+      assert.ok(pool.openDatabases <= MAX_OPEN, `${pool.openDatabases} databases open (budget ${MAX_OPEN})`);
+    }
+    t.diagnostic(`opens per cycle over ${COUNT} databases: ${opensPerCycle.join(', ')}`);
+    // Least recently used eviction alone opens every one of them in every cycle (each open closes the next one needed).
+    assert.ok(opensPerCycle.at(-1)! <= COUNT - KEPT + 4, `opens per cycle: ${opensPerCycle.join(', ')}`);
+  });
+
+  test('a database opened for its request only, used again soon, is kept open (the least recently used one closes)', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const pool = s.server.context.pool;
+    const uuid = uuids.get('admit-new')!;
+    // The budget full of databases used after admit-new was: its next request finds it closed and does not keep it.
+    await pool.stop(uuid);
+    for (const name of names) await read(name);
+    assert.equal(pool.isOpen(uuid), false);
+    assert.deepEqual(await read('admit-new'), [COUNT + 1]);
+    assert.ok(await poll(async () => (pool.isOpen(uuid) ? undefined : true), 200, 10), 'still open after its request');
+    assert.equal(events('open').filter((e) => e.database === uuid).at(-1)?.detail, 'for its requests only');
+    // Used again before the others: now it is kept.
+    assert.deepEqual(await read('admit-new'), [COUNT + 1]);
+    const opens = events('open').filter((e) => e.database === uuid);
+    assert.equal(opens.at(-1)?.detail, undefined, JSON.stringify(opens));
+    assert.ok(pool.isOpen(uuid), 'used again soon, it was not kept open');
+    assert.ok(pool.openDatabases <= MAX_OPEN, `${pool.openDatabases} databases open (budget ${MAX_OPEN})`);
   });
 });
 

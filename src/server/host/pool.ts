@@ -1,7 +1,8 @@
 // The server side of database hosting: a fixed pool of worker threads, each hosting many databases.
 // A database is opened on its first request by the least busy worker, and stays with it while it is
 // used; it is closed when idle, or to stay within the open-database budget (least recently used
-// first). A worker busy with a long query does not hold up the other databases it hosts: those with
+// first; a database used less recently than every open one is opened for its requests only:
+// admission.ts). A worker busy with a long query does not hold up the other databases it hosts: those with
 // requests waiting move to a free worker (or, when every worker is busy, to an extra one, up to
 // twice the pool; a standby thread waits, started, for that moment). The ownership table (slots.ts)
 // makes every move safe against the worker it leaves.
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ExecuteRequest } from '../../api/executor.ts';
+import { Admission } from './admission.ts';
 import { failureFrom, HOST_MESSAGES, HostUnavailable } from './failures.ts';
 import { IdleCores } from './idle-cores.ts';
 import { LocalReads } from './local-reads.ts';
@@ -60,7 +62,7 @@ const EXTRA_IDLE_MS = 30_000;
  * File descriptors a database holds while open: its file, WAL and shared memory, and with a write
  * log its lock, plus one of room for the log's segment and the WAL's reader, which it opens only
  * while a commit is captured. (Counting 4 would keep a quarter more databases open, and ~25% more
- * memory: ~0.6 MB each in a server, mostly SQLite's own per connection.)
+ * memory: ~0.3 MB each in a server, mostly SQLite's own per connection.)
  */
 export function fdsPerDatabase(history: boolean): number {
   return history ? 5 : 3;
@@ -150,6 +152,10 @@ interface Resident {
   /** Calls numbered in the current epoch. */
   seq: number;
   lastUsed: number;
+  /** The pool's use number of its last call (admission.ts compares them). */
+  lastUse: number;
+  /** Opened for the calls at hand only (admission.ts): closed once they are answered, unless used again first. */
+  transient: boolean;
   /** Closing: calls wait for it, then open the database again. */
   closing: Promise<void> | undefined;
   released: (() => void) | undefined;
@@ -235,6 +241,12 @@ export class WorkerPool {
   private nextSlot = 0;
   private nextEpoch = 1;
   private nextId = 1;
+  /** Numbers the calls, for admission.ts. */
+  private uses = 0;
+  /** Residents opened for their calls only, and admitted ones closing: neither counts as kept open. */
+  private transients = 0;
+  private closingAdmitted = 0;
+  private readonly admission: Admission | undefined;
   private stopped = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly rescuer: NodeJS.Timeout;
@@ -248,6 +260,8 @@ export class WorkerPool {
 
   constructor(private readonly options: PoolOptions) {
     if (options.workers < 1 || options.workers > MAX_WORKERS / 2) throw new Error(`the pool takes 1 to ${MAX_WORKERS / 2} workers, got ${options.workers}`);
+    // A cluster node's copy of a database is kept current only while it is open: each one stays.
+    this.admission = options.cluster ? undefined : Admission.forBudget(options.maxOpenDatabases);
     for (let i = 0; i < options.workers; i++) this.startWorker(i, false);
     // Starting a thread (loading the modules) takes a while: one waits, ready, for the moment every worker is stuck.
     if (this.movable()) this.startStandby();
@@ -352,6 +366,7 @@ export class WorkerPool {
     this.residents.delete(r.uuid);
     this.residents.set(r.uuid, r);
     r.lastUsed = Date.now();
+    r.lastUse = ++this.uses;
   }
 
   /** Runs an operation on the database's host; rejects with the typed failures of failures.ts (or HistoryError). */
@@ -363,7 +378,8 @@ export class WorkerPool {
         await resident.closing;
         continue;
       }
-      const r = resident ?? this.open(database);
+      const r = resident ?? this.open(database, call.op);
+      if (r === resident && r.transient && (call.op !== 'execute' || this.admitsAgain(r))) this.admit(r);
       this.touch(r);
       if (r.owner && this.stalled(r.owner) && this.movable()) this.moveAway(r);
       if (!this.localReads || KEEP_LOCAL_READS.has(call.op)) return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
@@ -387,8 +403,10 @@ export class WorkerPool {
     return { uuid: r.uuid, file: r.file, slot: r.slot, epoch: r.epoch, lock: r.lockHolder === owner };
   }
 
-  private open(database: { uuid: string; file: string }): Resident {
-    if (this.residents.size >= this.options.maxOpenDatabases) this.evict(this.residents.size - this.options.maxOpenDatabases + 1);
+  private open(database: { uuid: string; file: string }, op: HostOp): Resident {
+    // Only a plain SQL request is answered on a database opened for it alone (nothing it starts outlives it).
+    const transient = op === 'execute' && this.turnsAway(database.uuid);
+    if (!transient) this.makeRoom();
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
     if (slot >= MAX_SLOTS) throw new Error(`more than ${MAX_SLOTS} databases open at once`);
     const owner = this.leastBusy();
@@ -402,14 +420,56 @@ export class WorkerPool {
       lockHolder: owner,
       seq: 0,
       lastUsed: Date.now(),
+      lastUse: this.uses,
+      transient,
       closing: undefined,
       released: undefined,
     };
     this.slots.assign(slot, r.epoch, owner.index);
     owner.owned.add(r);
     this.residents.set(r.uuid, r);
-    this.options.onEvent?.({ type: 'open', database: r.uuid, worker: owner.index });
+    if (transient) this.transients++;
+    this.options.onEvent?.({ type: 'open', database: r.uuid, worker: owner.index, detail: transient ? 'for its requests only' : undefined });
     return r;
+  }
+
+  /** Databases kept open now (not closing, not opened for their requests only). */
+  private get keptOpen(): number {
+    return this.residents.size - this.transients - this.closingAdmitted;
+  }
+
+  /** Closes least recently used databases until one more may be kept open, within the budget (and its file descriptors). */
+  private makeRoom(): void {
+    const capacity = this.admission?.capacity ?? this.options.maxOpenDatabases;
+    const over = Math.max(this.residents.size - this.options.maxOpenDatabases + 1, this.keptOpen - capacity + 1);
+    if (over > 0) this.evict(over);
+  }
+
+  /** The database eviction would close first: the least recently used idle one kept open. */
+  private victim(): Resident | undefined {
+    for (const r of this.residents.values()) if (!r.closing && !r.transient && !this.busyResident(r)) return r;
+    return undefined;
+  }
+
+  /** Whether a database not open is opened for the call at hand only (admission.ts), rather than closing another. */
+  private turnsAway(uuid: string): boolean {
+    const admission = this.admission;
+    if (!admission || this.keptOpen < admission.capacity) return false;
+    if (this.transients >= admission.headroom || this.residents.size >= this.options.maxOpenDatabases) return false;
+    const victim = this.victim();
+    return victim !== undefined && !admission.admits(uuid, this.uses + 1, victim.lastUse);
+  }
+
+  /** A database opened for its requests only, used again while open: kept if it was used more recently than the victim. */
+  private admitsAgain(r: Resident): boolean {
+    const victim = this.victim();
+    return victim === undefined || r.lastUse > victim.lastUse;
+  }
+
+  private admit(r: Resident): void {
+    r.transient = false;
+    this.transients--;
+    this.makeRoom();
   }
 
   /** The worker to give a database to: the one with the fewest calls waiting, then the fewest databases, not stuck in a long task. */
@@ -523,9 +583,11 @@ export class WorkerPool {
       const waiter = w.pending.get(m.id);
       if (!waiter) continue;
       w.pending.delete(m.id);
-      waiter.resident.lastUsed = Date.now();
+      const r = waiter.resident;
+      r.lastUsed = Date.now();
       if (m.t === 'reply') waiter.resolve(m.value);
       else waiter.reject(failureFrom(m.failure));
+      if (r.transient && !r.closing && !this.busyResident(r)) void this.beginClose(r);
     }
   }
 
@@ -560,6 +622,7 @@ export class WorkerPool {
 
   private beginClose(r: Resident): Promise<void> {
     if (r.closing) return r.closing;
+    if (!r.transient) this.closingAdmitted++;
     this.localReads?.forget(r.uuid);
     r.closing = new Promise<void>((resolve) => (r.released = resolve));
     if (r.owner) r.owner.send({ t: 'close', db: this.refOf(r, r.owner) });
@@ -571,6 +634,8 @@ export class WorkerPool {
   private settle(r: Resident): void {
     if (!r.closing || r.holders.size > 0 || !r.released) return;
     if (this.residents.get(r.uuid) === r) this.residents.delete(r.uuid);
+    if (r.transient) this.transients--;
+    else this.closingAdmitted--;
     if (r.owner) r.owner.owned.delete(r);
     this.freeSlots.push(r.slot);
     this.options.onEvent?.({ type: 'close', database: r.uuid });
