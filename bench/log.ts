@@ -10,7 +10,10 @@
 //      spans --hours hours), ~1 KiB text rows in transactions of --batch rows, default snapshot
 //      settings. Prints build time, log and snapshot sizes, restore time and a plain copy of the
 //      file as the baseline, and checks the restored row count.
-// Reproduce: npm run bench:log [-- --gb 1 --rounds 5 --seconds 1 --server-seconds 3 --parts write,server,bytes,restore]
+//   4. Opening a database whose history holds --reopen-commits commits (one row each): the median
+//      of --rounds opens (the log is read to index its records), against opening the same file
+//      without its history (better-sqlite3 through Dione's Connection), and the heap it takes.
+// Reproduce: npm run bench:log [-- --gb 1 --rounds 5 --seconds 1 --server-seconds 3 --reopen-commits 50000 --parts write,server,bytes,restore,reopen]
 import { closeSync, copyFileSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +22,7 @@ import { deflateRawSync } from 'node:zlib';
 import autocannon from 'autocannon';
 import pino from 'pino';
 import { D1Database, type D1PreparedStatement, open } from '../src/index.ts';
+import { Connection } from '../src/engine/connection.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import type { HistoryOptions, LoggedDatabase } from '../src/log/logged-database.ts';
 import { startServer } from '../src/server/serve.ts';
@@ -44,7 +48,8 @@ const HOURS = argument('hours', 6);
 if (HOURS <= 1.5) throw new Error('--hours: the build must span more than the hour the restore goes back');
 const BATCH = Math.round(argument('batch', 2000));
 const BUILD_MINUTES = argument('build-minutes', 20);
-const PARTS = new Set(textArgument('parts', 'write,server,bytes,restore').split(','));
+const PARTS = new Set(textArgument('parts', 'write,server,bytes,restore,reopen').split(','));
+const REOPEN_COMMITS = argument('reopen-commits', 50_000);
 const MAX_OPS = 1_000_000;
 const CLIENTS = [1, 32];
 
@@ -481,10 +486,43 @@ function watchRestore(logged: LoggedDatabase) {
   return watch;
 }
 
+/** 4. Opening a database with a long history: the log is read to index its records. */
+async function reopenLongHistory(): Promise<void> {
+  const file = path.join(dir, 'reopen', 'long.sqlite');
+  mkdirSync(path.dirname(file), { recursive: true });
+  // Built without syncing the log (the opening is measured, not the writes).
+  const { db, logged } = openLogged(file, { syncLog: false });
+  await db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+  const started = performance.now();
+  for (let i = 0; i < REOPEN_COMMITS; i++) await insert.bind(`row ${i}`).run();
+  const logBytes = logged.log.bytes();
+  await db.close();
+  console.log(`  built: ${REOPEN_COMMITS} commits in ${seconds(performance.now() - started)}, log ${mib(logBytes)}`);
+  const opens: number[] = [];
+  const plain: number[] = [];
+  const heap: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const before = process.memoryUsage().heapUsed;
+    const t0 = performance.now();
+    const executor = new LoggedExecutor(file, {}, {});
+    opens.push(performance.now() - t0);
+    heap.push(process.memoryUsage().heapUsed - before);
+    await executor.close();
+    const t1 = performance.now();
+    new Connection(file).close();
+    plain.push(performance.now() - t1);
+  }
+  const med = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+  console.log(
+    `  open with its history: ${med(opens).toFixed(1)} ms (median of ${ROUNDS}; ${opens.map((v) => v.toFixed(1)).join(', ')}), heap +${mib(med(heap))}; without (the file alone): ${med(plain).toFixed(2)} ms`,
+  );
+}
+
 // --- the run ---
 
 const ratio = deflateRawSync(Buffer.from(corpus.slice(0, 4 * MIB)), { level: 1 }).length / (4 * MIB);
-console.log(`reproduce: npm run bench:log -- --gb ${GB} --rounds ${ROUNDS} --seconds ${SECONDS} --server-seconds ${SERVER_SECONDS} --hours ${HOURS} --batch ${BATCH} --parts ${[...PARTS].join(',')}`);
+console.log(`reproduce: npm run bench:log -- --gb ${GB} --rounds ${ROUNDS} --seconds ${SECONDS} --server-seconds ${SERVER_SECONDS} --hours ${HOURS} --batch ${BATCH} --reopen-commits ${REOPEN_COMMITS} --parts ${[...PARTS].join(',')}`);
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 console.log(`dione bench:log: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load average ${load()}, temporary files in ${dir}`);
 console.log(`row text: synthetic Zipf-distributed words, deflates (level 1) to ${(ratio * 100).toFixed(0)}% of its size`);
@@ -502,6 +540,10 @@ try {
   if (PARTS.has('restore')) {
     console.log(`\n3. restore a ${GB} GiB database to one hour back (default snapshot settings: a snapshot once the log since the last one exceeds max(64 MiB, database size))`);
     await restoreHourBack();
+  }
+  if (PARTS.has('reopen')) {
+    console.log(`\n4. open a database whose history holds ${REOPEN_COMMITS} commits`);
+    await reopenLongHistory();
   }
   console.log(`\nload average at the end: ${load()}`);
 } finally {

@@ -19,7 +19,7 @@ import {
   statSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, ensureDirectory, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
+import { copyFileDurably, ensureDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
 import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
@@ -105,6 +105,36 @@ function allZero(fd: number, from: number, to: number): boolean {
 
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
+/** How much of a segment opening reads at a time. */
+const WINDOW_BYTES = 1024 * 1024;
+
+/**
+ * A segment read forward through a window of its bytes while the log opens: one read per megabyte,
+ * not two reads and two buffers per record (opening a log of 50,000 records took ~0.5 s that way).
+ */
+class SegmentWindow {
+  private bytes = Buffer.alloc(0);
+  private start = 0;
+  private filled = 0;
+
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+  ) {}
+
+  /** The file's bytes [offset, offset + length) (within its size), valid until the next call; undefined when they cannot all be read. */
+  slice(offset: number, length: number): Buffer | undefined {
+    if (offset < this.start || offset + length > this.start + this.filled) {
+      const wanted = Math.min(Math.max(length, WINDOW_BYTES), this.size - offset);
+      if (this.bytes.length < wanted) this.bytes = Buffer.allocUnsafe(Math.max(wanted, Math.min(WINDOW_BYTES, this.size)));
+      this.start = offset;
+      this.filled = readFully(this.fd, this.bytes.subarray(0, wanted), offset);
+      if (this.filled < length) return undefined;
+    }
+    return this.bytes.subarray(offset - this.start, offset - this.start + length);
+  }
+}
+
 export class LogConflict extends Error {}
 
 export interface FileLogOptions {
@@ -188,12 +218,14 @@ export class FileLogStore implements LogStore {
     const fd = openSync(segment.file, last ? 'r+' : 'r');
     try {
       const size = fstatSync(fd).size;
+      const window = new SegmentWindow(fd, size);
       let offset = 0;
       let zerosAfter = false;
       while (offset + FRAME_HEAD_BYTES <= size) {
-        const found = this.recordAt(fd, offset, size);
+        const found = this.recordAt(window, offset, size);
         if (found) {
-          this.entries.push({ ...found.summary, segment, offset, length: found.length });
+          const { kind, seq, time, pageBytes } = found.summary;
+          this.entries.push({ kind, seq, time, pageBytes, segment, offset, length: found.length });
           offset += FRAME_HEAD_BYTES + found.length;
           continue;
         }
@@ -222,14 +254,14 @@ export class FileLogStore implements LogStore {
   }
 
   /** The record framed at `offset`, when it is whole, intact and continues the history. */
-  private recordAt(fd: number, offset: number, size: number): { summary: RecordSummary; length: number } | undefined {
-    const head = Buffer.alloc(FRAME_HEAD_BYTES);
-    readSync(fd, head, 0, FRAME_HEAD_BYTES, offset);
+  private recordAt(window: SegmentWindow, offset: number, size: number): { summary: RecordSummary; length: number } | undefined {
+    const head = window.slice(offset, FRAME_HEAD_BYTES);
+    if (!head) return undefined;
     const length = head.readUInt32LE(0);
+    const crc = head.readUInt32LE(4);
     if (length < SUMMARY_BYTES || offset + FRAME_HEAD_BYTES + length > size) return undefined;
-    const body = Buffer.alloc(length);
-    readSync(fd, body, 0, length, offset + FRAME_HEAD_BYTES);
-    if (!checkFrame(body, head.readUInt32LE(4))) return undefined;
+    const body = window.slice(offset + FRAME_HEAD_BYTES, length);
+    if (!body || !checkFrame(body, crc)) return undefined;
     let summary: RecordSummary;
     try {
       summary = summarize(body);
