@@ -20,9 +20,9 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { copyFileDurably, ensureDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
-import { checkFrame, CorruptRecord, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
-import { NO_POSITION, type WalPosition } from './wal.ts';
+import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
+import { NO_POSITION, type WalPosition } from './wal.ts';
 
 /** A new segment is started once the current one holds this much. */
 const SEGMENT_BYTES = 64 * 1024 * 1024;
