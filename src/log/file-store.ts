@@ -19,7 +19,7 @@ import {
   statSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, ensureDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
+import { copyFileDurably, listDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
 import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
@@ -182,6 +182,8 @@ export class FileLogStore implements LogStore {
   private preallocateAfter = 0;
   /** A rollback could not cut the last segment back: nothing is appended until it can. */
   private cutPending = false;
+  /** The last record found on opening and where WAL capture resumes after it, while it is still the last. */
+  private scannedLast: { entry: Entry; position: WalPosition } | undefined;
   /** Unreadable ranges found on opening, each with the index of the entry that follows it. */
   private readonly unreadable: (UnreadableRange & { before: number })[] = [];
 
@@ -195,9 +197,9 @@ export class FileLogStore implements LogStore {
     this.sync = options.sync ?? true;
     this.appended = options.keepAppended ? [] : undefined;
     this.segmentsDir = path.join(dir, 'segments');
-    ensureDirectory(this.segmentsDir);
+    const listed = listDirectory(this.segmentsDir);
     this.tag = readTag(path.join(dir, 'tag'), tag);
-    const names = readdirSync(this.segmentsDir)
+    const names = listed
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))
       .sort();
     names.forEach((name, i) => {
@@ -243,6 +245,12 @@ export class FileLogStore implements LogStore {
         if (last) ftruncateSync(fd, offset);
         // A sealed segment ends at its last record: anything else after it is damage.
         else this.unreadable.push({ file: segment.file, from: offset, to: size, before: this.entries.length });
+      }
+      const lastEntry = this.entries.at(-1);
+      if (last && lastEntry?.segment === segment) {
+        // Where WAL capture resumes, asked next by every open (saves reading the record again).
+        const body = window.slice(lastEntry.offset + FRAME_HEAD_BYTES, lastEntry.length);
+        if (body) this.scannedLast = { entry: lastEntry, position: positionOf(body) };
       }
       const end = last ? offset : size;
       segment.bytes = end;
@@ -541,6 +549,7 @@ export class FileLogStore implements LogStore {
   /** Where WAL capture resumes after the last record (its pages are not decoded). */
   lastPosition(): WalPosition {
     const e = this.entries.at(-1);
+    if (e && e === this.scannedLast?.entry) return { ...this.scannedLast.position };
     return e ? positionOf(this.bodyOf(e)) : NO_POSITION;
   }
 
@@ -603,17 +612,22 @@ export class DirectorySnapshots implements SnapshotStore {
 
   constructor(logDir: string) {
     this.dir = path.join(logDir, 'snapshots');
-    ensureDirectory(this.dir);
-    for (const name of readdirSync(this.dir)) if (name.includes('.tmp-')) rmSync(path.join(this.dir, name), { force: true });
+    const names = listDirectory(this.dir);
+    for (const name of names) if (name.includes('.tmp-')) rmSync(path.join(this.dir, name), { force: true });
+    this.listed = this.read(names.filter((name) => !name.includes('.tmp-')));
   }
 
   list(): SnapshotInfo[] {
-    this.listed ??= readdirSync(this.dir)
+    this.listed ??= this.read(readdirSync(this.dir));
+    return [...this.listed];
+  }
+
+  private read(names: string[]): SnapshotInfo[] {
+    return names
       .map((name) => /^([0-9a-f]{16})-(\d+)\.sqlite$/.exec(name))
       .filter((m) => m !== null)
       .map((m) => ({ seq: Number.parseInt(m[1]!, 16), time: Number(m[2]), bytes: statSync(path.join(this.dir, m[0])).size }))
       .sort((a, b) => a.seq - b.seq);
-    return [...this.listed];
   }
 
   private fileOf(seq: number): string {

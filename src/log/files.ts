@@ -1,14 +1,20 @@
 // File operations that stay correct across a crash: a file appears whole or not at all.
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 
 /** Temporary files are named by process and thread: two threads of one process never share one. */
 export const temporarySuffix = `${process.pid}-${threadId}`;
 
-/** Makes `dir` and its parents unless it is there (one stat where mkdir -p makes two calls: every open of a history asks). */
-export function ensureDirectory(dir: string): void {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+/** The names in `dir`, which is made (with its parents) when missing: one call where a check and a listing make two. */
+export function listDirectory(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    mkdirSync(dir, { recursive: true });
+    return [];
+  }
 }
 
 export function syncDirectory(dir: string): void {

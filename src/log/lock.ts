@@ -4,7 +4,7 @@
 // (another handle, another thread) or another, and the OS drops it with the descriptor or the
 // process, so a killed holder never leaves it behind (as a PID file would). The file holds the
 // holder's pid, for the message another opener shows.
-import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { tryLockFile } from '../engine/sqlite.ts';
 
@@ -32,7 +32,7 @@ export class HistoryLock {
 
   /** Takes the lock of the history in `dir` (of database `file`), waiting up to `waitMs`; throws HistoryLocked. */
   static acquire(dir: string, file: string, waitMs = defaultWaitMs): HistoryLock {
-    const fd = openSync(path.join(dir, 'lock'), constants.O_RDWR | constants.O_CREAT, 0o644);
+    const fd = openLockFile(dir);
     try {
       const deadline = Date.now() + waitMs;
       while (!tryLockFile(fd)) {
@@ -65,6 +65,18 @@ export class HistoryLock {
     if (this.fd === undefined) return;
     closeSync(this.fd);
     this.fd = undefined;
+  }
+}
+
+/** The lock file of the history in `dir`, made (with the directory) when missing. */
+function openLockFile(dir: string): number {
+  const file = path.join(dir, 'lock');
+  try {
+    return openSync(file, constants.O_RDWR | constants.O_CREAT, 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    mkdirSync(dir, { recursive: true });
+    return openSync(file, constants.O_RDWR | constants.O_CREAT, 0o644);
   }
 }
 

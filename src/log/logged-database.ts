@@ -2,7 +2,7 @@
 // images and made durable in the write log before its answer goes out; periodic snapshots bound
 // the cost of rebuilding any point; Time Travel and forks rebuild points. The engine knows
 // nothing of this: it calls back after each commit.
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { formatBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
@@ -13,7 +13,7 @@ import { D1Failure, detailOf } from '../engine/sqlite-error.ts';
 import { TransactionEngines } from '../engine/transaction-engines.ts';
 import { FileHistory } from './file-history.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
-import { ensureDirectory, syncDirectory, syncFile } from './files.ts';
+import { syncDirectory, syncFile } from './files.ts';
 import { finishFork, historyDirOf, prepareFork } from './fork.ts';
 import type { CommitsOverview, CommitsQuery } from './history.ts';
 import { HistoryLock } from './lock.ts';
@@ -135,7 +135,6 @@ export class LoggedDatabase {
     this.checkpointBytes = options.checkpointBytes ?? 4 * 1024 * 1024;
     this.snapshotIntervalMs = options.snapshotIntervalMs ?? DAY_MS;
     this.clock = options.clock ?? Date.now;
-    ensureDirectory(this.dir);
     // Before anything reads or cuts the log: one writer per history, in this process or another.
     this.lock = options.lock === false ? undefined : HistoryLock.acquire(this.dir, path.resolve(file), options.lockWaitMs);
     let log: FileLogStore | undefined;
@@ -155,7 +154,7 @@ export class LoggedDatabase {
       this.findDamage();
       // Commits that reached the WAL but not the log (the process died in between) are taken now,
       // before anything opens the database: closing it would checkpoint them away.
-      this.wal = wal = new WalReader(`${file}-wal`, existsSync(`${file}-wal`) ? this.log.lastPosition() : NO_POSITION);
+      this.wal = wal = new WalReader(`${file}-wal`, this.log.lastPosition());
       for (const commit of this.wal.read()) {
         // Commits made without the log (a server run with --no-history) may have been checkpointed
         // away: the database is then ahead of the log, and recover() starts the history anew.
