@@ -7,7 +7,9 @@
 //   2. --runs loads of --seconds each: point selects round-robin over every database, --connections
 //      connections, from the load generator in its own process (bench/load.ts, autocannon);
 //   3. the server's process tree from /proc: RSS summed over the server and all its descendants,
-//      how many processes, the server's open fds; peak during the load and 1 s after it.
+//      how many processes, the server's open fds; peak during the load and 1 s after it;
+//   4. from /metrics (dione_database_opens_total), the databases opened during each run, to keep
+//      and for their request only, and so the share of answers that found their database open.
 // Reproduce: npm run bench:tenants -- --seconds 10 [--databases 10000 --also 500 --runs 3 --server-flags "--workers 2"]
 import { buildNote, type Dione, fmt, machine, median, memoryAvailableBytes, numberFlag, runLoad, serverFlags, serverFlagsArgument, startDione, stopAll, type TreeStats, treeStats } from './harness.ts';
 import type { LoadResult } from './load.ts';
@@ -86,6 +88,8 @@ async function setup(dione: Dione, size: number): Promise<Setup> {
 
 interface Run {
   load: LoadResult;
+  /** Databases the server opened during the load (/metrics): to keep open, and for the request only. */
+  opens: { kept: number; forRequests: number } | undefined;
   /** Each the highest sampled (every 500 ms) during the load. */
   during: TreeStats;
   after: TreeStats;
@@ -102,6 +106,7 @@ async function measure(dione: Dione, databases: string[]): Promise<Run> {
     during.fds = Math.max(during.fds, s.fds);
   };
   const sampler = setInterval(sample, 500);
+  const opensBefore = await openCounts(dione);
   let load: LoadResult;
   try {
     load = await runLoad({
@@ -120,8 +125,23 @@ async function measure(dione: Dione, databases: string[]): Promise<Run> {
     clearInterval(sampler);
   }
   sample();
+  const opensAfter = await openCounts(dione);
+  const opens = opensBefore && opensAfter ? { kept: opensAfter.kept - opensBefore.kept, forRequests: opensAfter.forRequests - opensBefore.forRequests } : undefined;
   await new Promise((r) => setTimeout(r, 1000));
-  return { load, during, after: treeStats(dione.pid, true) };
+  return { load, opens, during, after: treeStats(dione.pid, true) };
+}
+
+/** The server's dione_database_opens_total counters, or undefined when /metrics does not answer them. */
+async function openCounts(dione: Dione): Promise<{ kept: number; forRequests: number } | undefined> {
+  try {
+    const text = await (await fetch(`${dione.url}/metrics`, { headers: dione.headers })).text();
+    const count = (kind: string) => Number(new RegExp(`^dione_database_opens_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    const kept = count('kept');
+    const forRequests = count('for_requests');
+    return Number.isFinite(kept) && Number.isFinite(forRequests) ? { kept, forRequests } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Report {
@@ -159,6 +179,7 @@ async function bench(size: number): Promise<Report> {
       const other = Object.entries(r.load.statuses).filter(([k]) => k !== '2xx');
       console.log(
         `  run ${run}/${RUNS}: ${fmt(r.load.rps)} req/s (${r.load.ok} answers in ${fmt(r.load.seconds, 1)} s, ${r.load.unanswered} unanswered at the end), p50 ${fmt(r.load.p50, 2)} ms, p99 ${fmt(r.load.p99, 2)} ms, errors ${r.load.errors}${other.length ? ` (${other.map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}` +
+          `${r.opens ? ` | opened ${fmt(r.opens.kept)} to keep and ${fmt(r.opens.forRequests)} for their request only: ${fmt(100 * Math.max(0, 1 - (r.opens.kept + r.opens.forRequests) / Math.max(1, r.load.ok)), 1)}% of the answers found their database open` : ''}` +
           ` | during: ${describe(r.during)} | after: ${describe(r.after)}`,
       );
     }

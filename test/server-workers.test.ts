@@ -173,6 +173,11 @@ describe('which databases stay open when the budget is full', () => {
     const passOpens = events('open').slice(opened);
     // Those not open were opened for the pass's requests only (nothing open was closed for them).
     assert.ok(passOpens.length > 0 && passOpens.every((e) => e.detail === 'for its requests only'), JSON.stringify(passOpens.slice(0, 3)));
+    // /metrics counts both kinds of open.
+    const metrics = await (await s.call('/metrics')).text();
+    const opens = (kind: string) => Number(new RegExp(`^dione_database_opens_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    assert.equal(opens('for_requests'), events('open').filter((e) => e.detail === 'for its requests only').length, metrics.split('\n').filter((l) => l.includes('opens')).join('\n'));
+    assert.equal(opens('kept'), events('open').filter((e) => e.detail === undefined).length);
   });
 
   test('cycling over more databases than fit, the ones open stay open: most requests find theirs open; each answers its own data', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -36,7 +36,12 @@ export class Metrics {
   readonly timeouts = new Counter({ name: 'dione_query_timeouts_total', help: 'Requests interrupted at the query timeout', labelNames: ['database'] as const, registers: [this.registry] });
 
   /** Reports the worker pool's state: open databases and running workers. */
-  watchPool(pool: { openDatabases: number; workerCount: number; localReadStats: { served: number; copies: number } }): void {
+  watchPool(pool: {
+    openDatabases: number;
+    workerCount: number;
+    localReadStats: { served: number; copies: number };
+    openCounts: { kept: number; forRequests: number };
+  }): void {
     new Counter({
       name: 'dione_local_reads_total',
       help: 'Read requests answered on the HTTP thread instead of a worker (docs/server.md)',
@@ -44,6 +49,17 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(pool.localReadStats.served);
+      },
+    });
+    new Counter({
+      name: 'dione_database_opens_total',
+      help: 'Databases opened by the worker pool: kept open, or for their requests only when the open-database budget is full (docs/server.md, Admission)',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc({ kind: 'kept' }, pool.openCounts.kept);
+        this.inc({ kind: 'for_requests' }, pool.openCounts.forRequests);
       },
     });
     new Gauge({

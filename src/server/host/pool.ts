@@ -247,6 +247,8 @@ export class WorkerPool {
   private transients = 0;
   private closingAdmitted = 0;
   private readonly admission: Admission | undefined;
+  /** Databases opened so far: to be kept open, and for their requests only (admission.ts). */
+  readonly openCounts = { kept: 0, forRequests: 0 };
   private stopped = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly rescuer: NodeJS.Timeout;
@@ -429,6 +431,8 @@ export class WorkerPool {
     owner.owned.add(r);
     this.residents.set(r.uuid, r);
     if (transient) this.transients++;
+    if (transient) this.openCounts.forRequests++;
+    else this.openCounts.kept++;
     this.options.onEvent?.({ type: 'open', database: r.uuid, worker: owner.index, detail: transient ? 'for its requests only' : undefined });
     return r;
   }
