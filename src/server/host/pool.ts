@@ -430,9 +430,10 @@ export class WorkerPool {
     this.slots.assign(slot, r.epoch, owner.index);
     owner.owned.add(r);
     this.residents.set(r.uuid, r);
-    if (transient) this.transients++;
-    if (transient) this.openCounts.forRequests++;
-    else this.openCounts.kept++;
+    if (transient) {
+      this.transients++;
+      this.openCounts.forRequests++;
+    } else this.openCounts.kept++;
     this.options.onEvent?.({ type: 'open', database: r.uuid, worker: owner.index, detail: transient ? 'for its requests only' : undefined });
     return r;
   }
