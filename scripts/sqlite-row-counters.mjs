@@ -1,8 +1,9 @@
 // The source changes that give SQLite D1's meters: per-statement counters of rows read and rows
 // written, incremented in the bytecode engine at the same opcodes as the counters in workerd's
 // SQLite (which come from libSQL), read with sqlite3_stmt_status(stmt, 1025 | 1026, reset).
-// And two methods on better-sqlite3's Statement: `rowCounts()`, that returns and resets both, and
-// `dataVersion()`, the connection's SQLITE_FCNTL_DATA_VERSION without running a statement.
+// And three methods on better-sqlite3's Statement: `rowCounts()`, that returns and resets both,
+// `runCounts()`, run() answered with them, and `dataVersion()`, the connection's
+// SQLITE_FCNTL_DATA_VERSION without running a statement.
 //
 // Each change names the opcode (or function) it belongs to and the start of a line inside it: the
 // first such line after the opcode's label (which must occur once), close to it, or the build stops: a SQLite or
@@ -113,6 +114,49 @@ export const amalgamationChanges = [
 
 /** Changes to better-sqlite3's C++ sources (relative to its src/ folder). */
 export const bindingChanges = [
+  {
+    file: 'objects/statement.hpp',
+    what: 'declare Statement#runCounts',
+    within: 'class Statement',
+    line: '	static NODE_METHOD(JS_columns);',
+    insert: '	static NODE_METHOD(JS_runCounts);',
+  },
+  {
+    file: 'objects/statement.cpp',
+    what: 'register Statement#runCounts',
+    within: 'INIT(Statement::Init) {',
+    line: '	SetPrototypeMethod(isolate, data, t, "columns", JS_columns);',
+    insert: '	SetPrototypeMethod(isolate, data, t, "runCounts", JS_runCounts);',
+  },
+  {
+    file: 'objects/statement.cpp',
+    what: 'define Statement#runCounts: run(), answered as [changes, last row id, rows read, rows written]',
+    append: [
+      '',
+      '// Dione: run() and rowCounts() in one call, answered as an array built from its elements: run()',
+      "// builds its { changes, lastInsertRowid } property by property, which costs more than the step of",
+      '// a one-row INSERT. The last row id is a BigInt when the statement reads safe integers.',
+      'NODE_METHOD(Statement::JS_runCounts) {',
+      '	STATEMENT_START(ALLOW_ANY_STATEMENT, DOES_MUTATE);',
+      '	sqlite3* db_handle = db->GetHandle();',
+      '	int total_changes_before = sqlite3_total_changes(db_handle);',
+      '	sqlite3_step(handle);',
+      '	if (sqlite3_reset(handle) == SQLITE_OK) {',
+      '		int changes = sqlite3_total_changes(db_handle) == total_changes_before ? 0 : sqlite3_changes(db_handle);',
+      '		sqlite3_int64 id = sqlite3_last_insert_rowid(db_handle);',
+      '		v8::Local<v8::Value> result[4] = {',
+      '			v8::Int32::New(isolate, changes),',
+      '			stmt->safe_ints ? v8::BigInt::New(isolate, id).As<v8::Value>() : v8::Number::New(isolate, (double)id).As<v8::Value>(),',
+      `			v8::Integer::NewFromUnsigned(isolate, (uint32_t)sqlite3_stmt_status(handle, ${ROWS_READ}, 1)),`,
+      `			v8::Integer::NewFromUnsigned(isolate, (uint32_t)sqlite3_stmt_status(handle, ${ROWS_WRITTEN}, 1)),`,
+      '		};',
+      '		STATEMENT_RETURN(v8::Array::New(isolate, result, 4));',
+      '	}',
+      '	STATEMENT_THROW();',
+      '}',
+      '',
+    ].join('\n'),
+  },
   {
     file: 'objects/statement.hpp',
     what: 'declare Statement#rowCounts',

@@ -11,7 +11,7 @@ import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
 import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
-import { takeRowCounts } from './sqlite.ts';
+import { runCounted, takeRowCounts } from './sqlite.ts';
 import { toSqliteParam } from './values.ts';
 import { gateKey, heldByOther, releaseGate, takeGate } from './write-gate.ts';
 
@@ -84,7 +84,7 @@ interface Outcome {
   read: number;
   written: number;
   /** What better-sqlite3's run() said (a statement that returns no rows): its changes and last row id. */
-  ran?: Database.RunResult;
+  ran?: { changes: number; lastInsertRowid: number | bigint };
 }
 
 const BACKUP_PAGES_PER_STEP = 2048;
@@ -851,9 +851,8 @@ export class Engine {
     try {
       if (SCHEMA_VERBS.has(statement.verb)) this.schemaEpoch++;
       if (!prepared.reader) {
-        const ran = prepared.run(...args);
-        const [read, written] = takeRowCounts(prepared);
-        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written, ran };
+        const [changes, lastInsertRowid, read, written] = runCounted(prepared, args);
+        return { columns: NO_COLUMNS, rows: NO_ROWS, read, written, ran: { changes, lastInsertRowid } };
       }
       if (format === 'FIRST_ROW' && statement.kind === 'read') {
         const row = prepared.get(...args) as RowValue[] | undefined;
@@ -880,10 +879,8 @@ export class Engine {
   }
 
   private meta(duration: number, before: CounterState, after: CounterState, outcome: Outcome, statement: Statement, changes: number): D1Meta {
-    const where = this.servedByRegion === undefined ? undefined : { served_by_region: this.servedByRegion, served_by_primary: this.servedByPrimary };
-    return {
+    const meta: D1Meta = {
       served_by: this.servedBy,
-      ...where,
       duration,
       changes,
       last_row_id: after.lastRowId,
@@ -896,6 +893,8 @@ export class Engine {
       rows_read: outcome.read,
       rows_written: outcome.written,
     };
+    if (this.servedByRegion === undefined) return meta;
+    return { served_by: meta.served_by, served_by_region: this.servedByRegion, served_by_primary: this.servedByPrimary, ...meta };
   }
 
   /** The database as a SQL dump, line by line (wrangler's export format). */

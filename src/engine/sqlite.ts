@@ -33,6 +33,18 @@ export function openSqlite(file: string | Buffer, options: SqliteOptions = {}): 
 
 interface CountingStatement {
   rowCounts(): [read: number, written: number];
+  runCounts(...args: unknown[]): CountedRun;
+}
+
+/** What a statement run with runCounted did: better-sqlite3's run() result, and the rows it read and wrote. */
+export type CountedRun = [changes: number, lastInsertRowid: number | bigint, read: number, written: number];
+
+/**
+ * Runs `statement` as better-sqlite3's run() does, and takes its row counts (see takeRowCounts)
+ * in the same native call.
+ */
+export function runCounted(statement: Database.Statement, args: unknown[]): CountedRun {
+  return (statement as unknown as CountingStatement).runCounts(...args);
 }
 
 /**
