@@ -11,7 +11,7 @@ import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
 import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
-import { runCounted, takeRowCounts } from './sqlite.ts';
+import { allCounted, type CountedRead, getCounted, runCounted, takeRowCounts } from './sqlite.ts';
 import { toSqliteParam } from './values.ts';
 import { gateKey, heldByOther, releaseGate, takeGate } from './write-gate.ts';
 
@@ -824,8 +824,8 @@ export class Engine {
    * of a write transaction after such commits (seen now or by an earlier read), their schema also
    * becomes the seal's reference.
    */
-  private sync(atTransactionStart = false): void {
-    const version = this.connection.dataVersion();
+  /** `version`: the data version, when the caller has just read it. */
+  private sync(atTransactionStart = false, version = this.connection.dataVersion()): void {
     if (version !== this.dataVersion) {
       // Read before anything is assigned: a deadline may interrupt any of these.
       const counters = this.connection.counters();
@@ -848,6 +848,7 @@ export class Engine {
     if (params.length !== statement.parameterCount) throw new D1Failure(Messages.wrongParameterCount);
     const args = sqliteArguments(statement, params);
     let rows: RowValue[][];
+    let counted: CountedRead<unknown>;
     try {
       if (SCHEMA_VERBS.has(statement.verb)) this.schemaEpoch++;
       if (!prepared.reader) {
@@ -855,16 +856,19 @@ export class Engine {
         return { columns: NO_COLUMNS, rows: NO_ROWS, read, written, ran: { changes, lastInsertRowid } };
       }
       if (format === 'FIRST_ROW' && statement.kind === 'read') {
-        const row = prepared.get(...args) as RowValue[] | undefined;
-        rows = row === undefined ? NO_ROWS : [row];
-      } else rows = prepared.all(...args) as RowValue[][];
+        counted = getCounted(prepared, args);
+        rows = counted[0] === undefined ? NO_ROWS : [counted[0] as RowValue[]];
+      } else {
+        counted = allCounted(prepared, args);
+        rows = counted[0] as RowValue[][];
+      }
     } catch (e) {
       // A failed run's counts must not add to the next run of the cached statement.
       takeRowCounts(prepared);
       throw new D1Failure(detailOf(e));
     }
-    const [read, written] = takeRowCounts(prepared);
-    if (statement.kind === 'read') this.sync();
+    const [, read, written, dataVersion] = counted;
+    if (statement.kind === 'read') this.sync(false, dataVersion);
     return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(prepared, rows), rows, read, written };
   }
 

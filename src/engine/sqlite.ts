@@ -34,6 +34,8 @@ export function openSqlite(file: string | Buffer, options: SqliteOptions = {}): 
 interface CountingStatement {
   rowCounts(): [read: number, written: number];
   runCounts(...args: unknown[]): CountedRun;
+  getCounts(...args: unknown[]): CountedRead<unknown>;
+  allCounts(...args: unknown[]): CountedRead<unknown[]>;
 }
 
 /** What a statement run with runCounted did: better-sqlite3's run() result, and the rows it read and wrote. */
@@ -45,6 +47,22 @@ export type CountedRun = [changes: number, lastInsertRowid: number | bigint, rea
  */
 export function runCounted(statement: Database.Statement, args: unknown[]): CountedRun {
   return (statement as unknown as CountingStatement).runCounts(...args);
+}
+
+/**
+ * What a statement read with getCounted or allCounted gave: its row (undefined when none) or rows,
+ * the rows it read and wrote, and its connection's data version after it (see dataVersionOf).
+ */
+export type CountedRead<T> = [result: T, read: number, written: number, dataVersion: number];
+
+/** better-sqlite3's get(), with the row counts and the data version in the same native call. */
+export function getCounted(statement: Database.Statement, args: unknown[]): CountedRead<unknown> {
+  return (statement as unknown as CountingStatement).getCounts(...args);
+}
+
+/** better-sqlite3's all(), with the row counts and the data version in the same native call. */
+export function allCounted(statement: Database.Statement, args: unknown[]): CountedRead<unknown[]> {
+  return (statement as unknown as CountingStatement).allCounts(...args);
 }
 
 /**
