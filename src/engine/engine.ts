@@ -822,9 +822,8 @@ export class Engine {
   /**
    * Picks up commits made by other connections (other handles, processes, the CLI). At the start
    * of a write transaction after such commits (seen now or by an earlier read), their schema also
-   * becomes the seal's reference.
+   * becomes the seal's reference. `version`: the data version, when the caller has just read it.
    */
-  /** `version`: the data version, when the caller has just read it. */
   private sync(atTransactionStart = false, version = this.connection.dataVersion()): void {
     if (version !== this.dataVersion) {
       // Read before anything is assigned: a deadline may interrupt any of these.
