@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { fileLockChanges } from './addon-file-lock.mjs';
 import { rawRowChanges } from './addon-raw-rows.mjs';
 import { inodeHashChanges } from './sqlite-inode-hash.mjs';
-import { shmResetChanges } from './sqlite-shm-reset.mjs';
 import { amalgamationChanges, applyChanges, bindingChanges } from './sqlite-row-counters.mjs';
+import { shmResetChanges } from './sqlite-shm-reset.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
