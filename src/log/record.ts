@@ -38,6 +38,15 @@ const PAGES_HEADER_BYTES = 12 + 24;
 
 export class CorruptRecord extends Error {}
 
+/**
+ * Encoding a record allocates no buffer that lives until a GC: the pages of a small record are laid
+ * out in one kept buffer, and its compressed bytes come from Buffer's shared pool (deflate's default
+ * output is a fresh 16 KiB buffer). Such per-commit buffers made most of a history's garbage: with
+ * the WAL reader's, a full mark-compact every ~0.2 s under steady writes.
+ */
+const SMALL_RECORD_BYTES = 256 * 1024;
+const pagesScratch = Buffer.allocUnsafeSlow(SMALL_RECORD_BYTES);
+
 export function encodeRecord(record: LogRecord): Buffer {
   if (record.kind === 'image') {
     const reason = Buffer.from(JSON.stringify(record.reason));
@@ -48,8 +57,11 @@ export function encodeRecord(record: LogRecord): Buffer {
     return body;
   }
   const numbers = [...record.images.keys()].filter((n) => n <= record.pages).sort((a, b) => a - b);
-  const pages = Buffer.concat(numbers.map((n) => record.images.get(n)!));
-  const packed = deflateRawSync(pages, { level: 1 });
+  const bytes = numbers.length * record.pageSize;
+  const small = bytes <= SMALL_RECORD_BYTES;
+  const pages = small ? pagesScratch.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
+  for (let i = 0; i < numbers.length; i++) record.images.get(numbers[i]!)!.copy(pages, i * record.pageSize);
+  const packed = deflateRawSync(pages, { level: 1, chunkSize: small ? 2048 : 64 * 1024 });
   const body = Buffer.alloc(COMMON_BYTES + PAGES_HEADER_BYTES + numbers.length * 4 + packed.length);
   writeCommon(body, KIND_PAGES, record);
   let at = COMMON_BYTES;

@@ -81,6 +81,8 @@ function parseHeader(header: Buffer): WalHeader | undefined {
 export class WalReader {
   private fd: number | undefined;
   position: WalPosition;
+  /** The first chunk of every read, kept: most reads find one commit of a few frames. */
+  private firstChunk: Buffer | undefined;
 
   constructor(
     private readonly walFile: string,
@@ -90,7 +92,8 @@ export class WalReader {
   }
 
   /**
-   * Every transaction committed since the last call, oldest first. The file is open only while
+   * Every transaction committed since the last call, oldest first; their page images are valid until
+   * the next call (the first chunk's buffer is read into again). The file is open only while
    * reading: an idle database holds no descriptor for it (a server keeps thousands open). SQLite
    * locks the database and its -shm, never the -wal, so closing this descriptor drops no lock.
    */
@@ -138,7 +141,12 @@ export class WalReader {
     for (;;) {
       const wanted = chunkFrames * frameBytes;
       // Not from Buffer's shared pool, so the checksum can view the bytes as aligned 32-bit words.
-      const bytes = Buffer.allocUnsafeSlow(wanted);
+      let bytes: Buffer;
+      if (at !== offset) bytes = Buffer.allocUnsafeSlow(wanted);
+      else {
+        if (this.firstChunk?.length !== wanted) this.firstChunk = Buffer.allocUnsafeSlow(wanted);
+        bytes = this.firstChunk;
+      }
       const got = readFully(fd, bytes, at);
       let valid = true;
       for (let f = 0; f + frameBytes <= got; f += frameBytes) {
