@@ -186,7 +186,7 @@ async function joinCluster(
 ): Promise<{ nc: NatsConnection; catalog: ClusterCatalog }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const nc = await connect({ servers: settings.servers, name: `dione ${settings.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000 });
+      const nc = await connect({ servers: settings.servers, name: `dione ${settings.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000, noAsyncTraces: true });
       try {
         const shared = await ClusterCatalog.start(nc, catalog, { replicas: settings.replicas, logger, onRemoved: (uuid) => onRemoved(uuid) });
         logger.info({ node: settings.node, nats: settings.servers }, 'joined the cluster');
