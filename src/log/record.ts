@@ -131,8 +131,16 @@ export function decodeRecord(body: Buffer): LogRecord {
   at += PAGES_HEADER_BYTES;
   const numbers: number[] = [];
   for (let i = 0; i < count; i++, at += 4) numbers.push(body.readUInt32LE(at));
-  const unpacked = inflateRawSync(body.subarray(at));
-  if (unpacked.length !== count * pageSize) throw new CorruptRecord(`log record ${seq} holds ${unpacked.length} bytes of pages, expected ${count * pageSize}`);
+  const expected = count * pageSize;
+  let unpacked: Buffer;
+  try {
+    // One buffer of the size the header promises (with a byte to spare, so zlib does not ask for
+    // another), and never more: a damaged or forged record cannot inflate to gigabytes.
+    unpacked = inflateRawSync(body.subarray(at), { chunkSize: expected + 1, maxOutputLength: Math.max(1, expected) });
+  } catch (e) {
+    throw new CorruptRecord(`log record ${seq}: its pages do not inflate to the ${expected} bytes its header says (${(e as Error).message})`);
+  }
+  if (unpacked.length !== expected) throw new CorruptRecord(`log record ${seq} holds ${unpacked.length} bytes of pages, expected ${expected}`);
   const images = new Map<number, Buffer>();
   for (let i = 0; i < count; i++) images.set(numbers[i]!, unpacked.subarray(i * pageSize, (i + 1) * pageSize));
   return { kind, seq, time, pageSize, pages, images, position };
