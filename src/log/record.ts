@@ -135,8 +135,8 @@ export function decodeRecord(body: Buffer): LogRecord {
   let unpacked: Buffer;
   try {
     // One buffer of the size the header promises (with a byte to spare, so zlib does not ask for
-    // another), and never more: a damaged or forged record cannot inflate to gigabytes.
-    unpacked = inflateRawSync(body.subarray(at), { chunkSize: expected + 1, maxOutputLength: Math.max(1, expected) });
+    // another; pieces past 64 MiB), and never more: a damaged or forged record cannot inflate to gigabytes.
+    unpacked = inflateRawSync(body.subarray(at), { chunkSize: Math.min(expected + 1, 64 * 1024 * 1024), maxOutputLength: Math.max(1, expected) });
   } catch (e) {
     throw new CorruptRecord(`log record ${seq}: its pages do not inflate to the ${expected} bytes its header says (${(e as Error).message})`);
   }
