@@ -594,7 +594,10 @@ describe('retention', () => {
     let executor: LoggedExecutor | undefined = new LoggedExecutor(file, {}, options);
     const ld = executor.database;
     const db = new D1Database(executor);
-    const segments = () => readdirSync(path.join(historyDir, 'segments')).sort();
+    const segments = () =>
+      readdirSync(path.join(historyDir, 'segments'))
+        .filter((n) => n.endsWith('.log'))
+        .sort();
     const snapshotFiles = () => readdirSync(path.join(historyDir, 'snapshots')).sort();
     try {
       clock.tick(1000);
@@ -636,6 +639,8 @@ describe('retention', () => {
       assert.deepEqual(snapshotFiles().slice(0, 1), startFiles.snapshots.slice(1), `the first snapshot is gone, the window's base is first: ${snapshotFiles().join(', ')}`);
       assert.equal(snapshotFiles().length, 2, `the base and the daily snapshot: ${snapshotFiles().join(', ')}`);
       assert.deepEqual(segments(), startFiles.segments.slice(1), 'the first log segment is gone');
+      const indexes = readdirSync(path.join(historyDir, 'segments')).filter((n) => n.endsWith('.idx'));
+      assert.deepEqual(indexes, [], 'the index of the sealed segment went with it (the other segment takes appends: none)');
       const bytesAfter = bytesUnder(historyDir);
       assert.ok(bytesAfter < bytesBefore - 50 * 1024 * 1024, `the history shrank on disk: ${bytesBefore} -> ${bytesAfter} bytes`);
 

@@ -2,6 +2,7 @@
 // files, under one directory:
 //   tag                         32 hex naming the history
 //   segments/<first seq>.log    records, each framed as length, CRC-32, body
+//   segments/<first seq>.idx    a sealed segment's index (segment-index.ts): read on opening instead of the segment
 //   snapshots/<seq>-<time>.sqlite
 import { randomBytes } from 'node:crypto';
 import {
@@ -20,11 +21,12 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { copyFileDurably, listDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
+import { decodeSegmentIndex, encodeSegmentIndex, indexFileOf, type SegmentIndexView } from './segment-index.ts';
 import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
 
-/** A new segment is started once the current one holds this much. */
+/** A new segment is started once the current one holds this much (default; FileLogOptions.segmentBytes). */
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 /**
  * The active segment is extended with zeros ahead of the records: syncing data written over
@@ -145,6 +147,14 @@ export interface FileLogOptions {
   sync?: boolean;
   /** Keep the encoded bodies of appended records until takeAppended() (a cluster primary ships them as they are). */
   keepAppended?: boolean;
+  /** A new segment is started once the current one holds this much (default 64 MiB). */
+  segmentBytes?: number;
+  /**
+   * The opener holds the history's lock (the writer): it indexes sealed segments found without an
+   * index (a history written before indexes) and removes what a crash left half-written. Readers
+   * of another's log use indexes but write nothing.
+   */
+  owner?: boolean;
 }
 
 /** A record as appended: its sequence and its encoded body. */
@@ -167,6 +177,7 @@ function readTag(file: string, tag: string | undefined): string {
 export class FileLogStore implements LogStore {
   readonly tag: string;
   private readonly sync: boolean;
+  private readonly segmentBytes: number;
   private appended: AppendedRecord[] | undefined;
   private readonly segmentsDir: string;
   private readonly entries: Entry[] = [];
@@ -195,6 +206,7 @@ export class FileLogStore implements LogStore {
     options: FileLogOptions = {},
   ) {
     this.sync = options.sync ?? true;
+    this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES;
     this.appended = options.keepAppended ? [] : undefined;
     this.segmentsDir = path.join(dir, 'segments');
     const listed = listDirectory(this.segmentsDir);
@@ -202,12 +214,81 @@ export class FileLogStore implements LogStore {
     const names = listed
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))
       .sort();
+    if (options.owner) for (const name of listed) if (name.includes('.idx.tmp-')) rmSync(path.join(this.segmentsDir, name), { force: true });
     names.forEach((name, i) => {
       const segment = { file: path.join(this.segmentsDir, name), first: Number.parseInt(name.slice(0, 16), 16), bytes: 0, allocated: 0 };
       this.segments.push(segment);
-      this.scan(segment, i === names.length - 1);
+      const last = i === names.length - 1;
+      // The last segment takes appends: it has no index (one left by a crash while sealing it is stale).
+      if (last) {
+        if (options.owner) rmSync(indexFileOf(segment.file), { force: true });
+        this.scan(segment, true);
+      } else if (!this.loadIndex(segment)) {
+        const unreadable = this.unreadable.length;
+        const from = this.entries.length;
+        this.scan(segment, false);
+        if (options.owner && this.unreadable.length === unreadable) this.tryWriteIndex(segment, from);
+      }
     });
     this.markDurable();
+  }
+
+  /**
+   * Takes a sealed segment's records from its index (segment-index.ts) when the index is whole,
+   * not older than the segment, and agrees with it: records back to back from the start to the
+   * end of the segment, each continuing the history. False: the segment is to be read instead.
+   */
+  private loadIndex(segment: Segment): boolean {
+    let index: SegmentIndexView | undefined;
+    let size: number;
+    try {
+      const indexFile = indexFileOf(segment.file);
+      const segmentStat = statSync(segment.file);
+      const indexStat = statSync(indexFile);
+      if (indexStat.mtimeMs < segmentStat.mtimeMs) return false;
+      size = segmentStat.size;
+      index = decodeSegmentIndex(readFileSync(indexFile), size);
+    } catch {
+      return false;
+    }
+    if (!index || index.count === 0) return false;
+    const previous = this.entries.at(-1);
+    let seq = previous?.seq ?? Number.NEGATIVE_INFINITY;
+    let time = previous?.time ?? Number.NEGATIVE_INFINITY;
+    let end = 0;
+    for (let i = 0; i < index.count; i++) {
+      const next = index.seq(i);
+      const at = index.time(i);
+      const length = index.length(i);
+      if (index.offset(i) !== end || !Number.isSafeInteger(next) || next <= seq || !(at >= time) || length < SUMMARY_BYTES) return false;
+      end += FRAME_HEAD_BYTES + length;
+      seq = next;
+      time = at;
+    }
+    if (end !== size) return false;
+    for (let i = 0; i < index.count; i++) {
+      this.entries.push({ kind: index.kind(i), seq: index.seq(i), time: index.time(i), pageBytes: index.pageBytes(i), segment, offset: index.offset(i), length: index.length(i) });
+    }
+    segment.bytes = size;
+    segment.allocated = size;
+    this.totalBytes += size;
+    return true;
+  }
+
+  /**
+   * Writes the index of a sealed segment whose records are entries[from…] and that ends at its last
+   * record (a segment with damage or anything after its records gets none: it is read on opening).
+   */
+  private tryWriteIndex(segment: Segment, from: number): void {
+    if (this.unreadable.some((u) => u.file === segment.file)) return;
+    const records = this.entries.slice(from).filter((e) => e.segment === segment);
+    const last = records.at(-1);
+    if (!last || last.offset + FRAME_HEAD_BYTES + last.length !== segment.bytes || segment.allocated !== segment.bytes) return;
+    try {
+      writeFileDurably(indexFileOf(segment.file), encodeSegmentIndex(records, segment.bytes));
+    } catch {
+      // A full disk: only opening is slower without the index (the segment is read then).
+    }
   }
 
   /**
@@ -363,7 +444,7 @@ export class FileLogStore implements LogStore {
     }
     if (this.cutPending) this.rollback();
     let segment = this.segments.at(-1);
-    if (!segment || segment.bytes >= SEGMENT_BYTES) segment = this.startSegment(record.seq);
+    if (!segment || segment.bytes >= this.segmentBytes) segment = this.startSegment(record.seq);
     if (this.fd === undefined) this.fd = openSync(segment.file, 'r+');
     const body = encodeRecord(record);
     const bytes = frame(body);
@@ -406,6 +487,7 @@ export class FileLogStore implements LogStore {
       this.dirty = true;
     }
     this.flush();
+    if (sealed) this.tryWriteIndex(sealed, this.indexOf(sealed.first));
     const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0, allocated: 0 };
     closeSync(openSync(segment.file, 'w'));
     syncDirectory(this.segmentsDir);
@@ -457,6 +539,7 @@ export class FileLogStore implements LogStore {
     if (this.appended) this.appended = this.appended.filter((a) => a.seq <= kept);
     this.cutPending = true;
     // Segments started since the last flush hold nothing durable.
+    let reopened = false;
     while (this.segments.length > this.durable.segments) {
       const gone = this.segments.pop()!;
       if (this.fd !== undefined) closeSync(this.fd);
@@ -464,8 +547,11 @@ export class FileLogStore implements LogStore {
       rmSync(gone.file, { force: true });
       syncDirectory(this.segmentsDir);
       this.totalBytes -= gone.bytes;
+      reopened = true;
     }
     const segment = this.segments.at(-1);
+    // A segment sealed since takes appends again: its index would be stale.
+    if (segment && reopened) rmSync(indexFileOf(segment.file), { force: true });
     if (segment) {
       const end = this.durable.bytes;
       const fd = this.fd ?? openSync(segment.file, 'r+');
@@ -573,6 +659,7 @@ export class FileLogStore implements LogStore {
     while (this.segments.length > 1 && this.segments[1]!.first <= seq + 1) {
       const gone = this.segments.shift()!;
       rmSync(gone.file, { force: true });
+      rmSync(indexFileOf(gone.file), { force: true });
       this.totalBytes -= gone.bytes;
       let n = 0;
       while (n < this.entries.length && this.entries[n]!.segment === gone) n++;

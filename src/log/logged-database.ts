@@ -60,6 +60,8 @@ export interface HistoryOptions {
   syncLog?: boolean;
   /** Keep the encoded bodies of appended records for log.takeAppended() (a cluster primary ships them as they are). */
   keepAppended?: boolean;
+  /** The log starts a new segment file once the current one holds this much (default 64 MiB). */
+  segmentBytes?: number;
 }
 
 /**
@@ -141,7 +143,7 @@ export class LoggedDatabase {
     let wal: WalReader | undefined;
     let engine: Engine | undefined;
     try {
-      this.log = log = new FileLogStore(this.dir, options.tag, { sync: options.syncLog ?? true, keepAppended: options.keepAppended });
+      this.log = log = new FileLogStore(this.dir, options.tag, { sync: options.syncLog ?? true, keepAppended: options.keepAppended, segmentBytes: options.segmentBytes, owner: true });
       this.snapshots = new DirectorySnapshots(this.dir);
       this.tag = this.log.tag;
       if (this.snapshots.list().length === 0) this.start();
