@@ -1,9 +1,9 @@
 // Sealed log segments carry an index (src/log/segment-index.ts): opening a history reads the
 // indexes of its sealed segments instead of the segments themselves, and everything the history
 // answers stays exact. An index is trusted only while it matches its segment: a segment changed
-// after its index (newer time), or an index that is cut short or belongs to another size, is read
-// past (the segment is scanned, damage found there is reported on opening, and the writer writes
-// the index again). Damage that leaves a sealed segment's time alone is found when the damaged
+// after its index (newer time), or an index that is cut short or names records the segment does
+// not hold, is read past (the segment is scanned, damage found there is reported on opening, and the
+// writer writes the index again). Damage that leaves a sealed segment's time alone is found when the damaged
 // record is read. A sealed segment that takes appends again (a failed write's rollback) loses its
 // index; the segment that takes appends never has one.
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { LoggedExecutor } from '../src/log/executor.ts';
 import { FileLogStore } from '../src/log/file-store.ts';
 import type { PagesRecord } from '../src/log/record.ts';
 import { setHistoryReporter } from '../src/log/report.ts';
+import { decodeSegmentIndex, encodeSegmentIndex } from '../src/log/segment-index.ts';
 import { NO_POSITION } from '../src/log/wal.ts';
 import { tempDir } from './helpers/binding.ts';
 
@@ -158,9 +159,20 @@ test('a broken, foreign or missing index is not trusted, and the writer writes i
   const indexes = listing(historyDir, '.idx').map((n) => path.join(historyDir, 'segments', n));
   assert.ok(indexes.length >= 3);
   const good = indexes.map((f) => readFileSync(f));
-  // Cut short; from another segment (sizes differ); gone (a history from before indexes).
+  // Cut short; whole (CRC and all) and of the segment's shape, but naming other records (as an index
+  // of another segment that happens to have the same size would); gone (a history from before indexes).
   writeFileSync(indexes[0]!, good[0]!.subarray(0, good[0]!.length - 10));
-  writeFileSync(indexes[1]!, good[2]!);
+  const size = statSync(indexes[1]!.replace(/\.idx$/, '.log')).size;
+  const own = decodeSegmentIndex(good[1]!, size)!;
+  const renumbered = Array.from({ length: own.count }, (_, i) => ({
+    kind: own.kind(i),
+    seq: own.seq(i) + 1000,
+    time: own.time(i),
+    pageBytes: own.pageBytes(i),
+    offset: own.offset(i),
+    length: own.length(i),
+  }));
+  writeFileSync(indexes[1]!, encodeSegmentIndex(renumbered, size));
   rmSync(indexes[2]!);
 
   executor = new LoggedExecutor(file, {}, options);

@@ -107,6 +107,24 @@ function allZero(fd: number, from: number, to: number): boolean {
 
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
+/** Whether a segment file holds the records `which` of its index where the index says (each frame's length and sequence). */
+function framesAsIndexed(file: string, index: SegmentIndexView, which: number[]): boolean {
+  const head = Buffer.alloc(FRAME_HEAD_BYTES + 9);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    for (const i of which) {
+      if (readFully(fd, head, index.offset(i)) < head.length) return false;
+      if (head.readUInt32LE(0) !== index.length(i) || head.readDoubleLE(FRAME_HEAD_BYTES + 1) !== index.seq(i)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** How much of a segment opening reads at a time. */
 const WINDOW_BYTES = 1024 * 1024;
 
@@ -221,7 +239,7 @@ export class FileLogStore implements LogStore {
       const last = i === names.length - 1;
       // The last segment takes appends: it has no index (one left by a crash while sealing it is stale).
       if (last) {
-        if (options.owner) rmSync(indexFileOf(segment.file), { force: true });
+        if (options.owner && listed.includes(path.basename(indexFileOf(segment.file)))) rmSync(indexFileOf(segment.file), { force: true });
         this.scan(segment, true);
       } else if (!this.loadIndex(segment)) {
         const unreadable = this.unreadable.length;
@@ -236,7 +254,8 @@ export class FileLogStore implements LogStore {
   /**
    * Takes a sealed segment's records from its index (segment-index.ts) when the index is whole,
    * not older than the segment, and agrees with it: records back to back from the start to the
-   * end of the segment, each continuing the history. False: the segment is to be read instead.
+   * end of the segment, each continuing the history, the first numbered as the segment is named,
+   * the first and last framed in the segment as indexed. False: the segment is to be read instead.
    */
   private loadIndex(segment: Segment): boolean {
     let index: SegmentIndexView | undefined;
@@ -265,7 +284,7 @@ export class FileLogStore implements LogStore {
       seq = next;
       time = at;
     }
-    if (end !== size) return false;
+    if (end !== size || index.seq(0) !== segment.first || !framesAsIndexed(segment.file, index, [0, index.count - 1])) return false;
     for (let i = 0; i < index.count; i++) {
       this.entries.push({ kind: index.kind(i), seq: index.seq(i), time: index.time(i), pageBytes: index.pageBytes(i), segment, offset: index.offset(i), length: index.length(i) });
     }

@@ -2,8 +2,9 @@
 // segment is sealed (no record is appended to it any more). It holds every record's summary and
 // place, so opening the log reads ~37 bytes per record of a sealed segment instead of the records
 // themselves (a 64 MiB segment of small commits: ~2 MiB). It is trusted only for the segment it was
-// written for: the same size, not modified after it, and its own CRC intact; otherwise the segment
-// is read as before. Damage a sealed segment takes later without its time changing (the disk's, not
+// written for: its own CRC intact, the segment not modified after it, of the same size, tiled exactly
+// by the records it lists, the first and last of them framed there as listed (file-store.ts checks);
+// otherwise the segment is read as before. Damage a sealed segment takes later without its time changing (the disk's, not
 // a writer's) is found when the damaged record is read (each read checks the record's CRC).
 import { crc32 } from 'node:zlib';
 import type { RecordSummary } from './record.ts';
