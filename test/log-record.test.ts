@@ -47,6 +47,10 @@ test('records decode to what was encoded, each body its own even when encoded on
   const large = pagesRecord(3, Array.from({ length: 100 }, (_, i) => i + 1));
   const bodies = [small, another, large, pagesRecord(4, [1])].map((r) => ({ record: r, body: encodeRecord(r) }));
   for (const { record, body } of bodies) assertSame(decodeRecord(body), record);
+  // No page at or below the database's size: a record of none (the database shrank to nothing new).
+  const none: PagesRecord = { ...pagesRecord(5, [9]), pages: 3 };
+  const decoded = decodeRecord(encodeRecord(none));
+  assert.equal(decoded.kind === 'pages' && decoded.images.size, 0);
 });
 
 /** A pages record's bytes as encodeRecord lays them out, with any compressed bytes. */

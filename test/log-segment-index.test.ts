@@ -8,7 +8,7 @@
 // index; the segment that takes appends never has one.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { D1Database, HistoryError } from '../src/index.ts';
@@ -229,6 +229,37 @@ test('a sealed segment that takes appends again after a rollback loses its index
       [...store.read(0, 10)].map((r) => r.seq),
       [1, 2, 3, 4],
     );
+  } finally {
+    store.close();
+  }
+});
+
+test('the last record of an indexed segment before an empty last one is checked whole: damaged, the log opens at the record before', () => {
+  const dir = path.join(tempDir(), 'history');
+  // Two records per segment.
+  let store = new FileLogStore(dir, undefined, { segmentBytes: 5000, owner: true });
+  store.append(record(1), 0);
+  store.append(record(2), 1);
+  store.flush();
+  store.append(record(3), 2);
+  store.flush();
+  store.close();
+  const [first, second] = listing(dir, '.log').map((n) => path.join(dir, 'segments', n));
+  assert.ok(existsSync(first!.replace(/\.log$/, '.idx')));
+  // A crash right after the second segment was started: its first record never became durable.
+  truncateSync(second!, 0);
+  // The disk damages the last record of the first segment (its time unchanged).
+  damage(first!, 2, true);
+  // An index whose segment is gone (compaction crashed between the two removals) is removed too.
+  const orphan = path.join(dir, 'segments', '00000000000000ff.idx');
+  writeFileSync(orphan, 'left behind');
+
+  store = new FileLogStore(dir, undefined, { segmentBytes: 5000, owner: true });
+  try {
+    assert.equal(store.last()?.seq, 1, 'the damaged record is not taken from the index');
+    assert.deepEqual(store.lastPosition(), NO_POSITION);
+    assert.equal(store.gaps().length, 0);
+    assert.ok(!existsSync(orphan));
   } finally {
     store.close();
   }

@@ -107,15 +107,23 @@ function allZero(fd: number, from: number, to: number): boolean {
 
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
-/** Whether a segment file holds the records `which` of its index where the index says (each frame's length and sequence). */
-function framesAsIndexed(file: string, index: SegmentIndexView, which: number[]): boolean {
+/**
+ * Whether a segment file holds the first and last records of its index where the index says (each
+ * frame's length and sequence), and, with `checkLast`, the last one intact (its CRC).
+ */
+function framesAsIndexed(file: string, index: SegmentIndexView, checkLast: boolean): boolean {
   const head = Buffer.alloc(FRAME_HEAD_BYTES + 9);
+  const last = index.count - 1;
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
-    for (const i of which) {
+    for (const i of [0, last]) {
       if (readFully(fd, head, index.offset(i)) < head.length) return false;
       if (head.readUInt32LE(0) !== index.length(i) || head.readDoubleLE(FRAME_HEAD_BYTES + 1) !== index.seq(i)) return false;
+    }
+    if (checkLast) {
+      const body = Buffer.alloc(index.length(last));
+      if (readFully(fd, body, index.offset(last) + FRAME_HEAD_BYTES) < body.length || !checkFrame(body, head.readUInt32LE(4))) return false;
     }
     return true;
   } catch {
@@ -232,7 +240,13 @@ export class FileLogStore implements LogStore {
     const names = listed
       .filter((n) => /^[0-9a-f]{16}\.log$/.test(n))
       .sort();
-    if (options.owner) for (const name of listed) if (name.includes('.idx.tmp-')) rmSync(path.join(this.segmentsDir, name), { force: true });
+    if (options.owner) {
+      // What a crash left: an index half written, or the index of a segment compaction removed.
+      for (const name of listed) {
+        const orphan = name.endsWith('.idx') && !names.includes(name.replace(/\.idx$/, '.log'));
+        if (name.includes('.idx.tmp-') || orphan) rmSync(path.join(this.segmentsDir, name), { force: true });
+      }
+    }
     names.forEach((name, i) => {
       const segment = { file: path.join(this.segmentsDir, name), first: Number.parseInt(name.slice(0, 16), 16), bytes: 0, allocated: 0 };
       this.segments.push(segment);
@@ -241,7 +255,7 @@ export class FileLogStore implements LogStore {
       if (last) {
         if (options.owner && listed.includes(path.basename(indexFileOf(segment.file)))) rmSync(indexFileOf(segment.file), { force: true });
         this.scan(segment, true);
-      } else if (!this.loadIndex(segment)) {
+      } else if (!this.loadIndex(segment, i === names.length - 2)) {
         const unreadable = this.unreadable.length;
         const from = this.entries.length;
         this.scan(segment, false);
@@ -254,10 +268,12 @@ export class FileLogStore implements LogStore {
   /**
    * Takes a sealed segment's records from its index (segment-index.ts) when the index is whole,
    * not older than the segment, and agrees with it: records back to back from the start to the
-   * end of the segment, each continuing the history, the first numbered as the segment is named,
-   * the first and last framed in the segment as indexed. False: the segment is to be read instead.
+   * end of the segment, each continuing the history, the first and last framed in the segment as
+   * indexed. `checkLast`: the last record's CRC is checked too (the segment before the last one: when
+   * the last is empty, its last record is where WAL capture resumes). False: the segment is to be
+   * read instead.
    */
-  private loadIndex(segment: Segment): boolean {
+  private loadIndex(segment: Segment, checkLast: boolean): boolean {
     let index: SegmentIndexView | undefined;
     let size: number;
     try {
@@ -284,7 +300,7 @@ export class FileLogStore implements LogStore {
       seq = next;
       time = at;
     }
-    if (end !== size || index.seq(0) !== segment.first || !framesAsIndexed(segment.file, index, [0, index.count - 1])) return false;
+    if (end !== size || !framesAsIndexed(segment.file, index, checkLast)) return false;
     for (let i = 0; i < index.count; i++) {
       this.entries.push({ kind: index.kind(i), seq: index.seq(i), time: index.time(i), pageBytes: index.pageBytes(i), segment, offset: index.offset(i), length: index.length(i) });
     }
@@ -677,8 +693,9 @@ export class FileLogStore implements LogStore {
     // A segment goes once the next one starts at or before seq + 1: all its records are covered.
     while (this.segments.length > 1 && this.segments[1]!.first <= seq + 1) {
       const gone = this.segments.shift()!;
-      rmSync(gone.file, { force: true });
+      // The index first: a crash in between leaves a segment without one (read on opening), not an index without its segment.
       rmSync(indexFileOf(gone.file), { force: true });
+      rmSync(gone.file, { force: true });
       this.totalBytes -= gone.bytes;
       let n = 0;
       while (n < this.entries.length && this.entries[n]!.segment === gone) n++;

@@ -136,7 +136,7 @@ export function decodeRecord(body: Buffer): LogRecord {
   try {
     // One buffer of the size the header promises (with a byte to spare, so zlib does not ask for
     // another; pieces past 64 MiB), and never more: a damaged or forged record cannot inflate to gigabytes.
-    unpacked = inflateRawSync(body.subarray(at), { chunkSize: Math.min(expected + 1, 64 * 1024 * 1024), maxOutputLength: Math.max(1, expected) });
+    unpacked = inflateRawSync(body.subarray(at), { chunkSize: Math.max(64, Math.min(expected + 1, 64 * 1024 * 1024)), maxOutputLength: Math.max(1, expected) });
   } catch (e) {
     throw new CorruptRecord(`log record ${seq}: its pages do not inflate to the ${expected} bytes its header says (${(e as Error).message})`);
   }

@@ -4,8 +4,9 @@
 // themselves (a 64 MiB segment of small commits: ~2 MiB). It is trusted only for the segment it was
 // written for: its own CRC intact, the segment not modified after it, of the same size, tiled exactly
 // by the records it lists, the first and last of them framed there as listed (file-store.ts checks);
-// otherwise the segment is read as before. Damage a sealed segment takes later without its time changing (the disk's, not
-// a writer's) is found when the damaged record is read (each read checks the record's CRC).
+// otherwise the segment is read as before. Damage a sealed segment takes later without its time
+// changing (the disk's, not a writer's) is found when the damaged record is read (each read checks
+// the record's CRC), not on opening.
 import { crc32 } from 'node:zlib';
 import type { RecordSummary } from './record.ts';
 
