@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { connect } from '../src/client.ts';
+import type { Slots } from '../src/server/host/slots.ts';
 import type { D1Database } from '../src/index.ts';
 import { poll, RUNAWAY_SQL, sleep, TIMEOUT_MESSAGE } from './helpers/server-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -371,13 +372,16 @@ describe('a database moving after its worker took a call', () => {
     // stuck in the runaway.
     const imported = pool.call(x, { op: 'import', file: sql });
     const runaway = pool.execute(r, { queries: [{ sql: RUNAWAY_SQL, params: [] }] }, false);
-    // This thread is the pool's: held past the stall threshold (once the messages left), the pool
-    // sees the stuck worker before it reads the import's answer, so taken-x moves (to an extra
-    // worker) with the import still waiting on the old worker, which had already run it.
+    // This thread is the pool's: held (once the messages left) until the worker's current task has
+    // run well past the stall threshold — the runaway, after the import — the pool sees the stuck
+    // worker before it reads the import's answer, so taken-x moves (to an extra worker) with the
+    // import still waiting on the old worker, which had already run it. The worker's busy clock is
+    // read from the pool's shared table: a fixed hold was too short on a loaded machine.
+    const slots = (pool as unknown as { slots: Slots }).slots;
     await new Promise<void>((resolve) =>
       setImmediate(() => {
-        const end = Date.now() + 600;
-        while (Date.now() < end) {
+        const end = Date.now() + 5000;
+        while (Date.now() < end && slots.busyFor(0) < 300) {
           // busy: the event loop does not turn
         }
         resolve();
