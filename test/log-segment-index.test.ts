@@ -54,6 +54,30 @@ function damage(segment: string, seq: number, keepTime: boolean): void {
   if (keepTime) utimesSync(segment, atime, new Date(mtimeMs - 1000));
 }
 
+/**
+ * A database whose history holds `count` one-row commits, a second apart, over small segments
+ * (closed); `openIt` opens it again with its history. Answers each row's bookmark.
+ */
+async function writtenHistory(name: string, count: number) {
+  let now = Date.parse('2026-05-01T00:00:00.000Z');
+  const options = { clock: () => now, segmentBytes: SEGMENT_BYTES };
+  const file = path.join(tempDir(), `${name}.sqlite`);
+  const openIt = () => {
+    const executor = new LoggedExecutor(file, {}, options);
+    return { executor, db: new D1Database(executor) };
+  };
+  const { executor, db } = openIt();
+  await db.exec('CREATE TABLE t (v INTEGER, pad BLOB)');
+  const bookmarks: string[] = [];
+  for (let v = 1; v <= count; v++) {
+    now += 1000;
+    await db.prepare('INSERT INTO t VALUES (?, randomblob(600))').bind(v).run();
+    bookmarks[v] = executor.database.bookmark;
+  }
+  await db.close();
+  return { historyDir: `${file}-history`, openIt, bookmarks };
+}
+
 async function rows(db: D1Database): Promise<number[]> {
   return (await db.prepare('SELECT v FROM t ORDER BY v').raw<[number]>()).map(([v]) => v);
 }
@@ -62,24 +86,7 @@ test('sealed segments are indexed; reopening reads the indexes and Time Travel s
   const reports: string[] = [];
   setHistoryReporter((level, message) => reports.push(`${level}: ${message}`));
   t.after(() => setHistoryReporter((level, message) => process.stderr.write(`dione: ${level}: ${message}\n`)));
-  let now = Date.parse('2026-05-01T00:00:00.000Z');
-  const options = { clock: () => now, segmentBytes: SEGMENT_BYTES };
-  const file = path.join(tempDir(), 'indexed.sqlite');
-  const historyDir = `${file}-history`;
-  const openIt = () => {
-    const executor = new LoggedExecutor(file, {}, options);
-    return { executor, db: new D1Database(executor) };
-  };
-
-  let { executor, db } = openIt();
-  await db.exec('CREATE TABLE t (v INTEGER, pad BLOB)');
-  const bookmarks: string[] = [];
-  for (let v = 1; v <= 120; v++) {
-    now += 1000;
-    await db.prepare('INSERT INTO t VALUES (?, randomblob(600))').bind(v).run();
-    bookmarks[v] = executor.database.bookmark;
-  }
-  await db.close();
+  const { historyDir, openIt, bookmarks } = await writtenHistory('indexed', 120);
   const seqOf = (v: number) => Number.parseInt(bookmarks[v]!.slice(9, 17), 16);
 
   const segments = listing(historyDir, '.log');
@@ -104,7 +111,7 @@ test('sealed segments are indexed; reopening reads the indexes and Time Travel s
   // 1. Damage the disk leaves without changing the time: opening trusts the index and reports
   //    nothing; restoring a point whose rebuild reads the damaged record says it is damaged.
   damage(middle, seqOf(v), true);
-  ({ executor, db } = openIt());
+  let { executor, db } = openIt();
   try {
     assert.equal(reports.length, 0, `opening read the index, not the segment: ${JSON.stringify(reports)}`);
     assert.deepEqual(await rows(db), Array.from({ length: 120 }, (_, i) => i + 1));
@@ -142,20 +149,7 @@ test('sealed segments are indexed; reopening reads the indexes and Time Travel s
 });
 
 test('a broken, foreign or missing index is not trusted, and the writer writes it again', async () => {
-  let now = Date.parse('2026-05-02T00:00:00.000Z');
-  const options = { clock: () => now, segmentBytes: SEGMENT_BYTES };
-  const file = path.join(tempDir(), 'reindexed.sqlite');
-  const historyDir = `${file}-history`;
-  let executor = new LoggedExecutor(file, {}, options);
-  let db = new D1Database(executor);
-  await db.exec('CREATE TABLE t (v INTEGER, pad BLOB)');
-  const bookmarks: string[] = [];
-  for (let v = 1; v <= 60; v++) {
-    now += 1000;
-    await db.prepare('INSERT INTO t VALUES (?, randomblob(600))').bind(v).run();
-    bookmarks[v] = executor.database.bookmark;
-  }
-  await db.close();
+  const { historyDir, openIt, bookmarks } = await writtenHistory('reindexed', 60);
   const indexes = listing(historyDir, '.idx').map((n) => path.join(historyDir, 'segments', n));
   assert.ok(indexes.length >= 3);
   const good = indexes.map((f) => readFileSync(f));
@@ -175,8 +169,7 @@ test('a broken, foreign or missing index is not trusted, and the writer writes i
   writeFileSync(indexes[1]!, encodeSegmentIndex(renumbered, size));
   rmSync(indexes[2]!);
 
-  executor = new LoggedExecutor(file, {}, options);
-  db = new D1Database(executor);
+  const { executor, db } = openIt();
   try {
     for (const v of [2, 10, 25, 40, 60]) {
       await executor.database.restore({ bookmark: bookmarks[v]! });
