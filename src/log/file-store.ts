@@ -23,6 +23,7 @@ import path from 'node:path';
 import { copyFileDurably, listDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
 import { decodeSegmentIndex, encodeSegmentIndex, indexFileOf, type SegmentIndexView } from './segment-index.ts';
 import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
+import { type Entry, EntryTable, type Segment, summaryOf } from './entry-table.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
 
@@ -40,12 +41,6 @@ const PREALLOCATE_MAX_BYTES = 4 * 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
 /** After the disk had no room for the zeros ahead, records are written without them this long. */
 const PREALLOCATE_RETRY_MS = 10_000;
-
-interface Entry extends RecordSummary {
-  segment: Segment;
-  offset: number;
-  length: number;
-}
 
 /** Bytes of a segment file that hold no readable record, found while opening the log. */
 export interface UnreadableRange {
@@ -67,16 +62,6 @@ export interface LogGap {
   /** Where the missing records were: unreadable byte ranges (none when a whole segment file is missing). */
   unreadable: UnreadableRange[];
 }
-
-interface Segment {
-  file: string;
-  first: number;
-  bytes: number;
-  /** The file's size, zeros past `bytes` included. */
-  allocated: number;
-}
-
-const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
 
 const ZERO_CHUNK = Buffer.alloc(64 * 1024);
 
@@ -104,6 +89,16 @@ function allZero(fd: number, from: number, to: number): boolean {
   }
   return true;
 }
+
+const entryOf = (index: SegmentIndexView, i: number, segment: Segment): Entry => ({
+  kind: index.kind(i),
+  seq: index.seq(i),
+  time: index.time(i),
+  pageBytes: index.pageBytes(i),
+  segment,
+  offset: index.offset(i),
+  length: index.length(i),
+});
 
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
@@ -206,7 +201,7 @@ export class FileLogStore implements LogStore {
   private readonly segmentBytes: number;
   private appended: AppendedRecord[] | undefined;
   private readonly segmentsDir: string;
-  private readonly entries: Entry[] = [];
+  private readonly entries = new EntryTable();
   private segments: Segment[] = [];
   private fd: number | undefined;
   private dirty = false;
@@ -257,9 +252,8 @@ export class FileLogStore implements LogStore {
         this.scan(segment, true);
       } else if (!this.loadIndex(segment, i === names.length - 2)) {
         const unreadable = this.unreadable.length;
-        const from = this.entries.length;
         this.scan(segment, false);
-        if (options.owner && this.unreadable.length === unreadable) this.tryWriteIndex(segment, from);
+        if (options.owner && this.unreadable.length === unreadable) this.tryWriteIndex(segment);
       }
     });
     this.markDurable();
@@ -287,7 +281,7 @@ export class FileLogStore implements LogStore {
       return false;
     }
     if (!index || index.count === 0) return false;
-    const previous = this.entries.at(-1);
+    const previous = this.entries.last();
     let seq = previous?.seq ?? Number.NEGATIVE_INFINITY;
     let time = previous?.time ?? Number.NEGATIVE_INFINITY;
     let end = 0;
@@ -301,9 +295,8 @@ export class FileLogStore implements LogStore {
       time = at;
     }
     if (end !== size || !framesAsIndexed(segment.file, index, checkLast)) return false;
-    for (let i = 0; i < index.count; i++) {
-      this.entries.push({ kind: index.kind(i), seq: index.seq(i), time: index.time(i), pageBytes: index.pageBytes(i), segment, offset: index.offset(i), length: index.length(i) });
-    }
+    const listed = index;
+    this.entries.pushIndexed(segment, listed.count, (i) => entryOf(listed, i, segment), () => this.readBack(segment));
     segment.bytes = size;
     segment.allocated = size;
     this.totalBytes += size;
@@ -311,19 +304,63 @@ export class FileLogStore implements LogStore {
   }
 
   /**
-   * Writes the index of a sealed segment whose records are entries[from…] and that ends at its last
-   * record (a segment with damage or anything after its records gets none: it is read on opening).
+   * Writes the index of a sealed segment that ends at its last record (a segment with damage or
+   * anything after its records gets none: it is read on opening); from then on its entries can be
+   * let go from memory and read back from the index.
    */
-  private tryWriteIndex(segment: Segment, from: number): void {
+  private tryWriteIndex(segment: Segment): void {
     if (this.unreadable.some((u) => u.file === segment.file)) return;
-    const records = this.entries.slice(from).filter((e) => e.segment === segment);
+    const records = this.entries.entriesOf(segment);
     const last = records.at(-1);
     if (!last || last.offset + FRAME_HEAD_BYTES + last.length !== segment.bytes || segment.allocated !== segment.bytes) return;
     try {
       writeFileDurably(indexFileOf(segment.file), encodeSegmentIndex(records, segment.bytes));
     } catch {
-      // A full disk: only opening is slower without the index (the segment is read then).
+      // A full disk: only opening is slower without the index (the segment is read then), and
+      // the segment's entries stay in memory.
+      return;
     }
+    this.entries.indexed(segment, () => this.readBack(segment));
+  }
+
+  /**
+   * A sealed segment's entries, read back from its index (or, when the index is gone or no longer
+   * agrees with the segment, from the segment's own frames).
+   */
+  private readBack(segment: Segment): Entry[] {
+    try {
+      const index = decodeSegmentIndex(readFileSync(indexFileOf(segment.file)), statSync(segment.file).size);
+      const entries = index ? Array.from({ length: index.count }, (_, i) => entryOf(index, i, segment)) : [];
+      // Its records still tile the segment, one after another (the table checks they are the ones it held).
+      let end = 0;
+      let seq = Number.NEGATIVE_INFINITY;
+      for (const e of entries) {
+        if (e.offset !== end || !(e.seq > seq)) break;
+        end += FRAME_HEAD_BYTES + e.length;
+        seq = e.seq;
+      }
+      if (entries.length > 0 && end === segment.bytes) return entries;
+    } catch {
+      // Read the segment itself.
+    }
+    const entries: Entry[] = [];
+    const fd = openSync(segment.file, 'r');
+    try {
+      const window = new SegmentWindow(fd, segment.bytes);
+      for (let offset = 0; offset + FRAME_HEAD_BYTES <= segment.bytes; ) {
+        const head = window.slice(offset, FRAME_HEAD_BYTES);
+        const length = head?.readUInt32LE(0) ?? 0;
+        const body = length >= SUMMARY_BYTES ? window.slice(offset + FRAME_HEAD_BYTES, length) : undefined;
+        if (!head || !body || !checkFrame(body, head.readUInt32LE(4))) {
+          throw new CorruptRecord(`log segment ${segment.file} is damaged at byte ${offset}: its records cannot be listed again`);
+        }
+        entries.push({ ...summarize(body), segment, offset, length });
+        offset += FRAME_HEAD_BYTES + length;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return entries;
   }
 
   /**
@@ -362,7 +399,7 @@ export class FileLogStore implements LogStore {
         // A sealed segment ends at its last record: anything else after it is damage.
         else this.unreadable.push({ file: segment.file, from: offset, to: size, before: this.entries.length });
       }
-      const lastEntry = this.entries.at(-1);
+      const lastEntry = this.entries.last();
       if (last && lastEntry?.segment === segment) {
         // Where WAL capture resumes, asked next by every open (saves reading the record again).
         const body = window.slice(lastEntry.offset + FRAME_HEAD_BYTES, lastEntry.length);
@@ -397,7 +434,7 @@ export class FileLogStore implements LogStore {
 
   /** Sequences only go up and commit times never go back: anything else is not this history's next record. */
   private follows(summary: RecordSummary): boolean {
-    const previous = this.entries.at(-1);
+    const previous = this.entries.last();
     if (!Number.isSafeInteger(summary.seq) || !Number.isFinite(summary.time)) return false;
     return !previous || (summary.seq > previous.seq && summary.time >= previous.time);
   }
@@ -410,7 +447,7 @@ export class FileLogStore implements LogStore {
   private nextRecord(fd: number, from: number, size: number): number | undefined {
     const bytes = Buffer.alloc(size - from);
     readSync(fd, bytes, 0, bytes.length, from);
-    const previous = this.entries.at(-1);
+    const previous = this.entries.last();
     // A frame starts with a non-zero length: nothing starts past the last non-zero byte (the zeros
     // written ahead of the records, often megabytes, are skipped at once).
     const end = Math.min(lastNonZero(bytes) + 1, bytes.length - FRAME_HEAD_BYTES - SUMMARY_BYTES + 1);
@@ -442,9 +479,12 @@ export class FileLogStore implements LogStore {
    */
   gaps(): LogGap[] {
     const gaps: LogGap[] = [];
-    for (let i = 0; i < this.entries.length; i++) {
-      const entry = this.entries[i]!;
-      const previous = this.entries[i - 1];
+    // Only where the sequence jumps or unreadable bytes were found can a gap be.
+    const candidates = [...new Set([...this.entries.jumps(), ...this.unreadable.map((u) => u.before)])].sort((a, b) => a - b);
+    for (const i of candidates) {
+      const entry = this.entries.at(i);
+      if (!entry) continue;
+      const previous = this.entries.at(i - 1);
       const unreadable = this.unreadable.filter((u) => u.before === i).map(({ file, from, to }) => ({ file, from, to }));
       const jump = previous !== undefined && entry.seq !== previous.seq + 1 && entry.kind !== 'image';
       if (jump || (unreadable.length > 0 && (previous === undefined || entry.seq !== previous.seq + 1))) {
@@ -456,22 +496,22 @@ export class FileLogStore implements LogStore {
 
   /** The oldest record kept. */
   first(): RecordSummary | undefined {
-    const e = this.entries[0];
+    const e = this.entries.first();
     return e && summaryOf(e);
   }
 
   last(): RecordSummary | undefined {
-    const e = this.entries.at(-1);
+    const e = this.entries.last();
     return e && summaryOf(e);
   }
 
   lastRecord(): LogRecord | undefined {
-    const e = this.entries.at(-1);
+    const e = this.entries.last();
     return e && this.load(e);
   }
 
   append(record: LogRecord, expectedLast: number): void {
-    const last = this.entries.at(-1);
+    const last = this.entries.last();
     // Pages follow one another; an image may jump ahead (the database moved on without the log).
     const next = record.kind === 'image' ? record.seq > expectedLast : record.seq === expectedLast + 1;
     if ((last?.seq ?? expectedLast) !== expectedLast || !next) {
@@ -522,7 +562,7 @@ export class FileLogStore implements LogStore {
       this.dirty = true;
     }
     this.flush();
-    if (sealed) this.tryWriteIndex(sealed, this.indexOf(sealed.first));
+    if (sealed) this.tryWriteIndex(sealed);
     const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0, allocated: 0 };
     closeSync(openSync(segment.file, 'w'));
     syncDirectory(this.segmentsDir);
@@ -551,13 +591,13 @@ export class FileLogStore implements LogStore {
 
   /** The newest record made durable by a flush (or found on opening). */
   lastDurable(): RecordSummary | undefined {
-    const e = this.entries[this.durableCount - 1];
+    const e = this.entries.at(this.durableCount - 1);
     return e && summaryOf(e);
   }
 
   /** The newest durable record in full. */
   lastDurableRecord(): LogRecord | undefined {
-    const e = this.entries[this.durableCount - 1];
+    const e = this.entries.at(this.durableCount - 1);
     return e && this.load(e);
   }
 
@@ -569,8 +609,8 @@ export class FileLogStore implements LogStore {
    * after the new ones).
    */
   rollback(): void {
-    this.entries.splice(this.durableCount);
-    const kept = this.entries.at(-1)?.seq ?? Number.NEGATIVE_INFINITY;
+    this.entries.truncate(this.durableCount);
+    const kept = this.entries.last()?.seq ?? Number.NEGATIVE_INFINITY;
     if (this.appended) this.appended = this.appended.filter((a) => a.seq <= kept);
     this.cutPending = true;
     // Segments started since the last flush hold nothing durable.
@@ -586,7 +626,13 @@ export class FileLogStore implements LogStore {
     }
     const segment = this.segments.at(-1);
     // A segment sealed since takes appends again: its index would be stale.
-    if (segment && reopened) rmSync(indexFileOf(segment.file), { force: true });
+    if (segment && reopened) {
+      try {
+        this.entries.reopened(segment);
+      } finally {
+        rmSync(indexFileOf(segment.file), { force: true });
+      }
+    }
     if (segment) {
       const end = this.durable.bytes;
       const fd = this.fd ?? openSync(segment.file, 'r+');
@@ -612,55 +658,38 @@ export class FileLogStore implements LogStore {
   }
 
   *read(from: number, to: number): Iterable<LogRecord> {
-    let i = this.indexOf(from + 1);
-    for (; i < this.entries.length && this.entries[i]!.seq <= to; i++) yield this.load(this.entries[i]!);
-  }
-
-  /** The position of the first entry with seq >= `seq`. */
-  private indexOf(seq: number): number {
-    let low = 0;
-    let high = this.entries.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.entries[mid]!.seq < seq) low = mid + 1;
-      else high = mid;
+    for (let i = this.entries.indexOf(from + 1); i < this.entries.length; i++) {
+      const entry = this.entries.at(i)!;
+      if (entry.seq > to) break;
+      yield this.load(entry);
     }
-    return low;
   }
 
   find(seq: number): RecordSummary | undefined {
-    const e = this.entries[this.indexOf(seq)];
+    const e = this.entries.at(this.entries.indexOf(seq));
     return e?.seq === seq ? summaryOf(e) : undefined;
   }
 
   /** The newest image record at or before `seq` (a restore or resync: the history is whole again from there). */
   lastImage(seq: number): RecordSummary | undefined {
-    for (let i = Math.min(this.indexOf(seq + 1), this.entries.length) - 1; i >= 0; i--) if (this.entries[i]!.kind === 'image') return summaryOf(this.entries[i]!);
-    return undefined;
+    const e = this.entries.lastImageBefore(this.entries.indexOf(seq + 1));
+    return e && summaryOf(e);
   }
 
   atTime(time: number): RecordSummary | undefined {
-    const e = this.entries[this.countThrough(time) - 1];
+    const e = this.entries.at(this.countThrough(time) - 1);
     return e && summaryOf(e);
   }
 
   countThrough(time: number): number {
-    let low = 0;
-    let high = this.entries.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.entries[mid]!.time <= time) low = mid + 1;
-      else high = mid;
-    }
-    return low;
+    return this.entries.countThrough(time);
   }
 
   newestThrough(time: number, count: number): RecordSummary[] {
     const end = this.countThrough(time);
-    return this.entries
-      .slice(Math.max(0, end - Math.max(0, count)), end)
-      .reverse()
-      .map(summaryOf);
+    const newest: RecordSummary[] = [];
+    for (let i = end - 1; i >= Math.max(0, end - Math.max(0, count)); i--) newest.push(summaryOf(this.entries.at(i)!));
+    return newest;
   }
 
   private load(entry: Entry): LogRecord {
@@ -669,7 +698,7 @@ export class FileLogStore implements LogStore {
 
   /** Where WAL capture resumes after the last record (its pages are not decoded). */
   lastPosition(): WalPosition {
-    const e = this.entries.at(-1);
+    const e = this.entries.last();
     if (e && e === this.scannedLast?.entry) return { ...this.scannedLast.position };
     return e ? positionOf(this.bodyOf(e)) : NO_POSITION;
   }
@@ -697,9 +726,7 @@ export class FileLogStore implements LogStore {
       rmSync(indexFileOf(gone.file), { force: true });
       rmSync(gone.file, { force: true });
       this.totalBytes -= gone.bytes;
-      let n = 0;
-      while (n < this.entries.length && this.entries[n]!.segment === gone) n++;
-      this.entries.splice(0, n);
+      const n = this.entries.dropSegment(gone);
       this.durableCount = Math.max(0, this.durableCount - n);
       this.durable.segments--;
       for (let i = this.unreadable.length - 1; i >= 0; i--) {
@@ -715,9 +742,7 @@ export class FileLogStore implements LogStore {
   }
 
   pageBytesAfter(seq: number): number {
-    let total = 0;
-    for (let i = this.indexOf(seq + 1); i < this.entries.length; i++) total += this.entries[i]!.pageBytes;
-    return total;
+    return this.entries.pageBytesFrom(this.entries.indexOf(seq + 1));
   }
 
   close(): void {

@@ -1,0 +1,263 @@
+// What the write log knows of its records in memory: each one's summary and place, segment by
+// segment. A sealed segment with an index on disk (segment-index.ts) keeps only what the log's
+// searches need — its sequences and times from first to last, its page bytes, its newest image,
+// where its sequences jump — and its entries are read back from the index when a search lands in
+// it; a few such segments stay loaded at a time. So memory grows with the number of segments and
+// the open segment's records, not with the history (a busy database keeps weeks of commits).
+import type { RecordSummary } from './record.ts';
+
+export interface Segment {
+  file: string;
+  first: number;
+  bytes: number;
+  /** The file's size, zeros past `bytes` included. */
+  allocated: number;
+}
+
+export interface Entry extends RecordSummary {
+  segment: Segment;
+  offset: number;
+  length: number;
+}
+
+/** Sealed segments whose entries stay loaded at once, besides the ones that cannot be read back. */
+const LOADED_SEALED = 2;
+
+interface Block {
+  segment: Segment;
+  /** The position of its first entry in the table. */
+  start: number;
+  count: number;
+  first: Entry;
+  last: Entry;
+  pageBytes: number;
+  /** Its newest image record. */
+  lastImage: Entry | undefined;
+  /** Positions (within the block) whose entry is no image and not the one after the entry before it. */
+  jumps: number[];
+  /** Undefined while unloaded. */
+  entries: Entry[] | undefined;
+  /** Reads the entries back (from the segment's index); absent: they stay loaded. */
+  reload: (() => Entry[]) | undefined;
+}
+
+export const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
+
+export class EntryTable {
+  private blocks: Block[] = [];
+  /** Loaded blocks that can be unloaded, least recently used first. */
+  private loaded: Block[] = [];
+  length = 0;
+
+  /** Appends an entry (of the last segment, or of a new one after it). */
+  push(entry: Entry): void {
+    const previous = this.last();
+    let block = this.blocks.at(-1);
+    if (!block || block.segment !== entry.segment) {
+      block = { segment: entry.segment, start: this.length, count: 0, first: entry, last: entry, pageBytes: 0, lastImage: undefined, jumps: [], entries: [], reload: undefined };
+      this.blocks.push(block);
+    }
+    this.loadedEntries(block).push(entry);
+    this.note(block, entry, previous);
+    this.length++;
+  }
+
+  /**
+   * Adds a sealed segment's entries without loading them: `entryAt(i)` reads the i-th, `reload`
+   * all of them, when a search needs them.
+   */
+  pushIndexed(segment: Segment, count: number, entryAt: (i: number) => Entry, reload: () => Entry[]): void {
+    if (count === 0) return;
+    const first = entryAt(0);
+    let previous = this.last();
+    const block: Block = { segment, start: this.length, count: 0, first, last: first, pageBytes: 0, lastImage: undefined, jumps: [], entries: undefined, reload };
+    this.blocks.push(block);
+    for (let i = 0; i < count; i++) {
+      const entry = i === 0 ? first : entryAt(i);
+      this.note(block, entry, previous);
+      previous = entry;
+    }
+    this.length += count;
+  }
+
+  private note(block: Block, entry: Entry, previous: Entry | undefined): void {
+    if (previous && entry.kind !== 'image' && entry.seq !== previous.seq + 1) block.jumps.push(block.count);
+    if (entry.kind === 'image') block.lastImage = entry;
+    block.pageBytes += entry.pageBytes;
+    block.last = entry;
+    block.count++;
+  }
+
+  /** The segment's entries can be read back from now on (its index is written): it may be unloaded. */
+  indexed(segment: Segment, reload: () => Entry[]): void {
+    const block = this.blocks.find((b) => b.segment === segment);
+    if (!block || block.reload) return;
+    block.reload = reload;
+    this.touch(block);
+  }
+
+  /** The segment takes appends again (its index is gone): its entries stay loaded. */
+  reopened(segment: Segment): void {
+    const block = this.blocks.find((b) => b.segment === segment);
+    if (!block?.reload) return;
+    this.loadedEntries(block);
+    block.reload = undefined;
+    this.loaded = this.loaded.filter((b) => b !== block);
+  }
+
+  /** The segment's entries, loaded. */
+  entriesOf(segment: Segment): Entry[] {
+    const block = this.blocks.find((b) => b.segment === segment);
+    return block ? this.loadedEntries(block) : [];
+  }
+
+  first(): Entry | undefined {
+    return this.blocks[0]?.first;
+  }
+
+  last(): Entry | undefined {
+    return this.blocks.at(-1)?.last;
+  }
+
+  at(position: number): Entry | undefined {
+    if (position < 0 || position >= this.length) return undefined;
+    const block = this.blockAt(position);
+    return this.loadedEntries(block)[position - block.start];
+  }
+
+  /** The position of the first entry whose sequence is at least `seq` (length when none). */
+  indexOf(seq: number): number {
+    return this.search((b) => b.last.seq >= seq, (e) => e.seq >= seq);
+  }
+
+  /** How many entries were committed at or before `time` (commit times never go back). */
+  countThrough(time: number): number {
+    return this.search((b) => b.last.time > time, (e) => e.time > time);
+  }
+
+  /** The newest image entry before `position`. */
+  lastImageBefore(position: number): Entry | undefined {
+    if (position <= 0 || this.blocks.length === 0) return undefined;
+    for (let b = this.blockIndexAt(Math.min(position, this.length) - 1); b >= 0; b--) {
+      const block = this.blocks[b]!;
+      if (!block.lastImage) continue;
+      if (block.start + block.count <= position) return block.lastImage;
+      const entries = this.loadedEntries(block);
+      for (let i = position - block.start - 1; i >= 0; i--) if (entries[i]!.kind === 'image') return entries[i];
+    }
+    return undefined;
+  }
+
+  /** The page bytes of the entries from `position` on. */
+  pageBytesFrom(position: number): number {
+    let total = 0;
+    for (const block of this.blocks) {
+      if (block.start >= position) total += block.pageBytes;
+      else if (block.start + block.count > position) {
+        const entries = this.loadedEntries(block);
+        for (let i = position - block.start; i < block.count; i++) total += entries[i]!.pageBytes;
+      }
+    }
+    return total;
+  }
+
+  /** Positions whose entry is no image and does not follow the entry before it, in order. */
+  jumps(): number[] {
+    return this.blocks.flatMap((b) => b.jumps.map((j) => b.start + j));
+  }
+
+  /** Forgets the entries from `position` on (they were never made durable: all in loaded segments). */
+  truncate(position: number): void {
+    while (this.length > position) {
+      const block = this.blocks.at(-1)!;
+      const keep = Math.max(0, position - block.start);
+      const entries = this.loadedEntries(block);
+      this.length -= block.count - keep;
+      if (keep === 0) {
+        this.blocks.pop();
+        this.loaded = this.loaded.filter((b) => b !== block);
+        continue;
+      }
+      const kept = entries.slice(0, keep);
+      const previous = this.blocks.at(-2)?.last;
+      Object.assign(block, { count: 0, pageBytes: 0, lastImage: undefined, jumps: [], entries: kept, first: kept[0]!, last: kept[0]! });
+      let before = previous;
+      for (const entry of kept) {
+        this.note(block, entry, before);
+        before = entry;
+      }
+    }
+  }
+
+  /** Forgets the first segment's entries (compacted away); returns how many there were. */
+  dropSegment(segment: Segment): number {
+    const block = this.blocks[0];
+    if (!block || block.segment !== segment) return 0;
+    this.blocks.shift();
+    this.loaded = this.loaded.filter((b) => b !== block);
+    for (const b of this.blocks) b.start -= block.count;
+    this.length -= block.count;
+    // Its first entry starts the table now: no jump can be said of it.
+    const next = this.blocks[0];
+    if (next?.jumps[0] === 0) next.jumps.shift();
+    return block.count;
+  }
+
+  /** Binary search: the first position where `after` holds (it holds for every later one). */
+  private search(blockAfter: (b: Block) => boolean, after: (e: Entry) => boolean): number {
+    let low = 0;
+    let high = this.blocks.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (blockAfter(this.blocks[mid]!)) high = mid;
+      else low = mid + 1;
+    }
+    const block = this.blocks[low];
+    if (!block) return this.length;
+    if (after(block.first)) return block.start;
+    const entries = this.loadedEntries(block);
+    let lo = 0;
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (after(entries[mid]!)) hi = mid;
+      else lo = mid + 1;
+    }
+    return block.start + lo;
+  }
+
+  private blockIndexAt(position: number): number {
+    let low = 0;
+    let high = this.blocks.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >>> 1;
+      if (this.blocks[mid]!.start <= position) low = mid;
+      else high = mid - 1;
+    }
+    return low;
+  }
+
+  private blockAt(position: number): Block {
+    return this.blocks[this.blockIndexAt(position)]!;
+  }
+
+  private loadedEntries(block: Block): Entry[] {
+    if (!block.entries) {
+      const entries = block.reload!();
+      if (entries.length !== block.count || entries[0]?.seq !== block.first.seq || entries.at(-1)?.seq !== block.last.seq) {
+        throw new Error(`the entries read back for ${block.segment.file} are not the ones it held (${entries.length} of ${block.count})`);
+      }
+      block.entries = entries;
+    }
+    if (block.reload) this.touch(block);
+    return block.entries;
+  }
+
+  /** Marks an unloadable block used now; unloads the least recently used beyond the budget. */
+  private touch(block: Block): void {
+    const at = this.loaded.indexOf(block);
+    if (at >= 0) this.loaded.splice(at, 1);
+    if (block.entries) this.loaded.push(block);
+    while (this.loaded.length > LOADED_SEALED) this.loaded.shift()!.entries = undefined;
+  }
+}
