@@ -98,6 +98,67 @@ test('a write the log refuses is answered as not durable; the primary steps down
   await a.db.stop();
 });
 
+test('writes that arrive while a shipment is out share the next one: one commit, one record, one message', async () => {
+  const dir = tempDir();
+  const shared = fakes();
+  const a = await node('a', dir, shared);
+  await sql(a.db, 'CREATE TABLE t (v INTEGER)', true);
+  let release!: () => void;
+  shared.stream.holdAppends = new Promise<void>((r) => (release = r));
+  const appendsBefore = shared.stream.appends;
+  const recordsBefore = shared.stream.records.length;
+  const first = sql(a.db, 'INSERT INTO t VALUES (0)', true);
+  await until('the first write is being shipped', () => shared.stream.appends === appendsBefore + 1);
+  // Ten callers arrive, one at a time, while the first write's message is out; one of them fails.
+  const later: Promise<ExecuteResponse | Forward>[] = [];
+  for (let v = 1; v <= 10; v++) {
+    later.push(sql(a.db, v === 5 ? 'INSERT INTO missing VALUES (5)' : `INSERT INTO t VALUES (${v})`, true));
+    await new Promise((r) => setImmediate(r));
+  }
+  shared.stream.holdAppends = undefined;
+  release();
+  const answers = [await first, ...(await Promise.all(later))];
+  answers.forEach((r, v) => {
+    assert.ok(isResponse(r), JSON.stringify(r));
+    if (v === 5) assert.ok(!r.success && /no such table: missing/.test(r.error), JSON.stringify(r));
+    else assert.ok(r.success, `${v}: ${JSON.stringify(r)}`);
+  });
+  assert.equal(shared.stream.appends - appendsBefore, 2, 'the first write, then the ten that waited for it, in one message');
+  assert.equal(shared.stream.records.length - recordsBefore, 2);
+  const bookmarks = new Set(answers.slice(1).flatMap((r) => (isResponse(r) && r.success ? [r.bookmark] : [])));
+  assert.equal(bookmarks.size, 1, 'the nine that committed share one commit');
+  assert.equal(shared.stream.records.at(-1)!.seq, a.db.sequence);
+  const rows = await sql(a.db, 'SELECT v FROM t ORDER BY v', false);
+  assert.ok(isResponse(rows) && rows.success);
+  assert.deepEqual(rows.results[0]!.rows, [[0], [1], [2], [3], [4], [6], [7], [8], [9], [10]]);
+  await a.db.stop();
+});
+
+test('work queued as the primary after a group closes it: requests that come later run after that work', async () => {
+  const dir = tempDir();
+  const shared = fakes();
+  const a = await node('a', dir, shared);
+  await sql(a.db, 'CREATE TABLE t (v INTEGER)', true);
+  let release!: () => void;
+  shared.stream.holdAppends = new Promise<void>((r) => (release = r));
+  const appendsBefore = shared.stream.appends;
+  const first = sql(a.db, 'INSERT INTO t VALUES (0)', true);
+  await until('the first write is being shipped', () => shared.stream.appends === appendsBefore + 1);
+  const second = sql(a.db, 'INSERT INTO t VALUES (1)', true);
+  await new Promise((r) => setImmediate(r));
+  // Work of its own on the primary (as a restore is), queued after the group waiting with write 1.
+  const own = a.db.asPrimary((engine) => engine.execute({ queries: [{ sql: 'INSERT INTO t VALUES (100)', params: [] }] }));
+  await new Promise((r) => setImmediate(r));
+  const third = sql(a.db, 'INSERT INTO t VALUES (2)', true);
+  shared.stream.holdAppends = undefined;
+  release();
+  for (const r of [await first, await second, await own, await third]) assert.ok(isResponse(r) && r.success, JSON.stringify(r));
+  const rows = await sql(a.db, 'SELECT v FROM t ORDER BY rowid', false);
+  assert.ok(isResponse(rows) && rows.success);
+  assert.deepEqual(rows.results[0]!.rows, [[0], [1], [100], [2]], 'in the order they were queued');
+  await a.db.stop();
+});
+
 test('a follower whose live tail breaks says so once and follows again', async () => {
   const dir = tempDir();
   const shared = fakes();

@@ -105,10 +105,20 @@ type Role = Primary | Following | { kind: 'changing' } | { kind: 'none' };
 
 const COPY_FILES = ['', '-wal', '-shm', '-journal'];
 
+/** Requests in one group at most (a stalled shipment would otherwise gather one huge transaction). */
+const GROUP_MAX = 256;
+
+interface Gathering {
+  items: ClusterRequest[];
+  answers: Promise<(ExecuteResponse | Forward)[]>;
+}
+
 export class ClusterDatabase {
   private state: Role = { kind: 'none' };
   /** Serialises the primary's work (execute + ship) and role changes. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Requests waiting for their turn as the primary, in one group: later ones join it. */
+  private gathering: Gathering | undefined;
   /** The follower's catch-up in progress, and whether the log grew while it ran. */
   private catchingUp: Promise<void> | undefined;
   private kicked = false;
@@ -213,6 +223,8 @@ export class ClusterDatabase {
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
+    // Work queued after a group closes it: requests that come later run after that work, in order.
+    this.gathering = undefined;
     const next = this.queue.then(work, work);
     this.queue = next.catch(() => {});
     return next;
@@ -458,35 +470,58 @@ export class ClusterDatabase {
         }
       }
     }
-    return this.serially(async () => {
-      // Nobody holds the lease (or this node just lost it): take it, if the log allows.
-      if (this.state.kind !== 'primary') await this.upkeep();
-      const s = this.state;
-      if (s.kind !== 'primary') {
-        const holder = await this.holder();
-        const copy = this.following;
-        return items.map((item) =>
-          holder && holder.node !== this.options.self.node
-            ? { forward: holder }
-            : copy && !item.writes
-              ? this.readHere(copy, item.request)
-              : { success: false as const, error: holder ? NOT_DURABLE : UNAVAILABLE },
-        );
-      }
-      if (!s.lease.valid && !(await s.lease.renew().catch(() => false))) {
-        await this.demote(s, 'its lease ran out before this write could be made durable');
-        return items.map(() => ({ success: false as const, error: NOT_DURABLE }));
-      }
-      // Writes that arrived together share one commit, one record and one append (group commit).
-      const responses = s.logged.engine.executeMany(items.map((item) => item.request));
-      try {
-        await this.ship(s);
-      } catch (e) {
-        await this.demote(s, `the log did not take a write (${errorText(e)})`);
-        return items.map(() => ({ success: false as const, error: NOT_DURABLE }));
-      }
-      return responses;
+    return this.gathered(items);
+  }
+
+  /**
+   * Runs `items` as the primary, serialised with the primary's other work. Requests that arrive
+   * while a shipment is out join one group that runs when it is back: one commit, one record and one
+   * JetStream message for all of them (group commit), instead of one round trip to NATS each.
+   */
+  private gathered(items: ClusterRequest[]): Promise<(ExecuteResponse | Forward)[]> {
+    const open = this.gathering;
+    if (open && open.items.length < GROUP_MAX) {
+      const from = open.items.length;
+      open.items.push(...items);
+      return open.answers.then((answers) => answers.slice(from, from + items.length));
+    }
+    const grouped = [...items];
+    const answers = this.serially(() => {
+      if (this.gathering?.items === grouped) this.gathering = undefined;
+      return this.runAsPrimary(grouped);
     });
+    this.gathering = { items: grouped, answers };
+    return answers.then((all) => all.slice(0, items.length));
+  }
+
+  private async runAsPrimary(items: ClusterRequest[]): Promise<(ExecuteResponse | Forward)[]> {
+    // Nobody holds the lease (or this node just lost it): take it, if the log allows.
+    if (this.state.kind !== 'primary') await this.upkeep();
+    const s = this.state;
+    if (s.kind !== 'primary') {
+      const holder = await this.holder();
+      const copy = this.following;
+      return items.map((item) =>
+        holder && holder.node !== this.options.self.node
+          ? { forward: holder }
+          : copy && !item.writes
+            ? this.readHere(copy, item.request)
+            : { success: false as const, error: holder ? NOT_DURABLE : UNAVAILABLE },
+      );
+    }
+    if (!s.lease.valid && !(await s.lease.renew().catch(() => false))) {
+      await this.demote(s, 'its lease ran out before this write could be made durable');
+      return items.map(() => ({ success: false as const, error: NOT_DURABLE }));
+    }
+    // Writes that arrived together share one commit, one record and one append (group commit).
+    const responses = s.logged.engine.executeMany(items.map((item) => item.request));
+    try {
+      await this.ship(s);
+    } catch (e) {
+      await this.demote(s, `the log did not take a write (${errorText(e)})`);
+      return items.map(() => ({ success: false as const, error: NOT_DURABLE }));
+    }
+    return responses;
   }
 
   /**

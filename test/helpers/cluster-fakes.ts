@@ -16,6 +16,10 @@ export class MemoryStream {
   records: LogRecord[] = [];
   /** Appends fail with this while set (NATS lost, say). */
   failAppends: Error | undefined;
+  /** Appends wait for this while set (a slow round trip to NATS). */
+  holdAppends: Promise<void> | undefined;
+  /** Appends taken, one per message the log would send. */
+  appends = 0;
   private readonly listeners = new Set<() => void>();
 
   push(record: LogRecord): void {
@@ -57,6 +61,8 @@ export class MemoryLog implements SharedLog {
 
   async appendAll(records: LogRecord[]): Promise<void> {
     for (const record of records) {
+      this.shared.appends++;
+      await this.shared.holdAppends;
       if (this.shared.failAppends) throw this.shared.failAppends;
       if (this.shared.records.at(-1)?.seq !== this.lastSeq) throw new LogFenced('another writer appended first');
       this.shared.push(record);
