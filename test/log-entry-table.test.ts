@@ -4,13 +4,14 @@
 // page bytes, gaps — is the one a list of all records gives, after appending, after reopening,
 // with indexes gone (read back from the segments themselves), across compaction and a rollback.
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { FileLogStore } from '../src/log/file-store.ts';
 import type { LogRecord, RecordSummary } from '../src/log/record.ts';
+import { decodeSegmentIndex, encodeSegmentIndex } from '../src/log/segment-index.ts';
 import { NO_POSITION } from '../src/log/wal.ts';
 import { tempDir } from './helpers/binding.ts';
 
@@ -142,4 +143,41 @@ test("an open history holds its sealed segments' summaries in memory only a few 
   // Each record's summary held as an object costs ~100 bytes (10 MB here); a few segments' worth
   // and each segment's bounds are far less.
   assert.ok(held < 4 * 1024 * 1024, `${(held / 1024 / 1024).toFixed(1)} MiB held for ${count} records`);
+});
+
+test("an index whose records are damaged, or do not match its head, is read past when a search lands in its segment: the segment's frames answer", () => {
+  const dir = path.join(tempDir(), 'history');
+  const writer = new FileLogStore(dir, undefined, { segmentBytes: 4096, owner: true });
+  const all = appendRecords(writer, 0, 400);
+  writer.close();
+  const segmentsDir = path.join(dir, 'segments');
+  const indexes = readdirSync(segmentsDir)
+    .filter((n) => n.endsWith('.idx'))
+    .sort()
+    .map((n) => path.join(segmentsDir, n));
+  assert.ok(indexes.length >= 6);
+  // One index: a byte of its last record flipped (its head intact).
+  const damaged = readFileSync(indexes[2]!);
+  damaged[damaged.length - 6]! ^= 0xff;
+  writeFileSync(indexes[2]!, damaged);
+  // Another: its own head, then the records of another index (whole, its CRC intact): the last one renumbered.
+  const own = readFileSync(indexes[4]!);
+  const size = statSync(indexes[4]!.replace(/\.idx$/, '.log')).size;
+  const view = decodeSegmentIndex(own, size)!;
+  const shifted = Array.from({ length: view.count }, (_, i) => ({
+    kind: view.kind(i),
+    seq: view.seq(i) + (i === view.count - 1 ? 1000 : 0),
+    time: view.time(i),
+    pageBytes: view.pageBytes(i),
+    offset: view.offset(i),
+    length: view.length(i),
+  }));
+  const other = encodeSegmentIndex(shifted, size);
+  // (An index's head length is at byte 24.)
+  writeFileSync(indexes[4]!, Buffer.concat([own.subarray(0, own.readUInt32LE(24)), other.subarray(other.readUInt32LE(24))]));
+  assert.equal(decodeSegmentIndex(readFileSync(indexes[4]!), size)?.seq(view.count - 1), shifted.at(-1)!.seq, 'a whole index, lying');
+
+  const store = new FileLogStore(dir, undefined, { segmentBytes: 4096 });
+  assertAnswers(store, all, 'indexes read past');
+  store.close();
 });

@@ -23,6 +23,23 @@ export interface Entry extends RecordSummary {
 /** Sealed segments whose entries stay loaded at once, besides the ones that cannot be read back. */
 const LOADED_SEALED = 2;
 
+/**
+ * Reads a segment's entries back; `fits` says whether a candidate list is the one the table held
+ * (the reader tries the index, then the segment's own frames).
+ */
+export type Reload = (fits: (entries: Entry[]) => boolean) => Entry[];
+
+/** A sealed segment as its index's head describes it (segment-index.ts). */
+export interface SegmentBounds {
+  count: number;
+  first: Entry;
+  last: Entry;
+  pageBytes: number;
+  lastImage: Entry | undefined;
+  /** Positions (from 1) of entries that are no image and not the one after the entry before them. */
+  jumps: number[];
+}
+
 interface Block {
   segment: Segment;
   /** The position of its first entry in the table. */
@@ -38,7 +55,7 @@ interface Block {
   /** Undefined while unloaded. */
   entries: Entry[] | undefined;
   /** Reads the entries back (from the segment's index); absent: they stay loaded. */
-  reload: (() => Entry[]) | undefined;
+  reload: Reload | undefined;
 }
 
 export const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
@@ -62,21 +79,12 @@ export class EntryTable {
     this.length++;
   }
 
-  /**
-   * Adds a sealed segment's entries without loading them: `entryAt(i)` reads the i-th, `reload`
-   * all of them, when a search needs them.
-   */
-  pushIndexed(segment: Segment, count: number, entryAt: (i: number) => Entry, reload: () => Entry[]): void {
-    if (count === 0) return;
-    const first = entryAt(0);
-    let previous = this.last();
-    const block: Block = { segment, start: this.length, count: 0, first, last: first, pageBytes: 0, lastImage: undefined, jumps: [], entries: undefined, reload };
-    this.blocks.push(block);
-    for (let i = 0; i < count; i++) {
-      const entry = i === 0 ? first : entryAt(i);
-      this.note(block, entry, previous);
-      previous = entry;
-    }
+  /** Adds a sealed segment's entries by their bounds, unloaded: `reload` reads them when a search needs them. */
+  pushBounds(segment: Segment, bounds: SegmentBounds, reload: Reload): void {
+    const previous = this.last();
+    const { count, first, last, pageBytes, lastImage } = bounds;
+    const jumps = previous && first.kind !== 'image' && first.seq !== previous.seq + 1 ? [0, ...bounds.jumps] : [...bounds.jumps];
+    this.blocks.push({ segment, start: this.length, count, first, last, pageBytes, lastImage, jumps, entries: undefined, reload });
     this.length += count;
   }
 
@@ -89,7 +97,7 @@ export class EntryTable {
   }
 
   /** The segment's entries can be read back from now on (its index is written): it may be unloaded. */
-  indexed(segment: Segment, reload: () => Entry[]): void {
+  indexed(segment: Segment, reload: Reload): void {
     const block = this.blocks.find((b) => b.segment === segment);
     if (!block || block.reload) return;
     block.reload = reload;
@@ -243,10 +251,9 @@ export class EntryTable {
 
   private loadedEntries(block: Block): Entry[] {
     if (!block.entries) {
-      const entries = block.reload!();
-      if (entries.length !== block.count || entries[0]?.seq !== block.first.seq || entries.at(-1)?.seq !== block.last.seq) {
-        throw new Error(`the entries read back for ${block.segment.file} are not the ones it held (${entries.length} of ${block.count})`);
-      }
+      const fits = (entries: Entry[]) => fitsBlock(block, entries);
+      const entries = block.reload!(fits);
+      if (!fits(entries)) throw new Error(`the entries read back for ${block.segment.file} are not the ones it held (${entries.length} of ${block.count})`);
       block.entries = entries;
     }
     if (block.reload) this.touch(block);
@@ -260,4 +267,22 @@ export class EntryTable {
     if (block.entries) this.loaded.push(block);
     while (this.loaded.length > LOADED_SEALED) this.loaded.shift()!.entries = undefined;
   }
+}
+
+/** Whether `entries` are the ones a block describes: count, first and last, page bytes, newest image, jumps. */
+function fitsBlock(block: Block, entries: Entry[]): boolean {
+  const first = entries[0];
+  const last = entries.at(-1);
+  if (entries.length !== block.count || !first || !last) return false;
+  if (first.seq !== block.first.seq || first.time !== block.first.time || last.seq !== block.last.seq || last.time !== block.last.time) return false;
+  let pageBytes = 0;
+  let lastImage: Entry | undefined;
+  const jumps: number[] = [];
+  entries.forEach((e, i) => {
+    if (i > 0 && e.kind !== 'image' && e.seq !== entries[i - 1]!.seq + 1) jumps.push(i);
+    if (e.kind === 'image') lastImage = e;
+    pageBytes += e.pageBytes;
+  });
+  const own = block.jumps.filter((j) => j > 0);
+  return pageBytes === block.pageBytes && lastImage?.seq === block.lastImage?.seq && jumps.length === own.length && jumps.every((j, i) => j === own[i]);
 }

@@ -21,7 +21,16 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { copyFileDurably, listDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
-import { decodeSegmentIndex, encodeSegmentIndex, indexFileOf, type SegmentIndexView } from './segment-index.ts';
+import {
+  decodeSegmentIndex,
+  decodeSegmentSummary,
+  encodeSegmentIndex,
+  type IndexedRecord,
+  indexFileOf,
+  indexHeadBytes,
+  type SegmentIndexView,
+  type SegmentSummary,
+} from './segment-index.ts';
 import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import { type Entry, EntryTable, type Segment, summaryOf } from './entry-table.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
@@ -100,25 +109,47 @@ const entryOf = (index: SegmentIndexView, i: number, segment: Segment): Entry =>
   length: index.length(i),
 });
 
+/**
+ * The summary in the head of a segment's index, when the index is not older than the segment
+ * (`segmentMtime`) and whole as far as its head says; reads only the head.
+ */
+function readIndexSummary(file: string, segmentMtime: number, segmentBytes: number): SegmentSummary | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const stat = fstatSync(fd);
+    if (stat.mtimeMs < segmentMtime) return undefined;
+    let head = Buffer.alloc(Math.min(stat.size, 4096));
+    readFully(fd, head, 0);
+    const headBytes = indexHeadBytes(head);
+    if (headBytes === undefined || headBytes > stat.size) return undefined;
+    if (headBytes > head.length) {
+      head = Buffer.alloc(headBytes);
+      if (readFully(fd, head, 0) < headBytes) return undefined;
+    }
+    return decodeSegmentSummary(head, segmentBytes, stat.size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const seqName = (seq: number) => seq.toString(16).padStart(16, '0');
 
 /**
  * Whether a segment file holds the first and last records of its index where the index says (each
  * frame's length and sequence), and, with `checkLast`, the last one intact (its CRC).
  */
-function framesAsIndexed(file: string, index: SegmentIndexView, checkLast: boolean): boolean {
+function framesAsIndexed(file: string, first: IndexedRecord, last: IndexedRecord, checkLast: boolean): boolean {
   const head = Buffer.alloc(FRAME_HEAD_BYTES + 9);
-  const last = index.count - 1;
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
-    for (const i of [0, last]) {
-      if (readFully(fd, head, index.offset(i)) < head.length) return false;
-      if (head.readUInt32LE(0) !== index.length(i) || head.readDoubleLE(FRAME_HEAD_BYTES + 1) !== index.seq(i)) return false;
+    for (const r of [first, last]) {
+      if (readFully(fd, head, r.offset) < head.length) return false;
+      if (head.readUInt32LE(0) !== r.length || head.readUInt8(FRAME_HEAD_BYTES) !== (r.kind === 'pages' ? 1 : 2) || head.readDoubleLE(FRAME_HEAD_BYTES + 1) !== r.seq) return false;
     }
     if (checkLast) {
-      const body = Buffer.alloc(index.length(last));
-      if (readFully(fd, body, index.offset(last) + FRAME_HEAD_BYTES) < body.length || !checkFrame(body, head.readUInt32LE(4))) return false;
+      const body = Buffer.alloc(last.length);
+      if (readFully(fd, body, last.offset + FRAME_HEAD_BYTES) < body.length || !checkFrame(body, head.readUInt32LE(4))) return false;
     }
     return true;
   } catch {
@@ -260,43 +291,37 @@ export class FileLogStore implements LogStore {
   }
 
   /**
-   * Takes a sealed segment's records from its index (segment-index.ts) when the index is whole,
-   * not older than the segment, and agrees with it: records back to back from the start to the
-   * end of the segment, each continuing the history, the first and last framed in the segment as
-   * indexed. `checkLast`: the last record's CRC is checked too (the segment before the last one: when
-   * the last is empty, its last record is where WAL capture resumes). False: the segment is to be
-   * read instead.
+   * Takes a sealed segment's bounds from its index's head (segment-index.ts) when the head is whole,
+   * the index not older than the segment and as long as the head says, and the head agrees with the
+   * segment and the history: its first record at the start and its last ending the segment, both
+   * framed there as listed, continuing the records before. Its records stay on disk until a search
+   * needs them. `checkLast`: the last record's CRC is checked too (the segment before the last one:
+   * when the last is empty, its last record is where WAL capture resumes). False: the segment is to
+   * be read instead.
    */
   private loadIndex(segment: Segment, checkLast: boolean): boolean {
-    let index: SegmentIndexView | undefined;
+    let summary: SegmentSummary | undefined;
     let size: number;
     try {
-      const indexFile = indexFileOf(segment.file);
       const segmentStat = statSync(segment.file);
-      const indexStat = statSync(indexFile);
-      if (indexStat.mtimeMs < segmentStat.mtimeMs) return false;
       size = segmentStat.size;
-      index = decodeSegmentIndex(readFileSync(indexFile), size);
+      summary = readIndexSummary(indexFileOf(segment.file), segmentStat.mtimeMs, size);
     } catch {
       return false;
     }
-    if (!index || index.count === 0) return false;
+    if (!summary) return false;
+    const { count, first, last, lastImage, jumps } = summary;
     const previous = this.entries.last();
-    let seq = previous?.seq ?? Number.NEGATIVE_INFINITY;
-    let time = previous?.time ?? Number.NEGATIVE_INFINITY;
-    let end = 0;
-    for (let i = 0; i < index.count; i++) {
-      const next = index.seq(i);
-      const at = index.time(i);
-      const length = index.length(i);
-      if (index.offset(i) !== end || !Number.isSafeInteger(next) || next <= seq || !(at >= time) || length < SUMMARY_BYTES) return false;
-      end += FRAME_HEAD_BYTES + length;
-      seq = next;
-      time = at;
-    }
-    if (end !== size || !framesAsIndexed(segment.file, index, checkLast)) return false;
-    const listed = index;
-    this.entries.pushIndexed(segment, listed.count, (i) => entryOf(listed, i, segment), () => this.readBack(segment));
+    const bounded = (r: IndexedRecord) =>
+      Number.isSafeInteger(r.seq) && Number.isFinite(r.time) && r.length >= SUMMARY_BYTES && r.offset >= 0 && r.offset + FRAME_HEAD_BYTES + r.length <= size;
+    if (!bounded(first) || !bounded(last) || (lastImage && !bounded(lastImage))) return false;
+    if (first.offset !== 0 || last.offset + FRAME_HEAD_BYTES + last.length !== size) return false;
+    if (count === 1 ? last.offset !== 0 || last.seq !== first.seq : last.seq < first.seq + 1 || !(last.time >= first.time) || last.offset === 0) return false;
+    if (previous && (first.seq <= previous.seq || !(first.time >= previous.time))) return false;
+    if (jumps.some((j, i) => j < 1 || j >= count || (i > 0 && j <= jumps[i - 1]!))) return false;
+    if (!framesAsIndexed(segment.file, first, last, checkLast)) return false;
+    const entry = (r: IndexedRecord): Entry => ({ ...r, segment });
+    this.entries.pushBounds(segment, { ...summary, first: entry(first), last: entry(last), lastImage: lastImage && entry(lastImage) }, (fits) => this.readBack(segment, fits));
     segment.bytes = size;
     segment.allocated = size;
     this.totalBytes += size;
@@ -320,26 +345,28 @@ export class FileLogStore implements LogStore {
       // the segment's entries stay in memory.
       return;
     }
-    this.entries.indexed(segment, () => this.readBack(segment));
+    this.entries.indexed(segment, (fits) => this.readBack(segment, fits));
   }
 
   /**
-   * A sealed segment's entries, read back from its index (or, when the index is gone or no longer
-   * agrees with the segment, from the segment's own frames).
+   * A sealed segment's entries, read back from its index (or, when the index is gone, damaged, or
+   * no longer agrees with the segment or with what the log held, from the segment's own frames).
    */
-  private readBack(segment: Segment): Entry[] {
+  private readBack(segment: Segment, fits: (entries: Entry[]) => boolean): Entry[] {
     try {
       const index = decodeSegmentIndex(readFileSync(indexFileOf(segment.file)), statSync(segment.file).size);
       const entries = index ? Array.from({ length: index.count }, (_, i) => entryOf(index, i, segment)) : [];
       // Its records still tile the segment, one after another (the table checks they are the ones it held).
       let end = 0;
       let seq = Number.NEGATIVE_INFINITY;
+      let time = Number.NEGATIVE_INFINITY;
       for (const e of entries) {
-        if (e.offset !== end || !(e.seq > seq)) break;
+        if (e.offset !== end || !(e.seq > seq) || !(e.time >= time) || e.length < SUMMARY_BYTES) break;
         end += FRAME_HEAD_BYTES + e.length;
         seq = e.seq;
+        time = e.time;
       }
-      if (entries.length > 0 && end === segment.bytes) return entries;
+      if (entries.length > 0 && end === segment.bytes && fits(entries)) return entries;
     } catch {
       // Read the segment itself.
     }
@@ -350,8 +377,10 @@ export class FileLogStore implements LogStore {
       for (let offset = 0; offset + FRAME_HEAD_BYTES <= segment.bytes; ) {
         const head = window.slice(offset, FRAME_HEAD_BYTES);
         const length = head?.readUInt32LE(0) ?? 0;
+        const crc = head?.readUInt32LE(4) ?? 0;
+        // (The head's bytes are gone once the window moves on to the body.)
         const body = length >= SUMMARY_BYTES ? window.slice(offset + FRAME_HEAD_BYTES, length) : undefined;
-        if (!head || !body || !checkFrame(body, head.readUInt32LE(4))) {
+        if (!body || !checkFrame(body, crc)) {
           throw new CorruptRecord(`log segment ${segment.file} is damaged at byte ${offset}: its records cannot be listed again`);
         }
         entries.push({ ...summarize(body), segment, offset, length });
@@ -360,6 +389,7 @@ export class FileLogStore implements LogStore {
     } finally {
       closeSync(fd);
     }
+    if (!fits(entries)) throw new CorruptRecord(`log segment ${segment.file} no longer holds the records it held when the log was opened`);
     return entries;
   }
 
