@@ -130,6 +130,9 @@ export class EntryTable {
   at(position: number): Entry | undefined {
     if (position < 0 || position >= this.length) return undefined;
     const block = this.blockAt(position);
+    // A segment's first and last entries are at hand without loading it.
+    if (!block.entries && position === block.start) return block.first;
+    if (!block.entries && position === block.start + block.count - 1) return block.last;
     return this.loadedEntries(block)[position - block.start];
   }
 
