@@ -5,6 +5,7 @@
 // it; a few such segments stay loaded at a time. So memory grows with the number of segments and
 // the open segment's records, not with the history (a busy database keeps weeks of commits).
 import type { RecordSummary } from './record.ts';
+import { summarizeSegment } from './segment-index.ts';
 
 export interface Segment {
   file: string;
@@ -64,7 +65,11 @@ export class EntryTable {
   private blocks: Block[] = [];
   /** Loaded blocks that can be unloaded, least recently used first. */
   private loaded: Block[] = [];
-  length = 0;
+  private size = 0;
+
+  get length(): number {
+    return this.size;
+  }
 
   /** Appends an entry (of the last segment, or of a new one after it). */
   push(entry: Entry): void {
@@ -76,7 +81,7 @@ export class EntryTable {
     }
     this.loadedEntries(block).push(entry);
     this.note(block, entry, previous);
-    this.length++;
+    this.size++;
   }
 
   /** Adds a sealed segment's entries by their bounds, unloaded: `reload` reads them when a search needs them. */
@@ -85,7 +90,7 @@ export class EntryTable {
     const { count, first, last, pageBytes, lastImage } = bounds;
     const jumps = previous && first.kind !== 'image' && first.seq !== previous.seq + 1 ? [0, ...bounds.jumps] : [...bounds.jumps];
     this.blocks.push({ segment, start: this.length, count, first, last, pageBytes, lastImage, jumps, entries: undefined, reload });
-    this.length += count;
+    this.size += count;
   }
 
   private note(block: Block, entry: Entry, previous: Entry | undefined): void {
@@ -183,7 +188,7 @@ export class EntryTable {
       const block = this.blocks.at(-1)!;
       const keep = Math.max(0, position - block.start);
       const entries = this.loadedEntries(block);
-      this.length -= block.count - keep;
+      this.size -= block.count - keep;
       if (keep === 0) {
         this.blocks.pop();
         this.loaded = this.loaded.filter((b) => b !== block);
@@ -207,7 +212,7 @@ export class EntryTable {
     this.blocks.shift();
     this.loaded = this.loaded.filter((b) => b !== block);
     for (const b of this.blocks) b.start -= block.count;
-    this.length -= block.count;
+    this.size -= block.count;
     // Its first entry starts the table now: no jump can be said of it.
     const next = this.blocks[0];
     if (next?.jumps[0] === 0) next.jumps.shift();
@@ -274,18 +279,17 @@ export class EntryTable {
 
 /** Whether `entries` are the ones a block describes: count, first and last, page bytes, newest image, jumps. */
 function fitsBlock(block: Block, entries: Entry[]): boolean {
-  const first = entries[0];
-  const last = entries.at(-1);
-  if (entries.length !== block.count || !first || !last) return false;
-  if (first.seq !== block.first.seq || first.time !== block.first.time || last.seq !== block.last.seq || last.time !== block.last.time) return false;
-  let pageBytes = 0;
-  let lastImage: Entry | undefined;
-  const jumps: number[] = [];
-  entries.forEach((e, i) => {
-    if (i > 0 && e.kind !== 'image' && e.seq !== entries[i - 1]!.seq + 1) jumps.push(i);
-    if (e.kind === 'image') lastImage = e;
-    pageBytes += e.pageBytes;
-  });
+  if (entries.length !== block.count || entries.length === 0) return false;
+  const { first, last, pageBytes, lastImage, jumps } = summarizeSegment(entries);
   const own = block.jumps.filter((j) => j > 0);
-  return pageBytes === block.pageBytes && lastImage?.seq === block.lastImage?.seq && jumps.length === own.length && jumps.every((j, i) => j === own[i]);
+  return (
+    first.seq === block.first.seq &&
+    first.time === block.first.time &&
+    last.seq === block.last.seq &&
+    last.time === block.last.time &&
+    pageBytes === block.pageBytes &&
+    lastImage?.seq === block.lastImage?.seq &&
+    jumps.length === own.length &&
+    jumps.every((j, i) => j === own[i])
+  );
 }
