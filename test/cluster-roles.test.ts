@@ -98,24 +98,35 @@ test('a write the log refuses is answered as not durable; the primary steps down
   await a.db.stop();
 });
 
-test('writes that arrive while a shipment is out share the next one: one commit, one record, one message', async () => {
-  const dir = tempDir();
+/**
+ * A primary with a table, whose write of 0 is being shipped and held there: its message is out
+ * until `release()`. `appendsBefore`/`recordsBefore`: the log's counts before that write.
+ */
+async function primaryShipping(dir: string) {
   const shared = fakes();
   const a = await node('a', dir, shared);
   await sql(a.db, 'CREATE TABLE t (v INTEGER)', true);
-  let release!: () => void;
-  shared.stream.holdAppends = new Promise<void>((r) => (release = r));
+  let letGo!: () => void;
+  shared.stream.holdAppends = new Promise<void>((r) => (letGo = r));
   const appendsBefore = shared.stream.appends;
   const recordsBefore = shared.stream.records.length;
   const first = sql(a.db, 'INSERT INTO t VALUES (0)', true);
   await until('the first write is being shipped', () => shared.stream.appends === appendsBefore + 1);
+  const release = () => {
+    shared.stream.holdAppends = undefined;
+    letGo();
+  };
+  return { shared, a, first, release, appendsBefore, recordsBefore };
+}
+
+test('writes that arrive while a shipment is out share the next one: one commit, one record, one message', async () => {
+  const { shared, a, first, release, appendsBefore, recordsBefore } = await primaryShipping(tempDir());
   // Ten callers arrive, one at a time, while the first write's message is out; one of them fails.
   const later: Promise<ExecuteResponse | Forward>[] = [];
   for (let v = 1; v <= 10; v++) {
     later.push(sql(a.db, v === 5 ? 'INSERT INTO missing VALUES (5)' : `INSERT INTO t VALUES (${v})`, true));
     await new Promise((r) => setImmediate(r));
   }
-  shared.stream.holdAppends = undefined;
   release();
   const answers = [await first, ...(await Promise.all(later))];
   answers.forEach((r, v) => {
@@ -135,22 +146,13 @@ test('writes that arrive while a shipment is out share the next one: one commit,
 });
 
 test('work queued as the primary after a group closes it: requests that come later run after that work', async () => {
-  const dir = tempDir();
-  const shared = fakes();
-  const a = await node('a', dir, shared);
-  await sql(a.db, 'CREATE TABLE t (v INTEGER)', true);
-  let release!: () => void;
-  shared.stream.holdAppends = new Promise<void>((r) => (release = r));
-  const appendsBefore = shared.stream.appends;
-  const first = sql(a.db, 'INSERT INTO t VALUES (0)', true);
-  await until('the first write is being shipped', () => shared.stream.appends === appendsBefore + 1);
+  const { a, first, release } = await primaryShipping(tempDir());
   const second = sql(a.db, 'INSERT INTO t VALUES (1)', true);
   await new Promise((r) => setImmediate(r));
   // Work of its own on the primary (as a restore is), queued after the group waiting with write 1.
   const own = a.db.asPrimary((engine) => engine.execute({ queries: [{ sql: 'INSERT INTO t VALUES (100)', params: [] }] }));
   await new Promise((r) => setImmediate(r));
   const third = sql(a.db, 'INSERT INTO t VALUES (2)', true);
-  shared.stream.holdAppends = undefined;
   release();
   for (const r of [await first, await second, await own, await third]) assert.ok(isResponse(r) && r.success, JSON.stringify(r));
   const rows = await sql(a.db, 'SELECT v FROM t ORDER BY rowid', false);

@@ -37,22 +37,17 @@ export interface SegmentBounds {
   last: Entry;
   pageBytes: number;
   lastImage: Entry | undefined;
-  /** Positions (from 1) of entries that are no image and not the one after the entry before them. */
+  /**
+   * Positions of entries that are no image and not the one after the entry before them (from 1 in
+   * an index's head; in the table, 0 too when the segment's first does not follow the one before).
+   */
   jumps: number[];
 }
 
-interface Block {
+interface Block extends SegmentBounds {
   segment: Segment;
   /** The position of its first entry in the table. */
   start: number;
-  count: number;
-  first: Entry;
-  last: Entry;
-  pageBytes: number;
-  /** Its newest image record. */
-  lastImage: Entry | undefined;
-  /** Positions (within the block) whose entry is no image and not the one after the entry before it. */
-  jumps: number[];
   /** Undefined while unloaded. */
   entries: Entry[] | undefined;
   /** Reads the entries back (from the segment's index); absent: they stay loaded. */
