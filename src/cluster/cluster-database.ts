@@ -475,8 +475,8 @@ export class ClusterDatabase {
 
   /**
    * Runs `items` as the primary, serialised with the primary's other work. Requests that arrive
-   * while a shipment is out join one group that runs when it is back: one commit, one record and one
-   * JetStream message for all of them (group commit), instead of one round trip to NATS each.
+   * while it is busy (a shipment out) join one group that runs when its turn comes: one commit, one
+   * record and one round trip to NATS for all of them (group commit), instead of one each.
    */
   private gathered(items: ClusterRequest[]): Promise<(ExecuteResponse | Forward)[]> {
     const open = this.gathering;
