@@ -48,6 +48,11 @@ function assertAnswers(store: FileLogStore, all: RecordSummary[], what: string):
   assert.deepEqual(store.last(), all.at(-1), `${what}: last`);
   const lowSeq = all[0]!.seq - 2;
   const highSeq = all.at(-1)!.seq + 2;
+  // First, before other searches load segments: page bytes are summed from the indexes in place.
+  for (let seq = lowSeq; seq <= highSeq; seq += 5) {
+    const after = all.filter((r) => r.seq > seq).reduce((n, r) => n + r.pageBytes, 0);
+    assert.equal(store.pageBytesAfter(seq), after, `${what}: pageBytesAfter(${seq}), first pass`);
+  }
   for (let seq = lowSeq; seq <= highSeq; seq += 7) {
     assert.deepEqual(store.find(seq), all.find((r) => r.seq === seq), `${what}: find(${seq})`);
     assert.deepEqual(store.lastImage(seq), all.filter((r) => r.seq <= seq && r.kind === 'image').at(-1), `${what}: lastImage(${seq})`);

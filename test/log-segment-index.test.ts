@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { D1Database, HistoryError } from '../src/index.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import { FileLogStore } from '../src/log/file-store.ts';
-import type { PagesRecord } from '../src/log/record.ts';
+import { CorruptRecord, type PagesRecord } from '../src/log/record.ts';
 import { setHistoryReporter } from '../src/log/report.ts';
 import { decodeSegmentIndex, encodeSegmentIndex } from '../src/log/segment-index.ts';
 import { NO_POSITION } from '../src/log/wal.ts';
@@ -91,10 +91,11 @@ test('sealed segments are indexed; reopening reads the indexes and Time Travel s
 
   const segments = listing(historyDir, '.log');
   assert.ok(segments.length >= 5, `several segments: ${segments.join(', ')}`);
-  // Every sealed segment has its index; the last one (it takes appends) has none.
+  // Every sealed segment has its index, the last one too: the clean close sealed it (it holds more
+  // than a sixteenth of a segment).
   assert.deepEqual(
     listing(historyDir, '.idx'),
-    segments.slice(0, -1).map((n) => n.replace(/\.log$/, '.idx')),
+    segments.map((n) => n.replace(/\.log$/, '.idx')),
   );
   // A sealed segment in the middle, and a row whose record it holds.
   const middle = path.join(historyDir, 'segments', segments[2]!);
@@ -253,6 +254,101 @@ test('the last record of an indexed segment before an empty last one is checked 
     assert.deepEqual(store.lastPosition(), NO_POSITION);
     assert.equal(store.gaps().length, 0);
     assert.ok(!existsSync(orphan));
+  } finally {
+    store.close();
+  }
+});
+
+test('a clean close seals an open segment holding a sixteenth of a segment: opening reads its index, and appends go to a new segment', () => {
+  const dir = path.join(tempDir(), 'history');
+  // Records of ~3 KiB: five fill 15 KiB of a 64 KiB segment (the seal takes 4 KiB).
+  const options = { segmentBytes: 64 * 1024, owner: true };
+  let store = new FileLogStore(dir, undefined, options);
+  for (let seq = 1; seq <= 5; seq++) store.append(record(seq), seq - 1);
+  store.close({ seal: true });
+  const [segment] = listing(dir, '.log').map((n) => path.join(dir, 'segments', n));
+  assert.deepEqual(listing(dir, '.idx'), [path.basename(segment!).replace(/\.log$/, '.idx')]);
+  assert.equal(statSync(segment!).size, frameOf(segment!, 5).offset + frameOf(segment!, 5).length, 'the segment ends at its last record');
+
+  // Opening takes the records from the index: damage in the middle (the time kept, as the disk
+  // leaves it) is not seen by opening, only by reading that record.
+  const intact = readFileSync(segment!);
+  const stamp = statSync(segment!);
+  damage(segment!, 3, true);
+  store = new FileLogStore(dir, undefined, options);
+  try {
+    assert.deepEqual(store.gaps(), []);
+    assert.equal(store.last()?.seq, 5);
+    assert.throws(() => [...store.read(2, 3)], CorruptRecord);
+  } finally {
+    store.close();
+  }
+  writeFileSync(segment!, intact);
+  utimesSync(segment!, stamp.atime, new Date(stamp.mtimeMs - 1000));
+
+  store = new FileLogStore(dir, undefined, options);
+  try {
+    assert.deepEqual(
+      [...store.read(0, 10)].map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    );
+    store.append(record(6), 5);
+    store.append(record(7), 6);
+    store.flush();
+    assert.equal(listing(dir, '.log').length, 2, 'the sealed segment takes no appends');
+    assert.ok(readFileSync(segment!).equals(intact), 'the sealed segment is as it was');
+  } finally {
+    store.close({ seal: true });
+  }
+  store = new FileLogStore(dir, undefined, options);
+  try {
+    assert.deepEqual(
+      [...store.read(0, 10)].map((r) => r.seq),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
+    assert.equal(store.lastRecord()?.seq, 7);
+    assert.equal(listing(dir, '.idx').length, 2);
+  } finally {
+    store.close();
+  }
+});
+
+test('the open segment stays open below a sixteenth of a segment, on an unclean close, and when its index no longer fits it', () => {
+  const dir = path.join(tempDir(), 'history');
+  const options = { segmentBytes: 64 * 1024, owner: true };
+  let store = new FileLogStore(dir, undefined, options);
+  store.append(record(1), 0);
+  store.close({ seal: true });
+  assert.deepEqual(listing(dir, '.idx'), [], 'one record of ~3 KiB: not sealed');
+  store = new FileLogStore(dir, undefined, options);
+  for (let seq = 2; seq <= 5; seq++) store.append(record(seq), seq - 1);
+  store.close();
+  assert.deepEqual(listing(dir, '.idx'), [], 'closed without sealing (a handle another took over)');
+
+  store = new FileLogStore(dir, undefined, options);
+  store.close({ seal: true });
+  const [segment] = listing(dir, '.log').map((n) => path.join(dir, 'segments', n));
+  const index = segment!.replace(/\.log$/, '.idx');
+  assert.ok(existsSync(index));
+  // Bytes after the indexed records (zeros a writer unaware of the seal wrote ahead): the index is
+  // dropped, the segment read, and it takes appends again.
+  writeFileSync(segment!, Buffer.alloc(8192), { flag: 'a' });
+  store = new FileLogStore(dir, undefined, options);
+  try {
+    assert.ok(!existsSync(index));
+    assert.deepEqual(store.gaps(), []);
+    store.append(record(6), 5);
+    store.flush();
+    assert.equal(listing(dir, '.log').length, 1);
+  } finally {
+    store.close();
+  }
+  store = new FileLogStore(dir, undefined, options);
+  try {
+    assert.deepEqual(
+      [...store.read(0, 10)].map((r) => r.seq),
+      [1, 2, 3, 4, 5, 6],
+    );
   } finally {
     store.close();
   }

@@ -13,6 +13,8 @@ export interface Segment {
   bytes: number;
   /** The file's size, zeros past `bytes` included. */
   allocated: number;
+  /** It has an index and takes no more appends (the next append starts a new segment). */
+  sealed?: boolean;
 }
 
 export interface Entry extends RecordSummary {
@@ -24,11 +26,16 @@ export interface Entry extends RecordSummary {
 /** Sealed segments whose entries stay loaded at once, besides the ones that cannot be read back. */
 const LOADED_SEALED = 2;
 
-/**
- * Reads a segment's entries back; `fits` says whether a candidate list is the one the table held
- * (the reader tries the index, then the segment's own frames).
- */
-export type Reload = (fits: (entries: Entry[]) => boolean) => Entry[];
+/** Where a sealed segment's entries are read back from (its index, else its own frames). */
+export interface Backing {
+  /** Reads the entries back; `fits` says whether a candidate list is the one the table held. */
+  entries(fits: (entries: Entry[]) => boolean): Entry[];
+  /**
+   * The page bytes of the entries after sequence `seq`, read in place from the index (no entries
+   * built) when it lists `count` entries of `total` page bytes; undefined: the entries are read.
+   */
+  pageBytesAfter(seq: number, count: number, total: number): number | undefined;
+}
 
 /** A sealed segment as its index's head describes it (segment-index.ts). */
 export interface SegmentBounds {
@@ -51,7 +58,7 @@ interface Block extends SegmentBounds {
   /** Undefined while unloaded. */
   entries: Entry[] | undefined;
   /** Reads the entries back (from the segment's index); absent: they stay loaded. */
-  reload: Reload | undefined;
+  backing: Backing | undefined;
 }
 
 export const summaryOf = (e: Entry): RecordSummary => ({ kind: e.kind, seq: e.seq, time: e.time, pageBytes: e.pageBytes });
@@ -71,7 +78,7 @@ export class EntryTable {
     const previous = this.last();
     let block = this.blocks.at(-1);
     if (!block || block.segment !== entry.segment) {
-      block = { segment: entry.segment, start: this.length, count: 0, first: entry, last: entry, pageBytes: 0, lastImage: undefined, jumps: [], entries: [], reload: undefined };
+      block = { segment: entry.segment, start: this.length, count: 0, first: entry, last: entry, pageBytes: 0, lastImage: undefined, jumps: [], entries: [], backing: undefined };
       this.blocks.push(block);
     }
     this.loadedEntries(block).push(entry);
@@ -79,12 +86,12 @@ export class EntryTable {
     this.size++;
   }
 
-  /** Adds a sealed segment's entries by their bounds, unloaded: `reload` reads them when a search needs them. */
-  pushBounds(segment: Segment, bounds: SegmentBounds, reload: Reload): void {
+  /** Adds a sealed segment's entries by their bounds, unloaded: they are read back when a search needs them. */
+  pushBounds(segment: Segment, bounds: SegmentBounds, backing: Backing): void {
     const previous = this.last();
     const { count, first, last, pageBytes, lastImage } = bounds;
     const jumps = previous && first.kind !== 'image' && first.seq !== previous.seq + 1 ? [0, ...bounds.jumps] : [...bounds.jumps];
-    this.blocks.push({ segment, start: this.length, count, first, last, pageBytes, lastImage, jumps, entries: undefined, reload });
+    this.blocks.push({ segment, start: this.length, count, first, last, pageBytes, lastImage, jumps, entries: undefined, backing });
     this.size += count;
   }
 
@@ -97,19 +104,19 @@ export class EntryTable {
   }
 
   /** The segment's entries can be read back from now on (its index is written): it may be unloaded. */
-  indexed(segment: Segment, reload: Reload): void {
+  indexed(segment: Segment, backing: Backing): void {
     const block = this.blocks.find((b) => b.segment === segment);
-    if (!block || block.reload) return;
-    block.reload = reload;
+    if (!block || block.backing) return;
+    block.backing = backing;
     this.touch(block);
   }
 
   /** The segment takes appends again (its index is gone): its entries stay loaded. */
   reopened(segment: Segment): void {
     const block = this.blocks.find((b) => b.segment === segment);
-    if (!block?.reload) return;
+    if (!block?.backing) return;
     this.loadedEntries(block);
-    block.reload = undefined;
+    block.backing = undefined;
     this.loaded = this.loaded.filter((b) => b !== block);
   }
 
@@ -159,14 +166,15 @@ export class EntryTable {
     return undefined;
   }
 
-  /** The page bytes of the entries from `position` on. */
-  pageBytesFrom(position: number): number {
+  /** The page bytes of the entries after sequence `seq`. */
+  pageBytesAfter(seq: number): number {
     let total = 0;
     for (const block of this.blocks) {
-      if (block.start >= position) total += block.pageBytes;
-      else if (block.start + block.count > position) {
-        const entries = this.loadedEntries(block);
-        for (let i = position - block.start; i < block.count; i++) total += entries[i]!.pageBytes;
+      if (block.first.seq > seq) total += block.pageBytes;
+      else if (block.last.seq > seq) {
+        const inPlace = block.entries ? undefined : block.backing?.pageBytesAfter(seq, block.count, block.pageBytes);
+        if (inPlace !== undefined) total += inPlace;
+        else for (const e of this.loadedEntries(block)) if (e.seq > seq) total += e.pageBytes;
       }
     }
     return total;
@@ -255,11 +263,11 @@ export class EntryTable {
   private loadedEntries(block: Block): Entry[] {
     if (!block.entries) {
       const fits = (entries: Entry[]) => fitsBlock(block, entries);
-      const entries = block.reload!(fits);
+      const entries = block.backing!.entries(fits);
       if (!fits(entries)) throw new Error(`the entries read back for ${block.segment.file} are not the ones it held (${entries.length} of ${block.count})`);
       block.entries = entries;
     }
-    if (block.reload) this.touch(block);
+    if (block.backing) this.touch(block);
     return block.entries;
   }
 

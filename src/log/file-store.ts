@@ -32,7 +32,7 @@ import {
   type SegmentSummary,
 } from './segment-index.ts';
 import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
-import { type Entry, EntryTable, type Segment, summaryOf } from './entry-table.ts';
+import { type Backing, type Entry, EntryTable, type Segment, summaryOf } from './entry-table.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
 
@@ -50,6 +50,13 @@ const PREALLOCATE_MAX_BYTES = 4 * 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
 /** After the disk had no room for the zeros ahead, records are written without them this long. */
 const PREALLOCATE_RETRY_MS = 10_000;
+/**
+ * The open segment is sealed (indexed) when the writer closes the log once it holds a sixteenth of
+ * a segment: opening reads the last segment's records whole (a 60 MiB one took ~60 ms), an indexed
+ * one only its index's head. Smaller ones stay open for appends, so a database closed and opened
+ * often does not leave many small segments.
+ */
+const SEAL_ON_CLOSE_PARTS = 16;
 
 /** Bytes of a segment file that hold no readable record, found while opening the log. */
 export interface UnreadableRange {
@@ -129,6 +136,27 @@ function readIndexSummary(file: string, segmentMtime: number, segmentBytes: numb
     return decodeSegmentSummary(head, segmentBytes, stat.size);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * The page bytes of a sealed segment's records after sequence `seq`, from its index read in place,
+ * when the index is whole and lists `count` records of `total` page bytes (else undefined).
+ */
+function indexedPageBytes(segment: Segment, seq: number, count: number, total: number): number | undefined {
+  try {
+    const index = decodeSegmentIndex(readFileSync(indexFileOf(segment.file)), statSync(segment.file).size);
+    if (index?.count !== count) return undefined;
+    let all = 0;
+    let after = 0;
+    for (let i = 0; i < count; i++) {
+      const bytes = index.pageBytes(i);
+      all += bytes;
+      if (index.seq(i) > seq) after += bytes;
+    }
+    return all === total ? after : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -230,6 +258,7 @@ export class FileLogStore implements LogStore {
   readonly tag: string;
   private readonly sync: boolean;
   private readonly segmentBytes: number;
+  private readonly owner: boolean;
   private appended: AppendedRecord[] | undefined;
   private readonly segmentsDir: string;
   private readonly entries = new EntryTable();
@@ -259,6 +288,7 @@ export class FileLogStore implements LogStore {
   ) {
     this.sync = options.sync ?? true;
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES;
+    this.owner = options.owner ?? false;
     this.appended = options.keepAppended ? [] : undefined;
     this.segmentsDir = path.join(dir, 'segments');
     const listed = listDirectory(this.segmentsDir);
@@ -277,8 +307,10 @@ export class FileLogStore implements LogStore {
       const segment = { file: path.join(this.segmentsDir, name), first: Number.parseInt(name.slice(0, 16), 16), bytes: 0, allocated: 0 };
       this.segments.push(segment);
       const last = i === names.length - 1;
-      // The last segment takes appends: it has no index (one left by a crash while sealing it is stale).
+      // The last segment takes appends unless the writer sealed it on closing (or a crash came after
+      // its index was written, before the next segment was): an index that does not hold goes.
       if (last) {
+        if (listed.includes(path.basename(indexFileOf(segment.file))) && this.loadIndex(segment, true)) return;
         if (options.owner && listed.includes(path.basename(indexFileOf(segment.file)))) rmSync(indexFileOf(segment.file), { force: true });
         this.scan(segment, true);
       } else if (!this.loadIndex(segment, i === names.length - 2)) {
@@ -321,9 +353,10 @@ export class FileLogStore implements LogStore {
     if (jumps.some((j, i) => j < 1 || j >= count || (i > 0 && j <= jumps[i - 1]!))) return false;
     if (!framesAsIndexed(segment.file, first, last, checkLast)) return false;
     const entry = (r: IndexedRecord): Entry => ({ ...r, segment });
-    this.entries.pushBounds(segment, { ...summary, first: entry(first), last: entry(last), lastImage: lastImage && entry(lastImage) }, (fits) => this.readBack(segment, fits));
+    this.entries.pushBounds(segment, { ...summary, first: entry(first), last: entry(last), lastImage: lastImage && entry(lastImage) }, this.backingOf(segment));
     segment.bytes = size;
     segment.allocated = size;
+    segment.sealed = true;
     this.totalBytes += size;
     return true;
   }
@@ -345,7 +378,12 @@ export class FileLogStore implements LogStore {
       // the segment's entries stay in memory.
       return;
     }
-    this.entries.indexed(segment, (fits) => this.readBack(segment, fits));
+    segment.sealed = true;
+    this.entries.indexed(segment, this.backingOf(segment));
+  }
+
+  private backingOf(segment: Segment): Backing {
+    return { entries: (fits) => this.readBack(segment, fits), pageBytesAfter: (seq, count, total) => indexedPageBytes(segment, seq, count, total) };
   }
 
   /**
@@ -549,7 +587,7 @@ export class FileLogStore implements LogStore {
     }
     if (this.cutPending) this.rollback();
     let segment = this.segments.at(-1);
-    if (!segment || segment.bytes >= this.segmentBytes) segment = this.startSegment(record.seq);
+    if (!segment || segment.bytes >= this.segmentBytes || segment.sealed) segment = this.startSegment(record.seq);
     if (this.fd === undefined) this.fd = openSync(segment.file, 'r+');
     const body = encodeRecord(record);
     const bytes = frame(body);
@@ -584,20 +622,25 @@ export class FileLogStore implements LogStore {
 
   private startSegment(first: number): Segment {
     const sealed = this.segments.at(-1);
-    if (sealed && sealed.allocated > sealed.bytes) {
-      // A sealed segment ends at its last record.
-      this.fd ??= openSync(sealed.file, 'r+');
-      ftruncateSync(this.fd, sealed.bytes);
-      sealed.allocated = sealed.bytes;
-      this.dirty = true;
-    }
-    this.flush();
-    if (sealed) this.tryWriteIndex(sealed);
+    if (sealed && !sealed.sealed) this.seal(sealed);
+    else this.flush();
     const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0, allocated: 0 };
     closeSync(openSync(segment.file, 'w'));
     syncDirectory(this.segmentsDir);
     this.segments.push(segment);
     return segment;
+  }
+
+  /** Ends a segment at its last record, made durable, and writes its index (when it can). */
+  private seal(segment: Segment): void {
+    if (segment.allocated > segment.bytes) {
+      this.fd ??= openSync(segment.file, 'r+');
+      ftruncateSync(this.fd, segment.bytes);
+      segment.allocated = segment.bytes;
+      this.dirty = true;
+    }
+    this.flush();
+    this.tryWriteIndex(segment);
   }
 
   /**
@@ -661,6 +704,7 @@ export class FileLogStore implements LogStore {
         this.entries.reopened(segment);
       } finally {
         rmSync(indexFileOf(segment.file), { force: true });
+        segment.sealed = false;
       }
     }
     if (segment) {
@@ -772,11 +816,18 @@ export class FileLogStore implements LogStore {
   }
 
   pageBytesAfter(seq: number): number {
-    return this.entries.pageBytesFrom(this.entries.indexOf(seq + 1));
+    return this.entries.pageBytesAfter(seq);
   }
 
-  close(): void {
-    this.flush();
+  /**
+   * Flushes and lets go of the files. `seal`: the writer is done with the log for now (a clean close),
+   * and seals the open segment once it holds enough for its index to save the next opening a read
+   * of it (SEAL_ON_CLOSE_PARTS); the next append starts a new segment.
+   */
+  close(options: { seal?: boolean } = {}): void {
+    const open = this.segments.at(-1);
+    if (options.seal && this.owner && !this.cutPending && open && !open.sealed && open.bytes >= this.segmentBytes / SEAL_ON_CLOSE_PARTS) this.seal(open);
+    else this.flush();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }

@@ -101,8 +101,12 @@ export class LoggedDatabase {
   private lastSeq: number;
   private lastTime: number;
   private readonly snapshotIntervalMs: number;
-  /** Page bytes of the records after the newest snapshot, and when that snapshot was taken. */
-  private pageBytesSinceSnapshot: number;
+  /**
+   * Page bytes of the records after the newest snapshot (undefined from opening until the first
+   * write: summing them may read a long segment's index, which an open to read need not pay), and
+   * when that snapshot was taken.
+   */
+  private pageBytesSinceSnapshot: number | undefined;
   private lastSnapshotTime: number;
   private snapshotting: Promise<void> | undefined;
   /**
@@ -167,9 +171,8 @@ export class LoggedDatabase {
       this.engine = engine = this.openEngine();
       this.recover();
       engine = this.engine;
-      const newest = this.snapshots.list().at(-1)!;
-      this.pageBytesSinceSnapshot = this.log.pageBytesAfter(newest.seq);
-      this.lastSnapshotTime = newest.time;
+      this.pageBytesSinceSnapshot = undefined;
+      this.lastSnapshotTime = this.snapshots.list().at(-1)!.time;
     } catch (e) {
       // Nothing un-logged is checkpointed into the file on the way out.
       try {
@@ -311,7 +314,8 @@ export class LoggedDatabase {
     this.log.append(record, this.lastSeq);
     this.lastSeq = record.seq;
     this.lastTime = record.time;
-    this.pageBytesSinceSnapshot += this.log.last()!.pageBytes;
+    if (this.pageBytesSinceSnapshot === undefined) this.pageBytesSinceSnapshot = this.log.pageBytesAfter(this.snapshots.list().at(-1)!.seq);
+    else this.pageBytesSinceSnapshot += this.log.last()!.pageBytes;
   }
 
   /**
@@ -432,7 +436,7 @@ export class LoggedDatabase {
       }
       this.wal.reopen(position);
       this.checkpointedSalt = undefined;
-      this.pageBytesSinceSnapshot = this.log.pageBytesAfter(this.snapshots.list().at(-1)!.seq);
+      this.pageBytesSinceSnapshot = undefined;
       this.refusal = undefined;
     } catch (e) {
       try {
@@ -497,6 +501,10 @@ export class LoggedDatabase {
 
   private snapshotDue(): boolean {
     const since = this.pageBytesSinceSnapshot;
+    if (since === undefined) {
+      // Nothing written since opening: only the interval can make a snapshot due, when there are records after the last one.
+      return this.clock() - this.lastSnapshotTime > this.snapshotIntervalMs && (this.log.last()?.seq ?? 0) > this.snapshots.list().at(-1)!.seq;
+    }
     if (since === 0) return false;
     if (this.clock() - this.lastSnapshotTime > this.snapshotIntervalMs) return true;
     // Half the database: a database that only grows still gets a snapshot each time it doubles.
@@ -848,7 +856,8 @@ export class LoggedDatabase {
     }
     this.wal.close();
     try {
-      this.log.close();
+      // A clean close by the writer: the next opening reads the open segment's index, not all of it.
+      this.log.close({ seal: checkpoint && this.lock !== undefined });
     } finally {
       this.lock?.release();
       this.lock = undefined;
