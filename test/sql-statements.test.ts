@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { Messages } from '../src/api/errors.ts';
 import { type D1Database, open } from '../src/index.ts';
 import { isTrivia, tokenize } from '../src/sql/lexer.ts';
-import { splitStatements } from '../src/sql/statements.ts';
+import { preparedStatements, splitStatements } from '../src/sql/statements.ts';
 import { rawDb, rawGuardDb, rawState, sqliteParameterTruth, sqlitePrepareError } from './helpers/sql-oracle.ts';
 
 const NOT_AUTHORIZED = 'not authorized: SQLITE_AUTH';
@@ -257,14 +257,54 @@ describe('statement boundaries', () => {
     });
   }
 
-  test('a statement after a `;` is reported with offsets relative to its own text, as SQLite prepares the tail', async () => {
+  test('a statement after a `;` is reported with offsets relative to its own text, as D1 prepares the tail (after whitespace)', async () => {
     const db = await engineDb();
     const sql = 'SELECT 1;\n  SELECT nosuch';
-    const [, second] = splitStatements(sql);
-    assert.equal(second!.text, '\n  SELECT nosuch');
+    const [, second] = preparedStatements(sql);
+    assert.equal(second!.text, 'SELECT nosuch');
     const expected = sqlitePrepareError(guard, second!.text);
-    assert.deepEqual(expected, { offset: 10, message: 'no such column: nosuch' });
-    assert.equal(await rejection(db.prepare(sql).run()), 'D1_ERROR: no such column: nosuch at offset 10: SQLITE_ERROR');
+    assert.deepEqual(expected, { offset: 7, message: 'no such column: nosuch' });
+    assert.equal(await rejection(db.prepare(sql).run()), 'D1_ERROR: no such column: nosuch at offset 7: SQLITE_ERROR');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// How D1's runtime splits a query (the binding-level cases, on both bindings: binding-d1-runtime.test.ts).
+describe('statements as D1 prepares them', () => {
+  test('each starts after the whitespace after the one before; empty `;`s lead into the next; a leftover comment is an empty statement', () => {
+    const shape = (sql: string) => preparedStatements(sql).map((s) => [s.text, s.empty]);
+    assert.deepEqual(shape('SELECT 1;\n\t SELECT 2'), [
+      ['SELECT 1;', false],
+      ['SELECT 2', false],
+    ]);
+    assert.deepEqual(shape('; ;SELECT 1; /* c */ SELECT 2'), [
+      ['; ;SELECT 1;', false],
+      ['/* c */ SELECT 2', false],
+    ]);
+    assert.deepEqual(shape('SELECT 1; -- done\n'), [
+      ['SELECT 1;', false],
+      ['-- done\n', true],
+    ]);
+    assert.deepEqual(shape('SELECT 1;\v\f\r\n'), [['SELECT 1;', false]]);
+    assert.deepEqual(shape('SELECT 1;\v;'), [
+      ['SELECT 1;', false],
+      [';', true],
+    ]);
+    assert.deepEqual(shape('  \n'), []);
+  });
+
+  test('splitStatements (the REST API, the CLI) still takes trailing comments for nothing and an empty `;` for an empty statement', () => {
+    assert.deepEqual(
+      splitStatements('SELECT 1; -- done').map((s) => s.text),
+      ['SELECT 1;'],
+    );
+    assert.deepEqual(
+      splitStatements('; SELECT 1').map((s) => [s.text, s.empty]),
+      [
+        [';', true],
+        [' SELECT 1', false],
+      ],
+    );
   });
 });
 

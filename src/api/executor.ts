@@ -20,8 +20,8 @@ export interface ExecuteRequest {
   /** Run in order, as one transaction when there is more than one statement. */
   queries: Query[];
   /**
-   * 'NONE' skips materialising rows (exec()); 'FIRST_ROW' returns at most one row, and a read
-   * statement stops after it (first(), which exposes no meta).
+   * 'NONE' skips materialising rows (exec()); 'FIRST_ROW' returns at most one row (first(), which
+   * exposes no meta): the query still runs to its end, as D1's does (a later row's error fails it).
    */
   resultsFormat?: ResultsFormat;
   /** A session's constraint ('first-primary' | 'first-unconstrained') or bookmark. */

@@ -121,6 +121,20 @@ function writesAny(work: Work): boolean {
   return work.parsed.some((p) => p.statements.some((s) => s.kind === 'write'));
 }
 
+/**
+ * SQL that is not a string (prepare(42) from JavaScript without types): refused as the server
+ * refuses such a body, before anything parses it.
+ */
+function malformedQuery(request: ExecuteRequest): string | undefined {
+  for (let i = 0; i < request.queries.length; i++) {
+    const sql: unknown = request.queries[i]!.sql;
+    if (typeof sql === 'string') continue;
+    const received = sql === null ? 'null' : Array.isArray(sql) ? 'array' : typeof sql;
+    return `Invalid request at queries.${i}.sql: Invalid input: expected string, received ${received}`;
+  }
+  return undefined;
+}
+
 /** D1's refusals that need no SQLite: an empty statement, or one D1 refuses outright. */
 function checkRunnable(statement: Statement): void {
   if (statement.empty) throw new D1Failure(Messages.emptyStatement);
@@ -276,6 +290,8 @@ export class Engine {
     if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) {
       return { success: false, error: `Invalid bookmark or constraint: '${request.bookmark}'` };
     }
+    const malformed = malformedQuery(request);
+    if (malformed !== undefined) return { success: false, error: malformed };
     const work = workOf(request);
     if (work.queries.length === 0) return { success: false, error: Messages.noStatements };
     if (this.transactions && !request.readOnly) {

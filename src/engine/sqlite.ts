@@ -55,7 +55,10 @@ export function runCounted(statement: Database.Statement, args: unknown[]): Coun
  */
 export type CountedRead<T> = [result: T, read: number, written: number, dataVersion: number];
 
-/** better-sqlite3's get(), with the row counts and the data version in the same native call. */
+/**
+ * better-sqlite3's get(), but run to the end of the query as D1's first() is (a later row that fails
+ * fails it; every row read counts), with the row counts and the data version in the same native call.
+ */
 export function getCounted(statement: Database.Statement, args: unknown[]): CountedRead<unknown> {
   return (statement as unknown as CountingStatement).getCounts(...args);
 }

@@ -1,7 +1,7 @@
 // Parsing is pure, so the statements of a SQL string are computed once and reused: hot queries
 // (the same prepared text with new parameters) never touch the lexer again.
 import { Limits, utf8Length } from './limits.ts';
-import { type Statement, splitStatements } from './statements.ts';
+import { preparedStatements, type Statement } from './statements.ts';
 
 export interface ParsedQuery {
   statements: Statement[];
@@ -17,7 +17,7 @@ export function parseQuery(sql: string): ParsedQuery {
   const hit = cache.get(sql);
   if (hit) return hit;
   const tooLong = sql.length > Limits.sqlLength || (sql.length * 3 > Limits.sqlLength && utf8Length(sql) > Limits.sqlLength);
-  const parsed: ParsedQuery = { statements: tooLong ? [] : splitStatements(sql), tooLong };
+  const parsed: ParsedQuery = { statements: tooLong ? [] : preparedStatements(sql), tooLong };
   if (sql.length <= MAX_CACHED_LENGTH) {
     if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
     cache.set(sql, parsed);

@@ -55,7 +55,59 @@ const NOT_AUTHORIZED = 'not authorized: SQLITE_AUTH';
 /** Splits `sql` into statements. Trailing whitespace or comments after the last `;` are not a statement. */
 export function splitStatements(sql: string): Statement[] {
   const tokens = tokenize(sql);
+  return statementRanges(sql, tokens).map((r) => analyze(sql, tokens.slice(r.first, r.end), r.significant, r.terminated));
+}
+
+/** Whitespace as D1's runtime skips it after a statement: space, \t, \n, \r, \v, \f (SQLite takes \v for no whitespace). */
+const RUNTIME_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
+
+/**
+ * The statements D1's runtime prepares one after another for one query (workerd's prepareSql, MULTI):
+ * each prepare starts where the last statement ended, after whitespace only; SQLite's prepare then
+ * skips comments and empty `;` statements before a statement. So a `;` with nothing before it starts
+ * the next statement's text, and anything but whitespace left after the last statement (a comment, a
+ * lone `;`) is prepared alone and holds no statement: it is an empty statement here, and fails as
+ * D1's does ("SQL code did not contain a statement.").
+ */
+export function preparedStatements(sql: string): Statement[] {
+  const tokens = tokenize(sql);
   const statements: Statement[] = [];
+  // The token the next prepare starts at.
+  let start = 0;
+  for (const r of statementRanges(sql, tokens)) {
+    const from = tokens[start]?.start ?? sql.length;
+    const significant = r.significant.filter((t) => t.start >= from);
+    if (significant.length === 0) continue;
+    statements.push(analyze(sql, tokens.slice(start, r.end), significant, r.terminated));
+    start = afterRuntimeSpace(sql, tokens, r.end);
+  }
+  if (afterRuntimeSpace(sql, tokens, start) < tokens.length) statements.push(analyze(sql, tokens.slice(start), [], false));
+  return statements;
+}
+
+/** The first token at or after `from` that starts past the whitespace D1's runtime skips (tokens.length: none). */
+function afterRuntimeSpace(sql: string, tokens: Token[], from: number): number {
+  if (from >= tokens.length) return tokens.length;
+  let end = tokens[from]!.start;
+  while (end < sql.length && RUNTIME_SPACE.has(sql.charCodeAt(end))) end++;
+  let i = from;
+  // A token the skip ends inside of (whitespace then a byte-order mark) is where SQLite reads on.
+  while (i < tokens.length && tokens[i]!.end <= end) i++;
+  return i;
+}
+
+interface StatementRange {
+  /** Its tokens: [first, end). */
+  first: number;
+  end: number;
+  /** Its tokens that are not whitespace or comments (its closing `;` aside). */
+  significant: Token[];
+  terminated: boolean;
+}
+
+/** Where each statement's tokens are, as SQLite ends statements (a trigger's body holds `;`s); trailing whitespace and comments belong to none. */
+function statementRanges(sql: string, tokens: Token[]): StatementRange[] {
+  const ranges: StatementRange[] = [];
   let first = 0; // index of the first token of the current statement
   let significant: Token[] = [];
   let trigger: { body: boolean; done: boolean; atStatementStart: boolean } | undefined;
@@ -64,7 +116,7 @@ export function splitStatements(sql: string): Statement[] {
     const t = tokens[i]!;
     if (isTrivia(t)) continue;
     if (t.type === 'semicolon' && (!trigger || trigger.done || !trigger.body)) {
-      statements.push(analyze(sql, tokens.slice(first, i + 1), significant, true));
+      ranges.push({ first, end: i + 1, significant, terminated: true });
       first = i + 1;
       significant = [];
       trigger = undefined;
@@ -88,8 +140,8 @@ export function splitStatements(sql: string): Statement[] {
       trigger.atStatementStart = t.type === 'semicolon';
     }
   }
-  if (significant.length > 0) statements.push(analyze(sql, tokens.slice(first), significant, false));
-  return statements;
+  if (significant.length > 0) ranges.push({ first, end: tokens.length, significant, terminated: false });
+  return ranges;
 }
 
 function startsTrigger(sql: string, sig: Token[]): boolean {

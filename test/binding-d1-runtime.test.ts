@@ -1,0 +1,151 @@
+// What D1's runtime (workerd) does with a query beyond what its binding's documentation says, on
+// both bindings (open() and dione/client over a real server): how a query of several statements is
+// prepared (src/sql/statements.ts preparedStatements), first() running the query to its end, and SQL
+// that is not a string. Each expectation is what miniflare 4.20260426 (real workerd, installed with
+// the tests' packages) answered to the same call on 2026-12-06; see workerd's
+// src/workerd/util/sqlite.c++ (prepareSql) and src/cloudflare/internal/d1-api.ts (first()).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Messages } from '../src/api/errors.ts';
+import { connect } from '../src/client.ts';
+import { type D1Database, open } from '../src/index.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+const EMPTY = `D1_ERROR: ${Messages.emptyStatement}`;
+const cases: { sql: string; bind?: unknown; expected: unknown }[] = [
+  { sql: 'SELECT 1 AS a; -- done', expected: EMPTY },
+  { sql: 'SELECT 1 AS a; -- done\n', expected: EMPTY },
+  { sql: 'SELECT 1 AS a; /* x */', expected: EMPTY },
+  { sql: 'SELECT 1 AS a; ;', expected: EMPTY },
+  { sql: 'SELECT 1 AS a;;', expected: EMPTY },
+  { sql: '-- c', expected: EMPTY },
+  { sql: 'SELECT 1 AS a;;SELECT 2 AS b;', expected: [{ b: 2 }] },
+  { sql: 'SELECT 1 AS a;  ; SELECT 2 AS b', expected: [{ b: 2 }] },
+  { sql: '; SELECT 1 AS a', expected: [{ a: 1 }] },
+  { sql: '\n;SELECT 1 AS a', expected: [{ a: 1 }] },
+  { sql: '/* c */ ; SELECT 1 AS a', expected: [{ a: 1 }] },
+  { sql: 'SELECT 1 AS a -- c', expected: [{ a: 1 }] },
+  { sql: 'SELECT 1 AS a;\n\n', expected: [{ a: 1 }] },
+  { sql: 'SELECT 1 AS a;\f', expected: [{ a: 1 }] },
+  { sql: 'SELECT 1 AS a;\v', expected: [{ a: 1 }] },
+  { sql: 'SELECT 1;  SELEC 2', expected: 'D1_ERROR: near "SELEC": syntax error at offset 0: SQLITE_ERROR' },
+  { sql: 'SELECT 1;\n SELEC 2', expected: 'D1_ERROR: near "SELEC": syntax error at offset 0: SQLITE_ERROR' },
+  { sql: 'SELECT 1;  /* c */ SELEC 2', expected: 'D1_ERROR: near "SELEC": syntax error at offset 8: SQLITE_ERROR' },
+  { sql: '; SELEC 1', expected: 'D1_ERROR: near "SELEC": syntax error at offset 2: SQLITE_ERROR' },
+  { sql: ';; SELEC 1', expected: 'D1_ERROR: near "SELEC": syntax error at offset 3: SQLITE_ERROR' },
+  { sql: 'SELECT 1;  ;  SELEC 2', expected: 'D1_ERROR: near "SELEC": syntax error at offset 3: SQLITE_ERROR' },
+  { sql: 'SELECT ? AS a; -- c', bind: 1, expected: `D1_ERROR: ${Messages.parametersOnlyInLast}` },
+  { sql: 'SELECT ? AS a;;', bind: 1, expected: `D1_ERROR: ${Messages.parametersOnlyInLast}` },
+  { sql: ';SELECT ? AS a', bind: 1, expected: [{ a: 1 }] },
+];
+
+/** The message a call rejects with (fails the test if it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  assert.fail('expected a rejection');
+}
+
+let server: TestServer;
+let databases = 0;
+before(async () => {
+  server = await startTestServer();
+});
+after(async () => {
+  await server.close();
+});
+
+const bindings: { name: string; make(): Promise<D1Database> }[] = [
+  { name: 'embedded', make: async () => open(':memory:') },
+  {
+    name: 'http',
+    make: async () => {
+      const name = `runtime-${++databases}`;
+      await server.createDatabase(name);
+      return connect({ url: server.url, token: server.token, database: name });
+    },
+  },
+];
+
+for (const binding of bindings) {
+  describe(`${binding.name}: statements as D1 prepares them`, () => {
+    for (const c of cases) {
+      test(`${JSON.stringify(c.sql)}${c.bind === undefined ? '' : ' with a parameter'}`, async () => {
+        const db = await binding.make();
+        try {
+          const statement = c.bind === undefined ? db.prepare(c.sql) : db.prepare(c.sql).bind(c.bind);
+          const answer = await statement.all().then(
+            (r) => r.results,
+            (e: Error) => e.message,
+          );
+          assert.deepEqual(answer, c.expected);
+        } finally {
+          await db.close();
+        }
+      });
+    }
+
+    test('a comment after the last `;` fails the whole query, in exec() and batch() too, and undoes its writes', async () => {
+      const db = await binding.make();
+      try {
+        assert.equal(await rejection(db.prepare('CREATE TABLE t (x); INSERT INTO t VALUES (1); -- c').run()), EMPTY);
+        assert.equal(
+          await rejection(db.exec('CREATE TABLE e1 (x); -- make\nINSERT INTO e1 VALUES (1);')),
+          `D1_EXEC_ERROR: Error in line 1: CREATE TABLE e1 (x); -- make: ${Messages.emptyStatement}`,
+        );
+        assert.equal(await rejection(db.batch([db.prepare('CREATE TABLE b (x)'), db.prepare('SELECT 2 AS b; -- c')])), EMPTY);
+        assert.deepEqual((await db.prepare("SELECT name FROM sqlite_master WHERE name IN ('t', 'e1', 'b')").all()).results, []);
+        assert.equal((await db.exec(';CREATE TABLE e3 (x);')).count, 1);
+        assert.deepEqual(
+          (await db.batch([db.prepare('; SELECT 1 AS a'), db.prepare('SELECT 2 AS b')])).map((r) => r.results),
+          [[{ a: 1 }], [{ b: 2 }]],
+        );
+      } finally {
+        await db.close();
+      }
+    });
+  });
+
+  describe(`${binding.name}: first() and SQL that is not a string`, () => {
+    test('first() runs the query to its end: a later row that fails fails it', async () => {
+      const db = await binding.make();
+      try {
+        await db.exec('CREATE TABLE t (x);\nINSERT INTO t VALUES (1), (0);');
+        assert.equal(await rejection(db.prepare("SELECT CASE WHEN x = 0 THEN json('bad') ELSE x END AS v FROM t ORDER BY rowid").first()), 'D1_ERROR: malformed JSON: SQLITE_ERROR');
+        assert.deepEqual(await db.prepare('SELECT x FROM t ORDER BY x DESC').first(), { x: 1 });
+        assert.equal(await db.prepare('SELECT x FROM t WHERE x > 5').first(), null);
+        assert.equal(await db.prepare('SELECT x FROM t ORDER BY x').first('x'), 0);
+      } finally {
+        await db.close();
+      }
+    });
+
+    test('prepare() of a number, null or an object rejects with a D1 error and its cause, alone and in a batch', async () => {
+      const db = await binding.make();
+      try {
+        for (const [sql, received] of [
+          [42, 'number'],
+          [null, 'null'],
+          [{}, 'object'],
+        ] as const) {
+          const error = await db
+            .prepare(sql as unknown as string)
+            .all()
+            .then(
+              () => assert.fail('resolved'),
+              (e: Error) => e,
+            );
+          assert.equal(error.message, `D1_ERROR: Invalid request at queries.0.sql: Invalid input: expected string, received ${received}`);
+          assert.ok(error.cause instanceof Error);
+        }
+        assert.match(await rejection(db.batch([db.prepare('SELECT 1'), db.prepare(7 as unknown as string)])), /^D1_ERROR: Invalid request at queries\.1\.sql: .*received number$/);
+        assert.deepEqual(await db.prepare('SELECT 1 AS one').first(), { one: 1 });
+      } finally {
+        await db.close();
+      }
+    });
+  });
+}
