@@ -3,6 +3,7 @@
 // handle, beginTransaction()/withTransaction(), isolation (no dirty reads, no lost updates), the
 // bounded wait of a second writer, the idle timeout, and D1's refusals without the option.
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { beginTransaction, type D1Database, history, open, withTransaction } from '../src/index.ts';
@@ -309,6 +310,22 @@ describe('embedded specifics', () => {
     assert.equal(await count(db), 0);
     await history(db).restore({ bookmark: afterCommit });
     assert.deepEqual(await values(db), [1, 2, 3, 4, 5]);
+  });
+
+  test('with a write log, commits made only through transactions stay acknowledged once the WAL is due a checkpoint, and it is checkpointed', async () => {
+    const file = path.join(tempDir(), 'checkpointed.sqlite');
+    const db = open(file, { transactions: true, history: { checkpointBytes: 64 * 1024 } });
+    handles.push(db);
+    await db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    // Each commit writes ~8 KiB of pages: 100 of them pass the 64 KiB threshold a dozen times.
+    for (let i = 0; i < 100; i++) {
+      await withTransaction(db, async (tx) => {
+        await tx.prepare('INSERT INTO t (v) VALUES (?)').bind('x'.repeat(3000)).run();
+      });
+    }
+    assert.equal(await count(db), 100);
+    // Checkpointed: the WAL is written over from its start instead of growing past 800 KiB.
+    assert.ok(statSync(`${file}-wal`).size < 400 * 1024, `WAL of ${statSync(`${file}-wal`).size} bytes`);
   });
 });
 

@@ -277,6 +277,8 @@ export class Engine {
 
   /** Takes in commits other connections made (another handle's transaction) since this one last looked. */
   catchUp(): void {
+    // The data version moves only when this connection reads: reading the header makes it look.
+    this.connection.commitSequence();
     this.sync();
   }
 

@@ -128,6 +128,7 @@ export class LoggedDatabase {
   /** Commits the log lost to damage, found on opening (or met while rebuilding a point). */
   private readonly damage: Damage[] = [];
   private lastFailureReport = 0;
+  private lastCheckpointReport = 0;
   private readonly transactionEngines = new TransactionEngines(() => this.openEngine({ transactions: true }));
 
   constructor(
@@ -327,7 +328,18 @@ export class LoggedDatabase {
     this.makeDurable();
     // Once per WAL generation: until the next write starts the WAL over, the position stays where it was.
     const { offset, salt2 } = this.wal.position;
-    if (offset > this.checkpointBytes && salt2 !== this.checkpointedSalt && this.checkpointDurable()) this.checkpointedSalt = salt2;
+    if (offset > this.checkpointBytes && salt2 !== this.checkpointedSalt) {
+      try {
+        if (this.checkpointDurable()) this.checkpointedSalt = salt2;
+      } catch (e) {
+        // The commits are durable in the log: only the WAL stays longer (tried again at the next flush).
+        const now = Date.now();
+        if (now - this.lastCheckpointReport > 60_000) {
+          this.lastCheckpointReport = now;
+          report('error', `${this.file}: the WAL could not be checkpointed (${(e as Error).message})`, { file: this.file });
+        }
+      }
+    }
     if (!this.snapshotting && this.snapshotDue()) this.snapshot().catch(() => {});
   }
 
