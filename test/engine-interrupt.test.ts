@@ -194,27 +194,32 @@ test('a group with two runaway writes keeps the rest, and a group of runaways on
   }
 });
 
-test('withoutQueryTimeout lets a long request finish; the timeout applies again afterwards', () => {
-  const engine = new Engine(file('long.sqlite'), { queryTimeoutMs: 100 });
-  const long = one(countTo(2_000_000));
+test('withTimeoutPerQuery (imports): each query has the whole timeout, a runaway one is still stopped, and afterwards requests are timed whole again', () => {
+  const engine = new Engine(file('per-query.sqlite'));
   try {
-    assert.equal(answer(engine.execute(long)), TIMEOUT, 'the request is longer than the timeout');
-    const { value, ms } = timed(() => engine.withoutQueryTimeout(() => engine.execute(long)));
+    // A query that takes about a third of the timeout on this machine; eight of them, nearly three timeouts.
+    const n = 200_000;
+    const single = Math.max(...[0, 1, 2].map(() => timed(() => engine.execute(one(countTo(n)))).ms));
+    const timeoutMs = Math.max(50, Math.ceil(single * 3));
+    engine.setQueryTimeout(timeoutMs);
+    const many: ExecuteRequest = { queries: Array.from({ length: 8 }, () => ({ sql: countTo(n), params: [] })), resultsFormat: 'NONE' };
+    assert.equal(answer(engine.execute(many)), TIMEOUT, 'timed whole, the request is longer than the timeout');
+    const { value, ms } = timed(() => engine.withTimeoutPerQuery(() => engine.execute(many)));
     assert.ok(value.success, answer(value));
-    assert.deepEqual(value.results[0]!.rows, [[2_000_000]]);
-    assert.ok(ms > 100, `ran ${ms} ms`);
-    assert.equal(answer(engine.execute(long)), TIMEOUT, 'restored');
-    // A throw inside restores it too.
+    assert.ok(ms > timeoutMs, `ran ${ms} ms, timeout ${timeoutMs} ms`);
+    // A runaway among them: stopped at the timeout, nothing of the request kept.
+    const runaway: ExecuteRequest = { queries: [{ sql: 'CREATE TABLE kept (x)', params: [] }, { sql: countTo(1_000_000_000), params: [] }], resultsFormat: 'NONE' };
+    const stopped = timed(() => engine.withTimeoutPerQuery(() => engine.execute(runaway)));
+    assert.equal(answer(stopped.value), TIMEOUT);
+    assert.ok(stopped.ms < timeoutMs * 20, `stopped after ${stopped.ms} ms`);
+    assert.deepEqual(rows(engine, "SELECT count(*) FROM sqlite_master WHERE name = 'kept'"), [[0]]);
+    assert.equal(answer(engine.execute(many)), TIMEOUT, 'restored');
     assert.throws(() =>
-      engine.withoutQueryTimeout(() => {
+      engine.withTimeoutPerQuery(() => {
         throw new Error('inside');
       }),
     );
-    assert.equal(answer(engine.execute(long)), TIMEOUT);
-    engine.setQueryTimeout(0);
-    assert.equal(answer(engine.execute(long)), 'ok');
-    engine.setQueryTimeout(100);
-    assert.equal(answer(engine.execute(long)), TIMEOUT);
+    assert.equal(answer(engine.execute(many)), TIMEOUT);
   } finally {
     engine.close();
   }

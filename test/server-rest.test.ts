@@ -393,4 +393,21 @@ describe('import', () => {
     assert.equal(result.result?.meta.changes, 5);
     assert.ok(result.result!.meta.rows_written >= 5, `rows_written ${result.result!.meta.rows_written}`);
   });
+
+  test('a runaway statement in an import is stopped at --query-timeout: the import fails whole and the database serves on', { timeout: 60_000 }, async () => {
+    const timed = await startTestServer({ queryTimeoutMs: 500 });
+    try {
+      await timed.createDatabase('import-runaway');
+      const started = performance.now();
+      const result = await restImport(timed, 'import-runaway', 'CREATE TABLE t (v);\nINSERT INTO t VALUES (1);\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\n');
+      assert.equal(result.status, 'error', JSON.stringify(result));
+      assert.match(result.error ?? '', /exceeded timeout/);
+      assert.ok(performance.now() - started < 20_000);
+      const response = await timed.call(`${timed.api}/import-runaway/query`, { method: 'POST', body: JSON.stringify({ sql: "SELECT count(*) AS n FROM sqlite_master WHERE name = 't'" }) });
+      const body = (await response.json()) as { result: { results: { n: number }[] }[] };
+      assert.deepEqual(body.result[0]!.results, [{ n: 0 }], 'nothing of the import is kept');
+    } finally {
+      await timed.close();
+    }
+  });
 });

@@ -175,6 +175,8 @@ export class Engine {
   private readonly bookmarkTag: string | undefined;
   private readonly onCommit: (() => void) | undefined;
   private queryTimeoutMs: number;
+  /** See withTimeoutPerQuery. */
+  private timeoutPerQuery = false;
   /** This connection has made sure the database has workerd's _cf_METADATA (in a committed transaction). */
   private workerdMetadata = false;
   /** Other connections committed since this one last took their schema as the seal's reference. */
@@ -232,14 +234,17 @@ export class Engine {
     this.queryTimeoutMs = ms !== undefined && ms > 0 ? ms : 0;
   }
 
-  /** Runs `fn` (an import, a long maintenance request) with no query timeout. */
-  withoutQueryTimeout<T>(fn: () => T): T {
-    const was = this.queryTimeoutMs;
-    this.queryTimeoutMs = 0;
+  /**
+   * Runs `fn` with the query timeout applied to each query of a request on its own, not to the whole
+   * request: an import of many statements, each of them one of D1's queries.
+   */
+  withTimeoutPerQuery<T>(fn: () => T): T {
+    const was = this.timeoutPerQuery;
+    this.timeoutPerQuery = true;
     try {
       return fn();
     } finally {
-      this.queryTimeoutMs = was;
+      this.timeoutPerQuery = was;
     }
   }
 
@@ -771,6 +776,7 @@ export class Engine {
     // One clock reading per query: each query's time runs from the end of the one before.
     let started = performance.now();
     for (let q = 0; q < queries.length; q++) {
+      if (q > 0 && this.timeoutPerQuery && this.queryTimeoutMs > 0) this.connection.armDeadline(this.queryTimeoutMs);
       const before = this.counters;
       const { statements, tooLong } = parsed[q]!;
       if (tooLong) throw new D1Failure('statement too long: SQLITE_TOOBIG');

@@ -463,7 +463,7 @@ export class HostedDatabase {
       case 'import': {
         const queries = splitSqlText(readFileSync(call.file, 'utf8')).map((sql) => ({ sql, params: [] }));
         const value = await this.asWriter((target) => {
-          const response = queries.length === 0 ? null : target.withoutQueryTimeout(() => target.execute({ queries, resultsFormat: 'NONE' }));
+          const response = queries.length === 0 ? null : target.withTimeoutPerQuery(() => target.execute({ queries, resultsFormat: 'NONE' }));
           return { statements: queries.length, response, bookmark: target.bookmark };
         });
         // An import the log could not make durable was undone: it failed.
