@@ -1,7 +1,7 @@
 // What D1's runtime (workerd) does with a query beyond what its binding's documentation says, on
 // both bindings (open() and dione/client over a real server): how a query of several statements is
-// prepared (src/sql/statements.ts preparedStatements), first() running the query to its end, and SQL
-// that is not a string. Each expectation is what miniflare 4.20260426 (real workerd, installed with
+// prepared (src/sql/statements.ts preparedStatements), first() running the query to its end, the
+// names of columns that are parameters, and SQL that is not a string. Each expectation is what miniflare 4.20260426 (real workerd, installed with
 // the tests' packages) answered to the same call on 2026-12-06; see workerd's
 // src/workerd/util/sqlite.c++ (prepareSql) and src/cloudflare/internal/d1-api.ts (first()).
 import assert from 'node:assert/strict';
@@ -109,7 +109,7 @@ for (const binding of bindings) {
     });
   });
 
-  describe(`${binding.name}: first() and SQL that is not a string`, () => {
+  describe(`${binding.name}: first(), column names, SQL that is not a string`, () => {
     test('first() runs the query to its end: a later row that fails fails it', async () => {
       const db = await binding.make();
       try {
@@ -118,6 +118,29 @@ for (const binding of bindings) {
         assert.deepEqual(await db.prepare('SELECT x FROM t ORDER BY x DESC').first(), { x: 1 });
         assert.equal(await db.prepare('SELECT x FROM t WHERE x > 5').first(), null);
         assert.equal(await db.prepare('SELECT x FROM t ORDER BY x').first('x'), 0);
+      } finally {
+        await db.close();
+      }
+    });
+
+    test('a column without an alias is named by its text, parameters as written (:a, ?2, @x, $y), as SQLite names it', async () => {
+      const db = await binding.make();
+      try {
+        const cases: [string, unknown[], unknown[][]][] = [
+          ['SELECT :a, :b', [1, 2], [[':a', ':b'], [1, 2]]],
+          ['SELECT ?1, ?2', [1, 2], [['?1', '?2'], [1, 2]]],
+          ['SELECT ?2, ?1', [1, 2], [['?2', '?1'], [2, 1]]],
+          ["SELECT :name || 'x'", ['n'], [[":name || 'x'"], ['nx']]],
+          ['SELECT ?1 + 1', [5], [['?1 + 1'], [6]]],
+          ['SELECT @x, $y', [1, 2], [['@x', '$y'], [1, 2]]],
+          ['SELECT ?, ?', [1, 2], [['?', '?'], [1, 2]]],
+          ['SELECT :a, :a, :b', [1, 2], [[':a', ':a', ':b'], [1, 1, 2]]],
+          ['SELECT ?3', [1, 2, 3], [['?3'], [3]]],
+        ];
+        for (const [sql, params, expected] of cases) {
+          assert.deepEqual(await db.prepare(sql).bind(...params).raw({ columnNames: true }), expected, sql);
+        }
+        assert.deepEqual(await db.prepare('SELECT :a, :b').bind(1, 2).first(), { ':a': 1, ':b': 2 });
       } finally {
         await db.close();
       }

@@ -197,12 +197,18 @@ test('a group with two runaway writes keeps the rest, and a group of runaways on
 test('withTimeoutPerQuery (imports): each query has the whole timeout, a runaway one is still stopped, and afterwards requests are timed whole again', () => {
   const engine = new Engine(file('per-query.sqlite'));
   try {
-    // A query that takes about a third of the timeout on this machine; eight of them, nearly three timeouts.
-    const n = 200_000;
-    const single = Math.max(...[0, 1, 2].map(() => timed(() => engine.execute(one(countTo(n)))).ms));
-    const timeoutMs = Math.max(50, Math.ceil(single * 3));
+    // A query that takes an eighth of the timeout on this machine (slowest of three runs: the machine
+    // is shared); 24 of them, three timeouts.
+    let n = 100_000;
+    const slowest = () => Math.max(...[0, 1, 2].map(() => timed(() => engine.execute(one(countTo(n)))).ms));
+    let single = slowest();
+    while (single < 15 && n < 50_000_000) {
+      n *= 2;
+      single = slowest();
+    }
+    const timeoutMs = Math.ceil(single * 8);
     engine.setQueryTimeout(timeoutMs);
-    const many: ExecuteRequest = { queries: Array.from({ length: 8 }, () => ({ sql: countTo(n), params: [] })), resultsFormat: 'NONE' };
+    const many: ExecuteRequest = { queries: Array.from({ length: 24 }, () => ({ sql: countTo(n), params: [] })), resultsFormat: 'NONE' };
     assert.equal(answer(engine.execute(many)), TIMEOUT, 'timed whole, the request is longer than the timeout');
     const { value, ms } = timed(() => engine.withTimeoutPerQuery(() => engine.execute(many)));
     assert.ok(value.success, answer(value));

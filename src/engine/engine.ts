@@ -892,16 +892,19 @@ export class Engine {
     }
     const [, read, written, dataVersion] = counted;
     if (statement.kind === 'read') this.sync(false, dataVersion);
-    return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(prepared, rows), rows, read, written };
+    return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(statement, prepared, rows), rows, read, written };
   }
 
-  private columnsOf(prepared: { columns(): { name: string }[] }, rows: RowValue[][]): string[] {
-    const cached = this.columnCache.get(prepared);
+  private columnsOf(statement: Statement, prepared: { columns(): { name: string }[] }, rows: RowValue[][]): string[] {
+    // SQLite names a column without an alias by its text: `:a` or `?2 + 1` as written, not as the
+    // plain `?` the statement runs with (the text is prepared for its names only).
+    const named = statement.executable === statement.text ? prepared : this.connection.prepare(statement.text);
+    const cached = this.columnCache.get(named);
     if (cached && cached.epoch === this.schemaEpoch && (rows.length === 0 || rows[0]!.length === cached.names.length)) {
       return cached.names;
     }
-    const names = prepared.columns().map((c) => c.name);
-    this.columnCache.set(prepared, { epoch: this.schemaEpoch, names });
+    const names = named.columns().map((c) => c.name);
+    this.columnCache.set(named, { epoch: this.schemaEpoch, names });
     return names;
   }
 
