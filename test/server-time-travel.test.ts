@@ -177,6 +177,25 @@ describe('fork', () => {
     assert.deepEqual(left, []);
   });
 
+  test('forks racing for one name: one is created, the others are refused with 7502 and leave no files', async () => {
+    await s.createDatabase('fork-race');
+    await query('fork-race', 'CREATE TABLE t (v INTEGER)');
+    await query('fork-race', 'INSERT INTO t VALUES (1)');
+    const point = await bookmark('fork-race');
+    const before = readdirSync(path.join(s.dataDir, 'databases')).length;
+    const replies = await Promise.all(Array.from({ length: 4 }, () => send('POST', `${s.api}/fork-race/fork`, { name: 'fork-raced', bookmark: point })));
+    assert.deepEqual(
+      replies.map((r) => r.status).sort(),
+      [200, 400, 400, 400],
+      JSON.stringify(replies.map((r) => r.body)),
+    );
+    for (const refused of replies.filter((r) => r.status === 400)) assert.equal(refused.body.errors[0].code, 7502);
+    const created = replies.find((r) => r.status === 200)!.body.result;
+    const added = readdirSync(path.join(s.dataDir, 'databases')).filter((f) => !f.startsWith(created.uuid));
+    assert.equal(added.length, before, `files of refused forks left: ${added.join(', ')}`);
+    assert.deepEqual(await values('fork-raced'), [1]);
+  });
+
   test('a fork with a taken name, a bad point or a bad body creates nothing', async () => {
     await s.createDatabase('fork-bad');
     await query('fork-bad', 'CREATE TABLE t (v INTEGER)');

@@ -212,7 +212,15 @@ export function restRoutes(server: ServerContext) {
       removeFiles(file);
       throw e;
     }
-    const record = server.catalog.create(body.name, uuid);
+    let record: DatabaseRecord;
+    try {
+      // Another request may have taken the name while this one forked: refused as before the fork.
+      checkNew(body.name);
+      record = server.catalog.create(body.name, uuid);
+    } catch (e) {
+      removeFiles(file);
+      throw e;
+    }
     try {
       await server.clusterCatalog?.created(record);
     } catch (e) {
