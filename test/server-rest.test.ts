@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { restImport } from './helpers/rest-transfer.ts';
+import { importCall, restImport, uploadImport } from './helpers/rest-transfer.ts';
 import { type Envelope, fetchJson, jsonHeaders } from './helpers/server-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -392,6 +392,24 @@ describe('import', () => {
     assert.equal(result.result?.num_queries, 3);
     assert.equal(result.result?.meta.changes, 5);
     assert.ok(result.result!.meta.rows_written >= 5, `rows_written ${result.result!.meta.rows_written}`);
+  });
+
+  test('an upload is ingested once: ingests racing (or repeated) answer the one import, and another database cannot ingest or poll it', async () => {
+    await s.createDatabase('import-once');
+    await s.createDatabase('import-other');
+    const upload = await uploadImport(s, 'import-once', 'CREATE TABLE t (v);\nINSERT INTO t VALUES (1);\n');
+    const ingest = { action: 'ingest', ...upload };
+    assert.equal((await importCall(s, 'import-other', ingest)).status, 404, "another database's import");
+    const replies = await Promise.all(Array.from({ length: 5 }, () => importCall(s, 'import-once', ingest)));
+    for (const r of replies) assert.equal(r.body.result.status, 'complete', JSON.stringify(r.body));
+    assert.equal(new Set(replies.map((r) => JSON.stringify(r.body.result))).size, 1, 'one answer');
+    const again = await importCall(s, 'import-once', ingest);
+    assert.deepEqual(again.body.result, replies[0]!.body.result);
+    const response = await s.call(`${s.api}/import-once/query`, { method: 'POST', body: JSON.stringify({ sql: 'SELECT count(*) AS n FROM t' }) });
+    assert.deepEqual(((await response.json()) as { result: { results: unknown[] }[] }).result[0]!.results, [{ n: 1 }]);
+    const bookmark = replies[0]!.body.result.at_bookmark;
+    assert.equal((await importCall(s, 'import-once', { action: 'poll', current_bookmark: bookmark })).body.result.status, 'complete');
+    assert.equal((await importCall(s, 'import-other', { action: 'poll', current_bookmark: bookmark })).status, 404);
   });
 
   test('a runaway statement in an import is stopped at --query-timeout: the import fails whole and the database serves on', { timeout: 60_000 }, async () => {

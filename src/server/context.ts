@@ -59,7 +59,18 @@ export interface ServerContext {
  */
 export type Transfer =
   | { kind: 'export'; file: string; expires: number }
-  | { kind: 'import'; file: string; expires: number; /** md5 hex announced at init. */ etag: string; result?: unknown };
+  | {
+      kind: 'import';
+      file: string;
+      expires: number;
+      /** md5 hex announced at init. */
+      etag: string;
+      /** The database (uuid) it was started for: no other database's import can ingest or poll it. */
+      database: string;
+      /** The ingest running or done: an upload is imported once, a second ingest answers the first one's result. */
+      ingest?: Promise<unknown>;
+      result?: unknown;
+    };
 
 export type Env = {
   Variables: {

@@ -27,14 +27,25 @@ export async function restExport(s: TestServer, database: string, dump_options: 
   return download.text();
 }
 
-/** Runs `sql` into the database through POST …/import; the import's final status object. */
-export async function restImport(s: TestServer, database: string, sql: string): Promise<{ status: string; error?: string }> {
+/** An import started and uploaded (init, then PUT to the upload URL): what an ingest names. */
+export async function uploadImport(s: TestServer, database: string, sql: string): Promise<{ etag: string; filename: string }> {
   const etag = createHash('md5').update(sql).digest('hex');
   const init = await post(s, database, 'import', { action: 'init', etag });
   assert.equal(init.status, 200, JSON.stringify(init.body));
   const upload = await fetch(init.body.result.upload_url, { method: 'PUT', body: sql });
   assert.equal(upload.status, 200, await upload.text());
-  let result = (await post(s, database, 'import', { action: 'ingest', etag, filename: init.body.result.filename })).body.result;
+  return { etag, filename: init.body.result.filename };
+}
+
+/** POST …/import with `body` (an ingest or a poll): status and envelope. */
+export function importCall(s: TestServer, database: string, body: unknown) {
+  return post(s, database, 'import', body);
+}
+
+/** Runs `sql` into the database through POST …/import; the import's final status object. */
+export async function restImport(s: TestServer, database: string, sql: string): Promise<{ status: string; error?: string }> {
+  const { etag, filename } = await uploadImport(s, database, sql);
+  let result = (await post(s, database, 'import', { action: 'ingest', etag, filename })).body.result;
   for (let i = 0; i < 50 && result.status === 'active'; i++) {
     result = (await post(s, database, 'import', { action: 'poll', current_bookmark: result.at_bookmark })).body.result;
   }

@@ -108,54 +108,69 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     if (body.action === 'init') {
       const key = randomBytes(24).toString('base64url');
       const file = path.join(transferDir(server, 'imports'), `${key}.sql`);
-      server.transfers.set(key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag });
+      server.transfers.set(key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag, database: record.uuid });
       return c.json(success({ success: true, filename: key, upload_url: `${server.settings.publicUrl}/dione/uploads/${key}` }));
     }
     const key = body.action === 'ingest' ? body.filename : (body.filename ?? body.current_bookmark ?? '');
     const known = server.transfers.get(key);
-    const transfer = known?.kind === 'import' ? known : undefined;
+    const transfer = known?.kind === 'import' && known.database === record.uuid ? known : undefined;
     if (body.action === 'poll') {
       if (!transfer?.result) throw new ApiError(404, ErrorCodes.notFound, 'No import with that bookmark is known to this server');
       return c.json(success(transfer.result));
     }
     if (!transfer) throw new ApiError(404, ErrorCodes.notFound, `Unknown upload ${body.filename}: call init first`);
     if (transfer.etag !== body.etag) throw new ApiError(400, ErrorCodes.badRequest, 'The etag does not match the one given at init');
+    // Ingested already (or being ingested): the same answer, not a second import.
+    if (transfer.ingest) return c.json(success(await transfer.ingest));
     if (!existsSync(transfer.file)) throw new ApiError(400, ErrorCodes.badRequest, 'Nothing was uploaded to the upload_url yet');
-    let imported: HostOperations['import']['value'] | undefined;
-    let error: string | undefined;
-    try {
-      imported = await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, { op: 'import', file: transfer.file });
-      if (imported.response && !imported.response.success) error = imported.response.error;
-    } catch (e) {
-      if (e instanceof NotPrimary) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
-      if (!(e instanceof HostError)) throw apiErrorOf(e);
-      error = e.message;
-    } finally {
-      rmSync(transfer.file, { force: true });
-    }
-    if (error !== undefined || !imported) {
-      const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
-      transfer.result = result;
-      c.set('logReason', `import failed: ${error ?? 'nothing imported'}`);
-      return c.json(success(result));
-    }
-    const num_queries = imported.statements;
-    const final_bookmark = imported.bookmark;
-    const meta = imported.response?.success ? importMeta(imported.response.results.map((r) => r.meta)) : undefined;
-    const result = {
-      success: true,
-      type: 'import',
-      at_bookmark: key,
-      status: 'complete',
-      messages: [`Processed ${num_queries} queries.`],
-      errors: [],
-      result: { final_bookmark, num_queries, meta: meta ?? { duration: 0, rows_read: 0, rows_written: 0, size_after: 0, changes: 0 } },
-    };
-    transfer.result = result;
-    return c.json(success(result));
+    const ingest = ingestUpload(server, record, transfer, key, (reason) => c.set('logReason', reason));
+    transfer.ingest = ingest;
+    return c.json(success(await ingest));
   });
 
   return app;
+}
+
+/** Imports an upload into its database; the result (complete or error) is kept for polls and later ingests. */
+async function ingestUpload(
+  server: ServerContext,
+  record: DatabaseRecord,
+  transfer: Extract<Transfer, { kind: 'import' }>,
+  key: string,
+  failed: (reason: string) => void,
+): Promise<unknown> {
+  let imported: HostOperations['import']['value'] | undefined;
+  let error: string | undefined;
+  try {
+    imported = await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, { op: 'import', file: transfer.file });
+    if (imported.response && !imported.response.success) error = imported.response.error;
+  } catch (e) {
+    if (e instanceof NotPrimary) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
+    if (!(e instanceof HostError)) throw apiErrorOf(e);
+    error = e.message;
+  } finally {
+    rmSync(transfer.file, { force: true });
+  }
+  if (error !== undefined || !imported) {
+    const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
+    transfer.result = result;
+    failed(`import failed: ${error ?? 'nothing imported'}`);
+    return result;
+  }
+  const num_queries = imported.statements;
+  const final_bookmark = imported.bookmark;
+  const meta = imported.response?.success ? importMeta(imported.response.results.map((r) => r.meta)) : undefined;
+  const result = {
+    success: true,
+    type: 'import',
+    at_bookmark: key,
+    status: 'complete',
+    messages: [`Processed ${num_queries} queries.`],
+    errors: [],
+    result: { final_bookmark, num_queries, meta: meta ?? { duration: 0, rows_read: 0, rows_written: 0, size_after: 0, changes: 0 } },
+  };
+  transfer.result = result;
+  return result;
 }
 
 /** An import's meta: the totals of all its statements (wrangler prints them), the database's state after the last. */
