@@ -371,6 +371,24 @@ describe('over HTTP specifics', () => {
     const bad = await send(at.token, 'SELECT 1', 'no spaces allowed');
     assert.equal(bad.status, 400);
   });
+
+  test('a database holds at most 64 open transactions: the next BEGIN is refused until one ends', async () => {
+    const at = servers.get(10_000)!;
+    await at.createDatabase('crowded');
+    type Answer = { success: boolean; error?: string; inTransaction?: boolean };
+    const post = async (sql: string, transaction: string) =>
+      (await (
+        await at.call('/dione/v1/databases/crowded/execute', { method: 'POST', body: JSON.stringify({ queries: [{ sql, params: [] }], transaction }) })
+      ).json()) as Answer;
+    for (let i = 0; i < 64; i++) assert.equal((await post('BEGIN', `open-${i}`)).inTransaction, true, `transaction ${i}`);
+    const refused = await post('BEGIN', 'one-too-many');
+    assert.equal(refused.success, false);
+    assert.equal(refused.error, 'Too many open transactions on this database (64): commit or roll back one first: SQLITE_BUSY');
+    assert.equal((await post('ROLLBACK', 'open-0')).inTransaction, false);
+    assert.equal((await post('BEGIN', 'one-too-many')).inTransaction, true);
+    for (let i = 1; i < 64; i++) await post('ROLLBACK', `open-${i}`);
+    await post('ROLLBACK', 'one-too-many');
+  });
 });
 
 suite('over HTTP (connect, a real server)', overHttp);

@@ -49,6 +49,13 @@ interface TransactionStep {
   gate: string | undefined;
 }
 
+/**
+ * Interactive transactions open on one database at once, at most: each holds a connection (two file
+ * descriptors, and one more until the database closes: SQLite keeps a closed connection's descriptor
+ * while others hold locks on the file), outside the server's descriptor budget.
+ */
+export const MAX_OPEN_TRANSACTIONS = 64;
+
 /** Handles whose transaction the idle timeout rolled back are told so this long, at most this many. */
 const ABANDONED_KEPT_MS = 10 * 60_000;
 const ABANDONED_KEPT = 10_000;
@@ -217,6 +224,10 @@ export class HostedDatabase {
         // Its transaction is gone: running the request on its own would commit what was meant to be part of it.
         this.abandoned.delete(key);
         return { response: { success: false, error: abandoned?.reason ?? CLOSED_WHILE_HELD, inTransaction: false }, committed: false, gate: undefined };
+      }
+      if (this.transactions.size >= MAX_OPEN_TRANSACTIONS) {
+        const error = `Too many open transactions on this database (${MAX_OPEN_TRANSACTIONS}): commit or roll back one first: SQLITE_BUSY`;
+        return { response: { success: false, error, inTransaction: false }, committed: false, gate: undefined };
       }
       held = this.openTransaction(key, logged);
     }
