@@ -236,6 +236,30 @@ describe('databases', () => {
     const fresh = await sql('rest-delete', { sql: "SELECT name FROM sqlite_master WHERE name = 't'" });
     assert.deepEqual(fresh.body.result[0].results, [], 'the new database does not see the old one');
   });
+
+  test('delete while writes are in flight: none brings the files back, and the id can be taken again', async () => {
+    const uuid = await s.createDatabase('rest-delete-busy');
+    assert.equal((await sql(uuid, { sql: 'CREATE TABLE t (x)' })).status, 200);
+    let deleted = false;
+    const writer = async () => {
+      // Bounded: until a while after the delete, at most 400 requests.
+      for (let i = 0; i < 400; i++) {
+        const reply = await sql(uuid, { sql: 'INSERT INTO t VALUES (1)' });
+        if (deleted && reply.status === 404) return;
+      }
+    };
+    const writers = Array.from({ length: 6 }, writer);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await send('DELETE', `${s.api}/${uuid}`)).status, 200);
+    deleted = true;
+    await Promise.all(writers);
+    await new Promise((r) => setTimeout(r, 200));
+    const left = readdirSync(path.join(s.dataDir, 'databases')).filter((f) => f.startsWith(uuid));
+    assert.deepEqual(left, [], 'files of the deleted database');
+    const reply = await send('POST', s.api, { name: 'rest-delete-again', uuid });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.equal((await sql(uuid, { sql: "SELECT count(*) AS n FROM sqlite_master WHERE name = 't'" })).body.result[0].results[0].n, 0);
+  });
 });
 
 describe('/query and /raw', () => {

@@ -137,6 +137,11 @@ export class Catalog {
     return this.db.prepare('SELECT * FROM databases ORDER BY created_at, name').all() as DatabaseRecord[];
   }
 
+  /** Whether a database with this id is listed (read from the catalogue, not a cache). */
+  has(uuid: string): boolean {
+    return this.db.prepare('SELECT 1 FROM databases WHERE uuid = ?').get(uuid) !== undefined;
+  }
+
   /** By id, or else by name (wrangler looks databases up by name too). */
   find(idOrName: string): DatabaseRecord | undefined {
     const known = this.found.get(idOrName);

@@ -142,6 +142,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     history: config.history,
     cluster: clustered,
     localReads: config.localReads,
+    exists: (uuid) => catalog.has(uuid),
     onEvent: (event) => logger.debug(event, 'database host'),
   });
   context.pool = pool;

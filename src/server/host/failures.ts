@@ -3,11 +3,11 @@
 import { HistoryError } from '../../api/time-travel.ts';
 import type { ForwardTarget, HostFailureData } from './protocol.ts';
 
-/** The database could not be served: its worker ended, or the server is stopping. `message` is D1's text. */
+/** The database could not be served: its worker ended, the server is stopping, or it was deleted. `message` is D1's text. */
 export class HostUnavailable extends Error {
   override name = 'HostUnavailable';
   constructor(
-    readonly kind: 'crashed' | 'closing',
+    readonly kind: 'crashed' | 'closing' | 'deleted',
     message: string,
   ) {
     super(message);
@@ -17,6 +17,7 @@ export class HostUnavailable extends Error {
 export const HOST_MESSAGES = {
   crashed: 'Internal error in D1 DB storage caused object to be reset.',
   closing: 'D1 DB is shutting down.',
+  deleted: 'Database not found: it was deleted.',
 } as const;
 
 /** Cluster mode: another node writes this database (`holder`; null while none is known). */

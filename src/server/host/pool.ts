@@ -36,6 +36,11 @@ export interface PoolOptions {
   cluster?: HostClusterSettings;
   /** Reads of databases read this often (a second) are answered on the pool's own thread (never in cluster mode); false: none. */
   localReads?: number | false;
+  /**
+   * Whether the catalogue still lists a database: one that is not is never opened (a request that
+   * raced its deletion must not create its files again). Absent: every database exists.
+   */
+  exists?: (uuid: string) => boolean;
   onEvent?: (event: { type: 'open' | 'close' | 'move' | 'worker-start' | 'worker-exit'; database?: string; worker?: number; detail?: string }) => void;
 }
 
@@ -380,6 +385,7 @@ export class WorkerPool {
         await resident.closing;
         continue;
       }
+      if (!resident && this.options.exists?.(database.uuid) === false) throw new HostUnavailable('deleted', HOST_MESSAGES.deleted);
       const r = resident ?? this.open(database, call.op);
       if (r === resident && r.transient && (call.op !== 'execute' || this.admitsAgain(r))) this.admit(r);
       this.touch(r);

@@ -160,6 +160,8 @@ export function restRoutes(server: ServerContext) {
     // The cluster first: when NATS cannot take the deletion, nothing is deleted anywhere.
     await server.clusterCatalog?.removed(record.uuid, record.name);
     server.catalog.remove(record.uuid);
+    // A request that came in meanwhile may have opened it again; from here on none can (pool `exists`).
+    await server.pool.stop(record.uuid);
     removeFiles(server.catalog.file(record.uuid));
     return c.json(success(null));
   });
