@@ -24,6 +24,8 @@ export function bookmarkSequence(bookmark: string, tag: string): number {
   const parsed = parseBookmark(bookmark);
   if (!parsed) throw new HistoryError(`Invalid bookmark '${bookmark}': a bookmark is four groups of hex digits, 8-8-8-32, as getBookmark() returns`);
   if (parsed.tag !== tag) throw new HistoryError(`Invalid bookmark '${bookmark}': it belongs to another database`);
+  // This database writes its third group as zeros: any other names none of its commits.
+  if (bookmark.slice(18, 26) !== '00000000') throw new HistoryError(`Invalid bookmark '${bookmark}': this database made no such bookmark (its third group is always 00000000)`);
   return parsed.sequence;
 }
 
