@@ -85,6 +85,22 @@ describe('reads on the server thread', () => {
     assert.deepEqual(await values('lr-restore'), [1, 9]);
   });
 
+  test("a PRAGMA that changes the worker connection's settings: every later read answers with them", async () => {
+    await s.createDatabase('lr-pragma');
+    await query('lr-pragma', 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    await query('lr-pragma', "INSERT INTO t (v) VALUES ('a')");
+    // Hot: a copy answers reads on the server thread.
+    const before = served();
+    for (let i = 0; i < 20; i++) assert.deepEqual((await query('lr-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'")).results, [{ n: 1 }]);
+    assert.ok(served() > before, 'no read was answered on the server thread');
+    // Set in a request that fails: the setting stays (a rollback does not undo it), as on D1's one connection.
+    const failed = await send('POST', `${s.api}/lr-pragma/query`, { sql: 'PRAGMA case_sensitive_like = 1; SELECT nosuch FROM t' });
+    assert.equal(failed.status, 400);
+    for (let i = 0; i < 40; i++) assert.deepEqual((await query('lr-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'")).results, [{ n: 0 }], `read ${i}`);
+    await query('lr-pragma', 'PRAGMA case_sensitive_like = 0');
+    assert.deepEqual((await query('lr-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'")).results, [{ n: 1 }]);
+  });
+
   test('a deleted and re-created database is read afresh', async () => {
     const uuid = await s.createDatabase('lr-recreate');
     await query('lr-recreate', 'CREATE TABLE t (v INTEGER)');

@@ -24,6 +24,7 @@ import { statSync } from 'node:fs';
 import { parseBookmark } from '../../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import { Engine } from '../../engine/engine.ts';
+import { parseQuery } from '../../sql/parse-cache.ts';
 
 /** The window in which a database's reads count towards a copy (LocalReadsOptions.hotReads). */
 const HOT_WINDOW_MS = 1000;
@@ -59,6 +60,11 @@ interface Known {
   /** Operations other than SQL running on the database now. */
   operations: number;
   openFailedAt: number;
+  /**
+   * A PRAGMA changed the worker connection's settings (case_sensitive_like, ignore_check_constraints…):
+   * a copy would answer without them, so reads go to the worker until its connection is new.
+   */
+  settingsChanged: boolean;
 }
 
 export interface LocalReadsOptions {
@@ -91,7 +97,7 @@ export class LocalReads {
     if (writes || request.transaction !== undefined) return undefined;
     const k = this.known.get(uuid);
     const copy = k?.copy;
-    if (!k || !copy || k.operations > 0 || k.lastRowId === undefined) return undefined;
+    if (!k || !copy || k.operations > 0 || k.lastRowId === undefined || k.settingsChanged) return undefined;
     for (const q of request.queries) if (this.slow.has(q.sql)) return undefined;
     const started = performance.now();
     if (started - k.checkedAt > FILE_CHECK_MS) {
@@ -123,6 +129,11 @@ export class LocalReads {
   observe(uuid: string, file: string, request: ExecuteRequest, writes: boolean, response: ExecuteResponse): void {
     const k = this.entry(uuid, file);
     const ownConnection = request.transaction === undefined;
+    // Whether the request succeeded or not: a PRAGMA's setting outlives a rollback.
+    if (ownConnection && !k.settingsChanged && setsPragma(request)) {
+      k.settingsChanged = true;
+      this.closeCopy(k);
+    }
     if (!response.success) {
       if (writes) {
         // A failed write was rolled back, which leaves the connection's last insert rowid unknown here;
@@ -140,7 +151,7 @@ export class LocalReads {
     }
     const last = response.results.at(-1);
     if (ownConnection && last) k.lastRowId = last.meta.last_row_id;
-    if (writes || k.copy || k.operations > 0 || k.tag === undefined) return;
+    if (writes || k.copy || k.operations > 0 || k.tag === undefined || k.settingsChanged) return;
     const now = Date.now();
     if (now - k.heatSince > HOT_WINDOW_MS) {
       k.heat = 0;
@@ -179,6 +190,7 @@ export class LocalReads {
     else {
       k.lastRowId = undefined;
       k.heat = 0;
+      k.settingsChanged = false;
     }
   }
 
@@ -190,7 +202,7 @@ export class LocalReads {
   private entry(uuid: string, file: string): Known {
     let k = this.known.get(uuid);
     if (!k) {
-      k = { file, tag: undefined, acknowledged: 0, lastRowId: undefined, heat: 0, heatSince: 0, copy: undefined, inode: 0, checkedAt: 0, lastUsed: 0, operations: 0, openFailedAt: 0 };
+      k = { file, tag: undefined, acknowledged: 0, lastRowId: undefined, heat: 0, heatSince: 0, copy: undefined, inode: 0, checkedAt: 0, lastUsed: 0, operations: 0, openFailedAt: 0, settingsChanged: false };
       this.known.set(uuid, k);
     }
     return k;
@@ -243,4 +255,9 @@ export class LocalReads {
       this.slow.add(q.sql);
     }
   }
+}
+
+/** Whether a request sets a PRAGMA (a connection setting, or optimize: the copy is dropped either way). */
+function setsPragma(request: ExecuteRequest): boolean {
+  return request.queries.some((q) => typeof q.sql === 'string' && parseQuery(q.sql).statements.some((s) => s.verb === 'PRAGMA' && s.kind === 'write'));
 }
