@@ -191,6 +191,20 @@ describe('malformed requests', () => {
     await unharmed();
   });
 
+  test('a REST query of more than 100,000 statements is refused before any runs; 100,000 are answered', async () => {
+    for (const protocol of ['query', 'raw'] as const) {
+      const many = await post(protocol, JSON.stringify({ sql: `${"INSERT INTO t (v) VALUES ('many');".repeat(100_000)}SELECT 1;` }));
+      assert.equal(many.status, 400, protocol);
+      assert.match(errorOf(protocol, many.body), /^Too many statements in one request: at most 100000/);
+      const split = await post(protocol, JSON.stringify({ batch: [{ sql: 'SELECT 1;'.repeat(60_000) }, { sql: 'SELECT 2;'.repeat(40_001) }] }));
+      assert.equal(split.status, 400, `${protocol}, in a batch`);
+    }
+    await unharmed();
+    const most = await post('query', JSON.stringify({ sql: 'SELECT 1;'.repeat(100_000) }));
+    assert.equal(most.status, 200);
+    assert.equal(most.body.result.length, 100_000);
+  });
+
   test('a form-encoded body is refused as not JSON', async () => {
     const reply = await post('query', 'sql=INSERT+INTO+t+(v)+VALUES+(1)', { 'content-type': 'application/x-www-form-urlencoded' });
     assert.equal(reply.status, 400);

@@ -65,6 +65,9 @@ function plainD1Queries(items: unknown[]): Query[] | undefined {
   return queries;
 }
 
+/** Statements one REST /query or /raw request may hold: each is answered with a result of its own. */
+export const MAX_REST_STATEMENTS = 100_000;
+
 const restBody = z.union([
   z.object({ sql: z.string(), params: z.array(d1Param).optional() }),
   z.object({ batch: z.array(d1Query).min(1) }),
@@ -82,6 +85,9 @@ export function parseRestBody(body: string): Query[] {
     const params = (item.params ?? []) as ParamValue[];
     const statements = splitSqlText(item.sql);
     if (statements.length === 0) queries.push({ sql: item.sql, params });
+    if (queries.length + statements.length > MAX_REST_STATEMENTS) {
+      throw new BadRequest(`Too many statements in one request: at most ${MAX_REST_STATEMENTS} (larger files go through the import API, as wrangler sends them)`);
+    }
     for (let i = 0; i < statements.length; i++) queries.push({ sql: statements[i]!, params: i === statements.length - 1 ? params : [] });
   }
   return queries;

@@ -41,17 +41,35 @@ export function d1Response(response: ExecuteResponse, array: boolean, resultsFor
     meta: r.meta,
     results: resultsFormat === 'ROWS_AND_COLUMNS' ? columnsAndRows(r) : objects(r),
   }));
-  return { status: 200, body: JSON.stringify(array ? items : items[0]), bookmark: response.bookmark };
+  const body = jsonOf(array ? items : items[0]);
+  if (body === undefined) return d1Response({ success: false, error: TOO_LARGE }, array, resultsFormat);
+  return { status: 200, body, bookmark: response.bookmark };
 }
 
 /** Cloudflare REST /query (row objects) and /raw ({columns, rows}), one result per statement. */
 export function restResponse(response: ExecuteResponse, raw: boolean): Encoded {
   if (!response.success) return { status: 400, body: JSON.stringify(envelopeError(ErrorCodes.sql, response.error)) };
   const results = response.results.map((r) => ({ results: raw ? columnsAndRows(r) : objects(r), success: true, meta: r.meta }));
-  return { status: 200, body: JSON.stringify(success(results)) };
+  const body = jsonOf(success(results));
+  if (body === undefined) return restResponse({ success: false, error: TOO_LARGE }, raw);
+  return { status: 200, body };
 }
 
 export function dioneResponse(response: ExecuteResponse, intMode: IntMode): Encoded {
-  const body = JSON.stringify(encodeResponse(response, intMode));
+  const body = jsonOf(encodeResponse(response, intMode));
+  if (body === undefined) return dioneResponse({ success: false, error: TOO_LARGE }, intMode);
   return { status: 200, body, bookmark: response.success ? response.bookmark : undefined };
+}
+
+/** What a result too large for one JSON text (V8 strings end at 512 MiB) is answered with instead. */
+const TOO_LARGE = 'The result is too large to send in one response (its JSON would exceed 512 MiB): select fewer rows or columns at once';
+
+/** JSON text of `value`, or undefined when it would be longer than a string can be. */
+function jsonOf(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
 }
