@@ -436,6 +436,31 @@ describe('import', () => {
     assert.equal((await importCall(s, 'import-other', { action: 'poll', current_bookmark: bookmark })).status, 404);
   });
 
+  test('a database keeps at most 4 exports and 4 pending imports: a newer one ends the oldest, its file and URL', async () => {
+    await s.createDatabase('transfers-kept');
+    await s.call(`${s.api}/transfers-kept/query`, { method: 'POST', body: JSON.stringify({ sql: "CREATE TABLE t (v); INSERT INTO t VALUES ('x')" }) });
+    const urls: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const reply = (await (await s.call(`${s.api}/transfers-kept/export`, { method: 'POST', body: JSON.stringify({ output_format: 'polling' }) })).json()) as {
+        result: { result: { signed_url: string } };
+      };
+      urls.push(reply.result.result.signed_url);
+    }
+    assert.deepEqual(
+      await Promise.all(urls.map(async (u) => (await fetch(u)).status)),
+      [404, 404, 200, 200, 200, 200],
+    );
+    assert.equal(readdirSync(path.join(s.dataDir, 'exports')).length, 4);
+    const uploads: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const reply = await importCall(s, 'transfers-kept', { action: 'init', etag: '0'.repeat(32) });
+      uploads.push(reply.body.result.upload_url);
+    }
+    const statuses = await Promise.all(uploads.map(async (u) => (await fetch(u, { method: 'PUT', body: 'SELECT 1;' })).status));
+    // The first two are gone; the others are known (the body's md5 is not the etag: 400).
+    assert.deepEqual(statuses, [404, 404, 400, 400, 400, 400]);
+  });
+
   test('a runaway statement in an import is stopped at --query-timeout: the import fails whole and the database serves on', { timeout: 60_000 }, async () => {
     const timed = await startTestServer({ queryTimeoutMs: 500 });
     try {

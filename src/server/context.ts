@@ -58,7 +58,7 @@ export interface ServerContext {
  * result). A key only ever serves its own kind: an export key is no upload URL.
  */
 export type Transfer =
-  | { kind: 'export'; file: string; expires: number }
+  | { kind: 'export'; file: string; expires: number; /** The database (uuid) it is a dump of. */ database: string }
   | {
       kind: 'import';
       file: string;

@@ -52,6 +52,23 @@ function expire(server: ServerContext): void {
   }
 }
 
+/**
+ * Exports and imports kept per database and kind, at most: a new one beyond them ends the oldest
+ * (its file goes, its URL answers as expired). wrangler fetches an export, or uploads an import,
+ * right after starting it; so the disk a token can fill with dumps and uploads stays bounded.
+ */
+const TRANSFERS_PER_DATABASE = 4;
+
+/** Adds a transfer, ending the oldest of its database and kind beyond TRANSFERS_PER_DATABASE. */
+function keep(server: ServerContext, key: string, transfer: Transfer): void {
+  const same = [...server.transfers].filter(([, t]) => t.kind === transfer.kind && t.database === transfer.database);
+  for (const [oldKey, old] of same.slice(0, Math.max(0, same.length - TRANSFERS_PER_DATABASE + 1))) {
+    rmSync(old.file, { force: true });
+    server.transfers.delete(oldKey);
+  }
+  server.transfers.set(key, transfer);
+}
+
 /** The transfer `key` names, if it is of this kind and not expired. */
 function live<K extends Transfer['kind']>(server: ServerContext, key: string, kind: K): Extract<Transfer, { kind: K }> | undefined {
   const transfer = server.transfers.get(key);
@@ -83,7 +100,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
       return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error: e.message }));
     }
     const { bookmark } = exported;
-    server.transfers.set(key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS });
+    keep(server, key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS, database: record.uuid });
     return c.json(
       success({
         success: true,
@@ -108,7 +125,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     if (body.action === 'init') {
       const key = randomBytes(24).toString('base64url');
       const file = path.join(transferDir(server, 'imports'), `${key}.sql`);
-      server.transfers.set(key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag, database: record.uuid });
+      keep(server, key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag, database: record.uuid });
       return c.json(success({ success: true, filename: key, upload_url: `${server.settings.publicUrl}/dione/uploads/${key}` }));
     }
     const key = body.action === 'ingest' ? body.filename : (body.filename ?? body.current_bookmark ?? '');
@@ -227,6 +244,11 @@ export function transferUrls(server: ServerContext) {
         envelopeError(ErrorCodes.badRequest, `The uploaded file's MD5 (${md5}) does not match the etag given at import init (${transfer.etag}); nothing was stored`),
         400,
       );
+    }
+    // Ended meanwhile (expired, or a newer import of the database took its place): nothing is kept.
+    if (server.transfers.get(c.req.param('key')) !== transfer) {
+      rmSync(partial, { force: true });
+      return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404);
     }
     renameSync(partial, transfer.file);
     return c.body(null, 200, { etag: md5 });
