@@ -165,6 +165,9 @@ for (const binding of bindings) {
           assert.ok(error.cause instanceof Error);
         }
         assert.match(await rejection(db.batch([db.prepare('SELECT 1'), db.prepare(7 as unknown as string)])), /^D1_ERROR: Invalid request at queries\.1\.sql: .*received number$/);
+        // withSession() of a value that is no string throws at once, with the TypeError workerd's `?.trim()` throws.
+        assert.throws(() => db.withSession(42 as unknown as string), { name: 'TypeError', message: 'constraintOrBookmark?.trim is not a function' });
+        assert.equal(db.withSession(null as unknown as string).getBookmark(), null);
         assert.deepEqual(await db.prepare('SELECT 1 AS one').first(), { one: 1 });
       } finally {
         await db.close();

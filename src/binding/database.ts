@@ -56,8 +56,9 @@ export class D1Database {
   }
 
   withSession(constraintOrBookmark?: D1SessionBookmark | D1SessionConstraint): D1DatabaseSession {
-    const value = (constraintOrBookmark ?? '').trim();
-    return new D1DatabaseSession(this.#executor, this.#options, value === '' ? 'first-unconstrained' : value);
+    // As workerd's: a value that is no string fails with the TypeError `?.trim()` throws.
+    const value = constraintOrBookmark?.trim();
+    return new D1DatabaseSession(this.#executor, this.#options, value == null || value === '' ? 'first-unconstrained' : value);
   }
 
   /** The database file, as D1's (deprecated) dump() returns it. */
