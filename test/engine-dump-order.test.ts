@@ -101,6 +101,17 @@ const CASES: Case[] = [
     order: [['INSERT INTO "orders ""x"""', 'INSERT INTO "order lines"']],
     statementByStatement: true,
   },
+  {
+    name: 'texts that hold the line-break markers themselves (a backslash and an n), carriage returns and NUL',
+    sql: [
+      'CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)',
+      "INSERT INTO notes (body) VALUES ('a\\nb' || char(10) || 'c')",
+      "INSERT INTO notes (body) VALUES ('\\n and \\012' || char(10) || '(\\0120)' || char(13) || '\\r' || char(13, 10))",
+      "INSERT INTO notes (body) VALUES ('x' || char(0) || 'y' || char(10))",
+      "INSERT INTO notes (body) VALUES ('plain' || char(10) || 'lines' || char(13))",
+    ],
+    statementByStatement: true,
+  },
 ];
 
 /** A database file built by `sql`, and the engine that holds it (its dumpSql is what the server exports). */

@@ -32,10 +32,31 @@ export function sqlLiteral(value: unknown): string {
   }
   if (value instanceof Uint8Array) return `X'${hex(value)}'`;
   const text = String(value);
+  // SQL text cannot hold a NUL: the text's bytes, as a blob read back as text.
+  if (text.includes('\0')) return `CAST(X'${hex(new TextEncoder().encode(text))}' AS TEXT)`;
   let literal = `'${text.replaceAll("'", "''")}'`;
-  if (text.includes('\n')) literal = `replace(${literal.replaceAll('\n', '\\n')},'\\n',char(10))`;
-  if (text.includes('\r')) literal = `replace(${literal.replaceAll('\r', '\\r')},'\\r',char(13))`;
+  if (text.includes('\n')) {
+    const marker = unusedMarker(literal, '\\n', '\\012');
+    literal = `replace(${literal.replaceAll('\n', marker)},'${marker}',char(10))`;
+  }
+  if (text.includes('\r')) {
+    const marker = unusedMarker(literal, '\\r', '\\015');
+    literal = `replace(${literal.replaceAll('\r', marker)},'${marker}',char(13))`;
+  }
   return literal;
+}
+
+/**
+ * What stands for a line break in a dumped text: `preferred` (miniflare's and SQLite's), unless the
+ * text holds it already (a backslash and an n, as written), then `alternate`, then numbered forms.
+ */
+function unusedMarker(text: string, preferred: string, alternate: string): string {
+  if (!text.includes(preferred)) return preferred;
+  if (!text.includes(alternate)) return alternate;
+  for (let i = 0; ; i++) {
+    const marker = `(${alternate}${i})`;
+    if (!text.includes(marker)) return marker;
+  }
 }
 
 interface SchemaObject {
