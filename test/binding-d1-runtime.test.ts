@@ -141,6 +141,15 @@ for (const binding of bindings) {
           assert.deepEqual(await db.prepare(sql).bind(...params).raw({ columnNames: true }), expected, sql);
         }
         assert.deepEqual(await db.prepare('SELECT :a, :b').bind(1, 2).first(), { ':a': 1, ':b': 2 });
+        // After a schema change, the columns of a statement with such parameters are the new ones.
+        await db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');");
+        assert.deepEqual(await db.prepare('SELECT * FROM users WHERE id = ?1').bind(1).first(), { id: 1, name: 'ann' });
+        await db.exec("ALTER TABLE users ADD COLUMN email TEXT;\nUPDATE users SET email = 'a@x';");
+        assert.deepEqual(await db.prepare('SELECT * FROM users WHERE id = ?1').bind(1).first(), { id: 1, name: 'ann', email: 'a@x' });
+        assert.deepEqual(await db.prepare('SELECT *, :a FROM users').bind(9).raw({ columnNames: true }), [
+          ['id', 'name', 'email', ':a'],
+          [1, 'ann', 'a@x', 9],
+        ]);
       } finally {
         await db.close();
       }

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { restImport } from './helpers/rest-transfer.ts';
 import { type Envelope, fetchJson, jsonHeaders } from './helpers/server-checks.ts';
 import { spawnServer, startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -99,6 +100,23 @@ describe('reads on the server thread', () => {
     for (let i = 0; i < 40; i++) assert.deepEqual((await query('lr-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'")).results, [{ n: 0 }], `read ${i}`);
     await query('lr-pragma', 'PRAGMA case_sensitive_like = 0');
     assert.deepEqual((await query('lr-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'")).results, [{ n: 1 }]);
+  });
+
+  test('a setting made by an import holds for later reads too; a PRAGMA that keeps nothing leaves reads here', async () => {
+    await s.createDatabase('lr-import-pragma');
+    await query('lr-import-pragma', 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    await query('lr-import-pragma', "INSERT INTO t (v) VALUES ('a')");
+    // defer_foreign_keys ends with its transaction, optimize sets nothing: reads stay on the server thread.
+    await query('lr-import-pragma', 'PRAGMA defer_foreign_keys = on');
+    await query('lr-import-pragma', 'PRAGMA optimize');
+    let before = served();
+    for (let i = 0; i < 20; i++) await query('lr-import-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'");
+    assert.ok(served() > before, 'reads went to the workers after a PRAGMA that keeps nothing');
+    const imported = await restImport(s, 'lr-import-pragma', 'PRAGMA case_sensitive_like = 1;\nINSERT INTO t (v) VALUES (\'b\');\n');
+    assert.equal(imported.status, 'complete', JSON.stringify(imported));
+    before = served();
+    for (let i = 0; i < 40; i++) assert.deepEqual((await query('lr-import-pragma', "SELECT count(*) AS n FROM t WHERE v LIKE 'A'")).results, [{ n: 0 }], `read ${i}`);
+    assert.equal(served(), before, 'no read answered on the server thread');
   });
 
   test('a deleted and re-created database is read afresh', async () => {

@@ -896,15 +896,22 @@ export class Engine {
   }
 
   private columnsOf(statement: Statement, prepared: { columns(): { name: string }[] }, rows: RowValue[][]): string[] {
-    // SQLite names a column without an alias by its text: `:a` or `?2 + 1` as written, not as the
-    // plain `?` the statement runs with (the text is prepared for its names only).
-    const named = statement.executable === statement.text ? prepared : this.connection.prepare(statement.text);
-    const cached = this.columnCache.get(named);
+    const rewritten = statement.executable !== statement.text;
+    // Statements whose parameters were rewritten share the prepared one they run as: their names are their own.
+    const key: object = rewritten ? statement : prepared;
+    const cached = this.columnCache.get(key);
     if (cached && cached.epoch === this.schemaEpoch && (rows.length === 0 || rows[0]!.length === cached.names.length)) {
       return cached.names;
     }
-    const names = named.columns().map((c) => c.name);
-    this.columnCache.set(named, { epoch: this.schemaEpoch, names });
+    let names = prepared.columns().map((c) => c.name);
+    if (rewritten) {
+      // SQLite names a column without an alias by its text: `:a` or `?2 + 1` as written, not as the
+      // plain `?` the statement runs with. The text is prepared now for its names (a statement kept
+      // from before would keep the columns of the schema it was prepared with: it never runs).
+      const own = this.connection.db.prepare(statement.text).columns().map((c) => c.name);
+      if (own.length === names.length) names = own;
+    }
+    this.columnCache.set(key, { epoch: this.schemaEpoch, names });
     return names;
   }
 

@@ -315,8 +315,16 @@ export class LoggedDatabase {
     this.log.append(record, this.lastSeq);
     this.lastSeq = record.seq;
     this.lastTime = record.time;
-    if (this.pageBytesSinceSnapshot === undefined) this.pageBytesSinceSnapshot = this.log.pageBytesAfter(this.snapshots.list().at(-1)!.seq);
-    else this.pageBytesSinceSnapshot += this.log.last()!.pageBytes;
+    if (this.pageBytesSinceSnapshot !== undefined) this.pageBytesSinceSnapshot += this.log.last()!.pageBytes;
+    else {
+      try {
+        this.pageBytesSinceSnapshot = this.log.pageBytesAfter(this.snapshots.list().at(-1)!.seq);
+      } catch {
+        // A record after the snapshot cannot be read back (damage found since opening): the commit
+        // stands, and a snapshot now is what makes later points rebuildable without that record.
+        this.pageBytesSinceSnapshot = Number.POSITIVE_INFINITY;
+      }
+    }
   }
 
   /**

@@ -61,6 +61,18 @@ export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
   return false;
 }
 
+/**
+ * Settings a PRAGMA changes on its connection until it closes (a transaction's end undoes none of
+ * them). foreign_keys is left out: inside a transaction, where D1 runs every query, SQLite ignores
+ * it; defer_foreign_keys ends with the transaction.
+ */
+const CONNECTION_SETTINGS = new Set(['case_sensitive_like', 'ignore_check_constraints', 'legacy_alter_table', 'recursive_triggers', 'reverse_unordered_selects']);
+
+/** Whether the PRAGMA sets one of its connection's settings (CONNECTION_SETTINGS). */
+export function pragmaSetsConnection({ name, argument }: PragmaCall): boolean {
+  return argument !== undefined && CONNECTION_SETTINGS.has(asciiLower(name));
+}
+
 /** Whether the PRAGMA only reads (a query form); setting a value or optimize counts as a write. */
 export function pragmaReads({ name, argument }: PragmaCall): boolean {
   const n = asciiLower(name);

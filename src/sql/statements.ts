@@ -5,7 +5,7 @@
 import { Messages } from '../api/errors.ts';
 import { Limits, utf8Length } from './limits.ts';
 import { asciiLower, identifier, isTrivia, keyword, type Token, tokenize } from './lexer.ts';
-import { type PragmaCall, pragmaAllowed, pragmaReads } from './pragma.ts';
+import { type PragmaCall, pragmaAllowed, pragmaReads, pragmaSetsConnection } from './pragma.ts';
 
 export type StatementKind = 'read' | 'write';
 
@@ -36,6 +36,8 @@ export interface Statement {
    * that accept interactive transactions (Dione's opt-in).
    */
   control?: TransactionControl;
+  /** A PRAGMA that sets a setting its connection keeps (case_sensitive_like…: pragma.ts). */
+  setsConnection?: boolean;
 }
 
 /** BEGIN, COMMIT/END, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO, as SQLite reads them. */
@@ -176,6 +178,7 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
   let rejection: string | undefined;
   const mainVerb = verb === 'WITH' ? withMainVerb(sql, body) : verb;
   let control: TransactionControl | undefined;
+  let setsConnection = false;
   if (TRANSACTION_VERBS.has(verb)) {
     rejection = Messages.transactionStatement;
     if (!explained) control = transactionControl(sql, body);
@@ -187,6 +190,7 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
     const call = pragmaCall(sql, body);
     if (!call || !pragmaAllowed(call)) rejection = NOT_AUTHORIZED;
     else if (pragmaReads(call)) kind = 'read';
+    else if (pragmaSetsConnection(call)) setsConnection = true;
   } else if (mainVerb === 'SELECT' || mainVerb === 'VALUES') kind = 'read';
   else if (writesSchemaTable(sql, body, mainVerb)) rejection = 'table sqlite_master may not be modified: SQLITE_ERROR';
   if (explained) kind = 'read';
@@ -206,6 +210,7 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
     slotsInOrder,
     rejection,
     control,
+    ...(setsConnection ? { setsConnection } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ import { DEFAULT_BUSY_WAIT_MS, gateReleased } from '../../engine/write-gate.ts';
 import { detailOf } from '../../engine/sqlite-error.ts';
 import type { TimeTravel } from '../../log/history.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
+import { parseQuery } from '../../sql/parse-cache.ts';
 import { splitSqlText } from '../protocols/requests.ts';
 import type { ClusterHost } from './cluster-host.ts';
 import { type DatabaseRef, type FromWorker, HISTORY_OFF, type HistoryPointMessage, type HostCall, type HostFailureData, type HostOperations, type WorkerSettings } from './protocol.ts';
@@ -475,7 +476,8 @@ export class HostedDatabase {
         const queries = splitSqlText(readFileSync(call.file, 'utf8')).map((sql) => ({ sql, params: [] }));
         const value = await this.asWriter((target) => {
           const response = queries.length === 0 ? null : target.withTimeoutPerQuery(() => target.execute({ queries, resultsFormat: 'NONE' }));
-          return { statements: queries.length, response, bookmark: target.bookmark };
+          const settingsChanged = queries.some((q) => parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
+          return { statements: queries.length, response, bookmark: target.bookmark, settingsChanged };
         });
         // An import the log could not make durable was undone: it failed.
         const committed = value.response?.success === true;

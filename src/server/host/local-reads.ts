@@ -130,10 +130,7 @@ export class LocalReads {
     const k = this.entry(uuid, file);
     const ownConnection = request.transaction === undefined;
     // Whether the request succeeded or not: a PRAGMA's setting outlives a rollback.
-    if (ownConnection && !k.settingsChanged && setsPragma(request)) {
-      k.settingsChanged = true;
-      this.closeCopy(k);
-    }
+    if (ownConnection && !k.settingsChanged && setsPragma(request)) this.settingsChanged(uuid, file);
     if (!response.success) {
       if (writes) {
         // A failed write was rolled back, which leaves the connection's last insert rowid unknown here;
@@ -158,6 +155,16 @@ export class LocalReads {
       k.heatSince = now;
     }
     if (++k.heat >= this.options.hotReads && now - k.openFailedAt > RETRY_OPEN_MS) this.openCopy(k);
+  }
+
+  /**
+   * The worker's connection keeps a setting a PRAGMA made (by a request, or an import): a copy would
+   * answer without it, so reads go to the worker until its connection is new (forget()).
+   */
+  settingsChanged(uuid: string, file: string): void {
+    const k = this.entry(uuid, file);
+    k.settingsChanged = true;
+    this.closeCopy(k);
   }
 
   /**
@@ -257,7 +264,7 @@ export class LocalReads {
   }
 }
 
-/** Whether a request sets a PRAGMA (a connection setting, or optimize: the copy is dropped either way). */
+/** Whether a request sets a setting its connection keeps (a PRAGMA: case_sensitive_like…). */
 function setsPragma(request: ExecuteRequest): boolean {
-  return request.queries.some((q) => typeof q.sql === 'string' && parseQuery(q.sql).statements.some((s) => s.verb === 'PRAGMA' && s.kind === 'write'));
+  return request.queries.some((q) => typeof q.sql === 'string' && parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
 }

@@ -392,8 +392,14 @@ export class WorkerPool {
       if (r.owner && this.stalled(r.owner) && this.movable()) this.moveAway(r);
       if (!this.localReads || KEEP_LOCAL_READS.has(call.op)) return this.dispatch(r, call as HostCall) as Promise<HostOperations[K]['value']>;
       // Other operations may replace the file or reopen the worker's connection: no read on this thread meanwhile.
-      const end = this.localReads.begin(database.uuid, database.file);
-      return this.dispatch(r, call as HostCall).finally(end) as Promise<HostOperations[K]['value']>;
+      const reads = this.localReads;
+      const end = reads.begin(database.uuid, database.file);
+      return this.dispatch(r, call as HostCall)
+        .then((value) => {
+          if (call.op === 'import' && (value as HostOperations['import']['value']).settingsChanged) reads.settingsChanged(database.uuid, database.file);
+          return value;
+        })
+        .finally(end) as Promise<HostOperations[K]['value']>;
     }
   }
 

@@ -84,7 +84,8 @@ export interface HostOperations {
   dump: { call: { file: string }; value: null };
   export: { call: { file: string; options: DumpOptions }; value: { lines: number; bookmark: string } };
   /** Runs a SQL file as one transaction; `response` is null for a file without statements. */
-  import: { call: { file: string }; value: { statements: number; response: ExecuteResponse | null; bookmark: string } };
+  /** `settingsChanged`: a PRAGMA of the file set a setting the database's connection keeps (case_sensitive_like…). */
+  import: { call: { file: string }; value: { statements: number; response: ExecuteResponse | null; bookmark: string; settingsChanged: boolean } };
   /** Where the database is written: this node answers null; another node is a NotPrimary failure. */
   primary: { call: object; value: null };
   bookmark: { call: { timestamp?: number }; value: { bookmark: string } };

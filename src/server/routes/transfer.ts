@@ -5,7 +5,7 @@
 // URL. An upload is held to the server's request body limit and must have the md5 announced at
 // init, or nothing of it is kept.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -59,9 +59,12 @@ function expire(server: ServerContext): void {
  */
 const TRANSFERS_PER_DATABASE = 4;
 
-/** Adds a transfer, ending the oldest of its database and kind beyond TRANSFERS_PER_DATABASE. */
+/**
+ * Adds a transfer, ending the oldest of its database and kind beyond TRANSFERS_PER_DATABASE: exports,
+ * and imports not ingested yet (an ingested one keeps only its result; one being ingested reads its file).
+ */
 function keep(server: ServerContext, key: string, transfer: Transfer): void {
-  const same = [...server.transfers].filter(([, t]) => t.kind === transfer.kind && t.database === transfer.database);
+  const same = [...server.transfers].filter(([, t]) => t.kind === transfer.kind && t.database === transfer.database && (t.kind === 'export' || !t.ingest));
   for (const [oldKey, old] of same.slice(0, Math.max(0, same.length - TRANSFERS_PER_DATABASE + 1))) {
     rmSync(old.file, { force: true });
     server.transfers.delete(oldKey);
@@ -256,9 +259,19 @@ export function transferUrls(server: ServerContext) {
 
   app.get('/exports/:key', (c) => {
     const transfer = live(server, c.req.param('key'), 'export');
-    if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired download URL: export again for a new one'), 404);
-    const stream = Readable.toWeb(createReadStream(transfer.file)) as ReadableStream;
-    return new Response(stream, { headers: { 'content-type': 'application/sql', 'content-length': String(statSync(transfer.file).size) } });
+    const expired = () => c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired download URL: export again for a new one'), 404);
+    if (!transfer) return expired();
+    let size: number;
+    let file: ReturnType<typeof openSync>;
+    try {
+      // Opened first: a newer export may end this one (its file goes) at any time; an open file stays readable.
+      file = openSync(transfer.file, 'r');
+      size = fstatSync(file).size;
+    } catch {
+      return expired();
+    }
+    const stream = Readable.toWeb(createReadStream('', { fd: file })) as ReadableStream;
+    return new Response(stream, { headers: { 'content-type': 'application/sql', 'content-length': String(size) } });
   });
 
   return app;
