@@ -476,7 +476,8 @@ export class HostedDatabase {
         const queries = splitSqlText(readFileSync(call.file, 'utf8')).map((sql) => ({ sql, params: [] }));
         const value = await this.asWriter((target) => {
           const response = queries.length === 0 ? null : target.withTimeoutPerQuery(() => target.execute({ queries, resultsFormat: 'NONE' }));
-          const settingsChanged = queries.some((q) => parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
+          // (Only statements that name a PRAGMA are parsed again: an import may hold 100,000 others.)
+          const settingsChanged = queries.some((q) => /pragma/i.test(q.sql) && parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
           return { statements: queries.length, response, bookmark: target.bookmark, settingsChanged };
         });
         // An import the log could not make durable was undone: it failed.
