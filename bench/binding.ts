@@ -16,9 +16,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { connect } from '../src/client.ts';
-import { type D1Database, open } from '../src/index.ts';
+import { currentBuildTime } from '../bin/build-freshness.js';
+import type { D1Database } from '../src/index.ts';
 import { buildNote, type Dione, startDione, stopAll } from './harness.ts';
+
+// The embedded columns run what a user's program runs, the compiled build, when it is current (as
+// bin/dione.js does); else the sources through tsx, whose compiled closures cost more per call.
+const compiled = currentBuildTime() !== undefined;
+const { open } = (await import(compiled ? '../dist/index.js' : '../src/index.ts')) as typeof import('../src/index.ts');
+const { connect } = (await import(compiled ? '../dist/client.js' : '../src/client.ts')) as typeof import('../src/client.ts');
 
 const argument = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -156,6 +162,11 @@ try {
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}${server ? `; ${buildNote()}` : ''}`,
+  );
+  console.log(
+    compiled
+      ? 'the embedded columns run the compiled build (dist/)'
+      : 'the embedded columns run the TypeScript sources through tsx (dist/ is missing or older than a source: `npm run build` to measure the compiled build)',
   );
   const cell = (name: string, width: number) => `${name.padStart(width)} ${'ratio'.padStart(6)}`;
   console.log(`${'workload'.padEnd(30)} ${'better-sqlite3'.padStart(14)} ${columns.map((c) => cell(c.name, Math.max(12, c.name.length))).join(' ')}`);

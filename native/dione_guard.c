@@ -49,6 +49,9 @@ SQLITE_EXTENSION_INIT1
 #include <pthread.h>
 #include <time.h>
 
+/* The file control of Dione's SQLite that advances the commit sequence (scripts/sqlite-guard-calls.mjs). */
+#define NEXT_SEQUENCE_OP 1000001
+
 #define N_INTERNAL 8
 enum { Q_PAGE_COUNT, Q_FREELIST, Q_PAGE_SIZE, Q_USER_VERSION, Q_APPLICATION_ID, Q_SCHEMA_VERSION, Q_RESERVED, Q_TEMP_OBJECTS };
 
@@ -67,6 +70,9 @@ typedef struct GuardState {
   /* The schema version last checked for reserved names, and how many reserved objects it had. */
   sqlite3_int64 checked_schema;
   sqlite3_int64 reserved_objects;
+  /* The page size dione_used_bytes() last read, and the schema version it read it at (0: none). */
+  sqlite3_int64 page_size;
+  sqlite3_int64 page_size_schema;
   /* The first error an internal statement met since the helper started (a deadline's interrupt). */
   int internal_error;
   /* The deadline (see dione_deadline), and this connection's place on the watch list while armed. */
@@ -433,13 +439,23 @@ static void seal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int allowed = schema_allowed(st, db, 1);
   if (internal_failed(ctx, st)) return;
   if (!allowed) { refuse(ctx, "not authorized", SQLITE_AUTH); return; }
-  sqlite3_uint64 value = read_sequence(st, db) + 1;
+  sqlite3_uint64 value = 0;
+  /* Dione's SQLite advances the sequence in one call (scripts/sqlite-guard-calls.mjs); another
+  ** SQLite answers SQLITE_NOTFOUND, and a transaction that wrote only temp SQLITE_MISUSE. */
+  int rc = sqlite3_file_control(db, "main", NEXT_SEQUENCE_OP, &value);
+  if (rc == SQLITE_OK) {
+    st->sealed = 1;
+    sqlite3_result_int64(ctx, (sqlite3_int64)value);
+    return;
+  }
+  if (rc != SQLITE_NOTFOUND && rc != SQLITE_MISUSE) { refuse(ctx, sqlite3_errstr(rc), rc); return; }
+  value = read_sequence(st, db) + 1;
   sqlite3_uint64 high = (sqlite3_uint64)(unsigned int)internal_int(st, db, Q_APPLICATION_ID);
   if (internal_failed(ctx, st)) return;
   int was = st->trusted;
   st->trusted = 1;
   char *sql = sqlite3_mprintf("PRAGMA main.user_version = %d", (int)(unsigned int)(value & 0xffffffffu));
-  int rc = sqlite3_exec(db, sql, 0, 0, 0);
+  rc = sqlite3_exec(db, sql, 0, 0, 0);
   sqlite3_free(sql);
   if (rc == SQLITE_OK && (value >> 32) != high) {
     sql = sqlite3_mprintf("PRAGMA main.application_id = %d", (int)(unsigned int)(value >> 32));
@@ -538,8 +554,21 @@ static void used_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   st->internal_error = SQLITE_OK;
   sqlite3_int64 pages = internal_int(st, db, Q_PAGE_COUNT);
   sqlite3_int64 free_pages = internal_int(st, db, Q_FREELIST);
-  sqlite3_int64 page_size = internal_int(st, db, Q_PAGE_SIZE);
-  if (internal_failed(ctx, st)) return;
+  /*
+  ** PRAGMA page_size is prepared anew every time it runs (its value is fixed when prepared), which
+  ** cost more than the rest of this function. The page size changes only with a VACUUM, which moves
+  ** the schema version, or before a database has its first page.
+  */
+  sqlite3_int64 schema = internal_int(st, db, Q_SCHEMA_VERSION);
+  if (st->page_size == 0 || schema != st->page_size_schema || pages < 1) {
+    st->page_size = internal_int(st, db, Q_PAGE_SIZE);
+    st->page_size_schema = schema;
+  }
+  sqlite3_int64 page_size = st->page_size;
+  if (internal_failed(ctx, st)) {
+    st->page_size = 0;
+    return;
+  }
   if (pages < 1) pages = 1; /* a database always has its header page, even before the first write */
   sqlite3_result_int64(ctx, (pages - free_pages) * page_size);
 }

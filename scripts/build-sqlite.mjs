@@ -1,6 +1,7 @@
 // Builds Dione's copy of better-sqlite3's native addon: better-sqlite3's own C++ and its own
 // SQLite amalgamation, with the row counters of scripts/sqlite-row-counters.mjs, the hashed
 // open-file table of scripts/sqlite-inode-hash.mjs, the -shm reset of scripts/sqlite-shm-reset.mjs,
+// the cheaper per-commit calls of the guard in scripts/sqlite-guard-calls.mjs,
 // the file lock of scripts/addon-file-lock.mjs, the raw rows of scripts/addon-raw-rows.mjs
 // and smaller per-connection allocations (CONNECTION_MEMORY_DEFINES), compiled by
 // node-gyp with better-sqlite3's own build settings into build/better_sqlite3.node. Dione opens
@@ -19,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { fileLockChanges } from './addon-file-lock.mjs';
 import { rawRowChanges } from './addon-raw-rows.mjs';
 import { inodeHashChanges } from './sqlite-inode-hash.mjs';
+import { guardCallChanges } from './sqlite-guard-calls.mjs';
 import { amalgamationChanges, applyChanges, bindingChanges } from './sqlite-row-counters.mjs';
 import { shmResetChanges } from './sqlite-shm-reset.mjs';
 
@@ -34,6 +36,7 @@ export function stampOf() {
   hash.update(readFileSync(fileURLToPath(new URL('./sqlite-row-counters.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(new URL('./sqlite-inode-hash.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(new URL('./sqlite-shm-reset.mjs', import.meta.url))));
+  hash.update(readFileSync(fileURLToPath(new URL('./sqlite-guard-calls.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(new URL('./addon-file-lock.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(new URL('./addon-raw-rows.mjs', import.meta.url))));
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
@@ -106,7 +109,7 @@ function prepareSources() {
   const defines = path.join(workDir, 'deps', 'defines.gypi');
   writeFileSync(defines, withDefines(withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES), CONNECTION_MEMORY_DEFINES));
   const amalgamation = path.join(workDir, 'deps', 'sqlite3', 'sqlite3.c');
-  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges, ...shmResetChanges], 'sqlite3.c'));
+  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges, ...shmResetChanges, ...guardCallChanges], 'sqlite3.c'));
   const sourceChanges = [...bindingChanges, ...fileLockChanges, ...rawRowChanges];
   for (const file of new Set(sourceChanges.map((change) => change.file))) {
     const target = path.join(workDir, 'src', file);

@@ -11,7 +11,7 @@ import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
 import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
 import { D1Failure, detailOf } from './sqlite-error.ts';
-import { allCounted, type CountedRead, getCounted, runCounted, takeRowCounts } from './sqlite.ts';
+import { allCounted, type CountedRead, getCounted, runCounted, runOnly, takeRowCounts } from './sqlite.ts';
 import { toSqliteParam } from './values.ts';
 import { gateKey, heldByOther, releaseGate, takeGate } from './write-gate.ts';
 
@@ -434,7 +434,7 @@ export class Engine {
     if (writes && heldByOther(this.gate, this)) return everyone({ success: false, error: BUSY, busy: true });
     this.sizeStale = false;
     try {
-      (writes ? this.connection.beginImmediate : this.connection.begin).run();
+      runOnly(writes ? this.connection.beginImmediate : this.connection.begin);
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
       if (writes) this.sync(true);
       if (writes && !this.workerdMetadata) {
@@ -454,11 +454,11 @@ export class Engine {
         continue;
       }
       try {
-        if (shared) this.connection.savepoint.run();
+        if (shared) runOnly(this.connection.savepoint);
         const results = this.withDeadline(() => this.body(work, prepare));
         // What COMMIT and the seal check for the whole group, each request answers for on its own.
         if (shared && this.connection.checkRequest().deferredViolations) throw new D1Failure(FOREIGN_KEY_AT_COMMIT, true);
-        if (shared) this.connection.release.run();
+        if (shared) runOnly(this.connection.release);
         responses.push({ success: true, results, bookmark: '' });
         succeeded++;
       } catch (e) {
@@ -475,8 +475,8 @@ export class Engine {
           return others;
         }
         try {
-          this.connection.rollbackToSavepoint.run();
-          this.connection.release.run();
+          runOnly(this.connection.rollbackToSavepoint);
+          runOnly(this.connection.release);
           this.nestedWritesEpoch = -1;
           this.counters = this.connection.counters();
         } catch (inner) {
@@ -497,7 +497,7 @@ export class Engine {
       // last measure after a write left them, unless a query kept an older size (then measured here,
       // inside the transaction, which avoids a new read lock later).
       if (sequence !== undefined && this.sizeStale) this.counters = this.connection.counters();
-      this.connection.commit.run();
+      runOnly(this.connection.commit);
     } catch (e) {
       this.rollback();
       const detail = detailOf(e);
@@ -562,9 +562,9 @@ export class Engine {
     if (!this.held!.writing && writesAny(work) && !this.claimWrites()) return this.busy(first);
     const db = this.connection.db;
     try {
-      this.connection.savepoint.run();
+      runOnly(this.connection.savepoint);
       const results = this.withDeadline(() => this.body(work, this.prepareWrite));
-      this.connection.release.run();
+      runOnly(this.connection.release);
       return { success: true, results, bookmark: this.bookmarkText };
     } catch (e) {
       const failure = failureOf(e);
@@ -574,8 +574,8 @@ export class Engine {
         return failure;
       }
       try {
-        this.connection.rollbackToSavepoint.run();
-        this.connection.release.run();
+        runOnly(this.connection.rollbackToSavepoint);
+        runOnly(this.connection.release);
         this.nestedWritesEpoch = -1;
         this.counters = this.connection.counters();
       } catch {
@@ -652,7 +652,7 @@ export class Engine {
         case 'savepoint':
           if (!this.held) {
             // SQLite opens a deferred transaction for it; BEGIN first keeps the commit in Dione's hands.
-            this.connection.begin.run();
+            runOnly(this.connection.begin);
             this.held = { savepoints: [], bySavepoint: true, writing: false };
             this.startSnapshot();
           }
@@ -724,7 +724,7 @@ export class Engine {
         held.sealed = sequence;
         if (sequence !== undefined) this.counters = this.connection.counters();
       }
-      this.connection.commit.run();
+      runOnly(this.connection.commit);
     } catch (e) {
       // A COMMIT refused (a deferred foreign key still violated) leaves the transaction open, as in SQLite.
       if (!this.connection.db.inTransaction) this.endHeld(true);
@@ -835,7 +835,7 @@ export class Engine {
   private rollback(): void {
     // What was rolled back may have dropped a trigger (see rowWriteCounters): ask again.
     this.nestedWritesEpoch = -1;
-    if (this.connection.db.inTransaction) this.connection.rollback.run();
+    if (this.connection.db.inTransaction) runOnly(this.connection.rollback);
     // The table may have been created by the transaction just rolled back.
     this.workerdMetadata = false;
     // The rolled-back transaction may have moved the counters and the sequence.
