@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { beginTransaction, connect } from '../src/client.ts';
 import { importCall, restImport, uploadImport } from './helpers/rest-transfer.ts';
 import { type Envelope, fetchJson, jsonHeaders } from './helpers/server-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -416,6 +417,20 @@ describe('import', () => {
     assert.equal(result.result?.num_queries, 3);
     assert.equal(result.result?.meta.changes, 5);
     assert.ok(result.result!.meta.rows_written >= 5, `rows_written ${result.result!.meta.rows_written}`);
+  });
+
+  test('an import waits for an interactive transaction that holds the write lock (bounded), as SQL does', async () => {
+    await s.createDatabase('import-waits');
+    const db = connect({ url: s.url, token: s.token, database: 'import-waits', transactions: true });
+    await db.exec('CREATE TABLE t (v)');
+    const held = await beginTransaction(db);
+    await held.db.prepare('INSERT INTO t VALUES (1)').run();
+    const importing = restImport(s, 'import-waits', 'INSERT INTO t VALUES (2);\n');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await held.commit();
+    const result = await importing;
+    assert.equal(result.status, 'complete', JSON.stringify(result));
+    assert.deepEqual(await db.prepare('SELECT v FROM t ORDER BY rowid').raw(), [[1], [2]]);
   });
 
   test('an upload is ingested once: ingests racing (or repeated) answer the one import, and another database cannot ingest or poll it', async () => {

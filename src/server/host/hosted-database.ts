@@ -474,12 +474,22 @@ export class HostedDatabase {
       }
       case 'import': {
         const queries = splitSqlText(readFileSync(call.file, 'utf8')).map((sql) => ({ sql, params: [] }));
-        const value = await this.asWriter((target) => {
-          const response = queries.length === 0 ? null : target.withTimeoutPerQuery(() => target.execute({ queries, resultsFormat: 'NONE' }));
-          // (Only statements that name a PRAGMA are parsed again: an import may hold 100,000 others.)
-          const settingsChanged = queries.some((q) => /pragma/i.test(q.sql) && parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
-          return { statements: queries.length, response, bookmark: target.bookmark, settingsChanged };
-        });
+        // Another handle's transaction holding the write lock is waited for (bounded), as SQL requests wait.
+        const waitUntil = performance.now() + DEFAULT_BUSY_WAIT_MS;
+        let gate: string | undefined;
+        let value: HostOperations['import']['value'];
+        for (;;) {
+          value = await this.asWriter((target) => {
+            gate = target.gate;
+            const response = queries.length === 0 ? null : target.withTimeoutPerQuery(() => target.execute({ queries, resultsFormat: 'NONE' }));
+            // (Only statements that name a PRAGMA are parsed again: an import may hold 100,000 others.)
+            const settingsChanged = queries.some((q) => /pragma/i.test(q.sql) && parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
+            return { statements: queries.length, response, bookmark: target.bookmark, settingsChanged };
+          });
+          const left = waitUntil - performance.now();
+          if (value.response?.success !== false || !value.response.busy || left <= 0) break;
+          await gateReleased(gate, left);
+        }
         // An import the log could not make durable was undone: it failed.
         const committed = value.response?.success === true;
         return answer<'import'>(value, committed ? (error) => ({ t: 'reply', id, value: { ...value, response: { success: false, error } } }) : undefined);
