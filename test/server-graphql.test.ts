@@ -103,6 +103,21 @@ test('bad input gets a clear error in GraphQL shape, and the server keeps servin
       /not a string: 7/,
     ],
     ['another account', { query: '{ viewer { accounts(filter: {accountTag: "nope"}) { d1QueriesAdaptiveGroups(limit: 1) { count } } } }' }, 200, /Unknown account "nope"/],
+    // Bounds on what one request makes the HTTP thread do.
+    ['a query too long', { query: `{ viewer { accounts { d1QueriesAdaptiveGroups(limit: 1) { count } } } }${' '.repeat(100_000)}` }, 200, /longer than 100000 characters/],
+    ['too many tokens', { query: `{ viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: {AND: [${'{query: "x"}, '.repeat(1300)}]}) { count } } } }` }, 200, /contains more tha[nt] 5000 tokens/],
+    [
+      'too many datasets',
+      { query: `{ viewer { accounts { ${Array.from({ length: 21 }, (_, i) => `a${i}: d1QueriesAdaptiveGroups(limit: 1) { count }`).join(' ')} } } }` },
+      200,
+      /at most 20 datasets/,
+    ],
+    [
+      'a list too long',
+      { query: 'query($f: ZoneWorkersRequestsFilter_InputObject) { viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: $f) { count } } } }', variables: { f: { databaseId_in: Array.from({ length: 1001 }, (_, i) => `db${i}`) } } },
+      200,
+      /at most 1000 values/,
+    ],
   ];
   for (const [what, body, status, message] of cases) {
     const answer = await graphql(body);

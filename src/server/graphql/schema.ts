@@ -31,10 +31,15 @@ export interface AnalyticsContext {
   accountId: string;
   /** The databases the token reaches (a token made for one database); all when absent. */
   databases?: string[];
+  /** How many more dataset fields (aliases included) this request may run. */
+  datasetsLeft: number;
 }
 
 /** Cloudflare's largest limit for a dataset. */
 export const MAX_LIMIT = 10_000;
+
+/** Dataset fields one request may run (each reads and groups the statistics on the HTTP thread). */
+export const MAX_DATASETS = 20;
 
 interface Dataset {
   field: string;
@@ -184,6 +189,8 @@ function datasetField(dataset: Dataset): GraphQLFieldConfig<unknown, AnalyticsCo
     resolve: async (_account, args: { limit: unknown; filter?: unknown; orderBy?: unknown }, context, info) => {
       // Variables are checked against the type they were declared with (wrangler declares another
       // filter type than the argument's), so what arrives is checked here again.
+      if (context.datasetsLeft <= 0) throw new GraphQLError(`a query may ask for at most ${MAX_DATASETS} datasets (aliases included)`);
+      context.datasetsLeft--;
       const limit = args.limit;
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT) {
         throw new GraphQLError(`limit must be a whole number from 0 to ${MAX_LIMIT}, got ${JSON.stringify(limit)}`);

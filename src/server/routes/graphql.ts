@@ -5,7 +5,7 @@
 import { execute, type GraphQLError, parse, specifiedRules, validate, VariablesInAllowedPositionRule } from 'graphql';
 import type { Context } from 'hono';
 import type { Env, ServerContext } from '../context.ts';
-import { type AnalyticsContext, analyticsSchema } from '../graphql/schema.ts';
+import { type AnalyticsContext, analyticsSchema, MAX_DATASETS } from '../graphql/schema.ts';
 
 // wrangler declares its filter variable as ZoneWorkersRequestsFilter_InputObject and passes it
 // where the schema has the dataset's own filter type; Cloudflare accepts that, so this rule goes
@@ -19,6 +19,12 @@ interface GraphqlRequest {
 }
 
 const failure = (message: string) => ({ data: null, errors: [{ message }] });
+
+/**
+ * Bounds on one document, which is parsed and run on the server's HTTP thread: wrangler's and the
+ * console's questions are a few hundred tokens and one or two datasets (MAX_DATASETS bounds those).
+ */
+export const GRAPHQL_LIMITS = { queryChars: 100_000, tokens: 5_000 };
 
 function requestOf(text: string): GraphqlRequest | string {
   let body: unknown;
@@ -45,9 +51,14 @@ export function graphqlRoute(server: ServerContext) {
       c.set('logReason', request);
       return c.json(failure(request), 400);
     }
+    if (request.query.length > GRAPHQL_LIMITS.queryChars) {
+      const message = `the query is longer than ${GRAPHQL_LIMITS.queryChars} characters`;
+      c.set('logReason', message);
+      return c.json(failure(message), 200);
+    }
     let document: ReturnType<typeof parse>;
     try {
-      document = parse(request.query);
+      document = parse(request.query, { maxTokens: GRAPHQL_LIMITS.tokens });
     } catch (e) {
       c.set('logReason', (e as Error).message);
       return c.json(failure((e as Error).message), 200);
@@ -62,6 +73,7 @@ export function graphqlRoute(server: ServerContext) {
       source: server.stats,
       accountId: server.settings.accountId,
       databases: grant.databaseUuid === null ? undefined : [grant.databaseUuid],
+      datasetsLeft: MAX_DATASETS,
     };
     const result = await execute({ schema, document, variableValues: request.variables, operationName: request.operationName, contextValue });
     if (result.errors?.length) c.set('logReason', result.errors[0]!.message);

@@ -28,8 +28,12 @@ function text(field: string, value: unknown): string {
   return value;
 }
 
+/** Values one `_in` list may hold (the store reads them as bound parameters). */
+export const MAX_IN_VALUES = 1000;
+
 function texts(field: string, value: unknown): string[] {
   if (!Array.isArray(value)) throw new FilterError(`filter field ${field} needs a list of strings, got ${JSON.stringify(value)}`);
+  if (value.length > MAX_IN_VALUES) throw new FilterError(`filter field ${field} may list at most ${MAX_IN_VALUES} values, got ${value.length}`);
   return value.map((v) => text(field, v));
 }
 
