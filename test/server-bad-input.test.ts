@@ -191,7 +191,7 @@ describe('malformed requests', () => {
     await unharmed();
   });
 
-  test('a REST query of more than 100,000 statements is refused before any runs; 100,000 are answered', async () => {
+  test('a REST query of more than 100,000 statements or 4 MiB of SQL is refused before any runs; 100,000 statements are answered', async () => {
     for (const protocol of ['query', 'raw'] as const) {
       const many = await post(protocol, JSON.stringify({ sql: `${"INSERT INTO t (v) VALUES ('many');".repeat(100_000)}SELECT 1;` }));
       assert.equal(many.status, 400, protocol);
@@ -199,6 +199,14 @@ describe('malformed requests', () => {
       const split = await post(protocol, JSON.stringify({ batch: [{ sql: 'SELECT 1;'.repeat(60_000) }, { sql: 'SELECT 2;'.repeat(40_001) }] }));
       assert.equal(split.status, 400, `${protocol}, in a batch`);
     }
+    // Far more `;`s than statements allowed are refused before the text is split (the split of a
+    // million statements held the HTTP thread for seconds); so is a text longer than 4 MiB.
+    const semicolons = await post('query', JSON.stringify({ sql: 'SELECT 1;'.repeat(250_000) }));
+    assert.equal(semicolons.status, 400);
+    assert.match(errorOf('query', semicolons.body), /^Too many statements in one request: at most 100000/);
+    const long = await post('raw', JSON.stringify({ batch: [{ sql: `SELECT ${'1+'.repeat(1024 * 1024)}1` }, { sql: `SELECT ${'1+'.repeat(1024 * 1024)}1` }] }));
+    assert.equal(long.status, 400);
+    assert.match(errorOf('raw', long.body), /^The SQL of one request is at most 4194304 characters/);
     await unharmed();
     const most = await post('query', JSON.stringify({ sql: 'SELECT 1;'.repeat(100_000) }));
     assert.equal(most.status, 200);

@@ -54,10 +54,10 @@ const SCHEMA_TABLES = new Set(['sqlite_master', 'sqlite_schema', 'sqlite_temp_ma
 const DML_VERBS = new Set(['SELECT', 'VALUES', 'INSERT', 'REPLACE', 'UPDATE', 'DELETE']);
 const NOT_AUTHORIZED = 'not authorized: SQLITE_AUTH';
 
-/** Splits `sql` into statements. Trailing whitespace or comments after the last `;` are not a statement. */
-export function splitStatements(sql: string): Statement[] {
+/** Splits `sql` into statements (the first `limit` of them: the rest is not analysed). Trailing whitespace or comments after the last `;` are not a statement. */
+export function splitStatements(sql: string, limit = Number.POSITIVE_INFINITY): Statement[] {
   const tokens = tokenize(sql);
-  return statementRanges(sql, tokens).map((r) => analyze(sql, tokens.slice(r.first, r.end), r.significant, r.terminated));
+  return statementRanges(sql, tokens, limit).map((r) => analyze(sql, tokens.slice(r.first, r.end), r.significant, r.terminated));
 }
 
 /** Whitespace as D1's runtime skips it after a statement: space, \t, \n, \r, \v, \f (SQLite takes \v for no whitespace). */
@@ -108,7 +108,7 @@ interface StatementRange {
 }
 
 /** Where each statement's tokens are, as SQLite ends statements (a trigger's body holds `;`s); trailing whitespace and comments belong to none. */
-function statementRanges(sql: string, tokens: Token[]): StatementRange[] {
+function statementRanges(sql: string, tokens: Token[], limit = Number.POSITIVE_INFINITY): StatementRange[] {
   const ranges: StatementRange[] = [];
   let first = 0; // index of the first token of the current statement
   let significant: Token[] = [];
@@ -119,6 +119,7 @@ function statementRanges(sql: string, tokens: Token[]): StatementRange[] {
     if (isTrivia(t)) continue;
     if (t.type === 'semicolon' && (!trigger || trigger.done || !trigger.body)) {
       ranges.push({ first, end: i + 1, significant, terminated: true });
+      if (ranges.length >= limit) return ranges;
       first = i + 1;
       significant = [];
       trigger = undefined;
