@@ -28,7 +28,7 @@ describe('health, metrics and logs', () => {
     t.after(() => s.close());
     await s.createDatabase('metrics-x');
     await s.createDatabase('metrics-y');
-    // Any token's scope will do (metrics need a token unless served with --metrics-public).
+    // Any token's scope will do, for every database (metrics need a token unless served with --metrics-public).
     const reader = s.tokenFor('read');
     const scrape = async () => {
       const reply = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${reader}` } });
@@ -39,6 +39,11 @@ describe('health, metrics and logs', () => {
     const rest = (db: string, sql: string) => fetchJson<Envelope>(`${s.api}/${db}/query`, { method: 'POST', headers: jsonHeaders(s.token), body: JSON.stringify({ sql }) });
     assert.equal((await rest('metrics-y', 'CREATE TABLE t (v)')).status, 200);
     assert.equal((await rest('metrics-x', 'CREATE TABLE t (v)')).status, 200);
+
+    // A token made for one database does not see the others' names and traffic.
+    const narrow = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.tokenFor('admin', 'metrics-x')}` } });
+    assert.equal(narrow.status, 403);
+    assert.match(await narrow.text(), /Metrics cover every database/);
 
     const before = await scrape();
     for (const name of ['dione_queries_total', 'dione_rows_read_total', 'dione_rows_written_total', 'dione_query_duration_seconds', 'dione_requests_total']) {

@@ -1,7 +1,7 @@
 // The HTTP application: routes, authentication, errors in each protocol's shape, request logs.
 import { type MiddlewareHandler, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { authenticate, type Authenticator } from './auth.ts';
+import { AuthError, authenticate, type Authenticator } from './auth.ts';
 import type { Env, ServerContext } from './context.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { MALFORMED_PATH, pathDecodes } from './protocols/requests.ts';
@@ -41,10 +41,15 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
   });
 
   const auth = authenticate(resolveGrant);
-  const metricsAccess: MiddlewareHandler<Env> = server.settings.metricsPublic ? (_c, next) => next() : auth;
+  // Metrics name every database and count its traffic: a token made for one database does not read them.
+  const everyDatabase: MiddlewareHandler<Env> = async (c, next) => {
+    if (c.get('grant').databaseUuid !== null) throw new AuthError(403, 'Metrics cover every database: this token is for one database only');
+    return next();
+  };
+  const metricsAccess: MiddlewareHandler<Env>[] = server.settings.metricsPublic ? [] : [auth, everyDatabase];
 
   app.get('/healthz', (c) => (isServing() ? c.text('ok') : c.text('starting', 503)));
-  app.get('/metrics', metricsAccess, async (c) => c.text(await server.metrics.registry.metrics(), 200, { 'content-type': server.metrics.registry.contentType }));
+  app.get('/metrics', ...metricsAccess, async (c) => c.text(await server.metrics.registry.metrics(), 200, { 'content-type': server.metrics.registry.contentType }));
 
   app.route('/dione', transferUrls(server));
 

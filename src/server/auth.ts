@@ -6,6 +6,9 @@ import type { Env } from './context.ts';
 import { type Grant, verifyToken } from './tokens.ts';
 
 const CACHE_MS = 2000;
+const MAX_CACHED = 10_000;
+/** Dione's tokens are 62 characters (tokens.ts). */
+const MAX_CACHED_TOKEN = 80;
 
 export class AuthError extends Error {
   constructor(
@@ -33,8 +36,12 @@ export function authenticator(catalog: Catalog, allowUnauthenticated: boolean): 
     let entry = cache.get(token);
     if (!entry || entry.expires < now) {
       entry = { grant: verifyToken(catalog, token), expires: now + CACHE_MS };
-      if (cache.size > 10_000) cache.clear();
-      cache.set(token, entry);
+      // Only strings of a token's length are kept (a miss under any string would let anyone fill the
+      // cache with long ones), and the oldest make room, not every token at once.
+      if (token.length <= MAX_CACHED_TOKEN) {
+        if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+        cache.set(token, entry);
+      }
     }
     if (!entry.grant) throw new AuthError(401, 'Authentication error: unknown or revoked token');
     return entry.grant;
