@@ -123,6 +123,23 @@ for (const binding of bindings) {
       }
     });
 
+    test('a column named __proto__ is a property of the row like any other (workerd builds rows with Object.fromEntries)', async () => {
+      const db = await binding.make();
+      try {
+        const [row] = (await db.prepare('SELECT 1 AS "__proto__", 2 AS b').all<Record<string, unknown>>()).results;
+        assert.deepEqual(Object.getOwnPropertyNames(row), ['__proto__', 'b']);
+        assert.equal(Object.getPrototypeOf(row), Object.prototype);
+        assert.equal(JSON.stringify(row), '{"__proto__":1,"b":2}');
+        // A BLOB there stays a value: it does not become the row's prototype.
+        const first = (await db.prepare('SELECT x\'0102\' AS "__proto__", 2 AS b').first<Record<string, unknown>>())!;
+        assert.equal(Object.getPrototypeOf(first), Object.prototype);
+        assert.deepEqual(Object.getOwnPropertyDescriptor(first, '__proto__')?.value, [1, 2]);
+        assert.equal((first as { length?: number }).length, undefined);
+      } finally {
+        await db.close();
+      }
+    });
+
     test('a column without an alias is named by its text, parameters as written (:a, ?2, @x, $y), as SQLite names it', async () => {
       const db = await binding.make();
       try {

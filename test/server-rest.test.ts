@@ -408,6 +408,13 @@ describe('/query and /raw', () => {
   });
 });
 
+test('REST /query: a column named __proto__ is answered like any other', async () => {
+  await s.createDatabase('rest-proto');
+  const reply = await sql('rest-proto', { sql: 'SELECT 1 AS "__proto__", 2 AS b' });
+  assert.equal(reply.status, 200);
+  assert.deepEqual(Object.keys(reply.body.result[0].results[0]), ['__proto__', 'b']);
+});
+
 describe('import', () => {
   test("an import's meta counts every statement's rows and changes (wrangler prints them), not the last one's", async () => {
     await s.createDatabase('import-meta');

@@ -1,6 +1,7 @@
 // Executor results into the shapes the D1 binding returns: row objects (the last of several
 // same-named columns wins), arrays for raw(), and BLOBs as plain number[] as D1 returns them.
 import type { RowValue, StatementResult } from '../api/executor.ts';
+import { setColumn } from '../api/row-object.ts';
 import type { D1Result } from '../api/types.ts';
 
 export type OutputValue = string | number | bigint | null | number[];
@@ -21,7 +22,7 @@ export function rowArrays(rows: RowValue[][]): OutputValue[][] {
 /** One row as an object (the last of several same-named columns wins). */
 export function rowObject(columns: string[], row: RowValue[]): Record<string, OutputValue> {
   const object: Record<string, OutputValue> = {};
-  for (let i = 0; i < columns.length; i++) object[columns[i]!] = output(row[i]!);
+  for (let i = 0; i < columns.length; i++) setColumn(object, columns[i]!, output(row[i]!));
   return object;
 }
 

@@ -1,6 +1,7 @@
 // Engine responses in each protocol's shape. D1's shapes carry values as D1 does (integers as
 // JSON numbers, BLOBs as arrays of bytes); Dione's wire keeps them exact.
 import type { ExecuteResponse, RowValue, StatementResult } from '../../api/executor.ts';
+import { setColumn } from '../../api/row-object.ts';
 import type { IntMode } from '../../api/types.ts';
 import { encodeResponse } from '../../api/wire.ts';
 import { envelopeError, ErrorCodes, success } from './envelope.ts';
@@ -21,7 +22,7 @@ function d1Value(value: RowValue): unknown {
 function objects(result: StatementResult): Record<string, unknown>[] {
   return result.rows.map((row) => {
     const o: Record<string, unknown> = {};
-    for (let i = 0; i < result.columns.length; i++) o[result.columns[i]!] = d1Value(row[i]!);
+    for (let i = 0; i < result.columns.length; i++) setColumn(o, result.columns[i]!, d1Value(row[i]!));
     return o;
   });
 }
