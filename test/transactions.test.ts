@@ -372,6 +372,32 @@ describe('over HTTP specifics', () => {
     assert.equal(bad.status, 400);
   });
 
+  test('a request sent inside a transaction that its own COMMIT already ended (the answer was lost) is told it committed, not that it rolled back', async () => {
+    await overHttp();
+    const at = servers.get(10_000)!;
+    await at.createDatabase('ended');
+    type Answer = { success: boolean; error?: string; inTransaction?: boolean };
+    const post = async (sql: string, transaction: string, held?: boolean) =>
+      (await (
+        await at.call('/dione/v1/databases/ended/execute', { method: 'POST', body: JSON.stringify({ queries: [{ sql, params: [] }], transaction, ...(held ? { held } : {}) }) })
+      ).json()) as Answer;
+    await post('CREATE TABLE t (v)', 'setup');
+    assert.equal((await post('BEGIN', 'h1')).inTransaction, true);
+    assert.equal((await post('INSERT INTO t VALUES (1)', 'h1', true)).success, true);
+    assert.equal((await post('COMMIT', 'h1', true)).inTransaction, false);
+    const after = await post('INSERT INTO t VALUES (2)', 'h1', true);
+    assert.equal(after.success, false);
+    assert.match(after.error!, /^Transaction already committed: its COMMIT succeeded before this request/);
+    assert.equal((await post('BEGIN', 'h2')).inTransaction, true);
+    assert.equal((await post('ROLLBACK', 'h2', true)).inTransaction, false);
+    assert.match((await post('SELECT 1', 'h2', true)).error!, /^Transaction already ended: it was rolled back by its own ROLLBACK/);
+    // The handle starts a new transaction with BEGIN as before; nothing of the refused requests ran.
+    assert.equal((await post('BEGIN', 'h1')).inTransaction, true);
+    assert.equal((await post('COMMIT', 'h1', true)).inTransaction, false);
+    const rows = await connect({ url: at.url, token: at.token, database: 'ended' }).prepare('SELECT v FROM t').raw();
+    assert.deepEqual(rows, [[1]]);
+  });
+
   test('a database holds at most 64 open transactions: the next BEGIN is refused until one ends', async () => {
     const at = servers.get(10_000)!;
     await at.createDatabase('crowded');

@@ -42,14 +42,16 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
 
   const auth = authenticate(resolveGrant);
   // Metrics name every database and count its traffic: a token made for one database does not read them.
-  const everyDatabase: MiddlewareHandler<Env> = async (c, next) => {
-    if (c.get('grant').databaseUuid !== null) throw new AuthError(403, 'Metrics cover every database: this token is for one database only');
-    return next();
-  };
-  const metricsAccess: MiddlewareHandler<Env>[] = server.settings.metricsPublic ? [] : [auth, everyDatabase];
+  const metricsAccess: MiddlewareHandler<Env> = server.settings.metricsPublic
+    ? (_c, next) => next()
+    : (c, next) =>
+        auth(c, async () => {
+          if (c.get('grant').databaseUuid !== null) throw new AuthError(403, 'Metrics cover every database: this token is for one database only');
+          await next();
+        });
 
   app.get('/healthz', (c) => (isServing() ? c.text('ok') : c.text('starting', 503)));
-  app.get('/metrics', ...metricsAccess, async (c) => c.text(await server.metrics.registry.metrics(), 200, { 'content-type': server.metrics.registry.contentType }));
+  app.get('/metrics', metricsAccess, async (c) => c.text(await server.metrics.registry.metrics(), 200, { 'content-type': server.metrics.registry.contentType }));
 
   app.route('/dione', transferUrls(server));
 

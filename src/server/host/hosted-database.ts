@@ -61,6 +61,10 @@ export const MAX_OPEN_TRANSACTIONS = 64;
 const ABANDONED_KEPT_MS = 10 * 60_000;
 const ABANDONED_KEPT = 10_000;
 
+/** What a request sent inside a transaction that had already ended by the client's COMMIT (or ROLLBACK) is told. */
+export const COMMITTED_BEFORE = 'Transaction already committed: its COMMIT succeeded before this request (start a new transaction with BEGIN)';
+export const ENDED_BEFORE = 'Transaction already ended: it was rolled back by its own ROLLBACK before this request (start a new transaction with BEGIN)';
+
 /** An answer, and what it becomes when the commit it reports is not made durable. */
 interface Outgoing {
   message: FromWorker;
@@ -84,7 +88,7 @@ export class HostedDatabase {
   /** Interactive transactions held for clients, by handle (the caller's token and the client's id). */
   private readonly transactions = new Map<string, HeldTransaction>();
   /** Handles whose transaction the idle timeout rolled back, with what their next request is told and when. */
-  private readonly abandoned = new Map<string, { reason: string; at: number }>();
+  private readonly abandoned = new Map<string, { reason: string; at: number; ended: boolean }>();
   /** Settles when the last held transaction ends (the database stays on this worker until then). */
   private transactionsOver: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Requests waiting for a transaction to let the write lock go. */
@@ -221,11 +225,12 @@ export class HostedDatabase {
     }
     if (!held) {
       const abandoned = this.abandoned.get(key);
-      if (abandoned || request.transactionHeld) {
+      if ((abandoned && !abandoned.ended) || request.transactionHeld) {
         // Its transaction is gone: running the request on its own would commit what was meant to be part of it.
         this.abandoned.delete(key);
         return { response: { success: false, error: abandoned?.reason ?? CLOSED_WHILE_HELD, inTransaction: false }, committed: false, gate: undefined };
       }
+      if (abandoned) this.abandoned.delete(key);
       if (this.transactions.size >= MAX_OPEN_TRANSACTIONS) {
         const error = `Too many open transactions on this database (${MAX_OPEN_TRANSACTIONS}): commit or roll back one first: SQLITE_BUSY`;
         return { response: { success: false, error, inTransaction: false }, committed: false, gate: undefined };
@@ -236,15 +241,19 @@ export class HostedDatabase {
     const before = engine.commitSequence;
     const response = engine.execute(request);
     const committed = response.success && engine.commitSequence !== before;
-    if (!engine.inTransaction) this.closeTransaction(key);
+    if (!engine.inTransaction) {
+      this.closeTransaction(key);
+      // A client that did not get this answer (its connection dropped) and asks again inside the
+      // transaction is told how it ended, not that it was rolled back.
+      if (response.success) this.remember(key, committed ? COMMITTED_BEFORE : ENDED_BEFORE, true);
+    }
     return { response, committed, gate: engine.gate };
   }
 
   private openTransaction(key: string, logged: LoggedDatabase | undefined): HeldTransaction {
     const onAbandoned = (reason: string) => {
       this.closeTransaction(key);
-      if (this.abandoned.size >= ABANDONED_KEPT) this.forgetAbandoned();
-      this.abandoned.set(key, { reason, at: Date.now() });
+      this.remember(key, reason, false);
     };
     const engine = logged ? logged.openTransactionEngine(onAbandoned) : this.plainTransactionEngines.take(onAbandoned);
     const held = { engine, owner: logged };
@@ -275,6 +284,12 @@ export class HostedDatabase {
   private closeTransactions(): void {
     for (const key of [...this.transactions.keys()]) this.closeTransaction(key);
     this.plainTransactionEngines.closeAll();
+  }
+
+  /** How the transaction of `key` ended; `ended`: by the client's own COMMIT or ROLLBACK (told only to a request sent inside it). */
+  private remember(key: string, reason: string, ended: boolean): void {
+    if (this.abandoned.size >= ABANDONED_KEPT) this.forgetAbandoned();
+    this.abandoned.set(key, { reason, at: Date.now(), ended });
   }
 
   private forgetAbandoned(): void {
