@@ -460,4 +460,16 @@ describe('the dump route never returns free pages', () => {
     const viaClient = Buffer.from(await clientFor(db, read).dump());
     assert.ok(!viaClient.includes(MARKER), 'dione/client dump() returned a deleted row (a free page)');
   });
+
+  test('a dump is streamed with its length, and a dump read to its end frees its place (at most 4 at a time)', async () => {
+    const db = await freshDatabase('dump-places', 'CREATE TABLE t (v TEXT)');
+    await setup(db, "INSERT INTO t VALUES ('x')");
+    for (let i = 0; i < 10; i++) {
+      const response = await s.call(`${s.url}/dione/v1/databases/${db}/dump`, { method: 'POST' });
+      assert.equal(response.status, 200, `dump ${i}: ${response.status}`);
+      const bytes = Buffer.from(await response.arrayBuffer());
+      assert.equal(Number(response.headers.get('content-length')), bytes.length);
+      assert.ok(bytes.subarray(0, 16).toString('latin1').startsWith('SQLite format 3'));
+    }
+  });
 });

@@ -1,9 +1,10 @@
 // What the binding protocols address a database by (workerd's binding names it in a header its
 // service injects; dione/client in the path), and dione/client's dump route. Their SQL endpoints
 // are the fast path's (fast-path.ts).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import { authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
@@ -12,6 +13,9 @@ import { ErrorCodes } from '../protocols/envelope.ts';
 import { ApiError, apiErrorOf } from '../protocols/api-errors.ts';
 
 export const DATABASE_HEADER = 'x-dione-database';
+
+/** Dumps (dione/client's dump()) in progress at once on a server. */
+export const MAX_DUMPS = 4;
 
 /** The database a binding-protocol request names, if the grant reaches it. */
 export async function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']): Promise<DatabaseRecord> {
@@ -37,8 +41,13 @@ export function bindingRoutes(server: ServerContext) {
   const app = new Hono<Env>();
   const lookup = (idOrName: string | undefined, grant: Env['Variables']['grant']) => findDatabase(server, idOrName, grant);
 
+  // Each dump is a copy of its database on disk until its answer is read: a few at a time.
+  let dumping = 0;
   app.post('/dione/v1/databases/:db/dump', async (c) => {
     const record = await lookup(c.req.param('db'), c.get('grant')); // decoded once, by the router
+    if (dumping >= MAX_DUMPS) throw new ApiError(429, ErrorCodes.badRequest, `Too many dumps in progress (at most ${MAX_DUMPS} at a time): try again when one has been read`);
+    dumping++;
+    let streaming = false;
     const dir = mkdtempSync(path.join(tmpdir(), 'dione-dump-'));
     try {
       const file = path.join(dir, 'dump.sqlite');
@@ -47,8 +56,15 @@ export function bindingRoutes(server: ServerContext) {
       } catch (e) {
         throw apiErrorOf(e);
       }
-      return new Response(readFileSync(file), { headers: { 'content-type': 'application/vnd.sqlite3' } });
+      // Streamed from the open file, which is gone from the folder at once (its blocks stay until the answer is read).
+      const fd = openSync(file, 'r');
+      const size = fstatSync(fd).size;
+      const stream = createReadStream('', { fd });
+      stream.once('close', () => dumping--);
+      streaming = true;
+      return new Response(Readable.toWeb(stream) as ReadableStream, { headers: { 'content-type': 'application/vnd.sqlite3', 'content-length': String(size) } });
     } finally {
+      if (!streaming) dumping--;
       rmSync(dir, { recursive: true, force: true });
     }
   });
