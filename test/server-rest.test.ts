@@ -483,6 +483,21 @@ describe('import', () => {
     assert.deepEqual(statuses, [404, 404, 400, 400, 400, 400]);
   });
 
+  test("deleting a database ends its exports and pending imports: their URLs answer 404 and their files go", async () => {
+    await s.createDatabase('transfers-deleted');
+    await s.call(`${s.api}/transfers-deleted/query`, { method: 'POST', body: JSON.stringify({ sql: "CREATE TABLE t (v); INSERT INTO t VALUES ('x')" }) });
+    const exported = (await (await s.call(`${s.api}/transfers-deleted/export`, { method: 'POST', body: JSON.stringify({ output_format: 'polling' }) })).json()) as {
+      result: { result: { signed_url: string } };
+    };
+    const upload = (await importCall(s, 'transfers-deleted', { action: 'init', etag: '0'.repeat(32) })).body.result.upload_url as string;
+    const exports = () => readdirSync(path.join(s.dataDir, 'exports')).length;
+    const before = exports();
+    assert.equal((await s.call(`${s.api}/transfers-deleted`, { method: 'DELETE' })).status, 200);
+    assert.equal((await fetch(exported.result.result.signed_url)).status, 404);
+    assert.equal((await fetch(upload, { method: 'PUT', body: 'SELECT 1;' })).status, 404);
+    assert.equal(exports(), before - 1);
+  });
+
   test('a runaway statement in an import is stopped at --query-timeout: the import fails whole and the database serves on', { timeout: 60_000 }, async () => {
     const timed = await startTestServer({ queryTimeoutMs: 500 });
     try {

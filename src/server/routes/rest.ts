@@ -15,7 +15,7 @@ import { checkNewDatabase, NewDatabaseRefused } from '../new-database.ts';
 import { lookUp } from './database-protocols.ts';
 import { graphqlRoute } from './graphql.ts';
 import { primaryOf, relay, runSql } from './sql.ts';
-import { transferRoutes } from './transfer.ts';
+import { endTransfers, transferRoutes } from './transfer.ts';
 
 const createBody = z.object({
   name: z.string(),
@@ -163,6 +163,7 @@ export function restRoutes(server: ServerContext) {
     // A request that came in meanwhile may have opened it again; from here on none can (pool `exists`).
     await server.pool.stop(record.uuid);
     removeFiles(server.catalog.file(record.uuid));
+    endTransfers(server, record.uuid);
     return c.json(success(null));
   });
 

@@ -72,6 +72,15 @@ function keep(server: ServerContext, key: string, transfer: Transfer): void {
   server.transfers.set(key, transfer);
 }
 
+/** Ends every export and import of a database (it is deleted): their files go, their URLs answer as expired. */
+export function endTransfers(server: ServerContext, database: string): void {
+  for (const [key, t] of server.transfers) {
+    if (t.database !== database) continue;
+    rmSync(t.file, { force: true });
+    server.transfers.delete(key);
+  }
+}
+
 /** The transfer `key` names, if it is of this kind and not expired. */
 function live<K extends Transfer['kind']>(server: ServerContext, key: string, kind: K): Extract<Transfer, { kind: K }> | undefined {
   const transfer = server.transfers.get(key);
