@@ -408,6 +408,14 @@ describe('/query and /raw', () => {
   });
 });
 
+test('GET a database with ?fields= answers the fields named that the database object has', async () => {
+  await s.createDatabase('rest-fields');
+  const some = await get(`${s.api}/rest-fields?fields=uuid%2Cname`);
+  assert.deepEqual(Object.keys(some.body.result).sort(), ['name', 'uuid']);
+  const inherited = await get(`${s.api}/rest-fields?fields=__proto__,constructor,toString`);
+  assert.deepEqual(inherited.body.result, {});
+});
+
 test('REST /query: a column named __proto__ is answered like any other', async () => {
   await s.createDatabase('rest-proto');
   const reply = await sql('rest-proto', { sql: 'SELECT 1 AS "__proto__", 2 AS b' });

@@ -110,7 +110,7 @@ export function restRoutes(server: ServerContext) {
       read_replication: { mode: record.read_replication },
       running_in_region: server.settings.region,
     };
-    return fields ? Object.fromEntries(fields.filter((f) => f in full).map((f) => [f, full[f]])) : full;
+    return fields ? Object.fromEntries(fields.filter((f) => Object.hasOwn(full, f)).map((f) => [f, full[f]])) : full;
   };
 
   app.get('/accounts/:account/d1/database', (c) => {
