@@ -398,6 +398,29 @@ describe('over HTTP specifics', () => {
     assert.deepEqual(rows, [[1]]);
   });
 
+  test('a transaction open when the database is restored (Time Travel) is rolled back, and its handle is told why', async () => {
+    await overHttp();
+    const at = servers.get(10_000)!;
+    await at.createDatabase('restored');
+    type Answer = { success: boolean; error?: string; inTransaction?: boolean };
+    const post = async (sql: string, transaction: string, held?: boolean) =>
+      (await (
+        await at.call('/dione/v1/databases/restored/execute', { method: 'POST', body: JSON.stringify({ queries: [{ sql, params: [] }], transaction, ...(held ? { held } : {}) }) })
+      ).json()) as Answer;
+    const plain = connect({ url: at.url, token: at.token, database: 'restored' });
+    await plain.exec('CREATE TABLE t (v)');
+    const bookmark = ((await (await at.call(`${at.api}/restored/time_travel/bookmark`)).json()) as { result: { bookmark: string } }).result.bookmark;
+    await plain.exec('INSERT INTO t VALUES (1)');
+    assert.equal((await post('BEGIN', 'open')).inTransaction, true);
+    assert.equal((await post('INSERT INTO t VALUES (2)', 'open', true)).success, true);
+    const restored = await at.call(`${at.api}/restored/time_travel/restore?bookmark=${bookmark}`, { method: 'POST' });
+    assert.equal(restored.status, 200, await restored.text());
+    const after = await post('COMMIT', 'open', true);
+    assert.equal(after.success, false);
+    assert.match(after.error!, /^Transaction rolled back: the database was restored to an earlier point \(Time Travel\)/);
+    assert.deepEqual(await plain.prepare('SELECT count(*) FROM t').raw(), [[0]]);
+  });
+
   test('a database holds at most 64 open transactions: the next BEGIN is refused until one ends', async () => {
     const at = servers.get(10_000)!;
     await at.createDatabase('crowded');

@@ -63,6 +63,7 @@ const ABANDONED_KEPT = 10_000;
 
 /** What a request sent inside a transaction that had already ended by the client's COMMIT (or ROLLBACK) is told. */
 export const COMMITTED_BEFORE = 'Transaction already committed: its COMMIT succeeded before this request (start a new transaction with BEGIN)';
+export const ROLLED_BACK_BY_RESTORE = 'Transaction rolled back: the database was restored to an earlier point (Time Travel) while it was open';
 export const ENDED_BEFORE = 'Transaction already ended: it was rolled back by its own ROLLBACK before this request (start a new transaction with BEGIN)';
 
 /** An answer, and what it becomes when the commit it reports is not made durable. */
@@ -513,8 +514,16 @@ export class HostedDatabase {
         return answer<'bookmark'>(
           await this.asWriter(async (_, log) => ({ bookmark: await historyOf(log).bookmarkAt(call.timestamp === undefined ? undefined : new Date(call.timestamp)) })),
         );
-      case 'restore':
-        return answer<'restore'>(await this.asWriter((_, log) => historyOf(log).restore(pointOf(call.point))));
+      case 'restore': {
+        const open = [...this.transactions.keys()];
+        const restored = await this.asWriter((_, log) => historyOf(log).restore(pointOf(call.point)));
+        // The restore rolled back every transaction open on the database: their handles are told why.
+        for (const key of open) {
+          this.closeTransaction(key);
+          this.remember(key, ROLLED_BACK_BY_RESTORE, false);
+        }
+        return answer<'restore'>(restored);
+      }
       case 'fork':
         return answer<'fork'>(await this.asWriter((_, log) => historyOf(log).fork(pointOf(call.point), call.file)));
       case 'commits': {
