@@ -487,7 +487,8 @@ static void workerd_metadata(sqlite3_context *ctx, int argc, sqlite3_value **arg
   int was = st->trusted;
   st->trusted = 1;
   int rc = sqlite3_exec(db,
-    "CREATE TABLE main._cf_METADATA (key INTEGER PRIMARY KEY, value BLOB);"
+    /* Its text as workerd's D1 writes it (sqlite_schema holds it; tools that read the schema see it). */
+    "CREATE TABLE main._cf_METADATA (\n        key INTEGER PRIMARY KEY,\n        value BLOB\n      );"
     "INSERT INTO main._cf_METADATA VALUES (2, 0)", 0, 0, 0);
   st->trusted = was;
   if (rc != SQLITE_OK) { refuse(ctx, sqlite3_errmsg(db), sqlite3_extended_errcode(db)); return; }

@@ -123,6 +123,17 @@ for (const binding of bindings) {
       }
     });
 
+    test("workerd's _cf_METADATA table is stored with workerd's own text (tools that read the schema see the same)", async () => {
+      const db = await binding.make();
+      try {
+        await db.exec('CREATE TABLE t (a)');
+        const row = await db.prepare("SELECT sql FROM sqlite_master WHERE name = '_cf_METADATA'").first('sql');
+        assert.equal(row, 'CREATE TABLE _cf_METADATA (\n        key INTEGER PRIMARY KEY,\n        value BLOB\n      )');
+      } finally {
+        await db.close();
+      }
+    });
+
     test('a column named __proto__ is a property of the row like any other (workerd builds rows with Object.fromEntries)', async () => {
       const db = await binding.make();
       try {

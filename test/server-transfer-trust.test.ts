@@ -384,7 +384,7 @@ describe('paths whose percent-encoding does not decode', () => {
 });
 
 describe('/metrics', () => {
-  test('401 without a token or with a bad one; 200 with a token of any scope', async () => {
+  test('401 without a token or with a bad one; 200 with a token of any scope for every database, 403 with one for a single database', async () => {
     const none = await fetch(`${s.url}/metrics`);
     assert.equal(none.status, 401);
     const refusal = (await none.json()) as Envelope;
@@ -392,11 +392,14 @@ describe('/metrics', () => {
     assert.doesNotMatch(JSON.stringify(refusal), /dione_requests_total/);
     assert.equal((await fetch(`${s.url}/metrics`, { headers: { authorization: 'Bearer dione_nope' } })).status, 401);
     await s.createDatabase('trust-metrics');
-    for (const token of [s.tokenFor('read'), s.tokenFor('read', 'trust-metrics'), s.token]) {
+    for (const token of [s.tokenFor('read'), s.token]) {
       const reply = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(reply.status, 200);
       assert.match(await reply.text(), /dione_requests_total/);
     }
+    const narrow = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.tokenFor('read', 'trust-metrics')}` } });
+    assert.equal(narrow.status, 403);
+    assert.doesNotMatch(await narrow.text(), /dione_requests_total/);
   });
 
   test('--dev serves /metrics without a token, as every other route', async (t) => {
