@@ -59,6 +59,53 @@ describe('connect() over node:http', () => {
   });
 });
 
+describe('connect() over node:http against a server that misbehaves', () => {
+  test('an answer trickled a byte at a time fails at timeoutMs, as a lost connection', { timeout: 60_000 }, async (t) => {
+    const trickling = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"success":true,"results":[ ');
+        const timer = setInterval(() => res.write(' '), 100);
+        res.on('close', () => clearInterval(timer));
+      });
+    });
+    const port = await listen(trickling);
+    t.after(() => {
+      trickling.closeAllConnections();
+      trickling.close();
+    });
+    const db = connect({ url: `http://127.0.0.1:${port}`, database: 'slow', timeoutMs: 500 });
+    await assert.rejects(db.prepare('SELECT 1').first(), {
+      message: `D1_ERROR: Network connection lost. (POST http://127.0.0.1:${port}/dione/v1/databases/slow/execute failed: no complete answer within 500 ms (connect()'s timeoutMs))`,
+    });
+  });
+
+  test('a redirect is refused, and nothing is sent where it points', async (t) => {
+    let hijacked = 0;
+    const other = http.createServer((_req, res) => {
+      hijacked++;
+      res.end('{}');
+    });
+    const otherPort = await listen(other);
+    const moving = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: `http://127.0.0.1:${otherPort}/dione/v1/databases/x/execute` });
+      res.end();
+    });
+    const port = await listen(moving);
+    t.after(() => {
+      other.close();
+      moving.close();
+    });
+    const db = connect({ url: `http://127.0.0.1:${port}`, token: s.token, database: 'moved' });
+    await assert.rejects(db.prepare('SELECT 1').all(), {
+      message: `D1_ERROR: The server answered POST http://127.0.0.1:${port}/dione/v1/databases/moved/execute with a redirect (HTTP 307 to http://127.0.0.1:${otherPort}/dione/v1/databases/x/execute), which dione/client does not follow: nothing was sent on. connect() to the URL that serves the database.`,
+    });
+    assert.equal(hijacked, 0);
+  });
+});
+
 describe('nodeFetch', () => {
   test('a request on a kept-alive connection the server dropped goes once more on a new one', async (t) => {
     let requests = 0;

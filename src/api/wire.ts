@@ -70,6 +70,40 @@ export function encodeValue(value: RowValue, intMode: IntMode): WireValue {
   }
 }
 
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const INTEGER = /^-?\d{1,19}$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** What String() makes of a REAL encodeValue tags: ±Infinity, -0, or an integral value (maybe with an exponent). */
+const REAL = /^-?(?:Infinity|\d+(?:\.\d+)?(?:e[+-]\d+)?)$/;
+
+/**
+ * Whether `value` is a column value as encodeValue writes one: a JSON number, string or null, or an
+ * object with exactly one tag holding what that tag holds (base64 as btoa pads it, a 64-bit integer's
+ * digits, a number's text). decodeValue trusts its input; answers from elsewhere are checked with this.
+ */
+export function isWireValue(value: unknown): value is WireValue {
+  if (value === null || typeof value === 'string' || typeof value === 'number') return true;
+  if (typeof value !== 'object' || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  if (keys.length !== 1) return false;
+  const text = (value as Record<string, unknown>)[keys[0]!];
+  if (typeof text !== 'string') return false;
+  switch (keys[0]) {
+    case '$b':
+      return text.length % 4 === 0 && BASE64.test(text);
+    case '$i': {
+      if (!INTEGER.test(text)) return false;
+      const n = BigInt(text);
+      return n >= INT64_MIN && n <= INT64_MAX;
+    }
+    case '$f':
+      return REAL.test(text);
+    default:
+      return false;
+  }
+}
+
 export function decodeValue(value: WireValue, intMode: IntMode): RowValue {
   if (typeof value === 'number') return intMode === 'bigint' && Number.isInteger(value) ? BigInt(value) : value;
   if (value === null || typeof value === 'string') return value;

@@ -19,7 +19,11 @@ export interface TransactionOptions {
 export interface D1Transaction {
   /** A D1Database whose every statement runs inside this transaction. */
   readonly db: D1Database;
-  /** Commits; when COMMIT fails the transaction is rolled back and the error thrown. */
+  /**
+   * Commits. When COMMIT is refused the transaction is rolled back and the error thrown. When its
+   * answer is lost (over HTTP: the connection dropped or the call timed out), the error says the
+   * outcome is unknown: the server may have committed.
+   */
   commit(): Promise<void>;
   /** Rolls back (also when the transaction already ended, by its idle timeout say). */
   rollback(): Promise<void>;
@@ -58,7 +62,8 @@ export async function beginTransaction(db: D1Database, options: TransactionOptio
     try {
       await tx.prepare(statement).run();
     } catch (e) {
-      // Whatever is left (a COMMIT refused) is rolled back when the executor closes.
+      // Whatever is left (a COMMIT refused, or one whose answer was lost and so perhaps never run) is
+      // rolled back when the executor closes.
       if (statement === 'COMMIT') throw e;
     } finally {
       await own.close();

@@ -9,8 +9,8 @@ export interface PipelineLimits {
   maxChars: number;
 }
 
-interface Pending<T> {
-  body: string;
+interface Pending<C, T> {
+  call: C;
   resolve(answer: T): void;
   reject(error: unknown): void;
 }
@@ -22,22 +22,27 @@ interface Pending<T> {
  */
 const SETTLE_HOPS = 4;
 
-/** Sends groups of call bodies; answers each body, in order. */
-export type SendGroup<T> = (bodies: string[]) => Promise<T[]>;
+/** A call to send: its JSON body, and whatever its sender needs to read its answer. */
+export interface Call {
+  body: string;
+}
 
-export class CallPipeline<T> {
-  #queue: Pending<T>[] = [];
+/** Sends groups of calls; answers each call, in order. */
+export type SendGroup<C extends Call, T> = (calls: C[]) => Promise<T[]>;
+
+export class CallPipeline<C extends Call, T> {
+  #queue: Pending<C, T>[] = [];
   #scheduled = false;
 
   constructor(
-    private readonly send: SendGroup<T>,
+    private readonly send: SendGroup<C, T>,
     private readonly limits: PipelineLimits,
   ) {}
 
-  /** Queues one call's JSON body; resolves with its own answer. */
-  submit(body: string): Promise<T> {
+  /** Queues one call; resolves with its own answer. */
+  submit(call: C): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ body, resolve, reject });
+      this.#queue.push({ call, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         this.#settle(this.#queue.length, SETTLE_HOPS);
@@ -55,10 +60,10 @@ export class CallPipeline<T> {
     });
   }
 
-  async #sendGroup(group: Pending<T>[]): Promise<void> {
+  async #sendGroup(group: Pending<C, T>[]): Promise<void> {
     let answers: T[];
     try {
-      answers = await this.send(group.map((call) => call.body));
+      answers = await this.send(group.map((pending) => pending.call));
     } catch (error) {
       for (const call of group) call.reject(error);
       return;
@@ -68,18 +73,19 @@ export class CallPipeline<T> {
 }
 
 /** Splits calls, in order, into groups within the limits. */
-export function groups<C extends { body: string }>(calls: C[], limits: PipelineLimits): C[][] {
-  const result: C[][] = [];
-  let group: C[] = [];
+export function groups<P extends { call: Call }>(calls: P[], limits: PipelineLimits): P[][] {
+  const result: P[][] = [];
+  let group: P[] = [];
   let chars = 0;
-  for (const call of calls) {
-    if (group.length > 0 && (group.length >= limits.maxCalls || chars + call.body.length > limits.maxChars)) {
+  for (const pending of calls) {
+    const length = pending.call.body.length;
+    if (group.length > 0 && (group.length >= limits.maxCalls || chars + length > limits.maxChars)) {
       result.push(group);
       group = [];
       chars = 0;
     }
-    group.push(call);
-    chars += call.body.length;
+    group.push(pending);
+    chars += length;
   }
   if (group.length > 0) result.push(group);
   return result;

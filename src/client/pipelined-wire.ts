@@ -12,11 +12,16 @@ export interface CallAnswer {
   body: unknown;
 }
 
-/** The answers of a version 2 response, one per call; undefined when the body is not one (the request failed as a whole). */
-export function pipelinedAnswers(json: unknown, calls: number): CallAnswer[] | undefined {
+/**
+ * The answers of a version 2 response, one per call; undefined when the body is not one (the
+ * request failed as a whole), or why a body that is one cannot be used.
+ */
+export function pipelinedAnswers(json: unknown, calls: number): CallAnswer[] | { malformed: string } | undefined {
   if (typeof json !== 'object' || json === null) return undefined;
   const { version, answers } = json as { version?: unknown; answers?: unknown };
-  if (version !== 2 || !Array.isArray(answers) || answers.length !== calls) return undefined;
-  const valid = answers.every((a) => typeof a === 'object' && a !== null && typeof (a as CallAnswer).status === 'number');
-  return valid ? (answers as CallAnswer[]) : undefined;
+  if (version !== 2) return undefined;
+  if (!Array.isArray(answers)) return { malformed: '"answers" is not an array' };
+  if (answers.length !== calls) return { malformed: `${calls} calls were sent, but it holds ${answers.length} answer${answers.length === 1 ? '' : 's'}` };
+  const at = answers.findIndex((a) => typeof a !== 'object' || a === null || typeof (a as CallAnswer).status !== 'number');
+  return at < 0 ? (answers as CallAnswer[]) : { malformed: `answers[${at}] is not an object with a status` };
 }
