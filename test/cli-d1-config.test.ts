@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { CliError } from '../src/cli/d1/output.ts';
 import { durableObjectIdFromName, localDatabaseFile } from '../src/cli/local-state.ts';
-import { checkNumbering, compareMigrationNames, createMigration, discoverMigrations, migrationsTableSql } from '../src/cli/migrations.ts';
+import { applyOrder, createMigration, discoverMigrations, migrationsTableSql } from '../src/cli/migrations.ts';
 import { statementsOf, streamStatements } from '../src/cli/sql-stream.ts';
 import { lookupDatabase, migrationsDir, migrationsTable, readWranglerConfig, requireDatabase } from '../src/cli/wrangler-config.ts';
 import { project } from './helpers/cli-d1.ts';
@@ -61,35 +62,63 @@ test('clear errors: missing --config file, unknown database, invalid files', (t)
   const p = project({ 'wrangler.toml': '[[d1_databases]]\nbinding = "DB"\ndatabase_name = "shop"\n', 'bad.json': '{ "d1_databases": [ } ', 'nobinding.toml': '[[d1_databases]]\ndatabase_name = "x"\n' });
   t.after(p.cleanup);
   assert.throws(() => readWranglerConfig({ cwd: p.dir, config: 'missing.toml' }), /missing\.toml \(--config\) does not exist/);
-  assert.throws(() => requireDatabase(readWranglerConfig({ cwd: p.dir }), 'other'), /Couldn't find a D1 DB with the name or binding 'other' in your wrangler\.toml file.*It has: shop/);
+  // wrangler's message (what --json prints), then what a person can do.
+  const explained = (message: RegExp, hint: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof CliError);
+    assert.match(e.message, message);
+    assert.match(e.hint ?? '', hint);
+    return true;
+  };
+  assert.throws(
+    () => requireDatabase(readWranglerConfig({ cwd: p.dir }), 'other'),
+    explained(/^Couldn't find a D1 DB with the name or binding 'other' in your wrangler\.toml file\.$/, /wrangler\.toml has: shop\./),
+  );
   assert.throws(() => readWranglerConfig({ cwd: p.dir, config: 'bad.json' }), /bad\.json:1 is not valid JSON/);
   assert.throws(() => readWranglerConfig({ cwd: p.dir, config: 'nobinding.toml' }), /d1_databases\[0\] has no "binding"/);
   const none = project({});
   t.after(none.cleanup);
-  assert.throws(() => requireDatabase(readWranglerConfig({ cwd: none.dir }), 'shop'), /No wrangler\.toml, wrangler\.json or wrangler\.jsonc found/);
+  assert.throws(
+    () => requireDatabase(readWranglerConfig({ cwd: none.dir }), 'shop'),
+    explained(/^Couldn't find a D1 DB with the name or binding 'shop' in your Wrangler configuration file\.$/, /No wrangler\.toml, wrangler\.json or wrangler\.jsonc found/),
+  );
 });
 
-test('migrations: wrangler order, numbering of create, gaps and duplicates refused, the exact table DDL', (t) => {
+test('migrations: wrangler 4.86\'s files, list and apply orders, numbering of create, the exact table DDL', (t) => {
   const p = project({});
   t.after(p.cleanup);
-  assert.deepEqual(['10_c.sql', 'x.sql', '9_b.sql', '0001_a.sql'].sort(compareMigrationNames), ['0001_a.sql', '9_b.sql', '10_c.sql', 'x.sql']);
   const dir = path.join(p.dir, 'migrations');
   assert.throws(() => discoverMigrations(dir), /No migrations present at/);
   assert.equal(createMigration(dir, 'first one').name, '0001_first_one.sql');
   writeFileSync(path.join(dir, '0007_manual.sql'), '');
   writeFileSync(path.join(dir, 'notes.txt'), '');
   writeFileSync(path.join(dir, '.hidden.sql'), '');
+  writeFileSync(path.join(dir, 'unnumbered.sql'), '');
   assert.equal(createMigration(dir, 'next').name, '0008_next.sql');
   assert.throws(() => createMigration(dir, 'a/b'), /cannot contain/);
-  const names = discoverMigrations(dir);
-  assert.deepEqual(names, ['0001_first_one.sql', '0007_manual.sql', '0008_next.sql']);
-  assert.throws(() => checkNumbering(dir, names), /has a gap: no migration numbered 0002, 0003, 0004, 0005, 0006/);
-  assert.throws(() => checkNumbering(dir, ['0000_a.sql', '0001_b.sql', '0001_c.sql']), /more than one migration with the same number: 0001_b\.sql and 0001_c\.sql/);
-  checkNumbering(dir, ['0000_drizzle.sql', '0001_x.sql', 'unnumbered.sql']);
+  // Every .sql file, hidden ones too, in plain name order; gaps and repeats are wrangler's to accept.
+  assert.deepEqual(discoverMigrations(dir), ['.hidden.sql', '0001_first_one.sql', '0007_manual.sql', '0008_next.sql', 'unnumbered.sql']);
+  // Applied by number, names without one left where name order put them (wrangler's stable sort).
+  assert.deepEqual(applyOrder(['.hidden.sql', '0002_b.sql', '0002_c.sql', '10_z.sql', '2024-01-01_x.sql', '20240101120000_init.sql', '9_b.sql', 'noprefix.sql']), [
+    '.hidden.sql',
+    '0002_b.sql',
+    '0002_c.sql',
+    '9_b.sql',
+    '10_z.sql',
+    '2024-01-01_x.sql',
+    '20240101120000_init.sql',
+    'noprefix.sql',
+  ]);
+  // Timestamp-numbered: the next one after the highest.
+  writeFileSync(path.join(dir, '20240102093000_users.sql'), '');
+  assert.equal(createMigration(dir, 'later').name, '20240102093001_later.sql');
   assert.equal(
     migrationsTableSql('d1_migrations'),
-    'CREATE TABLE IF NOT EXISTS "d1_migrations"(\n\t\tid         INTEGER PRIMARY KEY AUTOINCREMENT,\n\t\tname       TEXT UNIQUE,\n\t\tapplied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);',
+    'CREATE TABLE IF NOT EXISTS d1_migrations(\n\t\tid         INTEGER PRIMARY KEY AUTOINCREMENT,\n\t\tname       TEXT UNIQUE,\n\t\tapplied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);',
   );
+  // A name SQLite would not read bare (where wrangler's SQL fails) is quoted.
+  assert.match(migrationsTableSql('my-migs'), /^CREATE TABLE IF NOT EXISTS "my-migs"\(/);
+  assert.match(migrationsTableSql('order'), /^CREATE TABLE IF NOT EXISTS "order"\(/);
+  assert.match(migrationsTableSql('key'), /^CREATE TABLE IF NOT EXISTS key\(/);
 });
 
 test('SQL files become statements with their first line, across read boundaries and trigger bodies', async (t) => {

@@ -3,7 +3,7 @@
 // database_id and database_name must name the same database, or the command stops naming both.
 // The CLI runs as a process against a real server; every effect is checked through the REST API.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dione, failed, ok, project } from './helpers/cli-d1.ts';
@@ -92,6 +92,11 @@ describe('dione d1 create', { concurrency: true }, () => {
     const byName = project({ 'wrangler.toml': toml([{ binding: 'DB', name: 'mm-shop', id: configured }]) });
     // The config's id is a database of another name.
     const byId = project({ 'wrangler.toml': toml([{ binding: 'DB', name: 'mm-new', id: oldId }]) });
+    // A migrations folder, so that `migrations list` gets as far as the database (wrangler looks for the folder first).
+    for (const dir of [byName.dir, byId.dir]) {
+      mkdirSync(path.join(dir, 'migrations'));
+      writeFileSync(path.join(dir, 'migrations', '0001_x.sql'), 'CREATE TABLE x (v);\n');
+    }
     t.after(() => {
       byName.cleanup();
       byId.cleanup();

@@ -86,8 +86,9 @@ test('local: migrations from drizzle-kit and Prisma apply, execute, export, impo
   ok(await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--file', 'seed.sql']), 'execute --file');
   const blob = await dione(p.dir, ['d1', 'execute', 'DB', '--command', "UPDATE users SET name = NULL WHERE id = 3; SELECT count(*) AS n FROM users"]);
   ok(blob, 'execute --command');
-  assert.match(blob.stdout, /│ 3 │/);
-  assert.match(blob.stdout, /2 commands executed successfully/);
+  // stdout is no terminal: as wrangler, the status lines and then the results as JSON.
+  assert.match(blob.stdout, /^🚣 2 commands executed successfully\.\n\[/m);
+  assert.deepEqual(JSON.parse(blob.stdout.slice(blob.stdout.indexOf('\n[') + 1))[1].results, [{ n: 3 }]);
 
   const applied = open(path.join(p.dir, LOCAL_FILE));
   t.after(() => void applied.close());

@@ -209,7 +209,9 @@ describe('dione d1 time-travel and fork against a server', { concurrency: true }
       cli(['fork', 'tt-source', 'tt-fork-4']),
     ]);
     failed(taken, /A database with that name already exists \[code: 7502\]/, 'fork onto a taken name');
-    assert.match(json(takenJson).error.text, /already exists \[code: 7502\]/);
+    // --json prints a refused request as wrangler prints its APIError: the server's errors are notes.
+    assert.match(json(takenJson).error.text, /^A request to the Cloudflare API \(\/accounts\/\w+\/d1\/database\/[0-9a-f-]+\/fork\) failed\.$/);
+    assert.match(json(takenJson).error.notes[0].text, /already exists \[code: 7502\]/);
     failed(noPoint, /Missing required option --timestamp or --bookmark/, 'fork without a point');
     assert.deepEqual(await numbers('tt-fork'), [1, 2], 'the existing database is untouched');
   });

@@ -1,14 +1,37 @@
-// wrangler's D1 migrations: files in migrations_dir (or matching migrations_pattern), ordered by
-// their number, tracked by name in the d1_migrations table (same DDL), numbered by `create`.
+// wrangler's D1 migrations: the .sql files in migrations_dir (or those matching migrations_pattern),
+// listed in name order, applied in the order of their leading number, tracked by name in the
+// d1_migrations table (wrangler's DDL, to the byte), numbered by `create`.
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { openSqlite } from '../engine/sqlite.ts';
 import { CliError } from './d1/output.ts';
 
-export const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** The migrations table, exactly as wrangler creates it. */
+/** An empty database, to ask SQLite whether it reads a name bare. */
+let nameChecker: ReturnType<typeof openSqlite> | undefined;
+
+/**
+ * The table name as wrangler writes it into its SQL: bare. A name SQLite would not read bare (a
+ * reserved word, a space or a dash) is quoted instead, where wrangler's SQL would fail.
+ */
+export function tableNameSql(table: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table)) return quoteIdentifier(table);
+  nameChecker ??= openSqlite(':memory:');
+  try {
+    nameChecker.prepare(`CREATE TABLE ${table}(x)`);
+    return table;
+  } catch {
+    return quoteIdentifier(table);
+  }
+}
+
+/**
+ * The migrations table, exactly as wrangler 4.86 creates it: SQLite keeps this text (from the name
+ * on) in sqlite_schema, so exports are the same whichever tool made the table.
+ */
 export function migrationsTableSql(table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${quoteIdentifier(table)}(
+  return `CREATE TABLE IF NOT EXISTS ${tableNameSql(table)}(
 		id         INTEGER PRIMARY KEY AUTOINCREMENT,
 		name       TEXT UNIQUE,
 		applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
@@ -16,35 +39,30 @@ export function migrationsTableSql(table: string): string {
 }
 
 export function appliedMigrationsSql(table: string): string {
-  return `SELECT * FROM ${quoteIdentifier(table)} ORDER BY id`;
+  return `SELECT * FROM ${tableNameSql(table)} ORDER BY id`;
 }
 
 /** The bookkeeping INSERT wrangler appends to each migration. */
 export function recordMigrationSql(table: string, name: string): string {
-  return `INSERT INTO ${quoteIdentifier(table)} (name)\nvalues ('${name.replaceAll("'", "''")}');`;
+  return `INSERT INTO ${tableNameSql(table)} (name)\nvalues ('${name.replaceAll("'", "''")}');`;
 }
 
-const leadingNumber = (segment: string): number | undefined => {
-  const n = Number.parseInt(segment.split('_')[0]!, 10);
-  return Number.isNaN(n) ? undefined : n;
-};
+/** wrangler's number of a migration: parseInt of what comes before the first "_" (NaN when none). */
+const migrationNumber = (name: string): number => Number.parseInt(name.split('_')[0]!, 10);
 
-/** wrangler's order: per path segment, numbered before unnumbered, numbers ascending, then by name. */
-export function compareMigrationNames(a: string, b: string): number {
-  const as = a.split('/');
-  const bs = b.split('/');
-  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
-    const x = as[i]!;
-    const y = bs[i]!;
-    if (x === y) continue;
-    const nx = leadingNumber(x);
-    const ny = leadingNumber(y);
-    if (nx !== undefined && ny === undefined) return -1;
-    if (nx === undefined && ny !== undefined) return 1;
-    if (nx !== undefined && ny !== undefined && nx !== ny) return nx - ny;
-    return x < y ? -1 : 1;
-  }
-  return as.length - bs.length;
+/**
+ * The order `migrations apply` runs them in: wrangler's stable sort on the leading number, which
+ * leaves a name without one where name order put it. Array.prototype.sort with wrangler's own
+ * comparison, so that the order is wrangler's even where that comparison is not consistent (NaN).
+ */
+export function applyOrder(names: string[]): string[] {
+  return [...names].sort((a, b) => {
+    const x = migrationNumber(a);
+    const y = migrationNumber(b);
+    if (x < y) return -1;
+    if (x > y) return 1;
+    return 0;
+  });
 }
 
 function segmentPattern(glob: string): RegExp {
@@ -52,11 +70,8 @@ function segmentPattern(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-/** Migration names (paths relative to `dir`, `/`-separated) matching `pattern` (relative to `dir`; default `*.sql`). */
-export function discoverMigrations(dir: string, pattern = '*.sql'): string[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new CliError(`No migrations present at ${dir}. Create one with \`dione d1 migrations create <database> <message>\`, or set migrations_dir in your wrangler config.`);
-  }
+/** Paths (relative to `dir`, `/`-separated) matching `pattern`, one glob per path segment. */
+function matching(dir: string, pattern: string): string[] {
   const segments = pattern.split('/').map(segmentPattern);
   const found: string[] = [];
   const walk = (at: string, prefix: string[], depth: number) => {
@@ -68,50 +83,36 @@ export function discoverMigrations(dir: string, pattern = '*.sql'): string[] {
     }
   };
   walk(dir, [], 0);
-  return found.sort(compareMigrationNames);
+  return found;
 }
 
 /**
- * Refuses a folder whose numbered migrations repeat a number or skip one (0001, 0003): which one
- * was meant to run first, or whether one is missing, is not something to guess while changing a
- * database.
+ * Migration names, in name order (what `migrations list` shows). Without a pattern, wrangler's:
+ * every file of `dir` whose name ends in ".sql", hidden ones too. With migrations_pattern
+ * (relative to `dir`, e.g. `*\/migration.sql`), the paths matching it.
  */
-export function checkNumbering(dir: string, names: string[]): void {
-  const byNumber = new Map<number, string[]>();
-  for (const name of names) {
-    const n = leadingNumber(name.split('/')[0]!);
-    if (n === undefined) continue;
-    const top = name.split('/')[0]!;
-    const list = byNumber.get(n) ?? [];
-    if (!list.includes(top)) list.push(top);
-    byNumber.set(n, list);
+export function discoverMigrations(dir: string, pattern?: string): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new CliError(`No migrations present at ${dir}.`, {
+      hint: 'Create one with `dione d1 migrations create <database> <message>`, or set migrations_dir in your wrangler config.',
+    });
   }
-  const duplicates = [...byNumber.values()].filter((l) => l.length > 1);
-  if (duplicates.length > 0) {
-    throw new CliError(
-      `The migrations folder ${dir} has more than one migration with the same number: ${duplicates.map((l) => l.join(' and ')).join('; ')}. ` +
-        'Renumber them so each number is used once (the order they apply in depends on it).',
-    );
-  }
-  const numbers = [...byNumber.keys()].sort((a, b) => a - b);
-  const missing: number[] = [];
-  for (let i = 1; i < numbers.length; i++) for (let n = numbers[i - 1]! + 1; n < numbers[i]!; n++) missing.push(n);
-  if (missing.length > 0) {
-    const width = Math.max(4, ...names.map((n) => /^\d+/.exec(n)?.[0].length ?? 0));
-    throw new CliError(
-      `The migrations folder ${dir} has a gap: no migration numbered ${missing.map((n) => String(n).padStart(width, '0')).join(', ')}. ` +
-        'Restore the missing file, or renumber the later ones so the numbers run without gaps.',
-    );
-  }
+  const names = pattern
+    ? matching(dir, pattern)
+    : readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.name.endsWith('.sql') && !e.isDirectory())
+        .map((e) => e.name);
+  return names.sort();
 }
 
 /** `migrations create`: the next number (after the highest, else 0001) and the file, written. */
-export function createMigration(dir: string, message: string, pattern = '*.sql'): { name: string; file: string } {
+export function createMigration(dir: string, message: string, pattern?: string): { name: string; file: string } {
   if (/[/\\]/.test(message)) throw new CliError(`A migration message cannot contain "/" or "\\": "${message}".`);
   mkdirSync(dir, { recursive: true });
-  const numbers = discoverMigrations(dir, pattern).map((n) => leadingNumber(n.split('/')[0]!) ?? 0);
-  const next = numbers.length ? Math.max(...numbers) + 1 : 1;
-  const number = String(next).padStart(4, '0');
+  const numbers = discoverMigrations(dir, pattern)
+    .map(migrationNumber)
+    .filter((n) => !Number.isNaN(n));
+  const number = String(Math.max(0, ...numbers) + 1).padStart(4, '0');
   const name = `${number}_${message.replaceAll(' ', '_')}.sql`;
   const file = path.join(dir, name);
   writeFileSync(file, `-- Migration number: ${number} \t ${new Date().toISOString()}\n`, { flag: 'wx' });

@@ -4,6 +4,7 @@
 // runs every request in a transaction of its own); a second one is refused.
 import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import { Messages } from '../api/errors.ts';
 import { withoutLeadingTrivia } from '../sql/comments.ts';
 import { splitStatements } from '../sql/statements.ts';
 import { CliError } from './d1/output.ts';
@@ -12,6 +13,8 @@ export interface SqlStatement {
   sql: string;
   /** 1-based line of the statement's first keyword. */
   line: number;
+  /** BEGIN, COMMIT, SAVEPOINT…, which D1 refuses (and a handle with interactive transactions would obey). */
+  controlsTransaction?: boolean;
 }
 
 const SEVERAL_TRANSACTIONS =
@@ -58,7 +61,7 @@ function take(text: string, firstLine: number, final: boolean, trim: Transaction
     used = start + s.text.length;
     if (s.empty || body.trim() === '' || body.trim() === ';') continue;
     if (!trim.keep(s.verb, line)) continue;
-    out.push({ sql: body.trimEnd(), line });
+    out.push(s.control ? { sql: body.trimEnd(), line, controlsTransaction: true } : { sql: body.trimEnd(), line });
   }
   return used;
 }
@@ -70,15 +73,35 @@ export function statementsOf(text: string, source = 'the SQL'): SqlStatement[] {
   return out;
 }
 
-/** Refuses a SQLite database file given where SQL was expected. */
+/**
+ * The error wrangler ends with for SQL that holds no statement (empty, blank, only comments or
+ * semicolons): D1's "No SQL statements detected." when nothing is left once blank text and the
+ * comment lines it skips (those after whitespace) are dropped, else SQLite's, which gets the rest.
+ */
+export function noStatementMessage(text: string): string {
+  return text.replace(/^\s+--.*/gm, '').trim() === '' ? Messages.noStatements : Messages.emptyStatement;
+}
+
+/** Refuses a file that cannot be read, or a SQLite database file given where SQL was expected, with wrangler's errors. */
 export function assertNotDatabaseFile(file: string): void {
-  const fd = openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new CliError(`Unable to read SQL text file "${file}". Please check the file path and try again.`, { hint: (e as Error).message });
+  }
   try {
     const head = Buffer.alloc(16);
     readSync(fd, head, 0, 16, 0);
     if (head.toString('latin1').startsWith('SQLite format 3')) {
-      throw new CliError(`${file} is a SQLite database file, not SQL. Export it as SQL first (sqlite3 ${file} .dump > dump.sql) and import that.`);
+      throw new CliError(
+        'Provided file is a binary SQLite database file instead of an SQL text file. The execute command can only process SQL text files. Please export an SQL file from your SQLite database and try again.',
+        { hint: `${file} is a SQLite database: export it as SQL first (sqlite3 ${file} .dump > dump.sql) and run that.` },
+      );
     }
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`Unable to read SQL text file "${file}". Please check the file path and try again.`, { hint: (e as Error).message });
   } finally {
     closeSync(fd);
   }

@@ -85,6 +85,14 @@ function d1Entries(file: string, section: unknown, where: string): D1DatabaseCon
   });
 }
 
+/**
+ * The config a d1 command works with: --config or the nearest one, in the environment --env names,
+ * else CLOUDFLARE_ENV (an empty one is the top level), as wrangler chooses it.
+ */
+export function projectConfig(options: { config?: string; env?: string }): WranglerConfig {
+  return readWranglerConfig({ config: options.config, env: options.env ?? process.env.CLOUDFLARE_ENV });
+}
+
 /** Reads the config named by `--config`, or the nearest one; no file at all is an empty config. */
 export function readWranglerConfig(options: { config?: string; env?: string; cwd?: string } = {}): WranglerConfig {
   const cwd = options.cwd ?? process.cwd();
@@ -111,34 +119,36 @@ export function readWranglerConfig(options: { config?: string; env?: string; cwd
   return { file, dir: path.dirname(file), d1Databases: d1Entries(file, section, where) };
 }
 
-/** The d1_databases entry whose database_name or binding is `name`, or undefined. */
+/** The first d1_databases entry, in config order, whose database_name or binding is `name` (wrangler's rule), or undefined. */
 export function lookupDatabase(config: WranglerConfig, name: string): D1DatabaseConfig | undefined {
-  return config.d1Databases.find((d) => d.database_name === name) ?? config.d1Databases.find((d) => d.binding === name);
+  return config.d1Databases.find((d) => d.database_name === name || d.binding === name);
 }
 
-/** As lookupDatabase, but a clear error when the entry is missing (what wrangler requires for --local). */
+/** As lookupDatabase, but wrangler's error when the entry is missing (what wrangler requires for --local). */
 export function requireDatabase(config: WranglerConfig, name: string): D1DatabaseConfig {
   const found = lookupDatabase(config, name);
   if (found) return found;
   if (!config.file) {
-    throw new CliError(
-      `No wrangler.toml, wrangler.json or wrangler.jsonc found in ${config.dir} or above, so there is no D1 database '${name}'. ` +
+    throw new CliError(`Couldn't find a D1 DB with the name or binding '${name}' in your Wrangler configuration file.`, {
+      hint:
+        `No wrangler.toml, wrangler.json or wrangler.jsonc found in ${config.dir} or above. ` +
         'Run the command in your project directory, pass --config <file>, or add a [[d1_databases]] entry with binding and database_name.',
-    );
+    });
   }
   const known = config.d1Databases.map((d) => d.database_name ?? d.binding);
-  throw new CliError(
-    `Couldn't find a D1 DB with the name or binding '${name}' in your ${path.basename(config.file)} file (${config.file}). ` +
-      (known.length ? `It has: ${known.join(', ')}.` : 'It has no d1_databases.') +
-      ' Add a d1_databases entry for it, or use one of those names.',
-  );
+  throw new CliError(`Couldn't find a D1 DB with the name or binding '${name}' in your ${path.basename(config.file)} file.`, {
+    hint: known.length
+      ? `${config.file} has: ${known.join(', ')}. Add a d1_databases entry for it, or use one of those names.`
+      : `${config.file} has no d1_databases: add an entry for it.`,
+  });
 }
 
-/** migrations_dir (default ./migrations) resolved from the config file's directory. */
+/** migrations_dir resolved from the config file's directory; unset or empty, ./migrations (as wrangler). */
 export function migrationsDir(config: WranglerConfig, db: D1DatabaseConfig): string {
-  return path.resolve(config.dir, db.migrations_dir ?? 'migrations');
+  return path.resolve(config.dir, db.migrations_dir || 'migrations');
 }
 
+/** migrations_table; unset or empty, d1_migrations (as wrangler). */
 export function migrationsTable(db: D1DatabaseConfig | undefined): string {
-  return db?.migrations_table ?? 'd1_migrations';
+  return db?.migrations_table || 'd1_migrations';
 }

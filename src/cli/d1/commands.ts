@@ -6,6 +6,7 @@ import { registerCreate } from './create.ts';
 import { registerDatabases } from './databases.ts';
 import { registerExecute } from './execute.ts';
 import { registerExport } from './export.ts';
+import { addGlobalFlags } from './global-flags.ts';
 import { registerInsights } from './insights.ts';
 import { registerMigrations } from './migrations.ts';
 import { serverOptions } from './options.ts';
@@ -20,4 +21,5 @@ export function registerD1(program: Command): void {
   registerDatabases(d1);
   registerInsights(d1);
   registerTimeTravel(d1, serverOptions);
+  addGlobalFlags(d1);
 }

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { type Catalog, CLUSTER_CATALOG_SETTING } from '../../server/catalog.ts';
 import { checkNewDatabase, DATABASE_ID_PATTERN, invalidIdMessage, NewDatabaseRefused } from '../../server/new-database.ts';
 import { openServerCatalog } from '../token.ts';
-import { type D1DatabaseConfig, readWranglerConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
+import { type D1DatabaseConfig, projectConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
 import { remoteOnly } from './databases.ts';
 import { type FindDatabase, findWanted, type KnownDatabase, wantedByEntry } from './find-database.ts';
 import { serverOptions } from './options.ts';
@@ -167,7 +167,7 @@ async function create(name: string | undefined, options: CreateOptions): Promise
   if (options.fromConfig && options.id !== undefined) throw new CliError('--id and --from-config cannot be used together: with --from-config, each database gets the database_id of its config entry.');
   if (!options.fromConfig && name === undefined) throw new CliError('Missing the database name: `dione d1 create <name>`, or `dione d1 create --from-config` for the databases of your wrangler config.');
   if (options.id !== undefined && !DATABASE_ID_PATTERN.test(options.id)) throw new CliError(`--id: ${invalidIdMessage(options.id)}.`);
-  const config = readWranglerConfig({ config: options.config, env: options.env });
+  const config = projectConfig(options);
   const registry = registryFor(options);
   try {
     if (options.fromConfig) await createFromConfig(registry, name, config);

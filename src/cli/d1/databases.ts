@@ -1,6 +1,6 @@
 // `dione d1 list|info|delete`: databases on a Dione server, as wrangler shows them.
 import type { Command } from 'commander';
-import { readWranglerConfig } from '../wrangler-config.ts';
+import { projectConfig } from '../wrangler-config.ts';
 import { last24Hours } from './analytics.ts';
 import { findOnServer } from './find-database.ts';
 import { confirm, serverOptions } from './options.ts';
@@ -46,7 +46,7 @@ export function registerDatabases(d1: Command): void {
       run(options.json, async () => {
         remoteOnly('info', options);
         const rest = new RestClient(serverUrl(options.url));
-        const { version, file_size, ...fields } = await findOnServer(rest, readWranglerConfig(options), name, { needs: 'read' });
+        const { version, file_size, ...fields } = await findOnServer(rest, projectConfig(options), name, { needs: 'read' });
         // wrangler adds the last 24 hours' counters from the GraphQL Analytics API (not for alpha databases).
         const info = { ...fields, database_size: file_size, ...(version === 'alpha' ? {} : await last24Hours(rest, fields.uuid)) };
         if (options.json) say(JSON.stringify(info, null, 2));
@@ -60,7 +60,7 @@ export function registerDatabases(d1: Command): void {
       run(false, async () => {
         remoteOnly('delete', options);
         const rest = new RestClient(serverUrl(options.url));
-        const db = await findOnServer(rest, readWranglerConfig(options), name, { needs: 'admin' });
+        const db = await findOnServer(rest, projectConfig(options), name, { needs: 'admin' });
         say(`About to delete DB '${db.name}' (${db.uuid}).`);
         if (!(await confirm('Ok to proceed?', options.skipConfirmation))) {
           say('Not deleting.');

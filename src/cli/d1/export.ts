@@ -55,7 +55,6 @@ async function exportDatabase(name: string, options: ExportOptions): Promise<voi
       await writeDump(await sqlDump(target, dumpOptions), output);
       say(`🌀 Exported to ${output}`);
     },
-    { mustExist: true },
   );
 }
 

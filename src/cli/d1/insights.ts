@@ -2,7 +2,7 @@
 // the server's GraphQL Analytics API: the statements run on a database over a time period, with
 // their counts, durations and rows, sorted as asked. Like wrangler's, it works on a server only.
 import { type Command, Option } from 'commander';
-import { readWranglerConfig } from '../wrangler-config.ts';
+import { projectConfig } from '../wrangler-config.ts';
 import { graphql, windowFilter } from './analytics.ts';
 import { remoteOnly } from './databases.ts';
 import { findOnServer } from './find-database.ts';
@@ -62,7 +62,7 @@ const QUERY = `query getD1QueriesOverviewQuery($accountTag: string, $filter: Zon
 async function insights(name: string, options: InsightsOptions): Promise<void> {
   remoteOnly('insights', options);
   const rest = new RestClient(serverUrl(options.url));
-  const db = await findOnServer(rest, readWranglerConfig(options), name, { needs: 'read' });
+  const db = await findOnServer(rest, projectConfig(options), name, { needs: 'read' });
   const output: Record<string, unknown>[] = [];
   if (db.version !== 'alpha') {
     const [from, to] = periodWindow(options.timePeriod);

@@ -3,39 +3,55 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { appliedMigrationsSql, checkNumbering, createMigration, discoverMigrations, migrationsTableSql, recordMigrationSql } from '../migrations.ts';
+import { appliedMigrationsSql, applyOrder, createMigration, discoverMigrations, migrationsTableSql, recordMigrationSql } from '../migrations.ts';
 import { startProgress } from '../progress.ts';
 import { type SqlStatement, statementsOf } from '../sql-stream.ts';
-import { type D1DatabaseConfig, migrationsDir, migrationsTable, readWranglerConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
+import { type D1DatabaseConfig, migrationsDir, migrationsTable, projectConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
 import { configOptions, confirm, locationOptions, plural } from './options.ts';
-import { CliError, green, resultTable, run, say } from './output.ts';
+import { CliError, errorJson, errorText, green, resultTable, run, say } from './output.ts';
 import { runBatch } from './run-sql.ts';
-import type { Target, TargetOptions } from './target.ts';
-import { withTarget } from './target.ts';
+import { checkLocation, type Target, type TargetOptions, withTarget } from './target.ts';
 
 interface MigrationsContext {
   dir: string;
   table: string;
-  pattern: string;
+  /** migrations_pattern relative to `dir`, when the config has one. */
+  pattern?: string;
 }
 
 function migrationsContext(config: WranglerConfig, entry: D1DatabaseConfig): MigrationsContext {
   const dir = migrationsDir(config, entry);
   const pattern = entry.migrations_pattern
-    ? path.posix.relative(path.posix.normalize(entry.migrations_dir ?? 'migrations'), path.posix.normalize(entry.migrations_pattern))
-    : '*.sql';
+    ? path.posix.relative(path.posix.normalize(entry.migrations_dir || 'migrations'), path.posix.normalize(entry.migrations_pattern))
+    : undefined;
   return { dir, table: migrationsTable(entry), pattern };
 }
 
-/** Migrations belong to a d1_databases entry of the config, remote databases too (as in wrangler). */
-const targetContext = (target: Target) => migrationsContext(target.config, target.entry ?? requireDatabase(target.config, target.name));
-
-async function unapplied(target: Target, ctx: MigrationsContext): Promise<string[]> {
-  const names = discoverMigrations(ctx.dir, ctx.pattern);
-  if (names.length === 0 && ctx.pattern === '*.sql' && discoverMigrations(ctx.dir, '*/migration.sql').length > 0) {
-    throw new CliError(`No migrations present at ${ctx.dir}, but it has */migration.sql files: set migrations_pattern = "${path.basename(ctx.dir)}/*/migration.sql" in your wrangler config.`);
+/** The config file wrangler's migrations commands insist on. */
+function requireConfigFile(config: WranglerConfig): void {
+  if (!config.file) {
+    throw new CliError('No configuration file found. Create a wrangler.jsonc file to define your D1 database.', {
+      hint: `No wrangler.toml, wrangler.json or wrangler.jsonc in ${config.dir} or above: run the command in your project directory, or pass --config <file>.`,
+    });
   }
-  checkNumbering(ctx.dir, names);
+}
+
+/** The migrations of the d1_databases entry `name` (remote databases too, as in wrangler): found before any database is opened. */
+function migrationsOf(name: string, options: TargetOptions): { ctx: MigrationsContext; names: string[] } {
+  const config = projectConfig(options);
+  requireConfigFile(config);
+  const ctx = migrationsContext(config, requireDatabase(config, name));
+  const names = discoverMigrations(ctx.dir, ctx.pattern);
+  if (names.length === 0 && !ctx.pattern && discoverMigrations(ctx.dir, '*/migration.sql').length > 0) {
+    process.stderr.write(
+      `▲ [WARNING] ${ctx.dir} holds no .sql file but has */migration.sql files: set migrations_pattern = "${path.basename(ctx.dir)}/*/migration.sql" in your wrangler config to apply them.\n`,
+    );
+  }
+  return { ctx, names };
+}
+
+/** Of `names` (in name order), those not applied yet; the migrations table is created when missing. */
+async function unapplied(target: Target, ctx: MigrationsContext, names: string[]): Promise<string[]> {
   await runBatch(target.db, [{ sql: migrationsTableSql(ctx.table), line: 1 }], `the ${ctx.table} table`);
   const applied = await target.db.prepare(appliedMigrationsSql(ctx.table)).all<{ name: string }>();
   const done = new Set(applied.results.map((r) => r.name));
@@ -43,9 +59,11 @@ async function unapplied(target: Target, ctx: MigrationsContext): Promise<string
 }
 
 async function list(name: string, options: TargetOptions & { json?: boolean }): Promise<void> {
+  checkLocation(options);
+  const { ctx, names } = migrationsOf(name, options);
   // Listing creates the migrations table when it is missing, as wrangler does: a write.
   await withTarget(name, options, 'write', async (target) => {
-    const pending = await unapplied(target, targetContext(target));
+    const pending = await unapplied(target, ctx, names);
     if (options.json) say(JSON.stringify(pending.map((n) => ({ name: n }))));
     else if (pending.length === 0) say('✅ No migrations to apply!');
     else {
@@ -79,9 +97,10 @@ async function applyInOrder(target: Target, ctx: MigrationsContext, pending: str
 }
 
 async function apply(name: string, options: TargetOptions & { json?: boolean; yes?: boolean }): Promise<void> {
+  checkLocation(options);
+  const { ctx, names } = migrationsOf(name, options);
   await withTarget(name, options, 'write', async (target) => {
-    const ctx = targetContext(target);
-    const pending = await unapplied(target, ctx);
+    const pending = applyOrder(await unapplied(target, ctx, names));
     if (pending.length === 0) {
       say(options.json ? '[]' : '✅ No migrations to apply!');
       return;
@@ -99,10 +118,11 @@ async function apply(name: string, options: TargetOptions & { json?: boolean; ye
     else say(resultTable(status));
     if (failure) {
       const later = pending.length - status.length;
-      throw new CliError(
-        `Migration ${status.at(-1)!.name} failed and was rolled back (nothing of it is applied)${later > 0 ? `; the ${plural(later, 'later migration')} did not run` : ''}.\n` +
-          `${(failure as Error).message}\nFix the migration and run \`dione d1 migrations apply ${name}${target.kind === 'remote' ? ' --remote' : ' --local'}\` again.`,
-      );
+      throw new CliError(String(errorJson(failure).text), {
+        human:
+          `Migration ${status.at(-1)!.name} failed and was rolled back (nothing of it is applied)${later > 0 ? `; the ${plural(later, 'later migration')} did not run` : ''}.\n` +
+          `${errorText(failure)}\nFix the migration and run \`dione d1 migrations apply ${name}${target.kind === 'remote' ? ' --remote' : ' --local'}\` again.`,
+      });
     }
     if (!options.json) say(green(`✅ Applied ${plural(status.length, 'migration')}.`));
   });
@@ -112,7 +132,8 @@ export function registerMigrations(d1: Command): void {
   const migrations = d1.command('migrations').description('migrations in migrations_dir, tracked in the d1_migrations table');
   configOptions(migrations.command('create <database> <message>').description('write the next numbered migration file')).action((name: string, message: string, options: TargetOptions) =>
     run(false, async () => {
-      const config = readWranglerConfig({ config: options.config, env: options.env });
+      const config = projectConfig(options);
+      requireConfigFile(config);
       const ctx = migrationsContext(config, requireDatabase(config, name));
       const { name: created, file } = createMigration(ctx.dir, message, ctx.pattern);
       say(green(`✅ Successfully created Migration '${created}'!`));

@@ -26,8 +26,24 @@ export class ApiFailure extends CliError {
   constructor(
     message: string,
     readonly status: number,
+    private readonly request: { resource: string; errors: { code: number; message: string }[] } = { resource: '', errors: [] },
   ) {
     super(message);
+  }
+
+  /** wrangler's APIError, as its --json prints one. */
+  override json(): Record<string, unknown> {
+    const { resource, errors } = this.request;
+    if (!resource) return super.json();
+    const account = /^\/accounts\/([^/]+)/.exec(resource)?.[1];
+    return {
+      text: `A request to the Cloudflare API (${resource.split('?')[0]}) failed.`,
+      notes: errors.map((e) => ({ text: `${e.message} [code: ${e.code}]` })),
+      kind: 'error',
+      name: 'APIError',
+      code: errors[0]?.code,
+      ...(account ? { accountTag: account } : {}),
+    };
   }
 }
 
@@ -87,7 +103,7 @@ export class RestClient {
     if (!response.ok || !envelope.success) {
       const errors = (envelope.errors ?? []).map((e) => `${e.message} [code: ${e.code}]`).join('; ') || `HTTP ${response.status}`;
       const hint = response.status === 401 || response.status === 403 ? tokenHint(response.status, needs) : '';
-      throw new ApiFailure(`A request to the Dione API (${method} ${resource}) failed. ${errors}${hint}`, response.status);
+      throw new ApiFailure(`A request to the Dione API (${method} ${resource}) failed. ${errors}${hint}`, response.status, { resource, errors: envelope.errors ?? [] });
     }
     return envelope;
   }

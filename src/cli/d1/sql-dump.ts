@@ -41,12 +41,8 @@ function localDump(target: LocalTarget, options: DumpSqlOptions): SqlDump {
     .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
     .pluck()
     .all() as string[];
+  // As wrangler: --table names tables (and views) exactly; a name that is none of them adds nothing.
   const wanted = options.tables ?? [];
-  const missing = wanted.filter((t) => !tables.includes(t));
-  if (missing.length) {
-    sqlite.close();
-    throw new CliError(`No table ${missing.join(', ')} in ${target.description}. Tables: ${tables.join(', ') || 'none'}.`);
-  }
   const selected = wanted.length ? tables.filter((t) => wanted.includes(t)) : tables;
   const rows = options.noData ? 0 : selected.reduce((n, t) => n + Number(sqlite.prepare(`SELECT count(*) FROM "${t.replaceAll('"', '""')}"`).pluck().get()), 0);
   async function* pieces() {

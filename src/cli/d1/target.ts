@@ -1,16 +1,15 @@
 // The database a data command works on: the local file wrangler would use (--local, the default),
 // or a database on a Dione server (--remote). Both are a D1Database binding, so every operation has
 // one code path over either; the few that need more (export) switch on `kind`.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { connect } from '../../client.ts';
 import { type D1Database, open } from '../../index.ts';
 import type { TokenScope } from '../../server/catalog.ts';
 import { localD1Root, localDatabaseFile, localDatabaseKey } from '../local-state.ts';
-import { type D1DatabaseConfig, lookupDatabase, readWranglerConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
+import { type D1DatabaseConfig, lookupDatabase, projectConfig, requireDatabase, type WranglerConfig } from '../wrangler-config.ts';
 import { findOnServer } from './find-database.ts';
 import { CliError, errorText } from './output.ts';
-import { type DatabaseInfo, RestClient, serverUrl, tokenHint, tokenRefusal } from './rest.ts';
+import { ApiFailure, type DatabaseInfo, RestClient, serverUrl, tokenHint, tokenRefusal } from './rest.ts';
 
 export interface TargetOptions {
   local?: boolean;
@@ -47,23 +46,28 @@ export interface RemoteTarget extends TargetBase {
 
 export type Target = LocalTarget | RemoteTarget;
 
+/** wrangler's refusals of flags that do not go together (--local is the default, but --persist-to wants it said). */
 export function checkLocation(options: TargetOptions): void {
   if (options.local && options.remote) throw new CliError("Error: can't use --local and --remote at the same time");
-  if (options.preview && !options.remote) throw new CliError('--preview works with --remote only (the preview database on the server).');
-  if (options.persistTo && options.remote) throw new CliError('--persist-to works with --local only: it says where local databases are kept.');
+  if (options.preview && !options.remote) throw new CliError("Error: can't use --preview without --remote");
+  if (options.persistTo && !options.local) throw new CliError("Error: can't use --persist-to without --local");
 }
 
-function localTarget(name: string, config: WranglerConfig, options: TargetOptions, mustExist: boolean): LocalTarget {
+/** How a command uses a local database: `transactions` opens it for one transaction around many requests (a whole file). */
+export interface LocalUse {
+  transactions?: boolean;
+}
+
+// A transaction around a whole file waits for the next piece of it between requests: never long,
+// but the engine's default idle timeout (10 s) is for clients that may have gone away.
+const FILE_TRANSACTION_IDLE_MS = 3_600_000;
+
+function localTarget(name: string, config: WranglerConfig, options: TargetOptions, use: LocalUse): LocalTarget {
   const entry = requireDatabase(config, name);
   const file = localDatabaseFile(config, entry, options.persistTo);
-  if (mustExist && !existsSync(file)) {
-    throw new CliError(
-      `There is no local database for '${name}' yet (${file}). Create it with \`dione d1 migrations apply ${name} --local\` or \`dione d1 execute ${name} --local --command "…"\`, or add --remote.`,
-    );
-  }
-  const db = open(file);
+  const db = use.transactions ? open(file, { transactions: true, transactionTimeoutMs: FILE_TRANSACTION_IDLE_MS }) : open(file);
   const root = path.relative(process.cwd(), localD1Root(config, options.persistTo)) || '.';
-  return { kind: 'local', name, config, entry, file, description: `local database ${entry.binding} (${localDatabaseKey(entry)}) from ${root}`, db, close: () => void db.close() };
+  return { kind: 'local', name, config, entry, file, description: `local database ${name} (${localDatabaseKey(entry)}) from ${root}`, db, close: () => void db.close() };
 }
 
 async function remoteTarget(name: string, config: WranglerConfig, options: TargetOptions, needs: TokenScope): Promise<RemoteTarget> {
@@ -83,11 +87,11 @@ async function remoteTarget(name: string, config: WranglerConfig, options: Targe
   };
 }
 
-/** The target of a command that needs `needs` of a token on a server; `mustExist` refuses a local database not made yet. */
-async function resolveTarget(name: string, options: TargetOptions, needs: TokenScope, { mustExist = false } = {}): Promise<Target> {
+/** The target of a command that needs `needs` of a token on a server. */
+async function resolveTarget(name: string, options: TargetOptions, needs: TokenScope, use: LocalUse): Promise<Target> {
   checkLocation(options);
-  const config = readWranglerConfig({ config: options.config, env: options.env });
-  return options.remote ? remoteTarget(name, config, options, needs) : localTarget(name, config, options, mustExist);
+  const config = projectConfig(options);
+  return options.remote ? remoteTarget(name, config, options, needs) : localTarget(name, config, options, use);
 }
 
 /** Runs `body` on the target and closes it. When the server refuses the token, the error says which scope the operation needs. */
@@ -96,14 +100,15 @@ export async function withTarget<T>(
   options: TargetOptions,
   needs: TokenScope,
   body: (target: Target) => Promise<T>,
-  { mustExist = false } = {},
+  use: LocalUse = {},
 ): Promise<T> {
-  const target = await resolveTarget(name, options, needs, { mustExist });
+  const target = await resolveTarget(name, options, needs, use);
   try {
     return await body(target);
   } catch (e) {
-    const refusal = target.kind === 'remote' ? tokenRefusal(errorText(e)) : undefined;
-    if (refusal) throw new CliError(`${errorText(e)}\n${tokenHint(refusal, needs).trim()}`);
+    // A binding's error; the REST client's failures say which scope already.
+    const refusal = target.kind === 'remote' && !(e instanceof ApiFailure) ? tokenRefusal(errorText(e)) : undefined;
+    if (refusal) throw new CliError(errorText(e), { hint: tokenHint(refusal, needs).trim() });
     throw e;
   } finally {
     target.close();

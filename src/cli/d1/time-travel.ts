@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { RestoreResult } from '../../api/time-travel.ts';
 import type { TokenScope } from '../../server/catalog.ts';
-import { readWranglerConfig } from '../wrangler-config.ts';
+import { projectConfig, readWranglerConfig } from '../wrangler-config.ts';
 import { bindingFor, configSnippet } from './create.ts';
 import { findOnServer } from './find-database.ts';
 import { CliError, green, run, say } from './output.ts';
@@ -89,7 +89,7 @@ function serverFor(command: string, options: ServerOptions): RestClient {
 
 /** The database on the server, as every command finds it; Time Travel needs a database with a history. */
 async function findDatabase(rest: RestClient, name: string, options: ServerOptions, needs: TokenScope): Promise<DatabaseInfo> {
-  const found = await findOnServer(rest, readWranglerConfig({ config: options.config, env: options.env }), name, { needs });
+  const found = await findOnServer(rest, projectConfig(options), name, { needs });
   if (found.version === 'alpha') {
     throw new CliError('Time travel is not available for alpha D1 databases. You will need to migrate to a new database for access to this feature.');
   }
