@@ -64,7 +64,7 @@ const ABANDONED_KEPT = 10_000;
 /** What a request sent inside a transaction that had already ended by the client's COMMIT (or ROLLBACK) is told. */
 export const COMMITTED_BEFORE = 'Transaction already committed: its COMMIT succeeded before this request (start a new transaction with BEGIN)';
 export const ROLLED_BACK_BY_RESTORE = 'Transaction rolled back: the database was restored to an earlier point (Time Travel) while it was open';
-export const ENDED_BEFORE = 'Transaction already ended: it was rolled back by its own ROLLBACK before this request (start a new transaction with BEGIN)';
+export const ENDED_BEFORE = 'Transaction already ended: its own COMMIT or ROLLBACK ended it before this request, and it wrote nothing (start a new transaction with BEGIN)';
 
 /** An answer, and what it becomes when the commit it reports is not made durable. */
 interface Outgoing {
