@@ -182,7 +182,7 @@ describe('malformed requests', () => {
       assert.equal(reply.body.errors[0].code, 7500);
       assert.match(reply.body.errors[0].message, message);
     }
-    for (const param of [{ $i: 'abc' }, { $i: '1.5' }, { $b: 42 }, { $x: '1' }, { $b: '!!!' }]) {
+    for (const param of [{ $i: 'abc' }, { $i: '1.5' }, { $b: 42 }, { $x: '1' }, { $b: '!!!' }, { $f: 'abc' }, { $i: '99999999999999999999999' }]) {
       const reply = await post('dione', JSON.stringify({ queries: [{ sql: insert, params: [param] }] }));
       assert.equal(reply.status, 400, JSON.stringify(param));
       assert.equal(reply.body.success, false);

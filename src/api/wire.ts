@@ -41,13 +41,12 @@ export function encodeParam(value: ParamValue): WireValue {
 /** A parameter from the wire, as the engine binds it (BLOBs as byte arrays). */
 export function decodeParam(value: unknown): ParamValue {
   if (value === null || typeof value === 'string' || typeof value === 'number') return value;
-  if (typeof value === 'object') {
-    const tagged = value as Record<string, unknown>;
-    if (typeof tagged.$b === 'string') return Array.from(fromBase64(tagged.$b));
-    if (typeof tagged.$i === 'string' && /^-?\d+$/.test(tagged.$i)) return BigInt(tagged.$i);
-    if (typeof tagged.$f === 'string') return Number(tagged.$f);
-  }
-  throw new TypeError(`unsupported parameter ${JSON.stringify(value)}`);
+  // A tagged value holds exactly what its tag holds ({"$f": "abc"} bound NULL; a 30-digit $i failed as too big).
+  if (!isWireValue(value)) throw new TypeError(`unsupported parameter ${JSON.stringify(value)}`);
+  const tagged = value as Record<string, string>;
+  if (tagged.$b !== undefined) return Array.from(fromBase64(tagged.$b));
+  if (tagged.$i !== undefined) return BigInt(tagged.$i);
+  return tagged.$f === '-0' ? -0 : Number(tagged.$f);
 }
 
 /**
