@@ -6,6 +6,7 @@ import { isBookmark } from '../api/bookmark.ts';
 import type { ExecuteResponse, RowValue, StatementResult } from '../api/executor.ts';
 import type { D1Meta, IntMode } from '../api/types.ts';
 import { decodeValue, isWireValue } from '../api/wire.ts';
+import { isDroppedQuery } from '../sql/comments.ts';
 import { quoted } from './http.ts';
 
 /** What the call was (`POST <url>`), and how many results are due (resultsDue()). */
@@ -18,18 +19,13 @@ class Malformed extends Error {}
 
 /**
  * How many results a call's answer holds: one per query, but for those D1 drops without a result
- * (blank, or starting with an indented `--` comment), as the server's engine does (engine.ts, dropped()).
+ * (isDroppedQuery), as the server's engine does.
  */
 export function resultsDue(queries: readonly { sql: string }[]): number {
   let due = 0;
   // SQL that is no string is the server's to refuse: it is due a result like any other.
-  for (const { sql } of queries) if (typeof sql !== 'string' || !droppedByD1(sql)) due++;
+  for (const { sql } of queries) if (typeof sql !== 'string' || !isDroppedQuery(sql)) due++;
   return due;
-}
-
-function droppedByD1(sql: string): boolean {
-  if (sql.charCodeAt(0) > 0x20) return false;
-  return sql.trim() === '' || /^\s+--/.test(sql);
 }
 
 /** The error text of an answer that is not Dione's wire format. */

@@ -6,6 +6,7 @@ import { formatBookmark, isBookmark, SESSION_CONSTRAINTS } from '../api/bookmark
 import { Messages, sqliteDetail } from '../api/errors.ts';
 import type { ExecuteRequest, ExecuteResponse, Query, ResultsFormat, RowValue, StatementResult } from '../api/executor.ts';
 import type { D1Meta } from '../api/types.ts';
+import { isDroppedQuery } from '../sql/comments.ts';
 import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
 import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
@@ -94,13 +95,6 @@ const NO_COLUMNS: string[] = [];
 const SCHEMA_VERBS = new Set(['CREATE', 'DROP', 'ALTER']);
 const ROW_WRITE_VERBS = new Set(['INSERT', 'REPLACE', 'UPDATE', 'DELETE']);
 
-/** exec() lines and batch elements that D1 silently drops: blank, or starting with an indented `--` comment. */
-function dropped(sql: string): boolean {
-  const c = sql.charCodeAt(0);
-  if (c > 0x20) return false;
-  return sql.trim() === '' || /^\s+--/.test(sql);
-}
-
 interface Work {
   queries: Query[];
   parsed: ParsedQuery[];
@@ -110,10 +104,10 @@ interface Work {
 function workOf(request: ExecuteRequest): Work {
   const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
   // One query (every prepared statement's call): no copies of the list.
-  if (request.queries.length === 1 && !dropped(request.queries[0]!.sql)) {
+  if (request.queries.length === 1 && !isDroppedQuery(request.queries[0]!.sql)) {
     return { queries: request.queries, parsed: [parseQuery(request.queries[0]!.sql)], format };
   }
-  const queries = request.queries.filter((q) => !dropped(q.sql));
+  const queries = request.queries.filter((q) => !isDroppedQuery(q.sql));
   return { queries, parsed: queries.map((q) => parseQuery(q.sql)), format };
 }
 
@@ -412,7 +406,7 @@ export class Engine {
     if (request.bookmark !== undefined && !SESSION_CONSTRAINTS.has(request.bookmark) && !isBookmark(request.bookmark)) return false;
     let writes = false;
     for (const q of request.queries) {
-      if (dropped(q.sql)) continue;
+      if (isDroppedQuery(q.sql)) continue;
       for (const s of parseQuery(q.sql).statements) {
         if (s.verb === 'PRAGMA' || s.verb === 'VACUUM') return false;
         if (s.kind === 'write') writes = true;

@@ -14,3 +14,12 @@ export function withoutLeadingTrivia(sql: string): string {
   const first = tokenize(sql).find((t) => !isTrivia(t));
   return first ? sql.slice(first.start) : '';
 }
+
+/**
+ * A query D1's runtime drops without running it or answering a result for it (an exec() line, a
+ * batch element): blank, or starting with an indented `--` comment.
+ */
+export function isDroppedQuery(sql: string): boolean {
+  if (sql.charCodeAt(0) > 0x20) return false;
+  return sql.trim() === '' || /^\s+--/.test(sql);
+}
