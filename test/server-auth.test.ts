@@ -207,7 +207,7 @@ describe('scopes and databases', () => {
     assert.deepEqual(await content('auth-b'), [{ v: 'auth-b' }]);
   });
 
-  test('a token for database A gets 403 on database B (REST, binding protocol, dione/client) and sees only A', async () => {
+  test('a token for database A is answered on database B as on a database that does not exist (REST, binding protocol, dione/client), and sees only A', async () => {
     const forA = s.tokenFor('write', 'auth-a');
     const adminA = s.tokenFor('admin', 'auth-a');
     // A works.
@@ -217,7 +217,9 @@ describe('scopes and databases', () => {
 
     const uuidB = (await rest('GET', `${s.api}/auth-b`, undefined, s.token)).body.result.uuid as string;
     for (const token of [forA, adminA]) {
-      for (const target of ['auth-b', uuidB]) {
+      // B, by name and by id, and names and ids that exist nowhere: the same answers, so a scoped
+      // token cannot find out which databases exist.
+      for (const target of ['auth-b', uuidB, 'no-such-db', '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f']) {
         const requests: [string, Promise<{ status: number }>][] = [
           ['get', rest('GET', `${s.api}/${target}`, undefined, token)],
           ['query', rest('POST', `${s.api}/${target}/query`, { sql: "INSERT INTO t VALUES ('cross')" }, token)],
@@ -226,13 +228,21 @@ describe('scopes and databases', () => {
           ['update', rest('PUT', `${s.api}/${target}`, { read_replication: { mode: 'auto' } }, token)],
           ['delete', rest('DELETE', `${s.api}/${target}`, undefined, token)],
           ['binding', binding(target, { sql: "INSERT INTO t VALUES ('cross')" }, token)],
+          ['commits', fetchJson(`${s.url}/dione/v1/databases/${target}/commits`, { headers: jsonHeaders(token) })],
           ['dione', fetchJson(`${s.url}/dione/v1/databases/${target}/execute`, { method: 'POST', headers: jsonHeaders(token), body: JSON.stringify({ queries: [{ sql: 'SELECT v FROM t', params: [] }] }) })],
         ];
-        for (const [what, request] of requests) assert.equal((await request).status, 403, `${what} on ${target}`);
+        for (const [what, request] of requests) {
+          const answer = (await request) as { status: number; body: unknown };
+          assert.equal(answer.status, 404, `${what} on ${target}`);
+          assert.match(JSON.stringify(answer.body), /database not found/, `${what} on ${target}`);
+          assert.doesNotMatch(JSON.stringify(answer.body), /another database/, `${what} on ${target}`);
+        }
       }
-      const client = connect({ url: s.url, token, database: 'auth-b' });
-      await assert.rejects(client.prepare('SELECT v FROM t').all(), { message: 'D1_ERROR: This token is for another database' });
-      await assert.rejects(client.batch([client.prepare("INSERT INTO t VALUES ('cross')")]), { message: 'D1_ERROR: This token is for another database' });
+      for (const target of ['auth-b', 'no-such-db']) {
+        const client = connect({ url: s.url, token, database: target });
+        await assert.rejects(client.prepare('SELECT v FROM t').all(), { message: `D1_ERROR: database not found: ${target}` });
+        await assert.rejects(client.batch([client.prepare("INSERT INTO t VALUES ('cross')")]), { message: `D1_ERROR: database not found: ${target}` });
+      }
       // The list shows A only; creating a database needs an account-wide admin.
       const list = await rest('GET', s.api, undefined, token);
       assert.deepEqual(
@@ -262,7 +272,7 @@ describe('dione token create', () => {
     // It works at once, for reading cli-db only.
     assert.deepEqual((await rest('POST', `${s.api}/cli-db/query`, { sql: 'SELECT v FROM t' }, token)).body.result[0].results, [{ v: 'cli' }]);
     assert.equal((await rest('POST', `${s.api}/cli-db/query`, { sql: "INSERT INTO t VALUES ('no')" }, token)).status, 403);
-    assert.equal((await rest('POST', `${s.api}/auth-a/query`, { sql: 'SELECT 1' }, token)).status, 403);
+    assert.equal((await rest('POST', `${s.api}/auth-a/query`, { sql: 'SELECT 1' }, token)).status, 404);
 
     const failures = await Promise.all([
       dioneCli(['token', 'create', '--data', s.dataDir, '--db', 'no-such-db']),

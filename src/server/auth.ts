@@ -55,6 +55,15 @@ export function authenticate(resolve: Authenticator): MiddlewareHandler<Env> {
   };
 }
 
+/**
+ * Whether a grant may learn that a database exists: an account-wide token sees every database, a
+ * database's token only its own. Another database is answered as an unknown one, so a scoped token
+ * cannot tell which names or ids exist (a 403 would say that one does).
+ */
+export function reaches(grant: Grant, database: DatabaseRecord): boolean {
+  return grant.databaseUuid === null || grant.databaseUuid === database.uuid;
+}
+
 /** Throws 403 unless the grant reaches this database with at least `scope`. */
 export function authorize(grant: Grant, scope: Grant['scope'], database?: DatabaseRecord): void {
   const rank = { read: 0, write: 1, admin: 2 } as const;

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { parseTimestamp } from '../../api/time-travel.ts';
-import { authorize } from '../auth.ts';
+import { authorize, reaches } from '../auth.ts';
 import type { DatabaseRecord, TokenRecord } from '../catalog.ts';
 import type { NodeCopies } from '../cluster-placements.ts';
 import type { Env, ServerContext } from '../context.ts';
@@ -84,7 +84,7 @@ export function consoleApiRoutes(server: ServerContext) {
   /** The database of the :db segment (id or name), readable by the caller. */
   const database = async (c: Context<Env, '/databases/:db/commits'>): Promise<DatabaseRecord> => {
     const record = await lookUp(server, c.req.param('db'));
-    if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
+    if (!record || !reaches(c.get('grant'), record)) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
     authorize(c.get('grant'), 'read', record);
     c.set('logDatabase', record.name);
     return record;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
-import { authorize } from '../auth.ts';
+import { authorize, reaches } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { ErrorCodes } from '../protocols/envelope.ts';
@@ -21,7 +21,7 @@ export const MAX_DUMPS = 4;
 export async function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']): Promise<DatabaseRecord> {
   if (!idOrName) throw new ApiError(400, ErrorCodes.badRequest, `Name the database in the ${DATABASE_HEADER} header`);
   const record = await lookUp(server, idOrName);
-  if (!record) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
+  if (!record || !reaches(grant, record)) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
   authorize(grant, 'read', record);
   return record;
 }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { AuthError, authorize } from '../auth.ts';
+import { AuthError, authorize, reaches } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { parseTimestamp } from '../../api/time-travel.ts';
@@ -89,7 +89,7 @@ export function restRoutes(server: ServerContext) {
    */
   const database = async (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): Promise<DatabaseRecord> => {
     const record = await lookUp(server, c.req.param('db'));
-    if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
+    if (!record || !reaches(grant, record)) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
     authorize(grant, 'read', record);
     return record;
   };
