@@ -112,6 +112,19 @@ test('bad input gets a clear error in GraphQL shape, and the server keeps servin
       200,
       /at most 20 datasets/,
     ],
+    // graphql-js parses, validates and coerces nested values recursively (a thousand nested ANDs ran out of stack).
+    [
+      'a filter nested too deep in the query',
+      { query: `{ viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: ${'{AND: ['.repeat(100)}{query: "x"}${']}'.repeat(100)}) { count } } } }` },
+      200,
+      /the query nests deeper than 64 levels/,
+    ],
+    [
+      'a filter nested too deep in the variables',
+      { query: 'query($f: ZoneWorkersRequestsFilter_InputObject) { viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: $f) { count } } } }', variables: { f: JSON.parse(`${'{"AND":['.repeat(1000)}{"query":"x"}${']}'.repeat(1000)}`) } },
+      200,
+      /the variables nest deeper than 64 levels/,
+    ],
     [
       'a list too long',
       { query: 'query($f: ZoneWorkersRequestsFilter_InputObject) { viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: $f) { count } } } }', variables: { f: { databaseId_in: Array.from({ length: 1001 }, (_, i) => `db${i}`) } } },
@@ -135,6 +148,12 @@ test('bad input gets a clear error in GraphQL shape, and the server keeps servin
   assert.equal(health.status, 200);
   const still = await graphql({ query: '{ viewer { accounts { d1QueriesAdaptiveGroups(limit: 1) { count } } } }' });
   assert.equal(still.json.errors, null, 'and answers the next request');
+  // Nesting within the bounds is answered, in the query and in the variables.
+  const nested = `${'{AND: ['.repeat(25)}{query: "x"}${']}'.repeat(25)}`;
+  assert.equal((await graphql({ query: `{ viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: ${nested}) { count } } } }` })).json.errors, null);
+  const variables = { f: JSON.parse(`${'{"AND":['.repeat(30)}{"query":"x"}${']}'.repeat(30)}`) };
+  const deep = await graphql({ query: 'query($f: ZoneWorkersRequestsFilter_InputObject) { viewer { accounts { d1QueriesAdaptiveGroups(limit: 1, filter: $f) { count } } } }', variables });
+  assert.equal(deep.json.errors, null, JSON.stringify(deep.json));
 });
 
 test('a token made for one database sees that database only', async () => {
