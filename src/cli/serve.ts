@@ -38,6 +38,7 @@ interface ServeFlags {
   transactionTimeout?: number;
   workers?: number;
   maxOpenDatabases?: number;
+  maxConnections?: number;
   idleTimeout?: number;
   dev: boolean;
   publicUrl?: string;
@@ -82,6 +83,7 @@ export function registerServe(program: Command): void {
     .option('--transaction-timeout <ms>', `roll back an interactive transaction (dione/client, transactions: true) idle this long (default ${DEFAULTS.transactionTimeoutMs})`, positiveInteger('--transaction-timeout'), fromEnv('DIONE_TRANSACTION_TIMEOUT', positiveInteger('DIONE_TRANSACTION_TIMEOUT')))
     .option('--workers <n>', 'worker threads hosting the databases (default: one per core)', positiveInteger('--workers'), fromEnv('DIONE_WORKERS', positiveInteger('DIONE_WORKERS')))
     .option('--max-open-databases <n>', 'databases kept open at once (default: what the open-file limit allows)', positiveInteger('--max-open-databases'), fromEnv('DIONE_MAX_OPEN_DATABASES', positiveInteger('DIONE_MAX_OPEN_DATABASES')))
+    .option('--max-connections <n>', 'client connections open at once; more are closed as they come (default: a quarter of the open-file limit)', positiveInteger('--max-connections'), fromEnv('DIONE_MAX_CONNECTIONS', positiveInteger('DIONE_MAX_CONNECTIONS')))
     .option('--idle-timeout <ms>', `close a database after this long without requests (default ${DEFAULTS.idleMs})`, positiveInteger('--idle-timeout'), fromEnv('DIONE_IDLE_TIMEOUT', positiveInteger('DIONE_IDLE_TIMEOUT')))
     .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
     .option('--public-url <url>', 'where clients reach this server; export and import URLs are built from it (default: the listening address)', process.env.DIONE_PUBLIC_URL)
@@ -117,6 +119,7 @@ export function registerServe(program: Command): void {
         transactionTimeoutMs: options.transactionTimeout,
         workers: options.workers,
         maxOpenDatabases: options.maxOpenDatabases,
+        maxConnections: options.maxConnections,
         idleMs: options.idleTimeout,
         allowUnauthenticated: options.dev,
         publicUrl: options.publicUrl,

@@ -1,7 +1,7 @@
 // A server's configuration, resolved once: every default lives here, and the layers below take
 // the resolved values as they are.
 import { availableParallelism } from 'node:os';
-import { defaultMaxOpenDatabases } from './host/pool.ts';
+import { defaultMaxConnections, defaultMaxOpenDatabases } from './host/pool.ts';
 import type { HistorySettings } from './host/protocol.ts';
 
 export interface ServeOptions {
@@ -22,6 +22,12 @@ export interface ServeOptions {
   workers?: number;
   /** Databases kept open at once (default: what the file-descriptor limit allows). */
   maxOpenDatabases?: number;
+  /**
+   * Client connections open at once; more are closed as they come (default: a quarter of the
+   * open-file limit, the sockets' share of it: without a bound, a flood of idle connections took
+   * the descriptors databases need, and every write failed with EMFILE).
+   */
+  maxConnections?: number;
   region?: string;
   /** The largest request body accepted, uploads to import URLs included (default 64 MiB). */
   maxBodyBytes?: number;
@@ -73,6 +79,7 @@ export interface ServerConfig {
   idleMs: number;
   workers: number;
   maxOpenDatabases: number;
+  maxConnections: number;
   region: string;
   maxBodyBytes: number;
   publicUrl: string | undefined;
@@ -126,6 +133,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     idleMs: options.idleMs ?? (cluster ? 2 ** 31 - 1 : DEFAULTS.idleMs),
     workers: options.workers ?? availableParallelism(),
     maxOpenDatabases: options.maxOpenDatabases ?? defaultMaxOpenDatabases(history !== false),
+    maxConnections: options.maxConnections ?? defaultMaxConnections(),
     region,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
     publicUrl: options.publicUrl,

@@ -120,6 +120,15 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const server = createServer((req, res) => {
     if (!sqlListener(req, res)) void honoListener(req, res);
   });
+  server.maxConnections = config.maxConnections;
+  let lastDropReport = 0;
+  server.on('drop', () => {
+    const now = Date.now();
+    // Once in a while, not once per connection, while a flood lasts.
+    if (now - lastDropReport < 10_000) return;
+    lastDropReport = now;
+    logger.warn({ maxConnections: config.maxConnections }, `${config.maxConnections} connections are open (--max-connections): new ones are closed as they come`);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -86,6 +86,11 @@ export function openFileLimit(): number | undefined {
   }
 }
 
+/** Client connections the file-descriptor budget leaves room for: the quarter of the limit databases do not take. */
+export function defaultMaxConnections(): number {
+  return Math.max(64, Math.floor((openFileLimit() ?? 1024) * 0.25));
+}
+
 /** How many databases fit in the file-descriptor budget: three quarters of the limit, less room for sockets. */
 export function defaultMaxOpenDatabases(history: boolean): number {
   const limit = openFileLimit() ?? 1024;
