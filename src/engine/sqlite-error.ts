@@ -30,12 +30,22 @@ const ERRNO_DETAILS = new Map([
   ['EDQUOT', sqliteDetail('database or disk is full', 'SQLITE_FULL')],
   ['EFBIG', sqliteDetail('database or disk is full', 'SQLITE_FULL')],
   ['EIO', sqliteDetail('disk I/O error', 'SQLITE_IOERR')],
+  // Out of descriptors, or not allowed: what SQLite says of a file it cannot open.
+  ['EMFILE', sqliteDetail('unable to open database file', 'SQLITE_CANTOPEN')],
+  ['ENFILE', sqliteDetail('unable to open database file', 'SQLITE_CANTOPEN')],
+  ['EACCES', sqliteDetail('unable to open database file', 'SQLITE_CANTOPEN')],
+  ['EPERM', sqliteDetail('unable to open database file', 'SQLITE_CANTOPEN')],
+  ['EROFS', sqliteDetail('attempt to write a readonly database', 'SQLITE_READONLY')],
 ]);
 
-/** The SQLite-worded detail of a Node file-system error (ENOSPC…), if it has one. */
+/**
+ * The SQLite-worded detail of a Node file-system error (ENOSPC…), if it is one. Never Node's own
+ * message: it names the server's files (a client has no business knowing its paths).
+ */
 export function errnoDetail(e: unknown): string | undefined {
-  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
-  return code === undefined ? undefined : ERRNO_DETAILS.get(code);
+  const error = e instanceof Error ? (e as NodeJS.ErrnoException) : undefined;
+  if (error?.code === undefined || error.syscall === undefined) return undefined;
+  return ERRNO_DETAILS.get(error.code) ?? sqliteDetail(`disk I/O error (${error.code})`, 'SQLITE_IOERR');
 }
 
 /** better-sqlite3 turns some SQLite result codes into its own errors; these are SQLite's texts for them. */
