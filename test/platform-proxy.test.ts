@@ -62,8 +62,8 @@ async function wrangler(cwd: string, database: string, sql: string, extra: strin
 }
 
 /** `dione dev …` with SQL piped in. */
-function dioneDev(cwd: string, args: string[], sql: string): Promise<Run> {
-  return run(process.execPath, [path.join(root, 'bin/dione.js'), 'dev', ...args], cwd, { ...process.env, NO_COLOR: '1' }, sql);
+function dioneDev(cwd: string, args: string[], sql: string, env: Record<string, string> = {}): Promise<Run> {
+  return run(process.execPath, [path.join(root, 'bin/dione.js'), 'dev', ...args], cwd, { ...process.env, NO_COLOR: '1', ...env }, sql);
 }
 
 /** getPlatformProxy as called from `dir` (wrangler's getPlatformProxy keeps its data under the working directory). */
@@ -198,6 +198,32 @@ d1_databases = [{ binding = "DB", database_name = "shop-staging", database_id = 
   const unknown = await dioneDev(p.dir, ['--binding', 'DB', '--env', 'prod'], 'SELECT 1;\n');
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /no environment "prod"/);
+
+  // With no environment given, CLOUDFLARE_ENV names it, as wrangler reads it; an empty one is the top level.
+  const saved = process.env.CLOUDFLARE_ENV;
+  try {
+    process.env.CLOUDFLARE_ENV = 'staging';
+    const byVariable = await proxyIn(p.dir);
+    t.after(byVariable.dispose);
+    assert.deepEqual(await bodies(byVariable.env.DB), ['staging']);
+    assert.equal(byVariable.env.STAGE, 'staging');
+    // (wrangler's getPlatformProxy reads .dev.vars.<env> only for the environment its options name.)
+    assert.equal(byVariable.env.SECRET, 'top secret');
+    process.env.CLOUDFLARE_ENV = '';
+    const empty = await proxyIn(p.dir);
+    t.after(empty.dispose);
+    assert.equal(empty.env.STAGE, 'top');
+  } finally {
+    if (saved === undefined) delete process.env.CLOUDFLARE_ENV;
+    else process.env.CLOUDFLARE_ENV = saved;
+  }
+  const devByVariable = await dioneDev(p.dir, ['--binding', 'DB'], 'SELECT body FROM notes;\n', { CLOUDFLARE_ENV: 'staging' });
+  assert.equal(devByVariable.code, 0, devByVariable.stderr);
+  assert.match(devByVariable.stdout, /│ staging/);
+  // --env wins over the variable.
+  const devFlag = await dioneDev(p.dir, ['--binding', 'DB', '--env', ''], 'SELECT body FROM notes;\n', { CLOUDFLARE_ENV: 'staging' });
+  assert.equal(devFlag.code, 0, devFlag.stderr);
+  assert.match(devFlag.stdout, /│ top level/);
 });
 
 test('persist: the same files as wrangler d1 --persist-to and dione dev --persist-to; false keeps nothing', async (t) => {
@@ -259,6 +285,11 @@ test("env's vars and local files are exactly those of wrangler's own getPlatform
         '.env.staging.local': 'C=staging local\n',
       }),
       options: { environment: 'staging' },
+    },
+    {
+      name: 'CLOUDFLARE_ENV names the environment when the options do not',
+      cwd: dir('j', { 'wrangler.toml': withEnv, '.dev.vars': 'A=plain\n', '.dev.vars.staging': 'A=staging\n', '.env.staging': 'C=staging\n' }),
+      env: { CLOUDFLARE_ENV: 'staging' },
     },
     { name: 'CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV=false', cwd: dir('e', { 'wrangler.toml': vars, '.env': 'A=1\n' }), env: { CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: 'false' } },
     {

@@ -30,8 +30,12 @@ export interface WranglerDevOptions {
   cwd?: string;
 }
 
-/** The file `wrangler dev` (with the same --config, --env, --persist-to) uses for a D1 binding. */
+/**
+ * The file `wrangler dev` (with the same --config, --env, --persist-to) uses for a D1 binding; with
+ * no --env, CLOUDFLARE_ENV's environment, as wrangler dev takes it (an empty one is the top level).
+ */
 export function wranglerDevFile(binding: string, options: WranglerDevOptions = {}): { file: string; configFile: string } {
+  options = { ...options, env: options.env ?? (process.env.CLOUDFLARE_ENV || undefined) };
   const config = readWranglerConfig({ config: options.config, env: options.env, cwd: options.cwd });
   if (!config.file) {
     throw new Error(

@@ -11,7 +11,10 @@ import { localVars } from './vars.ts';
 import { CacheStorage, ExecutionContext, type LocalCfProperties, localCf } from './worker-context.ts';
 
 export interface GetPlatformProxyOptions {
-  /** The environment of the config to use ([env.<name>]); its bindings and vars replace the top level's. */
+  /**
+   * The environment of the config to use ([env.<name>]); its bindings and vars replace the top
+   * level's. Default: CLOUDFLARE_ENV, as wrangler's getPlatformProxy (an empty one is the top level).
+   */
   environment?: string;
   /** The wrangler config file (default: wrangler.json, wrangler.jsonc or wrangler.toml from the working directory up). */
   configPath?: string;
@@ -54,7 +57,7 @@ export async function getPlatformProxy<Env = Record<string, unknown>, CfProperti
 ): Promise<PlatformProxy<Env, CfProperties>> {
   const cwd = process.cwd();
   const warn = (message: string) => console.warn(`dione/platform: ${message}`);
-  const project = readProject({ configPath: options.configPath, environment: options.environment, cwd });
+  const project = readProject({ configPath: options.configPath, environment: options.environment ?? (process.env.CLOUDFLARE_ENV || undefined), cwd });
   const placements = options.d1 ?? {};
   checkPlacements(placements, project.d1Databases, project.file);
   const root = platformD1Root(options.persist, cwd);
@@ -66,7 +69,7 @@ export async function getPlatformProxy<Env = Record<string, unknown>, CfProperti
   }
 
   // vars never replace a binding of another kind with the same name (wrangler's rule).
-  const env = localVars(project, options.envFiles, warn);
+  const env = localVars(project, options.envFiles, warn, options.environment);
   const databases: D1Database[] = [];
   try {
     for (const entry of project.d1Databases) {

@@ -63,14 +63,18 @@ function requiredSecrets(project: WranglerProject): string[] | undefined {
   return Array.isArray(secrets.required) ? secrets.required.filter((s): s is string => typeof s === 'string') : [];
 }
 
-/** The vars env gets; `envFiles` (relative to the project's directory) replaces the .dev.vars/.env lookup. */
-export function localVars(project: WranglerProject, envFiles: string[] | undefined, warn: (message: string) => void): Record<string, unknown> {
+/**
+ * The vars env gets; `envFiles` (relative to the project's directory) replaces the .dev.vars/.env
+ * lookup, whose per-environment files are those of `filesEnvironment` (wrangler's getPlatformProxy:
+ * the environment its options name, even when CLOUDFLARE_ENV chose the config's section).
+ */
+export function localVars(project: WranglerProject, envFiles: string[] | undefined, warn: (message: string) => void, filesEnvironment: string | undefined): Record<string, unknown> {
   const result = configVars(project);
   const required = requiredSecrets(project);
-  let loaded = envFiles?.length ? undefined : devVarsFile(project.dir, project.environment);
+  let loaded = envFiles?.length ? undefined : devVarsFile(project.dir, filesEnvironment);
   if (loaded === undefined && flag('CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV', true)) {
     const includeProcessEnv = required !== undefined || flag('CLOUDFLARE_INCLUDE_PROCESS_ENV', false);
-    loaded = dotEnvFiles(project.dir, envFiles ?? defaultEnvFiles(project.environment), includeProcessEnv);
+    loaded = dotEnvFiles(project.dir, envFiles ?? defaultEnvFiles(filesEnvironment), includeProcessEnv);
   }
   if (required !== undefined) {
     for (const name of required) if (loaded !== undefined && name in loaded) result[name] = loaded[name];
