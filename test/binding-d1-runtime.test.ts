@@ -88,6 +88,20 @@ for (const binding of bindings) {
       });
     }
 
+    test('exec() of statements that return rows: each counts, no rows come back (a lone SELECT failed over HTTP)', async () => {
+      const db = await binding.make();
+      try {
+        await db.exec("CREATE TABLE q (v);\nINSERT INTO q VALUES ('a'), ('b');");
+        for (const sql of ['SELECT 1', 'SELECT 1;', 'SELECT * FROM q', 'VALUES (1), (2)', 'PRAGMA table_list', 'SELECT 1 UNION SELECT 2', 'SELECT 1;   \n   \n', 'SELECT 1\nSELECT v FROM q']) {
+          const answer = await db.exec(sql);
+          assert.equal(answer.count, sql.includes('\nSELECT') ? 2 : 1, sql);
+          assert.deepEqual(Object.keys(answer).sort(), ['count', 'duration'], sql);
+        }
+      } finally {
+        await db.close();
+      }
+    });
+
     test('a comment after the last `;` fails the whole query, in exec() and batch() too, and undoes its writes', async () => {
       const db = await binding.make();
       try {

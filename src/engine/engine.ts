@@ -886,7 +886,9 @@ export class Engine {
     }
     const [, read, written, dataVersion] = counted;
     if (statement.kind === 'read') this.sync(false, dataVersion);
-    return { columns: format === 'NONE' ? NO_COLUMNS : this.columnsOf(statement, prepared, rows), rows, read, written };
+    // NONE (exec()) runs the statement to its end and answers no rows: neither columns nor values.
+    if (format === 'NONE') return { columns: NO_COLUMNS, rows: NO_ROWS, read, written };
+    return { columns: this.columnsOf(statement, prepared, rows), rows, read, written };
   }
 
   private columnsOf(statement: Statement, prepared: { columns(): { name: string }[] }, rows: RowValue[][]): string[] {
