@@ -88,6 +88,24 @@ for (const binding of bindings) {
       });
     }
 
+    test('a lone UTF-16 surrogate (a string cut through an emoji) reaches SQLite as U+FFFD, in parameters, SQL text and names, as workerd sends it', async () => {
+      const db = await binding.make();
+      try {
+        const cut = '😀x'.slice(1); // '\ude00x'
+        assert.deepEqual(await db.prepare('SELECT ?1 AS v, hex(?1) AS h').bind('a\ud800').first(), { v: 'a\ufffd', h: '61EFBFBD' });
+        assert.deepEqual(await db.prepare('SELECT ? AS v, length(?) AS n').bind(cut, cut).first(), { v: '\ufffdx', n: 2 });
+        assert.deepEqual(await db.prepare("SELECT 'b\udc00' AS v, hex('b\udc00') AS h").first(), { v: 'b\ufffd', h: '62EFBFBD' });
+        assert.deepEqual(await db.prepare('SELECT 1 AS "\ud800x"').first(), { '\ufffdx': 1 });
+        await db.exec('CREATE TABLE s (v TEXT)');
+        await db.batch([db.prepare('INSERT INTO s VALUES (?)').bind('c\ud83d'), db.prepare("INSERT INTO s VALUES ('d\ude00')")]);
+        assert.deepEqual((await db.prepare('SELECT hex(v) AS h FROM s ORDER BY rowid').all()).results, [{ h: '63EFBFBD' }, { h: '64EFBFBD' }]);
+        // Well-formed text, astral characters included, is untouched.
+        assert.deepEqual(await db.prepare('SELECT ? AS v, hex(?) AS h').bind('é😀', '😀').first(), { v: 'é😀', h: 'F09F9880' });
+      } finally {
+        await db.close();
+      }
+    });
+
     test('exec() of statements that return rows: each counts, no rows come back (a lone SELECT failed over HTTP)', async () => {
       const db = await binding.make();
       try {

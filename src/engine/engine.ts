@@ -101,13 +101,40 @@ interface Work {
   format: ResultsFormat;
 }
 
+// (ES2024, in every Node Dione supports; the project's lib is ES2023.)
+declare global {
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
+  }
+}
+
+/**
+ * The query as workerd hands it to SQLite: each lone UTF-16 surrogate (a string cut through an
+ * emoji) becomes U+FFFD in the SQL and in string parameters. V8 would write it as three bytes that
+ * are not UTF-8 (ED A0 80 for U+D800), stored as such and read back as three U+FFFD.
+ */
+function wellFormed(query: Query): Query {
+  let sql = query.sql;
+  let params = query.params;
+  if (typeof sql === 'string' && !sql.isWellFormed()) sql = sql.toWellFormed();
+  for (let i = 0; i < params.length; i++) {
+    const value = params[i];
+    if (typeof value !== 'string' || value.isWellFormed()) continue;
+    if (params === query.params) params = [...params];
+    params[i] = value.toWellFormed();
+  }
+  return sql === query.sql && params === query.params ? query : { ...query, sql, params };
+}
+
 function workOf(request: ExecuteRequest): Work {
   const format = request.resultsFormat ?? 'ROWS_AND_COLUMNS';
   // One query (every prepared statement's call): no copies of the list.
   if (request.queries.length === 1 && !isDroppedQuery(request.queries[0]!.sql)) {
-    return { queries: request.queries, parsed: [parseQuery(request.queries[0]!.sql)], format };
+    const query = wellFormed(request.queries[0]!);
+    return { queries: query === request.queries[0] ? request.queries : [query], parsed: [parseQuery(query.sql)], format };
   }
-  const queries = request.queries.filter((q) => !isDroppedQuery(q.sql));
+  const queries = request.queries.filter((q) => !isDroppedQuery(q.sql)).map(wellFormed);
   return { queries, parsed: queries.map((q) => parseQuery(q.sql)), format };
 }
 
