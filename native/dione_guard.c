@@ -95,7 +95,7 @@ static const char *const ALLOWED_FUNCTIONS[] = {
   "abs", "changes", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex", "ifnull",
   "iif", "instr", "last_insert_rowid", "length", "like", "likelihood", "likely", "load_extension",
   "lower", "ltrim", "max", "min", "nullif", "octet_length", "printf", "quote", "random",
-  "randomblob", "replace", "round", "rtrim", "sign", "soundex", "substr", "substring",
+  "randomblob", "replace", "round", "rtrim", "sign", "substr", "substring",
   "total_changes", "trim", "typeof", "unhex", "unicode", "unlikely", "upper", "zeroblob",
   /* date and time */
   "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff", "current_date",

@@ -60,9 +60,60 @@ const sameStamp = (file, stamp) => {
 /**
  * better-sqlite3's compile options that workerd's SQLite (D1's) does not have, where the difference
  * shows through D1's interface: with STAT4, ANALYZE also creates and fills sqlite_stat4 (D1's
- * rows_written of ANALYZE differs) and the planner reads those samples.
+ * rows_written of ANALYZE differs) and the planner reads those samples. Without the others, what
+ * D1 lacks is missing here too, with D1's words (checked against miniflare's workerd): soundex(),
+ * median() and percentile*(), geopoly_*(), FTS3/FTS4's matchinfo(), offsets() and fts3_tokenizer()
+ * are "no such function", the dbstat table "no such table".
  */
-const D1_ABSENT_DEFINES = ['SQLITE_ENABLE_STAT4'];
+const D1_ABSENT_DEFINES = [
+  'SQLITE_ENABLE_STAT4',
+  'SQLITE_SOUNDEX',
+  'SQLITE_ENABLE_PERCENTILE',
+  'SQLITE_ENABLE_GEOPOLY',
+  'SQLITE_ENABLE_FTS3',
+  'SQLITE_ENABLE_FTS3_PARENTHESIS',
+  'SQLITE_ENABLE_FTS4',
+  'SQLITE_ENABLE_DBSTAT_VTAB',
+];
+
+/** D1's bound on printf()'s width and precision: printf('%200000d', 1) is 100,000 characters long. */
+const D1_DEFINES = ['SQLITE_PRINTF_PRECISION_LIMIT=100000'];
+
+/**
+ * REALs written as text as D1's SQLite writes them: 15 significant digits. SQLite 3.47 moved to 17
+ * (SQLITE_DBCONFIG_FP_DIGITS, default 17), so CAST(0.1 + 0.2 AS TEXT), 0.3 || '', a REAL stored in a
+ * TEXT column and json_object('x', 0.1 + 0.2) read 0.30000000000000004 where D1 reads 0.3, and
+ * 1e15 || '' read 1000000000000000.0 for D1's 1.0e+15 (checked against miniflare's workerd).
+ */
+const D1_REAL_TEXT_CHANGES = [
+  { what: 'REAL to TEXT with 15 significant digits on every connection', within: 'static int openDatabase(', line: '  db->nFpDigit = 17;', replace: '  db->nFpDigit = 15;' },
+  {
+    what: 'REAL to TEXT with 15 significant digits where no connection is at hand',
+    within: 'static void vdbeMemRenderNum(int sz, char *zBuf, Mem *p){',
+    line: '         (p->db ? p->db->nFpDigit : 17), p->u.r);',
+    replace: '         (p->db ? p->db->nFpDigit : 15), p->u.r);',
+  },
+  {
+    what: 'JSON writes a REAL with 15 significant digits',
+    within: 'static void jsonAppendSqlValue(',
+    line: '      jsonPrintf(100, p, "%!0.17g", sqlite3_value_double(pValue));',
+    replace: '      jsonPrintf(100, p, "%!0.15g", sqlite3_value_double(pValue));',
+  },
+  {
+    // D1's quote(): 15 digits when they read back as the same REAL, else 20 in exponent form.
+    what: 'quote() of a REAL as D1 writes it',
+    within: 'SQLITE_PRIVATE void sqlite3QuoteValue(StrAccum *pStr, sqlite3_value *pValue, int bEscape){',
+    line: '      sqlite3_str_appendf(pStr, "%!0.17g", sqlite3_value_double(pValue));',
+    replace: [
+      '      double r1 = sqlite3_value_double(pValue), r2;',
+      '      sqlite3_str_appendf(pStr, "%!0.15g", r1);',
+      '      if( sqlite3_str_value(pStr) && (sqlite3AtoF(sqlite3_str_value(pStr), &r2)<=0 || r1!=r2) ){',
+      '        sqlite3_str_reset(pStr);',
+      '        sqlite3_str_appendf(pStr, "%!0.20e", r1);',
+      '      }',
+    ].join('\n'),
+  },
+];
 
 /**
  * What SQLite allocates for each connection it opens, made smaller: a server keeps thousands of
@@ -107,9 +158,9 @@ function prepareSources() {
   cpSync(path.join(upstream, 'src'), path.join(workDir, 'src'), { recursive: true });
   cpSync(path.join(upstream, 'deps'), path.join(workDir, 'deps'), { recursive: true });
   const defines = path.join(workDir, 'deps', 'defines.gypi');
-  writeFileSync(defines, withDefines(withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES), CONNECTION_MEMORY_DEFINES));
+  writeFileSync(defines, withDefines(withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES), [...D1_DEFINES, ...CONNECTION_MEMORY_DEFINES]));
   const amalgamation = path.join(workDir, 'deps', 'sqlite3', 'sqlite3.c');
-  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges, ...shmResetChanges, ...guardCallChanges], 'sqlite3.c'));
+  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges, ...shmResetChanges, ...guardCallChanges, ...D1_REAL_TEXT_CHANGES], 'sqlite3.c'));
   const sourceChanges = [...bindingChanges, ...fileLockChanges, ...rawRowChanges];
   for (const file of new Set(sourceChanges.map((change) => change.file))) {
     const target = path.join(workDir, 'src', file);

@@ -106,6 +106,71 @@ for (const binding of bindings) {
       }
     });
 
+    // Recorded from miniflare 4.20260426 (workerd's SQLite) on 2026-12-06. D1's SQLite writes REALs as text
+    // with 15 significant digits (SQLite 3.47 moved to 17) and lacks some functions of Dione's newer SQLite.
+    test('REALs as text, and the functions D1 lacks, as D1 has them', async () => {
+      const db = await binding.make();
+      try {
+        const reals: [string, unknown][] = [
+          ["quote(1.5)", "1.5"],
+          ["quote(0.1)", "0.1"],
+          ["quote(1e300)", "1.0e+300"],
+          ["quote(-2.5e-10)", "-2.5e-10"],
+          ["quote(9e999)", "9.0e+999"],
+          ["quote(-9e999)", "-9.0e+999"],
+          ["quote(100.0)", "100.0"],
+          ["quote(123456789.123)", "123456789.123"],
+          ["CAST(1e-300 AS TEXT)", "1.0e-300"],
+          ["CAST(2.0 AS TEXT)", "2.0"],
+          ["CAST(-0.0 AS TEXT)", "0.0"],
+          ["CAST(1e100 AS TEXT)", "1.0e+100"],
+          ["CAST(123456.789e3 AS TEXT)", "123456789.0"],
+          ["json_array(1.5, 0.1+0.2, 1e20, 1e-7)", "[1.5,0.3,1.0e+20,1.0e-07]"],
+          ["printf('%.20f', 0.1)", "0.10000000000000000000"],
+          ["printf('%g', 0.1+0.2)", "0.3"],
+          ["avg(x)||''", "0.211111111111111"],
+          ["sum(x)||''", "0.633333333333333"],
+          ["group_concat(x)", "0.1,0.2,0.333333333333333"],
+          ["total(x)||''", "0.633333333333333"],
+          ["round(2.675, 2)||''", "2.67"],
+          ["(1.0/7)||''", "0.142857142857143"],
+          ["json_object('a', 3.14159265358979)", "{\"a\":3.14159265358979}"],
+          ["json('[0.30000000000000004]')", "[0.30000000000000004]"],
+          ["json_extract('{\"a\":0.1}', '$.a')||''", "0.1"],
+          ["CAST(0.1+0.2 AS REAL) = 0.3", 0],
+        ];
+        const row = (await db
+          .prepare(`WITH t(x) AS (VALUES (0.1), (0.2), (1.0/3)) SELECT ${reals.map(([e], i) => `${e} AS e${i}`).join(', ')} FROM t`)
+          .first()) as Record<string, unknown>;
+        assert.deepEqual(reals.map(([e], i) => [e, row[`e${i}`]]), reals);
+        assert.deepEqual(await db.prepare("SELECT ?1 || '' AS a, CAST(?1 AS TEXT) AS b").bind(0.1 + 0.2).first(), { a: '0.3', b: '0.3' });
+        await db.exec('CREATE TABLE texts (v TEXT)');
+        await db.prepare('INSERT INTO texts VALUES (?)').bind(1 / 3).run();
+        assert.deepEqual(await db.prepare('SELECT v FROM texts').first(), { v: '0.333333333333333' });
+        assert.deepEqual(await db.prepare("SELECT length(printf('%200000d', 1)) AS a, length(format('%*d', 150000, 1)) AS b").first(), { a: 100000, b: 100000 });
+        const refusals: [string, string][] = [
+          ["SELECT soundex('Robert')", 'no such function: soundex at offset 7: SQLITE_ERROR'],
+          ['SELECT median(1)', 'no such function: median at offset 7: SQLITE_ERROR'],
+          ['SELECT percentile_disc(1, 0.5)', 'no such function: percentile_disc at offset 7: SQLITE_ERROR'],
+          ["SELECT unistr('a')", 'no such function: unistr at offset 7: SQLITE_ERROR'],
+          ['SELECT if(1, 2)', 'no such function: if at offset 7: SQLITE_ERROR'],
+          ["SELECT json_array_insert('[1]', '$[0]', 2)", 'no such function: json_array_insert at offset 7: SQLITE_ERROR'],
+          ["SELECT geopoly_area('[]')", 'no such function: geopoly_area at offset 7: SQLITE_ERROR'],
+          ['SELECT matchinfo(1)', 'no such function: matchinfo at offset 7: SQLITE_ERROR'],
+          ["SELECT fts3_tokenizer('x')", 'no such function: fts3_tokenizer at offset 7: SQLITE_ERROR'],
+          ["SELECT rtreedepth(x'00')", 'no such function: rtreedepth at offset 7: SQLITE_ERROR'],
+          ['SELECT count(*) FROM dbstat', 'no such table: dbstat: SQLITE_ERROR'],
+          // Functions D1's SQLite has but refuses keep SQLite's own refusal.
+          ['SELECT sqlite_version()', 'not authorized to use function: sqlite_version at offset 7: SQLITE_ERROR'],
+          ["SELECT json_pretty('[1]')", 'not authorized to use function: json_pretty at offset 7: SQLITE_ERROR'],
+          ['CREATE VIRTUAL TABLE f4 USING fts4(x)', 'not authorized: SQLITE_AUTH'],
+        ];
+        for (const [sql, detail] of refusals) assert.equal(await rejection(db.prepare(sql).all()), `D1_ERROR: ${detail}`, sql);
+      } finally {
+        await db.close();
+      }
+    });
+
     test('exec() of statements that return rows: each counts, no rows come back (a lone SELECT failed over HTTP)', async () => {
       const db = await binding.make();
       try {

@@ -56,11 +56,25 @@ export function isInterrupt(e: unknown): boolean {
   return isSqliteError(e) && e.code === 'SQLITE_INTERRUPT';
 }
 
+/**
+ * Functions of Dione's newer SQLite that D1's SQLite does not have at all (checked against
+ * miniflare's workerd). The guard refuses them ("not authorized to use function"); D1 says "no
+ * such function". (The compile options D1 lacks are left out of the build: scripts/build-sqlite.mjs.)
+ */
+const ABSENT_FROM_D1 = new Set(['if', 'unistr', 'unistr_quote', 'json_array_insert', 'jsonb_array_insert', 'rtreenode', 'rtreedepth']);
+const REFUSED_FUNCTION = /^not authorized to use function: (.+)$/;
+
+/** SQLite's message as D1's SQLite would word it. */
+function asD1Words(message: string): string {
+  const name = REFUSED_FUNCTION.exec(message)?.[1];
+  return name !== undefined && ABSENT_FROM_D1.has(name.toLowerCase()) ? `no such function: ${name}` : message;
+}
+
 /** D1's detail text for an error thrown by better-sqlite3 (offset supplied for prepare errors). */
 export function detailOf(e: unknown, offset = -1): string {
   if (e instanceof D1Failure) return e.detail;
   if (isInterrupt(e)) return Messages.queryTimeout;
-  if (isSqliteError(e)) return sqliteDetail(e.message, e.code, offset);
+  if (isSqliteError(e)) return sqliteDetail(asD1Words(e.message), e.code, offset);
   if (e instanceof Error && BINDING_ERRORS.has(e.message)) return BINDING_ERRORS.get(e.message)!;
   const errno = errnoDetail(e);
   if (errno !== undefined) return errno;
