@@ -163,7 +163,7 @@ static int pragma_allowed(const char *name, const char *arg) {
   static const char *const NEED_OBJECT[] = { "foreign_key_list", "index_info", "index_list", "index_xinfo", 0 };
   if (!name) return 0;
   if (sqlite3_stricmp(name, "table_list") == 0) return 1;
-  if (sqlite3_stricmp(name, "table_info") == 0 || sqlite3_stricmp(name, "table_xinfo") == 0) return !reserved(arg);
+  if (sqlite3_stricmp(name, "table_info") == 0 || sqlite3_stricmp(name, "table_xinfo") == 0) return arg != 0 && !reserved(arg);
   if (sqlite3_stricmp(name, "data_version") == 0) return arg == 0;
   if (in_list(BOOLEANS, name)) return is_boolean_literal(arg);
   if (in_list(NEED_OBJECT, name)) return arg != 0 && !reserved(arg);

@@ -164,6 +164,10 @@ for (const binding of bindings) {
           ['SELECT sqlite_version()', 'not authorized to use function: sqlite_version at offset 7: SQLITE_ERROR'],
           ["SELECT json_pretty('[1]')", 'not authorized to use function: json_pretty at offset 7: SQLITE_ERROR'],
           ['CREATE VIRTUAL TABLE f4 USING fts4(x)', 'not authorized: SQLITE_AUTH'],
+          // table_info needs its table; a form the lexer cannot read gets SQLite's syntax error.
+          ['PRAGMA table_info', 'not authorized: SQLITE_AUTH'],
+          ['PRAGMA table_xinfo', 'not authorized: SQLITE_AUTH'],
+          ['PRAGMA table_info()', 'near ")": syntax error at offset 18: SQLITE_ERROR'],
         ];
         for (const [sql, detail] of refusals) assert.equal(await rejection(db.prepare(sql).all()), `D1_ERROR: ${detail}`, sql);
       } finally {

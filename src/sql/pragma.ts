@@ -52,7 +52,8 @@ export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
   const n = asciiLower(name);
   const arg = argument === undefined ? undefined : unquote(argument);
   if (n === 'table_list') return true;
-  if (n === 'table_info' || n === 'table_xinfo') return !reserved(arg);
+  // (Without a table: refused, as D1 refuses it.)
+  if (n === 'table_info' || n === 'table_xinfo') return arg !== undefined && !reserved(arg);
   if (n === 'data_version') return arg === undefined;
   if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || BOOLEAN_LITERALS.has(asciiLower(arg));
   if (OBJECT_PRAGMAS.has(n)) return arg !== undefined && !reserved(arg);

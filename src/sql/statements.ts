@@ -189,7 +189,11 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
   else if (callsLoadExtension(sql, body)) rejection = 'not authorized: SQLITE_ERROR';
   else if (verb === 'PRAGMA') {
     const call = pragmaCall(sql, body);
-    if (!call || !pragmaAllowed(call)) rejection = NOT_AUTHORIZED;
+    // A form the lexer cannot read (`PRAGMA table_info()`) is SQLite's to refuse: its syntax error
+    // is D1's answer, and the guard's authorizer refuses any PRAGMA it does parse and D1 does not run.
+    if (!call) {
+      // (stays a write: the write path prepares it, and SQLite answers)
+    } else if (!pragmaAllowed(call)) rejection = NOT_AUTHORIZED;
     else if (pragmaReads(call)) kind = 'read';
     else if (pragmaSetsConnection(call)) setsConnection = true;
   } else if (mainVerb === 'SELECT' || mainVerb === 'VALUES') kind = 'read';
