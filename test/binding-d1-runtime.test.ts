@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Messages } from '../src/api/errors.ts';
 import { connect } from '../src/client.ts';
-import { type D1Database, open } from '../src/index.ts';
+import { type D1Database, type D1PreparedStatement, open } from '../src/index.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const EMPTY = `D1_ERROR: ${Messages.emptyStatement}`;
@@ -303,6 +303,11 @@ for (const binding of bindings) {
           assert.ok(error.cause instanceof Error);
         }
         assert.match(await rejection(db.batch([db.prepare('SELECT 1'), db.prepare(7 as unknown as string)])), /^D1_ERROR: Invalid request at queries\.1\.sql: .*received number$/);
+        // A batch of strings, not statements: the same refusal on every binding (dione/client threw a TypeError).
+        assert.equal(
+          await rejection(db.batch(['SELECT 1'] as unknown as D1PreparedStatement[])),
+          'D1_ERROR: Invalid request at queries.0.sql: Invalid input: expected string, received undefined',
+        );
         // withSession() of a value that is no string throws at once, with the TypeError workerd's `?.trim()` throws.
         assert.throws(() => db.withSession(42 as unknown as string), { name: 'TypeError', message: 'constraintOrBookmark?.trim is not a function' });
         assert.equal(db.withSession(null as unknown as string).getBookmark(), null);

@@ -91,3 +91,19 @@ export interface Executor {
    */
   openTransaction?(): Promise<Executor>;
 }
+
+/**
+ * SQL that is not a string (prepare(42) from JavaScript without types): refused as the server
+ * refuses such a body, before anything parses it. Every executor answers it alike (the engine, and
+ * dione/client before it sends anything).
+ */
+export function malformedQuery(request: ExecuteRequest): string | undefined {
+  for (let i = 0; i < request.queries.length; i++) {
+    const sql: unknown = request.queries[i]!.sql;
+    if (typeof sql === 'string') continue;
+    const received = sql === null ? 'null' : Array.isArray(sql) ? 'array' : typeof sql;
+    return `Invalid request at queries.${i}.sql: Invalid input: expected string, received ${received}`;
+  }
+  return undefined;
+}
+

@@ -2,7 +2,7 @@
 // made alone is one POST; calls made in the same event-loop turn share one (pipeline.ts). Uses only
 // fetch, so it runs in any JavaScript runtime.
 import { Messages } from '../api/errors.ts';
-import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.ts';
+import { type ExecuteRequest, type ExecuteResponse, type Executor, malformedQuery } from '../api/executor.ts';
 import type { IntMode } from '../api/types.ts';
 import { encodeRequest } from '../api/wire.ts';
 import { malformedAnswer, readCallAnswer, resultsDue } from './call-answer.ts';
@@ -57,6 +57,9 @@ export class FetchExecutor implements Executor {
   }
 
   execute(request: ExecuteRequest): Promise<ExecuteResponse> {
+    // (Answered here, in the engine's words: encoding it would fail on what is not a statement.)
+    const malformed = malformedQuery(request);
+    if (malformed !== undefined) return Promise.resolve({ success: false, error: malformed });
     const wire = encodeRequest(request, this.intMode);
     const due = resultsDue(request.queries);
     if (this.handle === undefined) return this.send({ body: JSON.stringify(wire), resultsDue: due });

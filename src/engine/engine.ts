@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import { formatBookmark, isBookmark, SESSION_CONSTRAINTS } from '../api/bookmark.ts';
 import { Messages, sqliteDetail } from '../api/errors.ts';
-import type { ExecuteRequest, ExecuteResponse, Query, ResultsFormat, RowValue, StatementResult } from '../api/executor.ts';
+import { type ExecuteRequest, type ExecuteResponse, malformedQuery, type Query, type ResultsFormat, type RowValue, type StatementResult } from '../api/executor.ts';
 import type { D1Meta } from '../api/types.ts';
 import { isDroppedQuery } from '../sql/comments.ts';
 import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
@@ -140,20 +140,6 @@ function workOf(request: ExecuteRequest): Work {
 
 function writesAny(work: Work): boolean {
   return work.parsed.some((p) => p.statements.some((s) => s.kind === 'write'));
-}
-
-/**
- * SQL that is not a string (prepare(42) from JavaScript without types): refused as the server
- * refuses such a body, before anything parses it.
- */
-function malformedQuery(request: ExecuteRequest): string | undefined {
-  for (let i = 0; i < request.queries.length; i++) {
-    const sql: unknown = request.queries[i]!.sql;
-    if (typeof sql === 'string') continue;
-    const received = sql === null ? 'null' : Array.isArray(sql) ? 'array' : typeof sql;
-    return `Invalid request at queries.${i}.sql: Invalid input: expected string, received ${received}`;
-  }
-  return undefined;
 }
 
 /** D1's refusals that need no SQLite: an empty statement, or one D1 refuses outright. */
