@@ -3,19 +3,18 @@
 // open-file limit was 1,024 made every write fail with EMFILE (its WAL and log could not be opened).
 // The server runs as `dione serve` in its own process, with its limit lowered by the shell (ulimit).
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { type SpawnedServer, spawnServer } from './helpers/server.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const children: ChildProcess[] = [];
+const children: SpawnedServer[] = [];
 const dirs: string[] = [];
 after(() => {
-  for (const child of children) child.kill('SIGKILL');
+  for (const server of children) server.child.kill('SIGKILL');
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -26,32 +25,12 @@ interface Served {
 }
 
 /** `dione serve --dev` with the given open-file limit (ulimit -n) and flags. */
-function serve(openFiles: number | undefined, args: string[] = []): Promise<Served> {
+async function serve(openFiles: number | undefined, args: string[] = []): Promise<Served> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dione-flood-'));
   dirs.push(dir);
-  const command = [process.execPath, path.join(root, 'bin/dione.js'), 'serve', '--port', '0', '--dev', '--data', dir, ...args];
-  const child = spawn('bash', ['-c', `${openFiles ? `ulimit -n ${openFiles} && ` : ''}exec "$0" "$@"`, ...command], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DIONE_LOG_LEVEL: 'warn' },
-  });
-  children.push(child);
-  let err = '';
-  // The request log (JSON lines, warnings up) is on stdout.
-  let out = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dione serve did not start:\n${err}`)), 30_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      err += chunk.toString();
-      const url = /listening on (http:\/\/\S+)/.exec(err)?.[1];
-      const account = /account id (\w+)/.exec(err)?.[1];
-      if (url && account) {
-        clearTimeout(timer);
-        resolve({ url: new URL(url), api: `/client/v4/accounts/${account}/d1/database`, log: () => out });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`dione serve exited with ${code}:\n${err}`)));
-  });
+  const server = await spawnServer(dir, ['--dev', ...args], { openFiles });
+  children.push(server);
+  return { url: new URL(server.url), api: `/client/v4/accounts/${server.accountId}/d1/database`, log: server.stdout };
 }
 
 /** A POST of JSON over `agent` (one kept-alive connection), answered with its status and body. */

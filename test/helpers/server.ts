@@ -78,16 +78,24 @@ export interface SpawnedServer {
   url: string;
   accountId: string;
   stderr: () => string;
+  /** The request log (JSON lines, warnings and up). */
+  stdout: () => string;
 }
 
-/** `dione serve` as a child process on a free port; resolves once it prints where it listens. */
-export async function spawnServer(dataDir: string, args: string[] = []): Promise<SpawnedServer> {
-  const child = spawn(process.execPath, [path.join(root, 'bin/dione.js'), 'serve', '--port', '0', '--data', dataDir, ...args], {
+/**
+ * `dione serve` as a child process on a free port; resolves once it prints where it listens.
+ * `openFiles`: its open-file limit, lowered by the shell (ulimit -n) before it starts.
+ */
+export async function spawnServer(dataDir: string, args: string[] = [], options: { openFiles?: number } = {}): Promise<SpawnedServer> {
+  const command = [process.execPath, path.join(root, 'bin/dione.js'), 'serve', '--port', '0', '--data', dataDir, ...args];
+  const [file, argv] = options.openFiles === undefined ? [command[0]!, command.slice(1)] : ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, ...command]];
+  const child = spawn(file, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DIONE_LOG_LEVEL: 'warn' },
   });
   let err = '';
-  child.stdout!.resume();
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dione serve did not start:\n${err}`)), 30_000);
     child.stderr!.on('data', (chunk: Buffer) => {
@@ -96,7 +104,7 @@ export async function spawnServer(dataDir: string, args: string[] = []): Promise
       const accountId = /account id (\w+)/.exec(err)?.[1];
       if (url && accountId) {
         clearTimeout(timer);
-        resolve({ child, url, accountId, stderr: () => err });
+        resolve({ child, url, accountId, stderr: () => err, stdout: () => out });
       }
     });
     child.once('exit', (code) => {
