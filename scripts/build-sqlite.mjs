@@ -116,6 +116,31 @@ const D1_REAL_TEXT_CHANGES = [
 ];
 
 /**
+ * What D1's SQLite has not: iif() takes exactly three arguments there (3.48 took two or more and
+ * added if()); jsonb_each and jsonb_tree are "no such table".
+ */
+const D1_OLDER_SQL = [
+  {
+    what: 'iif() of three arguments only',
+    within: 'SQLITE_PRIVATE void sqlite3RegisterBuiltinFunctions(void){',
+    line: '    INLINE_FUNC(iif,            -4, INLINEFUNC_iif,      0 ),',
+    replace: '    INLINE_FUNC(iif,             3, INLINEFUNC_iif,      0 ),',
+  },
+  {
+    what: 'no if()',
+    within: 'SQLITE_PRIVATE void sqlite3RegisterBuiltinFunctions(void){',
+    line: '    INLINE_FUNC(if,             -4, INLINEFUNC_iif,      0 ),',
+    replace: '    /* if(): not in D1\'s SQLite */',
+  },
+  {
+    what: 'no jsonb_each, jsonb_tree',
+    within: 'SQLITE_PRIVATE Module *sqlite3JsonVtabRegister(sqlite3 *db, const char *zName){',
+    line: '    "json_each", "json_tree", "jsonb_each", "jsonb_tree"',
+    replace: '    "json_each", "json_tree"',
+  },
+];
+
+/**
  * What SQLite allocates for each connection it opens, made smaller: a server keeps thousands of
  * databases open and opens and closes them all the time. Lookaside: 40 slots, not 100 (SQLite's
  * own default where memory is tight; a cached statement's run takes a few). Page cache: 4 pages
@@ -160,7 +185,7 @@ function prepareSources() {
   const defines = path.join(workDir, 'deps', 'defines.gypi');
   writeFileSync(defines, withDefines(withoutDefines(readFileSync(defines, 'utf8'), D1_ABSENT_DEFINES), [...D1_DEFINES, ...CONNECTION_MEMORY_DEFINES]));
   const amalgamation = path.join(workDir, 'deps', 'sqlite3', 'sqlite3.c');
-  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges, ...shmResetChanges, ...guardCallChanges, ...D1_REAL_TEXT_CHANGES], 'sqlite3.c'));
+  writeFileSync(amalgamation, applyChanges(readFileSync(amalgamation, 'utf8'), [...amalgamationChanges, ...inodeHashChanges, ...shmResetChanges, ...guardCallChanges, ...D1_REAL_TEXT_CHANGES, ...D1_OLDER_SQL], 'sqlite3.c'));
   const sourceChanges = [...bindingChanges, ...fileLockChanges, ...rawRowChanges];
   for (const file of new Set(sourceChanges.map((change) => change.file))) {
     const target = path.join(workDir, 'src', file);

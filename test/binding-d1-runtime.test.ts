@@ -175,6 +175,41 @@ for (const binding of bindings) {
       }
     });
 
+    // Recorded from miniflare 4.20260426 on 2026-12-06: iif() of three arguments only, no jsonb_each/jsonb_tree,
+    // and SQL after a NUL character is a further prepare that finds no statement.
+    test('iif() arity, jsonb_each, and a NUL character as D1 has them', async () => {
+      const db = await binding.make();
+      try {
+        const cases: [string, string][] = [
+          ["SELECT count(*) AS v FROM jsonb_each('[1]')", "D1_ERROR: no such table: jsonb_each: SQLITE_ERROR"],
+          ["SELECT count(*) AS v FROM jsonb_tree('[1]')", "D1_ERROR: no such table: jsonb_tree: SQLITE_ERROR"],
+          ["SELECT count(*) AS v FROM json_each(jsonb('[1,2]'))", "[{\"v\":2}]"],
+          ["SELECT count(*) AS v FROM json_tree('[1]')", "[{\"v\":2}]"],
+          ["SELECT 1 AS a\u0000x", "D1_ERROR: SQL code did not contain a statement."],
+          ["SELECT 1\u0000", "D1_ERROR: SQL code did not contain a statement."],
+          ["SELECT 1;\u0000", "D1_ERROR: SQL code did not contain a statement."],
+          ["SELECT 'a\u0000b' AS v", "D1_ERROR: unrecognized token: \"'a\" at offset 7: SQLITE_ERROR"],
+          ["SELECT iif(1, 2) AS v", "D1_ERROR: wrong number of arguments to function iif() at offset 7: SQLITE_ERROR"],
+          ["SELECT iif(0, 1, 0, 2, 3) AS v", "D1_ERROR: wrong number of arguments to function iif() at offset 7: SQLITE_ERROR"],
+          ["SELECT iif(1, 2, 3) AS v", "[{\"v\":2}]"],
+          ["SELECT IIF(1,2) AS v", "D1_ERROR: wrong number of arguments to function IIF() at offset 7: SQLITE_ERROR"],
+          ["SELECT 'iif(1,2)' AS v", "[{\"v\":\"iif(1,2)\"}]"],
+          ["SELECT iif((1), (2), (3)) AS v", "[{\"v\":2}]"],
+          ["SELECT iif(1, iif(1,2), 3) AS v", "D1_ERROR: wrong number of arguments to function iif() at offset 14: SQLITE_ERROR"],
+          ["SELECT iif() AS v", "D1_ERROR: wrong number of arguments to function iif() at offset 7: SQLITE_ERROR"],
+        ];
+        for (const [sql, expected] of cases) {
+          const answer = await db.prepare(sql).all().then(
+            (r) => JSON.stringify(r.results),
+            (e: Error) => e.message,
+          );
+          assert.equal(answer, expected, JSON.stringify(sql));
+        }
+      } finally {
+        await db.close();
+      }
+    });
+
     test('exec() of statements that return rows: each counts, no rows come back (a lone SELECT failed over HTTP)', async () => {
       const db = await binding.make();
       try {

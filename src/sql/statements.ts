@@ -72,6 +72,11 @@ const RUNTIME_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
  * D1's does ("SQL code did not contain a statement.").
  */
 export function preparedStatements(sql: string): Statement[] {
+  // SQLite reads SQL up to a NUL character. What follows it is one more prepare for workerd's loop,
+  // which finds no statement there: D1 fails the query with "SQL code did not contain a statement."
+  // (A NUL inside a token ends that token for SQLite: an unterminated string, as SQLite says too.)
+  const nul = sql.indexOf('\0');
+  if (nul >= 0) return [...preparedStatements(sql.slice(0, nul)), analyze(sql, [{ type: 'space', start: nul, end: sql.length }], [], false)];
   const tokens = tokenize(sql);
   const statements: Statement[] = [];
   // The token the next prepare starts at.
