@@ -61,7 +61,7 @@ export function isInterrupt(e: unknown): boolean {
  * miniflare's workerd). The guard refuses them ("not authorized to use function"); D1 says "no
  * such function". (The compile options D1 lacks are left out of the build: scripts/build-sqlite.mjs.)
  */
-const ABSENT_FROM_D1 = new Set(['if', 'unistr', 'unistr_quote', 'json_array_insert', 'jsonb_array_insert', 'rtreenode', 'rtreedepth']);
+const ABSENT_FROM_D1 = new Set(['unistr', 'unistr_quote', 'json_array_insert', 'jsonb_array_insert', 'rtreenode', 'rtreedepth']);
 const REFUSED_FUNCTION = /^not authorized to use function: (.+)$/;
 
 /** SQLite's message as D1's SQLite would word it. */
