@@ -70,27 +70,33 @@ const bindings: { name: string; make(): Promise<D1Database> }[] = [
   },
 ];
 
+/** Runs `use` on a new database of the binding, closed afterwards whatever happens. */
+async function withDatabase(binding: (typeof bindings)[number], use: (db: D1Database) => Promise<void>): Promise<void> {
+  const db = await binding.make();
+  try {
+    await use(db);
+  } finally {
+    await db.close();
+  }
+}
+
 for (const binding of bindings) {
   describe(`${binding.name}: statements as D1 prepares them`, () => {
     for (const c of cases) {
       test(`${JSON.stringify(c.sql)}${c.bind === undefined ? '' : ' with a parameter'}`, async () => {
-        const db = await binding.make();
-        try {
+        await withDatabase(binding, async (db) => {
           const statement = c.bind === undefined ? db.prepare(c.sql) : db.prepare(c.sql).bind(c.bind);
           const answer = await statement.all().then(
             (r) => r.results,
             (e: Error) => e.message,
           );
           assert.deepEqual(answer, c.expected);
-        } finally {
-          await db.close();
-        }
+        });
       });
     }
 
     test('a lone UTF-16 surrogate (a string cut through an emoji) reaches SQLite as U+FFFD, in parameters, SQL text and names, as workerd sends it', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         const cut = '😀x'.slice(1); // '\ude00x'
         assert.deepEqual(await db.prepare('SELECT ?1 AS v, hex(?1) AS h').bind('a\ud800').first(), { v: 'a\ufffd', h: '61EFBFBD' });
         assert.deepEqual(await db.prepare('SELECT ? AS v, length(?) AS n').bind(cut, cut).first(), { v: '\ufffdx', n: 2 });
@@ -101,16 +107,13 @@ for (const binding of bindings) {
         assert.deepEqual((await db.prepare('SELECT hex(v) AS h FROM s ORDER BY rowid').all()).results, [{ h: '63EFBFBD' }, { h: '64EFBFBD' }]);
         // Well-formed text, astral characters included, is untouched.
         assert.deepEqual(await db.prepare('SELECT ? AS v, hex(?) AS h').bind('é😀', '😀').first(), { v: 'é😀', h: 'F09F9880' });
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     // Recorded from miniflare 4.20260426 (workerd's SQLite) on 2026-12-06. D1's SQLite writes REALs as text
     // with 15 significant digits (SQLite 3.47 moved to 17) and lacks some functions of Dione's newer SQLite.
     test('REALs as text, and the functions D1 lacks, as D1 has them', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         const reals: [string, unknown][] = [
           ["quote(1.5)", "1.5"],
           ["quote(0.1)", "0.1"],
@@ -170,16 +173,13 @@ for (const binding of bindings) {
           ['PRAGMA table_info()', 'near ")": syntax error at offset 18: SQLITE_ERROR'],
         ];
         for (const [sql, detail] of refusals) assert.equal(await rejection(db.prepare(sql).all()), `D1_ERROR: ${detail}`, sql);
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     // Recorded from miniflare 4.20260426 on 2026-12-06: iif() of three arguments only, no jsonb_each/jsonb_tree,
     // and SQL after a NUL character is a further prepare that finds no statement.
     test('iif() arity, jsonb_each, and a NUL character as D1 has them', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         const cases: [string, string][] = [
           ["SELECT count(*) AS v FROM jsonb_each('[1]')", "D1_ERROR: no such table: jsonb_each: SQLITE_ERROR"],
           ["SELECT count(*) AS v FROM jsonb_tree('[1]')", "D1_ERROR: no such table: jsonb_tree: SQLITE_ERROR"],
@@ -205,28 +205,22 @@ for (const binding of bindings) {
           );
           assert.equal(answer, expected, JSON.stringify(sql));
         }
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     test('exec() of statements that return rows: each counts, no rows come back (a lone SELECT failed over HTTP)', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         await db.exec("CREATE TABLE q (v);\nINSERT INTO q VALUES ('a'), ('b');");
         for (const sql of ['SELECT 1', 'SELECT 1;', 'SELECT * FROM q', 'VALUES (1), (2)', 'PRAGMA table_list', 'SELECT 1 UNION SELECT 2', 'SELECT 1;   \n   \n', 'SELECT 1\nSELECT v FROM q']) {
           const answer = await db.exec(sql);
           assert.equal(answer.count, sql.includes('\nSELECT') ? 2 : 1, sql);
           assert.deepEqual(Object.keys(answer).sort(), ['count', 'duration'], sql);
         }
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     test('a comment after the last `;` fails the whole query, in exec() and batch() too, and undoes its writes', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         assert.equal(await rejection(db.prepare('CREATE TABLE t (x); INSERT INTO t VALUES (1); -- c').run()), EMPTY);
         assert.equal(
           await rejection(db.exec('CREATE TABLE e1 (x); -- make\nINSERT INTO e1 VALUES (1);')),
@@ -239,40 +233,31 @@ for (const binding of bindings) {
           (await db.batch([db.prepare('; SELECT 1 AS a'), db.prepare('SELECT 2 AS b')])).map((r) => r.results),
           [[{ a: 1 }], [{ b: 2 }]],
         );
-      } finally {
-        await db.close();
-      }
+      });
     });
   });
 
   describe(`${binding.name}: first(), column names, SQL that is not a string`, () => {
     test('first() runs the query to its end: a later row that fails fails it', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         await db.exec('CREATE TABLE t (x);\nINSERT INTO t VALUES (1), (0);');
         assert.equal(await rejection(db.prepare("SELECT CASE WHEN x = 0 THEN json('bad') ELSE x END AS v FROM t ORDER BY rowid").first()), 'D1_ERROR: malformed JSON: SQLITE_ERROR');
         assert.deepEqual(await db.prepare('SELECT x FROM t ORDER BY x DESC').first(), { x: 1 });
         assert.equal(await db.prepare('SELECT x FROM t WHERE x > 5').first(), null);
         assert.equal(await db.prepare('SELECT x FROM t ORDER BY x').first('x'), 0);
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     test("workerd's _cf_METADATA table is stored with workerd's own text (tools that read the schema see the same)", async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         await db.exec('CREATE TABLE t (a)');
         const row = await db.prepare("SELECT sql FROM sqlite_master WHERE name = '_cf_METADATA'").first('sql');
         assert.equal(row, 'CREATE TABLE _cf_METADATA (\n        key INTEGER PRIMARY KEY,\n        value BLOB\n      )');
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     test('a column named __proto__ is a property of the row like any other (workerd builds rows with Object.fromEntries)', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         const [row] = (await db.prepare('SELECT 1 AS "__proto__", 2 AS b').all<Record<string, unknown>>()).results;
         assert.deepEqual(Object.getOwnPropertyNames(row), ['__proto__', 'b']);
         assert.equal(Object.getPrototypeOf(row), Object.prototype);
@@ -282,14 +267,11 @@ for (const binding of bindings) {
         assert.equal(Object.getPrototypeOf(first), Object.prototype);
         assert.deepEqual(Object.getOwnPropertyDescriptor(first, '__proto__')?.value, [1, 2]);
         assert.equal((first as { length?: number }).length, undefined);
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     test('a column without an alias is named by its text, parameters as written (:a, ?2, @x, $y), as SQLite names it', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         const cases: [string, unknown[], unknown[][]][] = [
           ['SELECT :a, :b', [1, 2], [[':a', ':b'], [1, 2]]],
           ['SELECT ?1, ?2', [1, 2], [['?1', '?2'], [1, 2]]],
@@ -314,14 +296,11 @@ for (const binding of bindings) {
           ['id', 'name', 'email', ':a'],
           [1, 'ann', 'a@x', 9],
         ]);
-      } finally {
-        await db.close();
-      }
+      });
     });
 
     test('prepare() of a number, null or an object rejects with a D1 error and its cause, alone and in a batch', async () => {
-      const db = await binding.make();
-      try {
+      await withDatabase(binding, async (db) => {
         for (const [sql, received] of [
           [42, 'number'],
           [null, 'null'],
@@ -347,9 +326,7 @@ for (const binding of bindings) {
         assert.throws(() => db.withSession(42 as unknown as string), { name: 'TypeError', message: 'constraintOrBookmark?.trim is not a function' });
         assert.equal(db.withSession(null as unknown as string).getBookmark(), null);
         assert.deepEqual(await db.prepare('SELECT 1 AS one').first(), { one: 1 });
-      } finally {
-        await db.close();
-      }
+      });
     });
   });
 }
