@@ -19,7 +19,8 @@ let wrangler: WranglerRunner;
 const DB_ID = '6c5b4a39-2817-4f60-8e5d-4c3b2a190817';
 
 before(async () => {
-  srv = await startTestServer();
+  // Imports answer 'active' at once and are polled until they end, as D1's large ones are.
+  srv = await startTestServer({ importWaitMs: 0 });
   ({ dir: cwd, cleanup } = project({ 'wrangler.toml': `[[d1_databases]]\nbinding = "DB"\ndatabase_name = "rows"\ndatabase_id = "${DB_ID}"\n` }));
 });
 

@@ -194,11 +194,11 @@ test('a group with two runaway writes keeps the rest, and a group of runaways on
   }
 });
 
-test('withTimeoutPerQuery (imports): each query has the whole timeout, a runaway one is still stopped, and afterwards requests are timed whole again', () => {
+test('a script (an import): each query has the whole timeout, a runaway one is still stopped, and afterwards requests are timed whole again', () => {
   const engine = new Engine(file('per-query.sqlite'));
   try {
     // A query that takes a twentieth of the timeout on this machine (slowest of three runs: the
-    // machine is shared, and CI runs tests side by side); 60 of them, three timeouts.
+    // machine is shared, and CI runs tests side by side); 120 of them, six timeouts.
     let n = 100_000;
     const slowest = () => Math.max(...[0, 1, 2].map(() => timed(() => engine.execute(one(countTo(n)))).ms));
     let single = slowest();
@@ -208,23 +208,26 @@ test('withTimeoutPerQuery (imports): each query has the whole timeout, a runaway
     }
     const timeoutMs = Math.ceil(single * 20);
     engine.setQueryTimeout(timeoutMs);
-    const many: ExecuteRequest = { queries: Array.from({ length: 60 }, () => ({ sql: countTo(n), params: [] })), resultsFormat: 'NONE' };
+    const queries = Array.from({ length: 120 }, () => ({ sql: countTo(n), params: [] }));
+    const many: ExecuteRequest = { queries, resultsFormat: 'NONE' };
     assert.equal(answer(engine.execute(many)), TIMEOUT, 'timed whole, the request is longer than the timeout');
-    const { value, ms } = timed(() => engine.withTimeoutPerQuery(() => engine.execute(many)));
-    assert.ok(value.success, answer(value));
+    const { value, ms } = timed(() => engine.executeScript([queries.slice(0, 50), queries.slice(50)]));
+    assert.ok(value.success && value.statements === 120, JSON.stringify(value));
     assert.ok(ms > timeoutMs, `ran ${ms} ms, timeout ${timeoutMs} ms`);
-    // A runaway among them: stopped at the timeout, nothing of the request kept.
-    const runaway: ExecuteRequest = { queries: [{ sql: 'CREATE TABLE kept (x)', params: [] }, { sql: countTo(1_000_000_000), params: [] }], resultsFormat: 'NONE' };
-    const stopped = timed(() => engine.withTimeoutPerQuery(() => engine.execute(runaway)));
-    assert.equal(answer(stopped.value), TIMEOUT);
+    // A runaway among them: stopped at the timeout, nothing of the script kept.
+    const stopped = timed(() => engine.executeScript([[{ sql: 'CREATE TABLE kept (x)', params: [] }], [{ sql: countTo(1_000_000_000), params: [] }]]));
+    assert.equal(stopped.value.success ? 'ok' : stopped.value.error, TIMEOUT);
     assert.ok(stopped.ms < timeoutMs * 20, `stopped after ${stopped.ms} ms`);
     assert.deepEqual(rows(engine, "SELECT count(*) FROM sqlite_master WHERE name = 'kept'"), [[0]]);
     assert.equal(answer(engine.execute(many)), TIMEOUT, 'restored');
-    assert.throws(() =>
-      engine.withTimeoutPerQuery(() => {
-        throw new Error('inside');
-      }),
+    const failing = engine.executeScript(
+      (function* () {
+        yield [{ sql: 'CREATE TABLE kept (x)', params: [] }];
+        throw new Error('the file could not be read');
+      })(),
     );
+    assert.equal(failing.success, false);
+    assert.deepEqual(rows(engine, "SELECT count(*) FROM sqlite_master WHERE name = 'kept'"), [[0]]);
     assert.equal(answer(engine.execute(many)), TIMEOUT);
   } finally {
     engine.close();

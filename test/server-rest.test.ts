@@ -434,6 +434,64 @@ describe('import', () => {
     assert.ok(result.result!.meta.rows_written >= 5, `rows_written ${result.result!.meta.rows_written}`);
   });
 
+  test('an import of several MiB is read a piece at a time: statements across pieces land whole, and a failure near its end undoes all of it', async () => {
+    await s.createDatabase('import-pieces');
+    const head = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\nCREATE TABLE log (id);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.id); END;\n";
+    // Strings holding `;` and newlines, long enough that some statements straddle the 1 MiB pieces.
+    const rows = Array.from({ length: 30_000 }, (_, i) => `INSERT INTO t VALUES (${i}, 'row ${i}; ${'é'.repeat(i % 97)}\n-- not a comment ${'x'.repeat(i % 13)}');\n`);
+    // Just under D1's 100 KB statement limit.
+    const long = `INSERT INTO t VALUES (30000, '${'y;'.repeat(49_000)}');\n`;
+    const sql = head + rows.join('') + long;
+    assert.ok(Buffer.byteLength(sql) > 3 * 2 ** 20, `${Buffer.byteLength(sql)} bytes`);
+
+    const failing = (await restImport(s, 'import-pieces', `${sql}INSERT INTO nowhere VALUES (1);\n`)) as { status: string; error?: string };
+    assert.equal(failing.status, 'error', JSON.stringify(failing).slice(0, 300));
+    assert.equal(failing.error, 'no such table: nowhere: SQLITE_ERROR');
+    const tables = await s.call(`${s.api}/import-pieces/query`, { method: 'POST', body: JSON.stringify({ sql: "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('t', 'log', 'tr')" }) });
+    assert.deepEqual(((await tables.json()) as { result: { results: unknown[] }[] }).result[0]!.results, [{ n: 0 }], 'nothing of the failed import is kept');
+
+    const result = (await restImport(s, 'import-pieces', sql)) as { status: string; result?: { num_queries: number; meta: { changes: number; last_row_id: number } } };
+    assert.equal(result.status, 'complete', JSON.stringify(result).slice(0, 300));
+    assert.equal(result.result?.num_queries, 3 + 30_001);
+    assert.equal(result.result?.meta.changes, 2 * 30_001, 'each insert and its trigger row');
+    assert.equal(result.result?.meta.last_row_id, 30_000);
+    const check = await s.call(`${s.api}/import-pieces/query`, {
+      method: 'POST',
+      body: JSON.stringify({ sql: "SELECT count(*) AS n, sum(length(v)) AS chars, (SELECT count(*) FROM log) AS logged, (SELECT v FROM t WHERE id = 12345) AS one FROM t" }),
+    });
+    const [found] = ((await check.json()) as { result: { results: { n: number; chars: number; logged: number; one: string }[] }[] }).result[0]!.results;
+    const expectedChars = rows.reduce((sum, _, i) => sum + `row ${i}; ${'é'.repeat(i % 97)}\n-- not a comment ${'x'.repeat(i % 13)}`.length, 0) + 98_000;
+    assert.deepEqual(found, { n: 30_001, chars: expectedChars, logged: 30_001, one: `row 12345; ${'é'.repeat(12345 % 97)}\n-- not a comment ${'x'.repeat(12345 % 13)}` });
+  });
+
+  test('an import still running is answered as active, and polls by its at_bookmark answer its result once it ends', async () => {
+    const quick = await startTestServer({ importWaitMs: 0 });
+    try {
+      await quick.createDatabase('import-active');
+      const sql = `CREATE TABLE t (v);\n${'INSERT INTO t VALUES (1);\n'.repeat(50_000)}`;
+      const upload = await uploadImport(quick, 'import-active', sql);
+      const first = (await importCall(quick, 'import-active', { action: 'ingest', ...upload })).body.result;
+      assert.deepEqual(first, { success: true, type: 'import', at_bookmark: upload.filename, status: 'active', messages: [], errors: [] });
+      let polls = 0;
+      let result: { status: string; at_bookmark: string; result?: { num_queries: number } } = first;
+      const until = Date.now() + 60_000;
+      while (result.status === 'active' && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const reply = await importCall(quick, 'import-active', { action: 'poll', current_bookmark: result.at_bookmark });
+        assert.equal(reply.status, 200, JSON.stringify(reply.body));
+        result = reply.body.result;
+        polls++;
+      }
+      assert.equal(result.status, 'complete', JSON.stringify(result));
+      assert.equal(result.result?.num_queries, 50_001);
+      assert.ok(polls >= 1);
+      // A second ingest of the same upload answers the one result.
+      assert.deepEqual((await importCall(quick, 'import-active', { action: 'ingest', ...upload })).body.result, result);
+    } finally {
+      await quick.close();
+    }
+  });
+
   test('an import waits for an interactive transaction that holds the write lock (bounded), as SQL does', async () => {
     await s.createDatabase('import-waits');
     const db = connect({ url: s.url, token: s.token, database: 'import-waits', transactions: true });

@@ -21,7 +21,9 @@ import { createToken } from '../src/server/tokens.ts';
 import { type SpawnedServer, spawnServer, startTestServer, type TestServer } from './helpers/server.ts';
 import { dioneCli } from './helpers/server-checks.ts';
 
+/** The server's limit on request bodies; uploads to import URLs have their own, IMPORT_LIMIT. */
 const LIMIT = 64 * 1024;
+const IMPORT_LIMIT = 4 * LIMIT;
 const md5 = (data: string | Buffer) => createHash('md5').update(data).digest('hex');
 
 interface Envelope<T = unknown> {
@@ -105,7 +107,7 @@ async function init(database: string, etag: string): Promise<InitResult> {
 }
 
 before(async () => {
-  s = await startTestServer({ maxBodyBytes: LIMIT });
+  s = await startTestServer({ maxBodyBytes: LIMIT, maxImportBytes: IMPORT_LIMIT });
 });
 
 after(async () => {
@@ -138,10 +140,10 @@ describe('upload URLs', () => {
     assert.equal((await fetch(`${s.url}/dione/exports/${upload_url.split('/').pop()}`)).status, 404);
   });
 
-  test('an upload larger than the request body limit is a 413 and nothing of it is stored', async () => {
+  test('an upload larger than the import limit is a 413 and nothing of it is stored', async () => {
     await seeded('trust-large');
-    const big = `${'INSERT INTO t VALUES (3);\n'.repeat(Math.ceil((LIMIT + 1) / 26))}`;
-    assert.ok(Buffer.byteLength(big) > LIMIT);
+    const big = `${'INSERT INTO t VALUES (3);\n'.repeat(Math.ceil((IMPORT_LIMIT + 1) / 26))}`;
+    assert.ok(Buffer.byteLength(big) > IMPORT_LIMIT);
     const { upload_url, filename } = await init('trust-large', md5(big));
 
     // Announced by Content-Length (as wrangler sends it) ...
@@ -150,7 +152,7 @@ describe('upload URLs', () => {
     const refusal = (await declared.json()) as Envelope;
     assert.equal(refusal.success, false);
     assert.equal(refusal.errors[0]!.code, 7413);
-    assert.match(refusal.errors[0]!.message, new RegExp(`larger than ${LIMIT} bytes.*nothing was stored`));
+    assert.match(refusal.errors[0]!.message, new RegExp(`larger than ${IMPORT_LIMIT} bytes, this server's limit for imports.*nothing was stored`));
     assert.deepEqual(importFiles(s.dataDir), []);
 
     // ... or streamed without a length: counted as it comes.
@@ -158,7 +160,7 @@ describe('upload URLs', () => {
     let sent = 0;
     const stream = new ReadableStream<Uint8Array>({
       pull(controller) {
-        if (sent >= LIMIT * 4) return controller.close();
+        if (sent >= IMPORT_LIMIT * 4) return controller.close();
         sent += chunk.length;
         controller.enqueue(chunk);
       },
@@ -172,6 +174,20 @@ describe('upload URLs', () => {
     assert.equal(ingest.success, false);
     assert.match(ingest.errors[0]!.message, /Nothing was uploaded/);
     assert.deepEqual(await values('trust-large'), [1, 2]);
+  });
+
+  test('an import larger than the request body limit is taken whole (imports have their own limit)', async () => {
+    await seeded('trust-big-import');
+    const lines = Array.from({ length: Math.ceil((2 * LIMIT) / 30) }, (_, i) => `INSERT INTO t VALUES (${i + 3});\n`);
+    const sql = lines.join('');
+    assert.ok(Buffer.byteLength(sql) > LIMIT && Buffer.byteLength(sql) < IMPORT_LIMIT);
+    const etag = md5(sql);
+    const { upload_url, filename } = await init('trust-big-import', etag);
+    assert.equal((await fetch(upload_url, { method: 'PUT', body: sql })).status, 200);
+    const ingest = await rest<ImportResult>('POST', '/trust-big-import/import', { action: 'ingest', filename, etag });
+    assert.ok(ingest.success && ingest.result.success, JSON.stringify(ingest));
+    assert.equal(ingest.result.result?.num_queries, lines.length);
+    assert.equal((await values('trust-big-import')).length, lines.length + 2);
   });
 
   test('an upload whose md5 is not the etag given at init is refused and nothing is kept or imported', async () => {

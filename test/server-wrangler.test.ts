@@ -26,7 +26,8 @@ let srv: TestServer;
 let runner: WranglerRunner;
 
 before(async () => {
-  srv = await startTestServer();
+  // Imports answer 'active' at once and are polled until they end, as D1's large ones are.
+  srv = await startTestServer({ importWaitMs: 0 });
   runner = wranglerFor(srv);
 });
 

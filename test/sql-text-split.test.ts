@@ -1,10 +1,10 @@
-// splitSqlText (src/server/protocols/requests.ts): a REST query's or an imported file's SQL into
+// splitSqlText and StatementSplitter (src/sql/text-splitter.ts): a REST query's or an imported file's SQL into
 // statements, a window of text at a time (the lexer's tokens for a whole file of tens of MiB would
 // take gigabytes). The statements are those of one split of the whole text, whatever falls across a
 // window's edge: strings and names holding `;`, comments, trigger bodies, statements longer than a window.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { splitSqlText } from '../src/server/protocols/requests.ts';
+import { splitSqlText, StatementSplitter } from '../src/sql/text-splitter.ts';
 import { withoutLeadingTrivia } from '../src/sql/comments.ts';
 import { splitStatements } from '../src/sql/statements.ts';
 
@@ -60,4 +60,33 @@ test('a string or comment left open at the end of the text is the last statement
   assert.deepEqual(splitSqlText(open), whole(open));
   const comment = `${'SELECT 2;\n'.repeat(200_000)}/* open comment; SELECT 3;`;
   assert.deepEqual(splitSqlText(comment), whole(comment));
+});
+
+test('pieces of any size, down to single characters, split as the whole text does', () => {
+  const sql = `${mixed(3_000, 5)}\nSELECT 'tail; no semicolon' -- and a comment`;
+  const expected = whole(sql);
+  for (const size of [1, 7, 64, 1000, 65_537]) {
+    const splitter = new StatementSplitter();
+    const got: string[] = [];
+    for (let at = 0; at < sql.length; at += size) got.push(...splitter.push(sql.slice(at, at + size)));
+    got.push(...splitter.end());
+    assert.deepEqual(got, expected, `pieces of ${size}`);
+  }
+});
+
+test('a statement far longer than the pieces is read a bounded number of times', () => {
+  // 8 MiB of one INSERT in pieces of 4 KiB: re-reading it with every piece would lex ~8 GiB.
+  const rows = Array.from({ length: 200_000 }, (_, i) => `(${i}, 'v;${'w'.repeat(30)}')`).join(',');
+  const sql = `INSERT INTO t VALUES ${rows};\nSELECT 1;`;
+  const splitter = new StatementSplitter();
+  const got: string[] = [];
+  for (let at = 0; at < sql.length; at += 4096) got.push(...splitter.push(sql.slice(at, at + 4096)));
+  got.push(...splitter.end());
+  assert.deepEqual(got, whole(sql));
+  assert.ok(splitter.lexed < 4 * sql.length, `${splitter.lexed} characters lexed for a text of ${sql.length}`);
+});
+
+test('a limit counts statements across pieces', () => {
+  const sql = 'SELECT 1;\n'.repeat(300_000);
+  assert.deepEqual(splitSqlText(sql, 250_001), whole(sql).slice(0, 250_001));
 });

@@ -39,6 +39,7 @@ interface ServeFlags {
   workers?: number;
   maxOpenDatabases?: number;
   maxConnections?: number;
+  maxImportBytes?: number;
   idleTimeout?: number;
   dev: boolean;
   publicUrl?: string;
@@ -84,6 +85,7 @@ export function registerServe(program: Command): void {
     .option('--workers <n>', 'worker threads hosting the databases (default: one per core)', positiveInteger('--workers'), fromEnv('DIONE_WORKERS', positiveInteger('DIONE_WORKERS')))
     .option('--max-open-databases <n>', 'databases kept open at once (default: what the open-file limit allows)', positiveInteger('--max-open-databases'), fromEnv('DIONE_MAX_OPEN_DATABASES', positiveInteger('DIONE_MAX_OPEN_DATABASES')))
     .option('--max-connections <n>', 'client connections open at once; more are closed as they come (default: a quarter of the open-file limit)', positiveInteger('--max-connections'), fromEnv('DIONE_MAX_CONNECTIONS', positiveInteger('DIONE_MAX_CONNECTIONS')))
+    .option('--max-import-bytes <n>', 'the largest SQL file an import takes (default 5 GiB, as D1)', positiveInteger('--max-import-bytes'), fromEnv('DIONE_MAX_IMPORT_BYTES', positiveInteger('DIONE_MAX_IMPORT_BYTES')))
     .option('--idle-timeout <ms>', `close a database after this long without requests (default ${DEFAULTS.idleMs})`, positiveInteger('--idle-timeout'), fromEnv('DIONE_IDLE_TIMEOUT', positiveInteger('DIONE_IDLE_TIMEOUT')))
     .option('--dev', 'allow requests without a token (local development only)', process.env.DIONE_DEV === '1')
     .option('--public-url <url>', 'where clients reach this server; export and import URLs are built from it (default: the listening address)', process.env.DIONE_PUBLIC_URL)
@@ -120,6 +122,7 @@ export function registerServe(program: Command): void {
         workers: options.workers,
         maxOpenDatabases: options.maxOpenDatabases,
         maxConnections: options.maxConnections,
+        maxImportBytes: options.maxImportBytes,
         idleMs: options.idleTimeout,
         allowUnauthenticated: options.dev,
         publicUrl: options.publicUrl,

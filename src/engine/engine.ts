@@ -16,6 +16,11 @@ import { allCounted, type CountedRead, getCounted, runCounted, runOnly, takeRowC
 import { toSqliteParam } from './values.ts';
 import { gateKey, heldByOther, releaseGate, takeGate } from './write-gate.ts';
 
+/** What a script (an import) did: see Engine.executeScript. */
+export type ScriptResponse = { success: true; statements: number; meta: D1Meta | undefined; bookmark: string } | Failure;
+
+type Failure = Extract<ExecuteResponse, { success: false }>;
+
 export interface EngineOptions extends ConnectionOptions {
   /** The `served_by` value in meta. */
   servedBy?: string;
@@ -148,9 +153,21 @@ function checkRunnable(statement: Statement): void {
   if (statement.rejection) throw new D1Failure(statement.rejection);
 }
 
-function failureOf(e: unknown): ExecuteResponse {
+function failureOf(e: unknown): Failure {
   if (e instanceof D1Failure && e.reset) return { success: false, error: Messages.constraintsViolatedAtCommit + e.detail, reset: true };
   return { success: false, error: detailOf(e) };
+}
+
+/** `total` (the meta of the queries so far) followed by `next`'s: counts summed, the database's state as after `next`. */
+function addTo(total: D1Meta, next: D1Meta): D1Meta {
+  total.duration += next.duration;
+  total.rows_read += next.rows_read;
+  total.rows_written += next.rows_written;
+  total.changes += next.changes;
+  total.changed_db ||= next.changed_db;
+  total.size_after = next.size_after;
+  total.last_row_id = next.last_row_id;
+  return total;
 }
 
 /** What SQLite says when COMMIT finds a deferred foreign key still violated. */
@@ -182,7 +199,7 @@ export class Engine {
   private readonly bookmarkTag: string | undefined;
   private readonly onCommit: (() => void) | undefined;
   private queryTimeoutMs: number;
-  /** See withTimeoutPerQuery. */
+  /** Each query of a request under the query timeout on its own, not the whole request (a script: see executeScript). */
   private timeoutPerQuery = false;
   /** This connection has made sure the database has workerd's _cf_METADATA (in a committed transaction). */
   private workerdMetadata = false;
@@ -239,20 +256,6 @@ export class Engine {
   /** The deadline of each request from now on, in ms; 0 or undefined: none. */
   setQueryTimeout(ms: number | undefined): void {
     this.queryTimeoutMs = ms !== undefined && ms > 0 ? ms : 0;
-  }
-
-  /**
-   * Runs `fn` with the query timeout applied to each query of a request on its own, not to the whole
-   * request: an import of many statements, each of them one of D1's queries.
-   */
-  withTimeoutPerQuery<T>(fn: () => T): T {
-    const was = this.timeoutPerQuery;
-    this.timeoutPerQuery = true;
-    try {
-      return fn();
-    } finally {
-      this.timeoutPerQuery = was;
-    }
   }
 
   /** Runs one request's statements under the query timeout, if there is one. */
@@ -437,22 +440,8 @@ export class Engine {
   private unit(works: Work[], writes: boolean, prepare: (statement: Statement) => Database.Statement = this.prepareWrite): ExecuteResponse[] {
     const shared = works.length > 1;
     const everyone = (failure: ExecuteResponse) => works.map(() => failure);
-    // Another handle's interactive transaction holds the write lock: SQLite would sleep this thread.
-    if (writes && heldByOther(this.gate, this)) return everyone({ success: false, error: BUSY, busy: true });
-    this.sizeStale = false;
-    try {
-      runOnly(writes ? this.connection.beginImmediate : this.connection.begin);
-      // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
-      if (writes) this.sync(true);
-      if (writes && !this.workerdMetadata) {
-        // Its row is a change of the transaction's own: the requests' meta counts from after it.
-        if (this.connection.ensureWorkerdMetadata()) this.counters = this.connection.counters();
-        this.workerdMetadata = true;
-      }
-    } catch (e) {
-      this.rollback();
-      return everyone({ success: false, error: detailOf(e) });
-    }
+    const notBegun = this.begin(writes);
+    if (notBegun) return everyone(notBegun);
     const responses: ExecuteResponse[] = [];
     let succeeded = 0;
     for (const work of works) {
@@ -497,6 +486,35 @@ export class Engine {
       this.rollback();
       return responses;
     }
+    const notCommitted = this.commitUnit();
+    if (notCommitted) return everyone(notCommitted);
+    for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
+    return responses;
+  }
+
+  /** Starts a unit's transaction (see unit); a failure when it cannot (nothing is held then). */
+  private begin(writes: boolean): Failure | undefined {
+    // Another handle's interactive transaction holds the write lock: SQLite would sleep this thread.
+    if (writes && heldByOther(this.gate, this)) return { success: false, error: BUSY, busy: true };
+    this.sizeStale = false;
+    try {
+      runOnly(writes ? this.connection.beginImmediate : this.connection.begin);
+      // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
+      if (writes) this.sync(true);
+      if (writes && !this.workerdMetadata) {
+        // Its row is a change of the transaction's own: the requests' meta counts from after it.
+        if (this.connection.ensureWorkerdMetadata()) this.counters = this.connection.counters();
+        this.workerdMetadata = true;
+      }
+      return undefined;
+    } catch (e) {
+      this.rollback();
+      return { success: false, error: detailOf(e) };
+    }
+  }
+
+  /** Seals and commits a unit's transaction, and gives the commit to the log; a failure when it did not commit or the log did not take it. */
+  private commitUnit(): Failure | undefined {
     let sequence: number | undefined;
     try {
       sequence = this.connection.seal();
@@ -508,17 +526,59 @@ export class Engine {
     } catch (e) {
       this.rollback();
       const detail = detailOf(e);
-      if (detail.includes('FOREIGN KEY constraint failed')) return everyone(failureOf(new D1Failure(detail, true)));
-      return everyone({ success: false, error: detail });
+      if (detail.includes('FOREIGN KEY constraint failed')) return failureOf(new D1Failure(detail, true));
+      return { success: false, error: detail };
     }
-    const notTaken = this.committed(sequence);
-    if (notTaken) return everyone(notTaken);
-    for (const r of responses) if (r.success) r.bookmark = this.bookmarkText;
-    return responses;
+    return this.committed(sequence);
+  }
+
+  /**
+   * Runs a script too large to hold at once (an import): its queries arrive a window at a time and
+   * all run in one transaction, each under the query timeout on its own. Answers how many ran and
+   * their meta summed (the database's size and last row id as after the last), or the first
+   * failure, with nothing kept. Only the window running is held in memory.
+   */
+  executeScript(windows: Iterable<Query[]>): ScriptResponse {
+    if (this.closed) return { success: false, error: Messages.closed };
+    if (this.held !== undefined) return { success: false, error: BUSY, busy: true };
+    let begun = false;
+    let statements = 0;
+    let meta: D1Meta | undefined;
+    const timeoutPerQuery = this.timeoutPerQuery;
+    this.timeoutPerQuery = true;
+    try {
+      for (const queries of windows) {
+        if (queries.length === 0) continue;
+        const request: ExecuteRequest = { queries, resultsFormat: 'NONE' };
+        const malformed = malformedQuery(request);
+        if (malformed !== undefined) throw new D1Failure(malformed);
+        const work = workOf(request);
+        if (!begun) {
+          // A script that only reads is no commit (BEGIN IMMEDIATE would make it one); a write in a
+          // later window takes the write lock then, unless another handle's transaction holds it.
+          if (heldByOther(this.gate, this)) return { success: false, error: BUSY, busy: true };
+          const notBegun = this.begin(writesAny(work));
+          if (notBegun) return notBegun;
+          begun = true;
+        }
+        for (const result of this.withDeadline(() => this.body(work, this.prepareWrite))) meta = meta === undefined ? result.meta : addTo(meta, result.meta);
+        statements += queries.length;
+      }
+    } catch (e) {
+      if (begun) this.rollback();
+      return failureOf(e);
+    } finally {
+      this.timeoutPerQuery = timeoutPerQuery;
+    }
+    if (begun) {
+      const notCommitted = this.commitUnit();
+      if (notCommitted) return notCommitted;
+    }
+    return { success: true, statements, meta, bookmark: this.bookmarkText };
   }
 
   /** After COMMIT: the new position, and the log's turn. A failure when the log did not take the commit. */
-  private committed(sequence: number | undefined): ExecuteResponse | undefined {
+  private committed(sequence: number | undefined): Failure | undefined {
     if (sequence === undefined) return undefined;
     this.sequence = sequence;
     this.dataVersion = this.connection.dataVersion();

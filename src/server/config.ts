@@ -29,8 +29,18 @@ export interface ServeOptions {
    */
   maxConnections?: number;
   region?: string;
-  /** The largest request body accepted, uploads to import URLs included (default 64 MiB). */
+  /** The largest request body accepted (default 64 MiB); uploads to import URLs have their own limit. */
   maxBodyBytes?: number;
+  /**
+   * The largest SQL file an import takes (default 5 GiB, D1's): the upload streams to disk and the
+   * import reads it a window at a time, so memory does not grow with it.
+   */
+  maxImportBytes?: number;
+  /**
+   * How long an import's ingest or poll waits for it to end before answering that it is still
+   * active (default 5 s; D1 answers within about a second, and wrangler then polls at once).
+   */
+  importWaitMs?: number;
   /**
    * Where clients reach this server (http(s)://host[:port][/prefix]); export and import URLs are
    * built from it. Default: the cluster's advertise URL, else the address the server listens on.
@@ -82,6 +92,8 @@ export interface ServerConfig {
   maxConnections: number;
   region: string;
   maxBodyBytes: number;
+  maxImportBytes: number;
+  importWaitMs: number;
   publicUrl: string | undefined;
   metricsPublic: boolean;
   history: HistorySettings | false;
@@ -101,6 +113,8 @@ export const DEFAULTS = {
   idleMs: 60_000,
   region: 'LOCAL',
   maxBodyBytes: 64 * 1024 * 1024,
+  maxImportBytes: 5 * 1024 ** 3,
+  importWaitMs: 5000,
   retentionDays: 30,
   leaseTtlMs: 10_000,
   replicas: 3,
@@ -136,6 +150,8 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     maxConnections: options.maxConnections ?? defaultMaxConnections(),
     region,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    maxImportBytes: options.maxImportBytes ?? DEFAULTS.maxImportBytes,
+    importWaitMs: options.importWaitMs ?? DEFAULTS.importWaitMs,
     publicUrl: options.publicUrl,
     metricsPublic: options.metricsPublic ?? false,
     history,

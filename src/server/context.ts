@@ -15,8 +15,12 @@ export interface ServerSettings {
   allowUnauthenticated: boolean;
   queryTimeoutMs: number;
   region: string;
-  /** The largest request body accepted, uploads to import URLs included. */
+  /** The largest request body accepted, but for uploads to import URLs. */
   maxBodyBytes: number;
+  /** The largest upload to an import URL (a SQL file). */
+  maxImportBytes: number;
+  /** How long an import's ingest or poll waits for it to end before answering that it is still active. */
+  importWaitMs: number;
   /**
    * Where clients reach this server (no trailing slash): export and import URLs are built from it,
    * never from a request's Host header. Resolved once the server listens.

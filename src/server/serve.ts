@@ -72,6 +72,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     queryTimeoutMs: config.queryTimeoutMs,
     region: config.region,
     maxBodyBytes: config.maxBodyBytes,
+    maxImportBytes: config.maxImportBytes,
+    importWaitMs: config.importWaitMs,
     publicUrl: '', // once listening
     metricsPublic: config.metricsPublic,
     node: clustered?.node,

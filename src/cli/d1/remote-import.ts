@@ -59,7 +59,7 @@ async function upload(url: string, file: string, etag: string): Promise<void> {
   const text = await response.text();
   if (response.status === 413) {
     throw new CliError(`File could not be uploaded. Please retry.\nGot response: ${text}`, {
-      hint: 'The file is larger than the server takes in one request. Pass --chunk-size 1000 to send it in chunks of 1000 statements, each committed on its own.',
+      hint: "The file is larger than the server's limit for imports (dione serve --max-import-bytes). Pass --chunk-size 1000 to send it in chunks of 1000 statements, each committed on its own.",
     });
   }
   if (response.status !== 200) throw new CliError(`File could not be uploaded. Please retry.\nGot response: ${text}`);

@@ -1,9 +1,9 @@
 // One database hosted by a worker: its engine (plain, with a write log, or a cluster node's part),
 // the SQL requests waiting for it, and the other operations on it. Requests that arrive together
 // run together (group commit); each answer leaves once the write log holds its commit.
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { parseBookmark } from '../../api/bookmark.ts';
-import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
+import type { ExecuteRequest, ExecuteResponse, Query } from '../../api/executor.ts';
 import { HistoryError, type HistoryPoint } from '../../api/time-travel.ts';
 import type { ClusterDatabase, Forward } from '../../cluster/cluster-database.ts';
 import { NOT_DURABLE, UNAVAILABLE } from '../../cluster/messages.ts';
@@ -14,8 +14,8 @@ import { detailOf } from '../../engine/sqlite-error.ts';
 import type { TimeTravel } from '../../log/history.ts';
 import { LoggedDatabase } from '../../log/logged-database.ts';
 import { parseQuery } from '../../sql/parse-cache.ts';
-import { splitSqlText } from '../protocols/requests.ts';
 import type { ClusterHost } from './cluster-host.ts';
+import { sqlFileWindows } from './sql-file.ts';
 import { type DatabaseRef, type FromWorker, HISTORY_OFF, type HistoryPointMessage, type HostCall, type HostFailureData, type HostOperations, type WorkerSettings } from './protocol.ts';
 
 /** A failure with its kind, for the boundary. */
@@ -489,7 +489,6 @@ export class HostedDatabase {
         return answer<'export'>({ lines, bookmark: source.bookmark });
       }
       case 'import': {
-        const queries = splitSqlText(readFileSync(call.file, 'utf8')).map((sql) => ({ sql, params: [] }));
         // Another handle's transaction holding the write lock is waited for (bounded), as SQL requests wait.
         const waitUntil = performance.now() + DEFAULT_BUSY_WAIT_MS;
         let gate: string | undefined;
@@ -497,17 +496,23 @@ export class HostedDatabase {
         for (;;) {
           value = await this.asWriter((target) => {
             gate = target.gate;
-            const response = queries.length === 0 ? null : target.withTimeoutPerQuery(() => target.execute({ queries, resultsFormat: 'NONE' }));
-            // (Only statements that name a PRAGMA are parsed again: an import may hold 100,000 others.)
-            const settingsChanged = queries.some((q) => /pragma/i.test(q.sql) && parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
-            return { statements: queries.length, response, bookmark: target.bookmark, settingsChanged };
+            let settingsChanged = false;
+            const windows = function* (): Generator<Query[]> {
+              for (const window of sqlFileWindows(call.file)) {
+                // (Only statements that name a PRAGMA are parsed again: an import may hold millions of others.)
+                settingsChanged ||= window.some((q) => /pragma/i.test(q.sql) && parseQuery(q.sql).statements.some((s) => s.setsConnection === true));
+                yield window;
+              }
+            };
+            const response = target.executeScript(windows());
+            return { response, settingsChanged };
           });
           const left = waitUntil - performance.now();
-          if (value.response?.success !== false || !value.response.busy || left <= 0) break;
+          if (value.response.success || !value.response.busy || left <= 0) break;
           await gateReleased(gate, left);
         }
         // An import the log could not make durable was undone: it failed.
-        const committed = value.response?.success === true;
+        const committed = value.response.success;
         return answer<'import'>(value, committed ? (error) => ({ t: 'reply', id, value: { ...value, response: { success: false, error } } }) : undefined);
       }
       case 'bookmark':

@@ -2,6 +2,7 @@
 // answer. Values and typed failures only; HTTP status codes and envelopes are the protocols' (src/server/protocols/).
 import type { ExecuteRequest, ExecuteResponse } from '../../api/executor.ts';
 import type { RestoreResult } from '../../api/time-travel.ts';
+import type { ScriptResponse } from '../../engine/engine.ts';
 import type { CommitsOverview, CommitsQuery } from '../../log/history.ts';
 
 /** Why Time Travel (and everything built on the write log) is refused on a server without one. */
@@ -85,7 +86,7 @@ export interface HostOperations {
   export: { call: { file: string; options: DumpOptions }; value: { lines: number; bookmark: string } };
   /** Runs a SQL file as one transaction; `response` is null for a file without statements. */
   /** `settingsChanged`: a PRAGMA of the file set a setting the database's connection keeps (case_sensitive_like…). */
-  import: { call: { file: string }; value: { statements: number; response: ExecuteResponse | null; bookmark: string; settingsChanged: boolean } };
+  import: { call: { file: string }; value: { response: ScriptResponse; settingsChanged: boolean } };
   /** Where the database is written: this node answers null; another node is a NotPrimary failure. */
   primary: { call: object; value: null };
   bookmark: { call: { timestamp?: number }; value: { bookmark: string } };

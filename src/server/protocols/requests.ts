@@ -3,8 +3,7 @@ import { z } from 'zod';
 import type { ExecuteRequest, ParamValue, Query } from '../../api/executor.ts';
 import type { IntMode } from '../../api/types.ts';
 import { decodeParam } from '../../api/wire.ts';
-import { withoutLeadingTrivia } from '../../sql/comments.ts';
-import { splitStatements } from '../../sql/statements.ts';
+import { splitSqlText } from '../../sql/text-splitter.ts';
 
 export class BadRequest extends Error {}
 
@@ -112,42 +111,6 @@ export function parseRestBody(body: string): Query[] {
   }
   return queries;
 }
-
-/**
- * The statements of a SQL text (a REST sql, an imported file), each from its first token: comments
- * before a statement (drizzle-kit's `--> statement-breakpoint`, a migration's header) belong to no
- * statement and must not make the engine take it for a comment-only line.
- */
-export function splitSqlText(sql: string, limit = Number.POSITIVE_INFINITY): string[] {
-  // A window at a time: the lexer makes an object per token, so a whole file of tens of MiB (an
-  // import) would take gigabytes at once. The statements a window ends in the middle of (its last,
-  // unterminated one: a string, a trigger body or a statement cut off) are read again with the next.
-  const statements: string[] = [];
-  let at = 0;
-  let window = SPLIT_WINDOW_CHARS;
-  while (at < sql.length && statements.length < limit) {
-    const end = Math.min(sql.length, at + window);
-    const atEnd = end === sql.length;
-    let consumed = 0;
-    let taken = 0;
-    for (const s of splitStatements(at === 0 && atEnd ? sql : sql.slice(at, end), limit - statements.length)) {
-      if (!atEnd && !s.terminated) break;
-      statements.push(s.empty ? s.text : withoutLeadingTrivia(s.text));
-      consumed += s.text.length;
-      taken++;
-    }
-    if (atEnd) break;
-    if (taken === 0) {
-      window *= 2; // a statement longer than the window
-      continue;
-    }
-    at += consumed;
-    window = SPLIT_WINDOW_CHARS;
-  }
-  return statements;
-}
-
-const SPLIT_WINDOW_CHARS = 1 << 20;
 
 const wireValue = z.union([z.string(), z.number(), z.null(), z.object({ $b: z.string() }), z.object({ $i: z.string() }), z.object({ $f: z.string() })]);
 const wireRequest = z.object({

@@ -45,6 +45,8 @@ function transferDir(server: ServerContext, kind: 'exports' | 'imports'): string
 function expire(server: ServerContext): void {
   const now = Date.now();
   for (const [key, t] of server.transfers) {
+    // An import still running is kept: its result is polled for when it ends.
+    if (t.kind === 'import' && t.ingest && t.result === undefined) continue;
     if (t.expires < now) {
       rmSync(t.file, { force: true });
       server.transfers.delete(key);
@@ -144,20 +146,36 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     const known = server.transfers.get(key);
     const transfer = known?.kind === 'import' && known.database === record.uuid ? known : undefined;
     if (body.action === 'poll') {
-      if (!transfer?.result) throw new ApiError(404, ErrorCodes.notFound, 'No import with that bookmark is known to this server');
-      return c.json(success(transfer.result));
+      if (!transfer?.ingest) throw new ApiError(404, ErrorCodes.notFound, 'No import with that bookmark is known to this server');
+      return c.json(success(await progress(server, transfer.ingest, key)));
     }
     if (!transfer) throw new ApiError(404, ErrorCodes.notFound, `Unknown upload ${body.filename}: call init first`);
     if (transfer.etag !== body.etag) throw new ApiError(400, ErrorCodes.badRequest, 'The etag does not match the one given at init');
     // Ingested already (or being ingested): the same answer, not a second import.
-    if (transfer.ingest) return c.json(success(await transfer.ingest));
+    if (transfer.ingest) return c.json(success(await progress(server, transfer.ingest, key)));
     if (!existsSync(transfer.file)) throw new ApiError(400, ErrorCodes.badRequest, 'Nothing was uploaded to the upload_url yet');
     const ingest = ingestUpload(server, record, transfer, key, (reason) => c.set('logReason', reason));
     transfer.ingest = ingest;
-    return c.json(success(await ingest));
+    return c.json(success(await progress(server, ingest, key)));
   });
 
   return app;
+}
+
+/**
+ * The import's result once it ends, or after settings.importWaitMs that it is still active (polled by
+ * its key): an import of GiBs outlasts any client's request timeout.
+ */
+async function progress(server: ServerContext, ingest: Promise<unknown>, key: string): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), server.settings.importWaitMs);
+  });
+  try {
+    return (await Promise.race([ingest, waited])) ?? { success: true, type: 'import', at_bookmark: key, status: 'active', messages: [], errors: [] };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Imports an upload into its database; the result (complete or error) is kept for polls and later ingests. */
@@ -168,11 +186,11 @@ async function ingestUpload(
   key: string,
   failed: (reason: string) => void,
 ): Promise<unknown> {
-  let imported: HostOperations['import']['value'] | undefined;
+  let imported: HostOperations['import']['value']['response'] | undefined;
   let error: string | undefined;
   try {
-    imported = await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, { op: 'import', file: transfer.file });
-    if (imported.response && !imported.response.success) error = imported.response.error;
+    imported = (await server.pool.call({ uuid: record.uuid, file: server.catalog.file(record.uuid) }, { op: 'import', file: transfer.file })).response;
+    if (!imported.success) error = imported.error;
   } catch (e) {
     if (e instanceof NotPrimary) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
     if (!(e instanceof HostError)) throw apiErrorOf(e);
@@ -180,15 +198,14 @@ async function ingestUpload(
   } finally {
     rmSync(transfer.file, { force: true });
   }
-  if (error !== undefined || !imported) {
+  if (error !== undefined || !imported?.success) {
     const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
     transfer.result = result;
+    transfer.expires = Date.now() + TRANSFER_TTL_MS;
     failed(`import failed: ${error ?? 'nothing imported'}`);
     return result;
   }
   const num_queries = imported.statements;
-  const final_bookmark = imported.bookmark;
-  const meta = imported.response?.success ? importMeta(imported.response.results.map((r) => r.meta)) : undefined;
   const result = {
     success: true,
     type: 'import',
@@ -196,18 +213,12 @@ async function ingestUpload(
     status: 'complete',
     messages: [`Processed ${num_queries} queries.`],
     errors: [],
-    result: { final_bookmark, num_queries, meta: meta ?? { duration: 0, rows_read: 0, rows_written: 0, size_after: 0, changes: 0 } },
+    // The totals of all its statements (wrangler prints them), the database's state after the last.
+    result: { final_bookmark: imported.bookmark, num_queries, meta: imported.meta ?? { duration: 0, rows_read: 0, rows_written: 0, size_after: 0, changes: 0 } },
   };
   transfer.result = result;
+  transfer.expires = Date.now() + TRANSFER_TTL_MS;
   return result;
-}
-
-/** An import's meta: the totals of all its statements (wrangler prints them), the database's state after the last. */
-function importMeta<M extends { duration: number; rows_read: number; rows_written: number; changes: number }>(metas: M[]): M | undefined {
-  const last = metas.at(-1);
-  if (!last) return undefined;
-  const sum = (field: 'duration' | 'rows_read' | 'rows_written' | 'changes') => metas.reduce((total, m) => total + m[field], 0);
-  return { ...last, duration: sum('duration'), rows_read: sum('rows_read'), rows_written: sum('rows_written'), changes: sum('changes') };
 }
 
 /** The unauthenticated upload and download URLs. */
@@ -220,9 +231,9 @@ export function transferUrls(server: ServerContext) {
     const close = { connection: 'close' };
     const transfer = live(server, c.req.param('key'), 'import');
     if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404, close);
-    const limit = server.settings.maxBodyBytes;
+    const limit = server.settings.maxImportBytes;
     const tooLarge = () =>
-      c.json(envelopeError(ErrorCodes.tooLarge, `Request body is larger than ${limit} bytes, this server's limit for any request; nothing was stored`), 413, close);
+      c.json(envelopeError(ErrorCodes.tooLarge, `The SQL file is larger than ${limit} bytes, this server's limit for imports (--max-import-bytes); nothing was stored`), 413, close);
     if (Number(c.req.header('content-length')) > limit) return tooLarge();
     // Streamed to disk (a dump can be larger than memory), counted and hashed on the way, into a
     // file of this request's own: only a complete upload with the announced md5 becomes the import.
