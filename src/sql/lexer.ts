@@ -168,14 +168,17 @@ export function keyword(sql: string, t: Token | undefined): string {
   return t && t.type === 'word' ? asciiUpper(sql.slice(t.start, t.end)) : '';
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Upper-cases ASCII letters only, as SQLite compares names and keywords. */
 export function asciiUpper(text: string): string {
-  return text.replace(/[a-z]+/g, (run) => run.toUpperCase());
+  // toUpperCase() alone would also change letters beyond ASCII (é, ß), which SQLite leaves as they are.
+  return NON_ASCII.test(text) ? text.replace(/[a-z]+/g, (run) => run.toUpperCase()) : text.toUpperCase();
 }
 
 /** Lower-cases ASCII letters only, as SQLite compares names and keywords. */
 export function asciiLower(text: string): string {
-  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+  return NON_ASCII.test(text) ? text.replace(/[A-Z]+/g, (run) => run.toLowerCase()) : text.toLowerCase();
 }
 
 /** The name a word or quoted identifier token stands for, with quotes removed. */

@@ -60,6 +60,15 @@ export function splitStatements(sql: string, limit = Number.POSITIVE_INFINITY): 
   return statementRanges(sql, tokens, limit).map((r) => analyze(sql, tokens.slice(r.first, r.end), r.significant, r.terminated));
 }
 
+/**
+ * The statements of `sql` as splitStatements cuts them, without analysing them: for a script that
+ * is only cut here (an import), and parsed statement by statement where it runs.
+ */
+export function statementTexts(sql: string, limit = Number.POSITIVE_INFINITY): { text: string; empty: boolean; terminated: boolean }[] {
+  const tokens = tokenize(sql);
+  return statementRanges(sql, tokens, limit).map((r) => ({ text: sql.slice(tokens[r.first]!.start, tokens[r.end - 1]!.end), empty: r.significant.length === 0, terminated: r.terminated }));
+}
+
 /** Whitespace as D1's runtime skips it after a statement: space, \t, \n, \r, \v, \f (SQLite takes \v for no whitespace). */
 const RUNTIME_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
 

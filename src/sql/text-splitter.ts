@@ -3,7 +3,7 @@
 // a file of several GiB cannot even be one string. The statement a piece ends in the middle of (a
 // string, a trigger body, a statement cut off) is read again with the next piece.
 import { withoutLeadingTrivia } from './comments.ts';
-import { splitStatements } from './statements.ts';
+import { statementTexts } from './statements.ts';
 
 export class StatementSplitter {
   private pending = '';
@@ -46,7 +46,7 @@ export class StatementSplitter {
     let consumed = 0;
     if (this.taken >= this.limit) return 0;
     this.lexed += this.pending.length;
-    for (const s of splitStatements(this.pending, this.limit - this.taken)) {
+    for (const s of statementTexts(this.pending, this.limit - this.taken)) {
       if (!final && !s.terminated) break;
       out.push(s.empty ? s.text : withoutLeadingTrivia(s.text));
       consumed += s.text.length;
