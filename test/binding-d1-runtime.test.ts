@@ -37,6 +37,8 @@ const cases: { sql: string; bind?: unknown; expected: unknown }[] = [
   { sql: 'SELECT ? AS a; -- c', bind: 1, expected: `D1_ERROR: ${Messages.parametersOnlyInLast}` },
   { sql: 'SELECT ? AS a;;', bind: 1, expected: `D1_ERROR: ${Messages.parametersOnlyInLast}` },
   { sql: ';SELECT ? AS a', bind: 1, expected: [{ a: 1 }] },
+  // D1 prepares each statement anew: the second of two identical CREATEs fails at prepare, with the offset.
+  { sql: 'create table a(x); create table a(x);', expected: 'D1_ERROR: table a already exists at offset 13: SQLITE_ERROR' },
 ];
 
 /** The message a call rejects with (fails the test if it resolves). */
@@ -94,6 +96,22 @@ for (const binding of bindings) {
         });
       });
     }
+
+    test('a statement that fails as SQLite prepares it again after a schema change has the offset D1 gives it (D1 prepares anew)', async () => {
+      await withDatabase(binding, async (db) => {
+        const exists = 'D1_ERROR: table e already exists at offset 13: SQLITE_ERROR';
+        await db.prepare('create table e(x)').run();
+        assert.equal(await rejection(db.prepare('create table e(x)').run()), exists);
+        assert.equal(await rejection(db.batch([db.prepare('create table f(x)'), db.prepare('create table f(x)')])), exists.replace('table e', 'table f'));
+        assert.equal(await rejection(db.exec('create table g(x); create table g(x);')), `D1_EXEC_ERROR: Error in line 1: create table g(x); create table g(x);: ${exists.slice(10).replace('table e', 'table g')}`);
+        // An index that exists fails as the statement runs, in D1 too: no offset.
+        await db.prepare('create index i on e(x)').run();
+        assert.equal(await rejection(db.prepare('create index i on e(x)').run()), 'D1_ERROR: index i already exists: SQLITE_ERROR');
+        await db.prepare('select x from e').all();
+        await db.prepare('alter table e rename column x to y').run();
+        assert.equal(await rejection(db.prepare('select x from e').all()), 'D1_ERROR: no such column: x at offset 7: SQLITE_ERROR');
+      });
+    });
 
     test('a lone UTF-16 surrogate (a string cut through an emoji) reaches SQLite as U+FFFD, in parameters, SQL text and names, as workerd sends it', async () => {
       await withDatabase(binding, async (db) => {

@@ -96,3 +96,54 @@ test('usage errors: exit 1 with what to do next', async (t) => {
   assert.equal(json.code, 1);
   assert.deepEqual(JSON.parse(json.stdout), { error: { text: 'no such table: nowhere: SQLITE_ERROR' } });
 });
+
+// Recorded against wrangler 4.86.0 --local (miniflare 4.20260426) on 2026-12-06: wrangler drops only the
+// exact `BEGIN TRANSACTION;` and `COMMIT;`; any other transaction statement reaches D1 and fails.
+const TRANSACTION_REFUSED =
+  "To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.";
+const FOREIGN_KEY_AT_END =
+  'Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated: FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)';
+
+test('transaction statements other than a BEGIN TRANSACTION; … COMMIT; wrapper fail as D1 fails them, in --command, --file and migrations, and nothing is kept', async (t) => {
+  const p = project({ 'wrangler.toml': TOML, 'lower.sql': 'begin transaction;\ncreate table f (a);\ncommit;\n' });
+  t.after(p.cleanup);
+  const command = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--command', 'create table t(a); begin; insert into t values(1); commit;']);
+  assert.equal(command.code, 1);
+  assert.deepEqual(JSON.parse(command.stdout), { error: { text: TRANSACTION_REFUSED } });
+  const file = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--file', 'lower.sql']);
+  assert.equal(file.code, 1);
+  assert.deepEqual(JSON.parse(file.stdout), { error: { text: TRANSACTION_REFUSED } });
+
+  migrations(p.dir, { '0001_ok.sql': 'CREATE TABLE a (x);\n', '0002_begin.sql': 'begin;\ncreate table m(a);\ncommit;\n' });
+  const applied = await dione(p.dir, ['d1', 'migrations', 'apply', 'shop', '--local', '--json']);
+  assert.equal(applied.code, 1);
+  // One JSON document: the error, and what was applied before it.
+  assert.deepEqual(JSON.parse(applied.stdout), {
+    error: {
+      text: TRANSACTION_REFUSED,
+      migrations: [
+        { name: '0001_ok.sql', status: '✅' },
+        { name: '0002_begin.sql', status: '❌' },
+      ],
+    },
+  });
+  const db = open(path.join(p.dir, FILE));
+  t.after(() => void db.close());
+  assert.deepEqual(await db.prepare('SELECT name FROM d1_migrations ORDER BY id').raw(), [['0001_ok.sql']]);
+  assert.deepEqual(await db.prepare("SELECT name FROM sqlite_master WHERE name IN ('t', 'f', 'm')").raw(), []);
+});
+
+test("a deferred foreign key still violated at the end of a file or a migration fails with D1's reset error, and the migration's own record is not blamed", async (t) => {
+  const schema = 'PRAGMA defer_foreign_keys = ON;\nCREATE TABLE parent (id INTEGER PRIMARY KEY);\nCREATE TABLE child (p INTEGER REFERENCES parent(id));\nINSERT INTO child VALUES (7);\n';
+  const p = project({ 'wrangler.toml': TOML, 'fk.sql': schema });
+  t.after(p.cleanup);
+  const file = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--file', 'fk.sql']);
+  assert.equal(file.code, 1);
+  assert.deepEqual(JSON.parse(file.stdout), { error: { text: FOREIGN_KEY_AT_END } });
+
+  migrations(p.dir, { '0001_fk.sql': schema });
+  const applied = await dione(p.dir, ['d1', 'migrations', 'apply', 'shop', '--local']);
+  assert.equal(applied.code, 1);
+  assert.match(applied.stderr, new RegExp(`migrations[/\\\\]0001_fk\\.sql: ${FOREIGN_KEY_AT_END.replace(/[()]/g, '\\$&')}\\n`));
+  assert.doesNotMatch(applied.stderr, /d1_migrations|0001_fk\.sql:0/);
+});

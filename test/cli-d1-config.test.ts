@@ -156,5 +156,20 @@ test('SQL files become statements with their first line, across read boundaries 
     for await (const s of streamStatements(path.join(p.dir, 'f.sql'), { pieceSize })) got.push(s);
     check(got);
   }
-  assert.throws(() => statementsOf('BEGIN TRANSACTION; SELECT 1; COMMIT; BEGIN TRANSACTION; SELECT 2; COMMIT;', 'x.sql'), /x\.sql:1 contains several transactions/);
+  assert.throws(
+    () => statementsOf('BEGIN TRANSACTION; SELECT 1; COMMIT; BEGIN TRANSACTION; SELECT 2; COMMIT;', 'x.sql'),
+    (e: Error & { hint?: string }) => /^Wrangler could not process the provided SQL file, as it contains several transactions\./.test(e.message) && /^x\.sql:1: /.test(e.hint ?? ''),
+  );
+});
+
+test("only wrangler's exact `BEGIN TRANSACTION;` and the `COMMIT;` after it are dropped: other transaction statements reach D1, which refuses them", () => {
+  const texts = (sql: string) => statementsOf(sql).map((s) => (s.controlsTransaction ? `control: ${s.sql}` : s.sql));
+  assert.deepEqual(texts('BEGIN TRANSACTION;\nSELECT 1;\nCOMMIT;'), ['SELECT 1;']);
+  assert.deepEqual(texts('begin;\ncreate table t(a);\ncommit;'), ['control: begin;', 'create table t(a);', 'control: commit;']);
+  assert.deepEqual(texts('begin transaction;\nSELECT 1;\ncommit;'), ['control: begin transaction;', 'SELECT 1;', 'control: commit;']);
+  assert.deepEqual(texts('BEGIN IMMEDIATE;\nSELECT 1;\nEND;'), ['control: BEGIN IMMEDIATE;', 'SELECT 1;', 'control: END;']);
+  assert.deepEqual(texts('BEGIN TRANSACTION;\nSELECT 1;\nEND;'), ['SELECT 1;', 'control: END;']);
+  // A COMMIT with no BEGIN TRANSACTION before it is D1's to refuse; text inside a string is data.
+  assert.deepEqual(texts('SELECT 1;\nCOMMIT;'), ['SELECT 1;', 'control: COMMIT;']);
+  assert.deepEqual(texts("INSERT INTO t VALUES ('BEGIN TRANSACTION;');"), ["INSERT INTO t VALUES ('BEGIN TRANSACTION;');"]);
 });

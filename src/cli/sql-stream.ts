@@ -1,7 +1,7 @@
 // SQL files as statements with the line each starts on, read in pieces so a dump larger than memory
 // streams through. Statement boundaries are SQLite's (src/sql/statements.ts: quotes, comments,
-// trigger bodies). As wrangler does, one BEGIN TRANSACTION … COMMIT around a script is dropped (D1
-// runs every request in a transaction of its own); a second one is refused.
+// trigger bodies). As wrangler does, one `BEGIN TRANSACTION;` … `COMMIT;` around a script is dropped
+// (D1 runs every request in a transaction of its own); a second one is refused.
 import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { Messages } from '../api/errors.ts';
@@ -17,22 +17,30 @@ export interface SqlStatement {
   controlsTransaction?: boolean;
 }
 
+/** wrangler's words for a second `BEGIN TRANSACTION;`. */
 const SEVERAL_TRANSACTIONS =
-  'contains several transactions (BEGIN TRANSACTION … COMMIT). D1 runs your SQL in a transaction for you; ' +
-  'remove the BEGIN TRANSACTION and COMMIT statements and run it again.';
+  'Wrangler could not process the provided SQL file, as it contains several transactions.\nD1 runs your SQL in a transaction for you.\nPlease export an SQL file from your SQLite database and try again.';
 
-/** Drops the first BEGIN and the first COMMIT/END, as wrangler's trimSqlQuery does; refuses a second BEGIN. */
+/**
+ * Drops one `BEGIN TRANSACTION;` and the `COMMIT;` after it, as wrangler's trimSqlQuery does: only
+ * those exact texts (a dump's wrapper), never other transaction statements (`begin;`, `BEGIN
+ * IMMEDIATE;`, `END;`), which reach D1 and fail with its error, as they do under wrangler. A second
+ * `BEGIN TRANSACTION;` is refused. Unlike wrangler's text replacement, text inside a string or
+ * comment is left alone.
+ */
 class TransactionTrimmer {
   private begins = 0;
   private commits = 0;
   constructor(private readonly source: string) {}
-  keep(verb: string, line: number): boolean {
-    if (verb === 'BEGIN') {
+  keep(text: string, line: number): boolean {
+    if (text === 'BEGIN TRANSACTION;') {
       this.begins++;
-      if (this.begins > 1) throw new CliError(`${this.source}:${line} ${SEVERAL_TRANSACTIONS}`);
+      if (this.begins > 1) {
+        throw new CliError(SEVERAL_TRANSACTIONS, { hint: `${this.source}:${line}: a second BEGIN TRANSACTION; (remove the BEGIN TRANSACTION; and COMMIT; statements: each file runs as one transaction)` });
+      }
       return false;
     }
-    if ((verb === 'COMMIT' || verb === 'END') && this.begins > 0 && this.commits === 0) {
+    if (text === 'COMMIT;' && this.begins > 0 && this.commits === 0) {
       this.commits++;
       return false;
     }
@@ -60,7 +68,7 @@ function take(text: string, firstLine: number, final: boolean, trim: Transaction
     scanned = bodyStart;
     used = start + s.text.length;
     if (s.empty || body.trim() === '' || body.trim() === ';') continue;
-    if (!trim.keep(s.verb, line)) continue;
+    if (!trim.keep(body.trimEnd(), line)) continue;
     out.push(s.control ? { sql: body.trimEnd(), line, controlsTransaction: true } : { sql: body.trimEnd(), line });
   }
   return used;

@@ -259,6 +259,19 @@ export class Connection {
     return answer === null ? -1 : Number(answer.slice(0, answer.indexOf('|')));
   }
 
+  /**
+   * The offset of an error a statement met when it ran, when preparing it anew fails with the same
+   * message: a cached statement that SQLite re-prepared after a schema change (the second of two
+   * identical CREATE TABLEs) fails as it steps, where D1, which prepares every statement anew,
+   * fails it at prepare with the offset. -1 otherwise.
+   */
+  runErrorOffset(sql: string, message: string): number {
+    const answer = this.once('SELECT dione_prepare_error(?, ?)').get(this.token, sql) as string | null;
+    if (answer === null) return -1;
+    const [offset, , ...rest] = answer.split('|');
+    return rest.join('|') === message ? Number(offset) : -1;
+  }
+
   /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */
   counters(size?: number): CounterState {
     if (size !== undefined) {

@@ -11,7 +11,7 @@ import { type ParsedQuery, parseQuery } from '../sql/parse-cache.ts';
 import type { Statement } from '../sql/statements.ts';
 import { Connection, type ConnectionOptions, type CounterState, compactCopy } from './connection.ts';
 import { type DumpSqlOptions, dumpSql } from './dump-sql.ts';
-import { D1Failure, detailOf } from './sqlite-error.ts';
+import { D1Failure, detailOf, isSqliteError } from './sqlite-error.ts';
 import { allCounted, type CountedRead, getCounted, runCounted, runOnly, takeRowCounts } from './sqlite.ts';
 import { toSqliteParam } from './values.ts';
 import { gateKey, heldByOther, releaseGate, takeGate } from './write-gate.ts';
@@ -955,7 +955,8 @@ export class Engine {
     } catch (e) {
       // A failed run's counts must not add to the next run of the cached statement.
       takeRowCounts(prepared);
-      throw new D1Failure(detailOf(e));
+      const offset = isSqliteError(e) && e.code === 'SQLITE_ERROR' ? this.connection.runErrorOffset(statement.executable, e.message) : -1;
+      throw new D1Failure(detailOf(e, offset));
     }
     const [, read, written, dataVersion] = counted;
     if (statement.kind === 'read') this.sync(false, dataVersion);

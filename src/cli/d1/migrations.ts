@@ -75,6 +75,21 @@ async function list(name: string, options: TargetOptions & { json?: boolean }): 
 
 type Applied = { name: string; status: '✅' | '❌' };
 
+/** A migration failed: with --json, one document says so and lists what was applied (`migrations`). */
+class MigrationFailure extends CliError {
+  constructor(
+    message: string,
+    private readonly status: Applied[],
+    options: { human: string },
+  ) {
+    super(message, options);
+  }
+
+  override json(): Record<string, unknown> {
+    return { ...super.json(), migrations: this.status };
+  }
+}
+
 /** Applies `pending` in order, each atomically; stops at the first failure, which it returns with what was applied. */
 async function applyInOrder(target: Target, ctx: MigrationsContext, pending: string[], json?: boolean): Promise<{ status: Applied[]; failure?: unknown }> {
   const progress = json ? undefined : startProgress('Applying migrations', pending.length, 'migrations');
@@ -114,16 +129,17 @@ async function apply(name: string, options: TargetOptions & { json?: boolean; ye
       return;
     }
     const { status, failure } = await applyInOrder(target, ctx, pending, options.json);
-    if (options.json) say(JSON.stringify(status));
-    else say(resultTable(status));
     if (failure) {
+      if (!options.json) say(resultTable(status));
       const later = pending.length - status.length;
-      throw new CliError(String(errorJson(failure).text), {
+      throw new MigrationFailure(String(errorJson(failure).text), status, {
         human:
           `Migration ${status.at(-1)!.name} failed and was rolled back (nothing of it is applied)${later > 0 ? `; the ${plural(later, 'later migration')} did not run` : ''}.\n` +
           `${errorText(failure)}\nFix the migration and run \`dione d1 migrations apply ${name}${target.kind === 'remote' ? ' --remote' : ' --local'}\` again.`,
       });
     }
+    if (options.json) say(JSON.stringify(status));
+    else say(resultTable(status));
     if (!options.json) say(green(`✅ Applied ${plural(status.length, 'migration')}.`));
   });
 }

@@ -53,7 +53,8 @@ export class StatementFailure extends CliError {
   }
 
   override get text(): string {
-    const where = `${this.source}:${this.statement.line}: ${this.message}\n  in: ${excerpt(this.statement.sql)}`;
+    // Line 0: a statement of Dione's own (a migration's record), where a request's deferred checks fail.
+    const where = this.statement.line > 0 ? `${this.source}:${this.statement.line}: ${this.message}\n  in: ${excerpt(this.statement.sql)}` : `${this.source}: ${this.message}`;
     return this.outcome ? `${where}\n${this.outcome}` : where;
   }
 
@@ -183,7 +184,10 @@ async function commit(db: D1Database, file: string): Promise<void> {
     await db.prepare('COMMIT').run();
   } catch (e) {
     // Deferred foreign keys are checked here: the statements all ran, the transaction cannot commit.
-    throw new CliError(d1Message(e), { hint: `${file}: the transaction could not commit. ${ONE_TRANSACTION_ROLLED_BACK} ${ONE_TRANSACTION_ADVICE}` });
+    // D1 checks them at the end of the file's one request, and says so with its reset error.
+    const message = d1Message(e);
+    const asD1 = message.includes('SQLITE_CONSTRAINT') && !message.startsWith(Messages.constraintsViolatedAtCommit) ? Messages.constraintsViolatedAtCommit + message : message;
+    throw new CliError(asD1, { hint: `${file}: the transaction could not commit. ${ONE_TRANSACTION_ROLLED_BACK} ${ONE_TRANSACTION_ADVICE}` });
   }
 }
 
