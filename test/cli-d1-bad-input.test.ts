@@ -147,3 +147,16 @@ test("a deferred foreign key still violated at the end of a file or a migration 
   assert.match(applied.stderr, new RegExp(`migrations[/\\\\]0001_fk\\.sql: ${FOREIGN_KEY_AT_END.replace(/[()]/g, '\\$&')}\\n`));
   assert.doesNotMatch(applied.stderr, /d1_migrations|0001_fk\.sql:0/);
 });
+
+test('statements of several go to D1 without their final `;`, as wrangler sends them: a statement cut short is "incomplete input"', async (t) => {
+  const p = project({ 'wrangler.toml': TOML, 'cut.sql': 'SELECT 1;\nSELECT * FROM t WHERE;\n' });
+  t.after(p.cleanup);
+  const several = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--command', 'select 1; select * from t where;']);
+  assert.equal(several.code, 1);
+  assert.deepEqual(JSON.parse(several.stdout), { error: { text: 'incomplete input: SQLITE_ERROR' } });
+  const file = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--file', 'cut.sql']);
+  assert.deepEqual(JSON.parse(file.stdout), { error: { text: 'incomplete input: SQLITE_ERROR' } });
+  // One statement is sent as it is.
+  const one = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--command', 'select * from t where;']);
+  assert.deepEqual(JSON.parse(one.stdout), { error: { text: 'near ";": syntax error at offset 21: SQLITE_ERROR' } });
+});

@@ -164,12 +164,14 @@ test('SQL files become statements with their first line, across read boundaries 
 
 test("only wrangler's exact `BEGIN TRANSACTION;` and the `COMMIT;` after it are dropped: other transaction statements reach D1, which refuses them", () => {
   const texts = (sql: string) => statementsOf(sql).map((s) => (s.controlsTransaction ? `control: ${s.sql}` : s.sql));
+  // (A text of one statement keeps its `;`; of several, each goes without it, as wrangler sends them.)
   assert.deepEqual(texts('BEGIN TRANSACTION;\nSELECT 1;\nCOMMIT;'), ['SELECT 1;']);
-  assert.deepEqual(texts('begin;\ncreate table t(a);\ncommit;'), ['control: begin;', 'create table t(a);', 'control: commit;']);
-  assert.deepEqual(texts('begin transaction;\nSELECT 1;\ncommit;'), ['control: begin transaction;', 'SELECT 1;', 'control: commit;']);
-  assert.deepEqual(texts('BEGIN IMMEDIATE;\nSELECT 1;\nEND;'), ['control: BEGIN IMMEDIATE;', 'SELECT 1;', 'control: END;']);
-  assert.deepEqual(texts('BEGIN TRANSACTION;\nSELECT 1;\nEND;'), ['SELECT 1;', 'control: END;']);
+  assert.deepEqual(texts('begin;\ncreate table t(a);\ncommit;'), ['control: begin', 'create table t(a)', 'control: commit']);
+  assert.deepEqual(texts('begin transaction;\nSELECT 1;\ncommit;'), ['control: begin transaction', 'SELECT 1', 'control: commit']);
+  assert.deepEqual(texts('BEGIN IMMEDIATE;\nSELECT 1;\nEND;'), ['control: BEGIN IMMEDIATE', 'SELECT 1', 'control: END']);
+  assert.deepEqual(texts('BEGIN TRANSACTION;\nSELECT 1;\nEND;'), ['SELECT 1', 'control: END']);
   // A COMMIT with no BEGIN TRANSACTION before it is D1's to refuse; text inside a string is data.
-  assert.deepEqual(texts('SELECT 1;\nCOMMIT;'), ['SELECT 1;', 'control: COMMIT;']);
+  assert.deepEqual(texts('SELECT 1;\nCOMMIT;'), ['SELECT 1', 'control: COMMIT']);
   assert.deepEqual(texts("INSERT INTO t VALUES ('BEGIN TRANSACTION;');"), ["INSERT INTO t VALUES ('BEGIN TRANSACTION;');"]);
+  assert.deepEqual(texts('CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nSELECT 2;'), ['CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END', 'SELECT 2']);
 });

@@ -80,7 +80,7 @@ describe('dione d1 on a server', { concurrency: false }, () => {
 
     const r = await dione(cwd, ['d1', 'import', 'DB', 'broken.sql', '--remote', '--chunk-size', '1000'], remote());
     failed(r, /broken\.sql:1203: .*no such column: oops/, 'remote import with a bad line');
-    assert.match(r.stderr, /in: INSERT INTO resumed VALUES \(1203, oops\);/);
+    assert.match(r.stderr, /in: INSERT INTO resumed VALUES \(1203, oops\)\n/);
     assert.match(r.stderr, /The 1000 statement\(s\) before line 1001 are imported.*--from-line 1001/s);
     assert.deepEqual(await db.prepare('SELECT count(*) AS n, max(n) AS top FROM resumed').all().then((x) => x.results), [{ n: 1000, top: 1000 }]);
 

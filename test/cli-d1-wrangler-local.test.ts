@@ -225,7 +225,7 @@ test('execute --file is one transaction: a failure keeps nothing, deferred forei
   // `import` too; --chunk-size asks for chunks that commit (the rows before the failing chunk stay).
   const imported = await dione(failed.dDir, ['d1', 'import', 'DB', 'failing.sql', '--local']);
   assert.equal(imported.code, 1, imported.stderr);
-  assert.match(imported.stderr, /failing\.sql:1501: no such column: oops.*\n {2}in: INSERT INTO t VALUES \(1501, oops\);\nNothing was imported: the file runs as one transaction/);
+  assert.match(imported.stderr, /failing\.sql:1501: no such column: oops.*\n {2}in: INSERT INTO t VALUES \(1501, oops\)\nNothing was imported: the file runs as one transaction/);
   assert.deepEqual(await query(localFile(failed.dDir, SHOP_ID), "SELECT count(*) FROM sqlite_schema WHERE name = 't'"), [[0]]);
   const chunked = await dione(failed.dDir, ['d1', 'execute', 'DB', '--local', '--file', 'failing.sql', '--chunk-size', '1000']);
   assert.equal(chunked.code, 1, chunked.stderr);

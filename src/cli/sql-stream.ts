@@ -74,11 +74,21 @@ function take(text: string, firstLine: number, final: boolean, trim: Transaction
   return used;
 }
 
+/**
+ * A statement of several as wrangler sends it: without its final `;` (so a statement cut short
+ * fails with SQLite's "incomplete input", as under wrangler, not with a syntax error near ";").
+ * A text of one statement is sent as it is.
+ */
+function oneOfSeveral(statement: SqlStatement): SqlStatement {
+  if (!statement.sql.endsWith(';')) return statement;
+  return { ...statement, sql: statement.sql.slice(0, -1).trimEnd() };
+}
+
 /** The statements of a string (a --command, a migration file). */
 export function statementsOf(text: string, source = 'the SQL'): SqlStatement[] {
   const out: SqlStatement[] = [];
   take(text, 1, true, new TransactionTrimmer(source), out);
-  return out;
+  return out.length > 1 ? out.map(oneOfSeveral) : out;
 }
 
 /**
@@ -126,12 +136,20 @@ export async function* streamStatements(file: string, options: { pieceSize?: num
   let pending = '';
   let pendingLine = 1;
   let bytes = 0;
+  // The first statement waits until a second one shows the file holds several (see oneOfSeveral).
+  let first: SqlStatement | undefined;
+  let several = false;
   const flush = (final: boolean) => {
     const out: SqlStatement[] = [];
     const used = take(pending, pendingLine, final, trim, out);
     pendingLine += countLines(pending, used);
     pending = pending.slice(used);
-    return out;
+    if (!several && first === undefined) first = out.shift();
+    if (!several && first !== undefined && out.length > 0) {
+      several = true;
+      out.unshift(first);
+    }
+    return several ? out.map(oneOfSeveral) : [];
   };
   for await (const chunk of createReadStream(file, { highWaterMark: options.pieceSize ?? 1 << 20 })) {
     bytes += (chunk as Buffer).length;
@@ -141,4 +159,5 @@ export async function* streamStatements(file: string, options: { pieceSize?: num
   }
   pending += decoder.end();
   yield* flush(true);
+  if (!several && first !== undefined) yield first;
 }
