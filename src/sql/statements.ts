@@ -127,6 +127,8 @@ function statementRanges(sql: string, tokens: Token[], limit = Number.POSITIVE_I
   let first = 0; // index of the first token of the current statement
   let significant: Token[] = [];
   let trigger: { body: boolean; done: boolean; atStatementStart: boolean } | undefined;
+  // Only a statement that starts with CREATE or EXPLAIN can be a trigger (asked once, at its first word).
+  let mayBeTrigger = false;
   let depth = 0;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
@@ -143,7 +145,11 @@ function statementRanges(sql: string, tokens: Token[], limit = Number.POSITIVE_I
     significant.push(t);
     if (t.type === 'lparen') depth++;
     else if (t.type === 'rparen') depth = Math.max(0, depth - 1);
-    if (significant.length <= 6 && !trigger && startsTrigger(sql, significant)) {
+    if (significant.length === 1) {
+      const k = keyword(sql, t);
+      mayBeTrigger = k === 'CREATE' || k === 'EXPLAIN';
+    }
+    if (mayBeTrigger && significant.length <= 6 && !trigger && startsTrigger(sql, significant)) {
       trigger = { body: false, done: false, atStatementStart: false };
     } else if (trigger && !trigger.done) {
       // The body is a list of statements each ending in `;`; the trigger's END is the END that
