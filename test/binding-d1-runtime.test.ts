@@ -317,6 +317,23 @@ for (const binding of bindings) {
       });
     });
 
+    test("typed arrays bind as their elements' bytes; a BigInt64Array fails with workerd's TypeError (JSON cannot hold its elements)", async () => {
+      await withDatabase(binding, async (db) => {
+        const value = async (bound: unknown) => (await db.prepare('SELECT ? AS v').bind(bound).first<{ v: unknown }>())!.v;
+        assert.deepEqual(await value(new Int32Array([-1, 2])), [255, 2]);
+        assert.deepEqual(await value(new Float64Array([1.5])), [1]);
+        assert.deepEqual(await value(new DataView(new ArrayBuffer(2))), []);
+        for (const wide of [new BigInt64Array([1n]), new BigUint64Array([1n])]) {
+          const error = await (async () => db.prepare('SELECT ? AS v').bind(wide).all())().then(
+            () => assert.fail('resolved'),
+            (e: Error) => e,
+          );
+          assert.ok(error instanceof TypeError, String(error));
+          assert.equal(error.message, 'Do not know how to serialize a BigInt');
+        }
+      });
+    });
+
     test('prepare() of a number, null or an object rejects with a D1 error and its cause, alone and in a batch', async () => {
       await withDatabase(binding, async (db) => {
         for (const [sql, received] of [

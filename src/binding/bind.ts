@@ -33,7 +33,11 @@ export function toParam(value: unknown, bigints: boolean): ParamValue {
     case 'object':
       if (value === null) return null;
       if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
-      if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
+      if (ArrayBuffer.isView(value)) {
+        // D1 sends a view's elements as numbers in JSON, which cannot hold BigInt64Array's (workerd's error).
+        if (value instanceof BigInt64Array || value instanceof BigUint64Array) throw new TypeError('Do not know how to serialize a BigInt');
+        return Array.from(value as unknown as ArrayLike<number>);
+      }
       if (Array.isArray(value) && isByteArray(value)) return value;
       throw typeError(value);
     default:
