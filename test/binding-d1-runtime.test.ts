@@ -317,6 +317,17 @@ for (const binding of bindings) {
       });
     });
 
+    test('over 100 parameters: too many variables, unless the expression is also too deep, which D1 reports (its parser keeps the last error)', async () => {
+      await withDatabase(binding, async (db) => {
+        const params = Array.from({ length: 101 }, (_, i) => i);
+        const run = (sql: string) => rejection(db.prepare(sql).bind(...params).all());
+        const marks = params.map(() => '?');
+        assert.equal(await run(`SELECT ${marks.join(' + ')}`), 'D1_ERROR: Expression tree is too large (maximum depth 100): SQLITE_ERROR');
+        assert.equal(await run(`SELECT ${marks.join(', ')}`), 'D1_ERROR: too many SQL variables at offset 307: SQLITE_ERROR');
+        assert.equal(await run(`SELECT 1 WHERE 1 IN (${marks.join(', ')})`), 'D1_ERROR: too many SQL variables at offset 321: SQLITE_ERROR');
+      });
+    });
+
     test("typed arrays bind as their elements' bytes; a BigInt64Array fails with workerd's TypeError (JSON cannot hold its elements)", async () => {
       await withDatabase(binding, async (db) => {
         const value = async (bound: unknown) => (await db.prepare('SELECT ? AS v').bind(bound).first<{ v: unknown }>())!.v;

@@ -259,6 +259,14 @@ export class Connection {
     return answer === null ? -1 : Number(answer.slice(0, answer.indexOf('|')));
   }
 
+  /** How SQL fails to prepare (undefined when it prepares), without keeping it. */
+  prepareFailure(sql: string): { offset: number; message: string } | undefined {
+    const answer = this.once('SELECT dione_prepare_error(?, ?)').get(this.token, sql) as string | null;
+    if (answer === null) return undefined;
+    const [offset, , ...rest] = answer.split('|');
+    return { offset: Number(offset), message: rest.join('|') };
+  }
+
   /**
    * The offset of an error a statement met when it ran, when preparing it anew fails with the same
    * message: a cached statement that SQLite re-prepared after a schema change (the second of two
@@ -266,10 +274,8 @@ export class Connection {
    * fails it at prepare with the offset. -1 otherwise.
    */
   runErrorOffset(sql: string, message: string): number {
-    const answer = this.once('SELECT dione_prepare_error(?, ?)').get(this.token, sql) as string | null;
-    if (answer === null) return -1;
-    const [offset, , ...rest] = answer.split('|');
-    return rest.join('|') === message ? Number(offset) : -1;
+    const failure = this.prepareFailure(sql);
+    return failure?.message === message ? failure.offset : -1;
   }
 
   /** total_changes(), last_insert_rowid() and, when `size` is given, the used bytes measured anew. */

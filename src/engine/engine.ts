@@ -148,9 +148,17 @@ function writesAny(work: Work): boolean {
 }
 
 /** D1's refusals that need no SQLite: an empty statement, or one D1 refuses outright. */
-function checkRunnable(statement: Statement): void {
+function checkRunnable(statement: Statement, connection: Connection): void {
   if (statement.empty) throw new D1Failure(Messages.emptyStatement);
-  if (statement.rejection) throw new D1Failure(statement.rejection);
+  if (statement.rejection) {
+    // D1's SQLite keeps the last error its parser met: an expression too deep, met after the 101st
+    // parameter (`? + ? + …`), is the one D1 reports.
+    if (statement.overParameterLimit) {
+      const later = connection.prepareFailure(statement.executable);
+      if (later?.message.startsWith('Expression tree is too large')) throw new D1Failure(sqliteDetail(later.message, 'SQLITE_ERROR', later.offset));
+    }
+    throw new D1Failure(statement.rejection);
+  }
 }
 
 function failureOf(e: unknown): Failure {
@@ -344,7 +352,7 @@ export class Engine {
   private readAlone(query: Query, statement: Statement, format: ResultsFormat, mustNotWrite = false): ExecuteResponse | undefined {
     const started = performance.now();
     try {
-      checkRunnable(statement);
+      checkRunnable(statement, this.connection);
       const prepared = this.connection.prepareRead(statement.executable);
       if (prepared === 'writes' || !prepared.readonly) {
         if (mustNotWrite) throw new D1Failure(Messages.readOnly);
@@ -853,7 +861,7 @@ export class Engine {
       for (let i = 0; i < statements.length; i++) {
         const statement = statements[i]!;
         const last = i === statements.length - 1;
-        checkRunnable(statement);
+        checkRunnable(statement, this.connection);
         const prepared = prepare(statement);
         // In a held transaction, a statement SQLite says writes takes the write lock first.
         if (this.held !== undefined && !this.held.writing && !prepared.readonly && !this.claimWrites()) throw new D1Failure(BUSY);

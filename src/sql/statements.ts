@@ -38,6 +38,11 @@ export interface Statement {
   control?: TransactionControl;
   /** A PRAGMA that sets a setting its connection keeps (case_sensitive_like…: pragma.ts). */
   setsConnection?: boolean;
+  /**
+   * `rejection` is the parameter limit's (the lexer counts them: the executable's `?`s are not
+   * D1's). SQLite may report another error of the statement after it, which is then D1's answer.
+   */
+  overParameterLimit?: boolean;
 }
 
 /** BEGIN, COMMIT/END, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO, as SQLite reads them. */
@@ -219,7 +224,8 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
   } else if (mainVerb === 'SELECT' || mainVerb === 'VALUES') kind = 'read';
   else if (writesSchemaTable(sql, body, mainVerb)) rejection = 'table sqlite_master may not be modified: SQLITE_ERROR';
   if (explained) kind = 'read';
-  if (!rejection && parameterError) rejection = parameterError;
+  const overParameterLimit = !rejection && parameterError !== undefined;
+  if (overParameterLimit) rejection = parameterError;
   const readsTables = body.some((t) => t.type === 'word' && keyword(sql, t) === 'FROM');
   const slotsInOrder = bindSlots.length === parameterCount && bindSlots.every((slot, i) => slot === i + 1);
   return {
@@ -236,6 +242,7 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
     rejection,
     control,
     ...(setsConnection ? { setsConnection } : {}),
+    ...(overParameterLimit ? { overParameterLimit } : {}),
   };
 }
 
