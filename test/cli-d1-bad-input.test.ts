@@ -1,6 +1,6 @@
 // `dione d1` on bad input: clear errors, non-zero exits, and nothing half-applied.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { open } from '../src/index.ts';
@@ -159,4 +159,18 @@ test('statements of several go to D1 without their final `;`, as wrangler sends 
   // One statement is sent as it is.
   const one = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--json', '--command', 'select * from t where;']);
   assert.deepEqual(JSON.parse(one.stdout), { error: { text: 'near ";": syntax error at offset 21: SQLITE_ERROR' } });
+});
+
+test('an export that fails (a virtual table, which D1 cannot export) leaves no file, and an earlier dump at --output as it was', async (t) => {
+  const p = project({ 'wrangler.toml': TOML });
+  t.after(p.cleanup);
+  const created = await dione(p.dir, ['d1', 'execute', 'shop', '--local', '--command', 'CREATE TABLE t (a); CREATE VIRTUAL TABLE f USING fts5(a);']);
+  assert.equal(created.code, 0, created.stderr);
+  const refused = await dione(p.dir, ['d1', 'export', 'shop', '--local', '--output', 'new.sql']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /D1 Export error: cannot export databases with Virtual Tables \(fts5\)/);
+  writeFileSync(path.join(p.dir, 'kept.sql'), 'an earlier dump\n');
+  assert.equal((await dione(p.dir, ['d1', 'export', 'shop', '--local', '--output', 'kept.sql'])).code, 1);
+  assert.deepEqual(readdirSync(p.dir).filter((f) => f.endsWith('.sql') || f.includes('partial')), ['kept.sql']);
+  assert.equal(readFileSync(path.join(p.dir, 'kept.sql'), 'utf8'), 'an earlier dump\n');
 });

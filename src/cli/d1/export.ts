@@ -1,6 +1,7 @@
 // `dione d1 export`: a database's SQL dump written to a file, as wrangler writes it, from a local
 // file or a server alike.
-import { createWriteStream, existsSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
@@ -18,9 +19,14 @@ interface ExportOptions extends TargetOptions {
   skipConfirmation?: boolean;
 }
 
-/** Writes the dump's pieces to `output` with backpressure, reporting progress. */
+/**
+ * Writes the dump's pieces to `output` with backpressure, reporting progress: into a file of its
+ * own next to it, renamed over `output` once whole, so a failed export (a virtual table, a lost
+ * server) leaves no empty or partial file, and an earlier dump there as it was.
+ */
 async function writeDump(dump: SqlDump, output: string): Promise<void> {
   const progress = dump.large ? startProgress('Exporting', dump.total, dump.unit) : undefined;
+  const partial = path.join(path.dirname(output), `.${path.basename(output)}.${randomBytes(6).toString('hex')}.partial`);
   try {
     await pipeline(
       dump.pieces,
@@ -30,9 +36,12 @@ async function writeDump(dump: SqlDump, output: string): Promise<void> {
           progress?.update(piece.done);
         }
       },
-      createWriteStream(output),
+      // Opened now: a stream opens its file later, which would outlive a removal after a failure.
+      createWriteStream(partial, { fd: openSync(partial, 'w') }),
     );
+    renameSync(partial, output);
   } catch (e) {
+    rmSync(partial, { force: true });
     progress?.failed('the export stopped');
     throw e;
   }
