@@ -73,6 +73,8 @@ export type Transfer =
       database: string;
       /** The ingest running or done: an upload is imported once, a second ingest answers the first one's result. */
       ingest?: Promise<unknown>;
+      /** The ingest has not ended yet: the transfer does not expire meanwhile. */
+      running?: boolean;
       result?: unknown;
     };
 

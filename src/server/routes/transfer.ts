@@ -46,7 +46,7 @@ function expire(server: ServerContext): void {
   const now = Date.now();
   for (const [key, t] of server.transfers) {
     // An import still running is kept: its result is polled for when it ends.
-    if (t.kind === 'import' && t.ingest && t.result === undefined) continue;
+    if (t.kind === 'import' && t.running) continue;
     if (t.expires < now) {
       rmSync(t.file, { force: true });
       server.transfers.delete(key);
@@ -154,7 +154,12 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     // Ingested already (or being ingested): the same answer, not a second import.
     if (transfer.ingest) return c.json(success(await progress(server, transfer.ingest, key)));
     if (!existsSync(transfer.file)) throw new ApiError(400, ErrorCodes.badRequest, 'Nothing was uploaded to the upload_url yet');
-    const ingest = ingestUpload(server, record, transfer, key, (reason) => c.set('logReason', reason));
+    transfer.running = true;
+    const ingest = ingestUpload(server, record, transfer, key, (reason) => c.set('logReason', reason)).finally(() => {
+      // Its result (or failure) is kept for polls for a while from now.
+      transfer.running = false;
+      transfer.expires = Date.now() + TRANSFER_TTL_MS;
+    });
     transfer.ingest = ingest;
     return c.json(success(await progress(server, ingest, key)));
   });
@@ -201,7 +206,6 @@ async function ingestUpload(
   if (error !== undefined || !imported?.success) {
     const result = { success: false, type: 'import', status: 'error', messages: [], errors: [error], error };
     transfer.result = result;
-    transfer.expires = Date.now() + TRANSFER_TTL_MS;
     failed(`import failed: ${error ?? 'nothing imported'}`);
     return result;
   }
@@ -217,7 +221,6 @@ async function ingestUpload(
     result: { final_bookmark: imported.bookmark, num_queries, meta: imported.meta ?? { duration: 0, rows_read: 0, rows_written: 0, size_after: 0, changes: 0 } },
   };
   transfer.result = result;
-  transfer.expires = Date.now() + TRANSFER_TTL_MS;
   return result;
 }
 
