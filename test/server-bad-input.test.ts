@@ -331,6 +331,35 @@ describe('SQL that D1 refuses', () => {
   }
 });
 
+describe('answers too large', () => {
+  // 80 rows of a 2 MB BLOB (within SQLite's per-value limit) by one read: as arrays of numbers
+  // they took gigabytes of the HTTP thread's heap, and a few such requests ended the server.
+  const HUGE = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 80) SELECT zeroblob(2000000) AS b, x FROM c';
+  const bodyOf = (protocol: Protocol, sql: string) => JSON.stringify(protocol === 'dione' ? { queries: [{ sql, params: [] }] } : { sql });
+
+  test('a result whose JSON would pass 128 MiB is refused on every protocol, quickly, and the server serves on', async () => {
+    for (const protocol of PROTOCOLS) {
+      const reply = await post(protocol, bodyOf(protocol, HUGE));
+      const message = protocol === 'query' || protocol === 'raw' ? reply.body.errors[0].message : reply.body.error;
+      assert.match(message, /^The result is too large to send in one response \(its JSON would exceed 128 MiB\)/, protocol);
+    }
+    await unharmed();
+  });
+
+  test('BLOBs below the bound come back exact, as arrays of bytes (D1) or base64 (dione/client)', async () => {
+    const sql = "SELECT x'00090a6364ff' AS b, zeroblob(0) AS e, randomblob(300000) AS r";
+    const rest = await post('raw', bodyOf('raw', sql));
+    const [b, e, r] = rest.body.result[0].results.rows[0];
+    assert.deepEqual([b, e], [[0, 9, 10, 99, 100, 255], []]);
+    assert.equal(r.length, 300_000);
+    assert.ok(r.every((v: number) => Number.isInteger(v) && v >= 0 && v <= 255));
+    const binding = await post('binding', bodyOf('binding', sql));
+    assert.deepEqual(binding.body.results[0].b, [0, 9, 10, 99, 100, 255]);
+    const { results } = await db.prepare("SELECT x'00090a6364ff' AS b").all<{ b: number[] }>();
+    assert.deepEqual(results[0]!.b, [0, 9, 10, 99, 100, 255]);
+  });
+});
+
 describe('bodies over the limit', () => {
   let small: TestServer;
   before(async () => {
