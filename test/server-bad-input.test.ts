@@ -410,6 +410,45 @@ describe('bodies over the limit', () => {
   });
 });
 
+describe('silent connections', () => {
+  let quick: TestServer;
+  before(async () => {
+    quick = await startTestServer({ firstRequestTimeoutMs: 500 });
+    await quick.createDatabase('silent');
+  });
+  after(() => quick?.close());
+
+  /** Opens a raw connection; `closed` settles (with what was received) when the server closes it. */
+  function raw(): Promise<{ socket: net.Socket; closed: Promise<string> }> {
+    return new Promise((resolve) => {
+      let received = '';
+      const socket = net.connect(quick.server.port, '127.0.0.1', () => resolve({ socket, closed }));
+      const closed = new Promise<string>((done) => socket.on('close', () => done(received)));
+      socket.on('data', (d) => (received += d.toString()));
+      socket.on('error', () => {});
+    });
+  }
+
+  test('a connection that sends no request is closed; one whose request runs longer than that is answered', async () => {
+    const silent = await raw();
+    const outcome = await Promise.race([silent.closed, sleep(10_000).then(() => 'still open after 10 s')]);
+    silent.socket.destroy();
+    assert.equal(outcome, '');
+
+    // A request that comes, then runs for longer than the first-request timeout, is answered.
+    const slow = await raw();
+    const body = JSON.stringify({ sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) SELECT count(*) AS n FROM c' });
+    await sleep(200);
+    slow.socket.write(
+      [`POST /client/v4/accounts/${quick.accountId}/d1/database/silent/query HTTP/1.1`, 'Host: 127.0.0.1', `Authorization: Bearer ${quick.token}`, 'Content-Type: application/json', `Content-Length: ${body.length}`, 'Connection: close', '', body].join('\r\n'),
+    );
+    const answer = await slow.closed;
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    assert.match(answer, /"n":6000000/);
+    assert.equal((await fetch(`${quick.url}/healthz`)).status, 200);
+  });
+});
+
 describe('connections', () => {
   /** Sends a request head and the first `sent` bytes of `body` on a raw socket, then drops the connection. */
   async function dropMidBody(path: string, headers: Record<string, string>, body: string, sent: number): Promise<string> {

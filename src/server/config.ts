@@ -28,6 +28,12 @@ export interface ServeOptions {
    * the descriptors databases need, and every write failed with EMFILE).
    */
   maxConnections?: number;
+  /**
+   * A connection that has not sent a whole request head this long after it opened is closed
+   * (default 30 s): Node times out requests that have begun, not sockets that send nothing, and a
+   * flood of silent connections held every client out.
+   */
+  firstRequestTimeoutMs?: number;
   region?: string;
   /** The largest request body accepted (default 64 MiB); uploads to import URLs have their own limit. */
   maxBodyBytes?: number;
@@ -90,6 +96,7 @@ export interface ServerConfig {
   workers: number;
   maxOpenDatabases: number;
   maxConnections: number;
+  firstRequestTimeoutMs: number;
   region: string;
   maxBodyBytes: number;
   maxImportBytes: number;
@@ -114,6 +121,7 @@ export const DEFAULTS = {
   region: 'LOCAL',
   maxBodyBytes: 64 * 1024 * 1024,
   maxImportBytes: 5 * 1024 ** 3,
+  firstRequestTimeoutMs: 30_000,
   importWaitMs: 5000,
   retentionDays: 30,
   leaseTtlMs: 10_000,
@@ -148,6 +156,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     workers: options.workers ?? availableParallelism(),
     maxOpenDatabases: options.maxOpenDatabases ?? defaultMaxOpenDatabases(history !== false),
     maxConnections: options.maxConnections ?? defaultMaxConnections(),
+    firstRequestTimeoutMs: options.firstRequestTimeoutMs ?? DEFAULTS.firstRequestTimeoutMs,
     region,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
     maxImportBytes: options.maxImportBytes ?? DEFAULTS.maxImportBytes,

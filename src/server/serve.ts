@@ -2,7 +2,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
@@ -120,9 +120,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const honoListener = getRequestListener(app.fetch);
   const sqlListener = fastPath(context, resolveGrant);
   const server = createServer((req, res) => {
+    // A request has come: from here Node's own timeouts apply (headers, keep-alive between requests).
+    req.socket.setTimeout(0);
     if (!sqlListener(req, res)) void honoListener(req, res);
   });
   server.maxConnections = config.maxConnections;
+  server.on('connection', (socket: Socket) => {
+    socket.setTimeout(config.firstRequestTimeoutMs, () => socket.destroy());
+  });
   let lastDropReport = 0;
   server.on('drop', () => {
     const now = Date.now();
