@@ -213,6 +213,22 @@ describe('malformed requests', () => {
     assert.equal(most.body.result.length, 100_000);
   });
 
+  test('every protocol refuses more statements than a REST request may hold, before any is lexed or runs', async () => {
+    const many = 'SELECT 1;'.repeat(200_001);
+    for (const protocol of ['binding', 'execute', 'dione'] as const) {
+      const single = protocol === 'dione' ? { queries: [{ sql: many, params: [] }] } : [{ sql: many }];
+      const batch = protocol === 'dione' ? { queries: Array.from({ length: 100_001 }, () => ({ sql: 'SELECT 1', params: [] })) } : Array.from({ length: 100_001 }, () => ({ sql: 'SELECT 1' }));
+      for (const body of [single, batch]) {
+        const reply = await post(protocol, JSON.stringify(body));
+        assert.equal(reply.status, 400, protocol);
+        assert.match(errorOf(protocol, reply.body), /^Too many statements in one request: at most 100000/, protocol);
+      }
+    }
+    const fine = await post('binding', JSON.stringify([{ sql: 'SELECT 1 AS one;'.repeat(1000) }]));
+    assert.equal(fine.status, 200);
+    await unharmed();
+  });
+
   test('a form-encoded body is refused as not JSON', async () => {
     const reply = await post('query', 'sql=INSERT+INTO+t+(v)+VALUES+(1)', { 'content-type': 'application/x-www-form-urlencoded' });
     assert.equal(reply.status, 400);
