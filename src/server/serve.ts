@@ -7,6 +7,7 @@ import { getRequestListener } from '@hono/node-server';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import { ClusterCatalog } from './cluster-catalog.ts';
+import { devRequestRefusal } from './dev-requests.ts';
 import { ClusterPlacements, type CopyPosition } from './cluster-placements.ts';
 import { ClusterQueryStats } from './cluster-query-stats.ts';
 import { createApp } from './app.ts';
@@ -17,6 +18,7 @@ import type { ServerContext, ServerSettings } from './context.ts';
 import { type ClusterOptions, resolveServerConfig, type ServeOptions } from './config.ts';
 import { WorkerPool } from './host/pool.ts';
 import { Metrics } from './metrics.ts';
+import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { localSource, type StatsSource } from './stats/analytics.ts';
 import { QueryStatsStore } from './stats/query-stats-store.ts';
 import { QueryStatsRecorder } from './stats/recorder.ts';
@@ -122,6 +124,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const server = createServer((req, res) => {
     // A request has come: from here Node's own timeouts apply (headers, keep-alive between requests).
     req.socket.setTimeout(0);
+    if (settings.allowUnauthenticated && req.headers.authorization === undefined) {
+      const refusal = devRequestRefusal(req.headers, settings.publicUrl);
+      if (refusal !== undefined) {
+        res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify(envelopeError(ErrorCodes.forbidden, refusal)));
+        return;
+      }
+    }
     if (!sqlListener(req, res)) void honoListener(req, res);
   });
   server.maxConnections = config.maxConnections;
