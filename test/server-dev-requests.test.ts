@@ -37,12 +37,13 @@ async function pwned(): Promise<boolean> {
 
 test('a page of another site, or a name rebound to 127.0.0.1, is refused without a token; nothing is written', async () => {
   const port = s.server.port;
-  for (const headers of [
+  const pages: Record<string, string>[] = [
     { host: `127.0.0.1:${port}`, origin: 'http://evil.example' },
     { host: `127.0.0.1:${port}`, origin: 'null' },
     { host: `attacker.example:${port}` },
     { host: `attacker.example:${port}`, origin: `http://attacker.example:${port}` },
-  ]) {
+  ];
+  for (const headers of pages) {
     const reply = await write(headers);
     assert.equal(reply.status, 403, JSON.stringify(headers));
     assert.match(JSON.parse(reply.body).errors[0].message, /^--dev serves requests without a token only/);
@@ -52,7 +53,8 @@ test('a page of another site, or a name rebound to 127.0.0.1, is refused without
 
 test("the developer's tools and the server's own pages are served without a token, and any request with a token as it says", async () => {
   const port = s.server.port;
-  for (const headers of [{ host: `127.0.0.1:${port}` }, { host: `localhost:${port}` }, { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}` }, { host: `[::1]:${port}` }]) {
+  const tools: Record<string, string>[] = [{ host: `127.0.0.1:${port}` }, { host: `localhost:${port}` }, { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}` }, { host: `[::1]:${port}` }];
+  for (const headers of tools) {
     assert.equal((await write(headers)).status, 200, JSON.stringify(headers));
   }
   // A token is no ambient authority a page can borrow: with one, Host and Origin are not asked about.

@@ -461,6 +461,27 @@ describe('the dump route never returns free pages', () => {
     assert.ok(!viaClient.includes(MARKER), 'dione/client dump() returned a deleted row (a free page)');
   });
 
+  test('one token with dumps left unread holds at most 2 of the 4 places: another token still dumps', async () => {
+    const db = await freshDatabase('dump-per-token', 'CREATE TABLE t (v TEXT)');
+    // Larger than what socket buffers take in: a dump not read stays in progress.
+    await setup(db, "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) SELECT randomblob(8000) FROM c");
+    const greedy = s.tokenFor('read');
+    const start = (token?: string) => s.call(`${s.url}/dione/v1/databases/${db}/dump`, { method: 'POST', token });
+    const held = [await start(greedy), await start(greedy)];
+    for (const response of held) assert.equal(response.status, 200);
+    const third = await start(greedy);
+    assert.equal(third.status, 429);
+    assert.match(await third.text(), /Too many dumps in progress for this token \(at most 2 at a time\)/);
+    const other = await start(s.tokenFor('read'));
+    assert.equal(other.status, 200);
+    assert.ok(Buffer.from(await other.arrayBuffer()).subarray(0, 16).toString('latin1').startsWith('SQLite format 3'));
+    // Read to their ends, the greedy token's places are its again.
+    for (const response of held) await response.arrayBuffer();
+    const again = await start(greedy);
+    assert.equal(again.status, 200);
+    await again.arrayBuffer();
+  });
+
   test('a dump is streamed with its length, and a dump read to its end frees its place (at most 4 at a time)', async () => {
     const db = await freshDatabase('dump-places', 'CREATE TABLE t (v TEXT)');
     await setup(db, "INSERT INTO t VALUES ('x')");

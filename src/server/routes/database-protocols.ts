@@ -14,8 +14,12 @@ import { ApiError, apiErrorOf } from '../protocols/api-errors.ts';
 
 export const DATABASE_HEADER = 'x-dione-database';
 
-/** Dumps (dione/client's dump()) in progress at once on a server. */
+/** Dumps (dione/client's dump()) in progress at once on a server, and for one token. */
 export const MAX_DUMPS = 4;
+export const MAX_DUMPS_PER_TOKEN = 2;
+
+/** A dump whose answer nobody reads for this long is ended: its slot and disk go to others. */
+export const DUMP_STALL_MS = 60_000;
 
 /** The database a binding-protocol request names, if the grant reaches it. */
 export async function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']): Promise<DatabaseRecord> {
@@ -43,10 +47,23 @@ export function bindingRoutes(server: ServerContext) {
 
   // Each dump is a copy of its database on disk until its answer is read: a few at a time.
   let dumping = 0;
+  // A token's own dumps, so that one token left unread cannot take every slot.
+  const dumpsOf = new Map<string, number>();
   app.post('/dione/v1/databases/:db/dump', async (c) => {
     const record = await lookup(c.req.param('db'), c.get('grant')); // decoded once, by the router
+    const token = c.get('grant').tokenId;
     if (dumping >= MAX_DUMPS) throw new ApiError(429, ErrorCodes.badRequest, `Too many dumps in progress (at most ${MAX_DUMPS} at a time): try again when one has been read`);
+    if ((dumpsOf.get(token) ?? 0) >= MAX_DUMPS_PER_TOKEN) {
+      throw new ApiError(429, ErrorCodes.badRequest, `Too many dumps in progress for this token (at most ${MAX_DUMPS_PER_TOKEN} at a time): read the ones it started first`);
+    }
     dumping++;
+    dumpsOf.set(token, (dumpsOf.get(token) ?? 0) + 1);
+    const done = () => {
+      dumping--;
+      const left = dumpsOf.get(token)! - 1;
+      if (left === 0) dumpsOf.delete(token);
+      else dumpsOf.set(token, left);
+    };
     let streaming = false;
     const dir = mkdtempSync(path.join(tmpdir(), 'dione-dump-'));
     try {
@@ -60,11 +77,21 @@ export function bindingRoutes(server: ServerContext) {
       const fd = openSync(file, 'r');
       const size = fstatSync(fd).size;
       const stream = createReadStream('', { fd });
-      stream.once('close', () => dumping--);
+      // An answer nobody reads (or reads no further) is ended after a while.
+      let read = -1;
+      const watch = setInterval(() => {
+        if (stream.bytesRead === read) stream.destroy();
+        read = stream.bytesRead;
+      }, DUMP_STALL_MS);
+      watch.unref();
+      stream.once('close', () => {
+        clearInterval(watch);
+        done();
+      });
       streaming = true;
       return new Response(Readable.toWeb(stream) as ReadableStream, { headers: { 'content-type': 'application/vnd.sqlite3', 'content-length': String(size) } });
     } finally {
-      if (!streaming) dumping--;
+      if (!streaming) done();
       rmSync(dir, { recursive: true, force: true });
     }
   });
