@@ -20,10 +20,12 @@ export interface Encoded {
  * nonce (no text a query returns can pass for one) until the text is written.
  */
 class BlobSlots {
-  private readonly nonce = randomBytes(12).toString('hex');
+  /** Drawn at the first BLOB: most answers hold none. */
+  private nonce = '';
   private readonly blobs: Uint8Array[] = [];
 
   marker(blob: Uint8Array): string {
+    if (this.nonce === '') this.nonce = randomBytes(12).toString('hex');
     this.blobs.push(blob);
     return `\u0000${this.nonce}:${this.blobs.length - 1}`;
   }
