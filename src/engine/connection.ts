@@ -255,8 +255,7 @@ export class Connection {
 
   /** SQLite's error offset for SQL that failed to prepare (better-sqlite3 does not expose it). */
   private errorOffset(sql: string): number {
-    const answer = this.once('SELECT dione_prepare_error(?, ?)').get(this.token, sql) as string | null;
-    return answer === null ? -1 : Number(answer.slice(0, answer.indexOf('|')));
+    return this.prepareFailure(sql)?.offset ?? -1;
   }
 
   /** How SQL fails to prepare (undefined when it prepares), without keeping it. */

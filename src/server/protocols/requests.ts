@@ -108,15 +108,11 @@ export function parseRestBody(body: string): Query[] {
   // its length, and by a count of its `;`s (a statement ends with one; strings and trigger bodies
   // hold a few more) before any is split.
   let chars = 0;
-  let semicolons = 0;
-  for (const item of items) {
-    chars += item.sql.length;
-    for (let at = item.sql.indexOf(';'); at >= 0 && semicolons <= 2 * MAX_REST_STATEMENTS; at = item.sql.indexOf(';', at + 1)) semicolons++;
-  }
+  for (const item of items) chars += item.sql.length;
   if (chars > MAX_REST_SQL_CHARS) {
     throw new BadRequest(`The SQL of one request is at most ${MAX_REST_SQL_CHARS} characters (larger files go through the import API, as wrangler sends them)`);
   }
-  if (semicolons > 2 * MAX_REST_STATEMENTS) throw new BadRequest(TOO_MANY_STATEMENTS);
+  checkStatementCount(items);
   const queries: Query[] = [];
   for (const item of items) {
     const params = (item.params ?? []) as ParamValue[];
