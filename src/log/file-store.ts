@@ -20,7 +20,7 @@ import {
   statSync,
 } from 'node:fs';
 import path from 'node:path';
-import { copyFileDurably, listDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
+import { copyFileDurably, IdleCloser, listDirectory, readFully, syncDirectory, syncFile, temporarySuffix, writeFileDurably, writeFully } from './files.ts';
 import {
   decodeSegmentIndex,
   decodeSegmentSummary,
@@ -272,6 +272,12 @@ export class FileLogStore implements LogStore {
   private durable = { segments: 0, bytes: 0 };
   /** No zeros are written ahead before this time (the disk was full). */
   private preallocateAfter = 0;
+  /** Closes the open segment once idle, never while it holds records not yet flushed. */
+  private readonly idle = new IdleCloser(() => {
+    if (this.dirty) return false;
+    this.closeFile();
+    return true;
+  });
   /** A rollback could not cut the last segment back: nothing is appended until it can. */
   private cutPending = false;
   /** The last record found on opening and where WAL capture resumes after it, while it is still the last. */
@@ -624,6 +630,7 @@ export class FileLogStore implements LogStore {
     const sealed = this.segments.at(-1);
     if (sealed && !sealed.sealed) this.seal(sealed);
     else this.flush();
+    this.closeFile();
     const segment = { file: path.join(this.segmentsDir, `${seqName(first)}.log`), first, bytes: 0, allocated: 0 };
     closeSync(openSync(segment.file, 'w'));
     syncDirectory(this.segmentsDir);
@@ -644,17 +651,22 @@ export class FileLogStore implements LogStore {
   }
 
   /**
-   * Makes the records appended since the last flush durable. The segment is closed until the next
-   * append: an idle database holds no descriptor for its log (a server keeps thousands open).
+   * Makes the records appended since the last flush durable. The segment stays open for the next
+   * append and is closed once idle (IdleCloser): an idle database holds no descriptor for its log.
    */
   flush(): void {
     if (this.fd !== undefined) {
       if (this.dirty && this.sync) fdatasyncSync(this.fd);
       this.dirty = false;
-      closeSync(this.fd);
-      this.fd = undefined;
+      this.idle.touch();
     }
     this.markDurable();
+  }
+
+  private closeFile(): void {
+    this.idle.stop();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 
   private markDurable(): void {
@@ -690,8 +702,7 @@ export class FileLogStore implements LogStore {
     let reopened = false;
     while (this.segments.length > this.durable.segments) {
       const gone = this.segments.pop()!;
-      if (this.fd !== undefined) closeSync(this.fd);
-      this.fd = undefined;
+      this.closeFile();
       rmSync(gone.file, { force: true });
       syncDirectory(this.segmentsDir);
       this.totalBytes -= gone.bytes;
@@ -828,8 +839,7 @@ export class FileLogStore implements LogStore {
     const open = this.segments.at(-1);
     if (options.seal && this.owner && !this.cutPending && open && !open.sealed && open.bytes >= this.segmentBytes / SEAL_ON_CLOSE_PARTS) this.seal(open);
     else this.flush();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.closeFile();
   }
 }
 

@@ -2,7 +2,7 @@
 // design/physical-replication.md): every frame is checked against the WAL header's salts and the
 // running checksum, and a transaction is taken only once its commit frame is there.
 import { closeSync, openSync } from 'node:fs';
-import { readFully } from './files.ts';
+import { IdleCloser, readFully } from './files.ts';
 
 export const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
@@ -83,6 +83,10 @@ export class WalReader {
   position: WalPosition;
   /** The first chunk of every read, kept: most reads find one commit of a few frames. */
   private firstChunk: Buffer | undefined;
+  private readonly idle = new IdleCloser(() => {
+    this.close();
+    return true;
+  });
 
   constructor(
     private readonly walFile: string,
@@ -93,23 +97,23 @@ export class WalReader {
 
   /**
    * Every transaction committed since the last call, oldest first; their page images are valid until
-   * the next call (the first chunk's buffer is read into again). The file is open only while
-   * reading: an idle database holds no descriptor for it (a server keeps thousands open). SQLite
-   * locks the database and its -shm, never the -wal, so closing this descriptor drops no lock.
+   * the next call (the first chunk's buffer is read into again). The file stays open while commits
+   * keep coming and is closed once idle (IdleCloser). SQLite locks the database and its -shm, never
+   * the -wal, so closing this descriptor drops no lock. The descriptor is never stale: SQLite deletes
+   * the -wal only when the last connection closes, and the owner closes its engine only after
+   * close() or before reopen().
    */
   read(): CapturedCommit[] {
-    let fd: number;
-    try {
-      fd = this.fd = openSync(this.walFile, 'r');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.walFile, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw e;
+      }
     }
-    try {
-      return this.readFrom(fd);
-    } finally {
-      this.close();
-    }
+    this.idle.touch();
+    return this.readFrom(this.fd);
   }
 
   /**
@@ -183,6 +187,7 @@ export class WalReader {
   }
 
   close(): void {
+    this.idle.stop();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
