@@ -138,15 +138,25 @@ static int in_list(const char *const *list, const char *name) {
 /* D1 reserves the _cf_ prefix (case-sensitive, as workerd checks it). */
 static int reserved(const char *name) { return name && strncmp(name, "_cf_", 4) == 0; }
 
-static int is_boolean_literal(const char *v) {
+/* A boolean PRAGMA's value as workerd's authorizer takes it: quotes aside, it begins with one of
+** these, case aside ("1.5", "normal" and "0x10" pass; SQLite then reads them its own way). */
+static int is_boolean_value(const char *v) {
   static const char *const B[] = { "true", "false", "yes", "no", "on", "off", "1", "0", 0 };
   if (!v) return 1;
   size_t n = strlen(v);
-  char buf[16];
   if ((v[0] == '\'' || v[0] == '"') && n >= 2 && v[n - 1] == v[0]) { v++; n -= 2; }
-  if (n >= sizeof buf) return 0;
-  memcpy(buf, v, n); buf[n] = 0;
-  return in_list(B, buf);
+  for (int i = 0; B[i]; i++) {
+    size_t k = strlen(B[i]);
+    if (n >= k && sqlite3_strnicmp(v, B[i], (int)k) == 0) return 1;
+  }
+  return 0;
+}
+
+/* Whether `name` is one of `list`, exactly as written: D1 matches PRAGMA names case-sensitively. */
+static int in_exact_list(const char *const *list, const char *name) {
+  if (!name) return 0;
+  for (int i = 0; list[i]; i++) if (strcmp(list[i], name) == 0) return 1;
+  return 0;
 }
 
 static int is_integer(const char *v, int allow_sign) {
@@ -162,14 +172,14 @@ static int pragma_allowed(const char *name, const char *arg) {
     "ignore_check_constraints", "legacy_alter_table", "recursive_triggers", "reverse_unordered_selects", 0 };
   static const char *const NEED_OBJECT[] = { "foreign_key_list", "index_info", "index_list", "index_xinfo", 0 };
   if (!name) return 0;
-  if (sqlite3_stricmp(name, "table_list") == 0) return 1;
-  if (sqlite3_stricmp(name, "table_info") == 0 || sqlite3_stricmp(name, "table_xinfo") == 0) return arg != 0 && !reserved(arg);
-  if (sqlite3_stricmp(name, "data_version") == 0) return arg == 0;
-  if (in_list(BOOLEANS, name)) return is_boolean_literal(arg);
-  if (in_list(NEED_OBJECT, name)) return arg != 0 && !reserved(arg);
-  if (sqlite3_stricmp(name, "foreign_key_check") == 0) return !reserved(arg);
-  if (sqlite3_stricmp(name, "quick_check") == 0) return !reserved(arg);
-  if (sqlite3_stricmp(name, "optimize") == 0) return arg == 0 || is_integer(arg, 1);
+  if (strcmp(name, "table_list") == 0) return 1;
+  if (strcmp(name, "table_info") == 0 || strcmp(name, "table_xinfo") == 0) return arg != 0 && !reserved(arg);
+  if (strcmp(name, "data_version") == 0) return arg == 0;
+  if (in_exact_list(BOOLEANS, name)) return is_boolean_value(arg);
+  if (in_exact_list(NEED_OBJECT, name)) return arg != 0 && !reserved(arg);
+  if (strcmp(name, "foreign_key_check") == 0) return !reserved(arg);
+  if (strcmp(name, "quick_check") == 0) return !reserved(arg);
+  if (strcmp(name, "optimize") == 0) return arg == 0 || is_integer(arg, 1);
   return 0;
 }
 
@@ -779,7 +789,10 @@ int sqlite3_dioneguard_init(sqlite3 *db, char **err, const sqlite3_api_routines 
   sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 10);
   sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)0);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)0);
+  /* Views and triggers may use FTS5's MATCH, its auxiliary functions and the pragma_* table
+  ** functions, as in D1 (workerd keeps SQLite's default). What they may do is still the
+  ** authorizer's to say, as for any statement; Dione's own functions are SQLITE_DIRECTONLY. */
+  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 1, (int *)0);
   d1_dialect(db);
   sqlite3_set_authorizer(db, authorize, st);
   sqlite3_commit_hook(db, commit_hook, st);

@@ -113,6 +113,47 @@ for (const binding of bindings) {
       });
     });
 
+    // Recorded from miniflare 4.20260426 on 2026-12-07: workerd keeps SQLite's trusted schema, so views
+    // and triggers may use FTS5 and the pragma table functions (Dione refused: "unsafe use of MATCH()").
+    test('views and triggers may use FTS5 MATCH, its functions and pragma table functions, as in D1', async () => {
+      await withDatabase(binding, async (db) => {
+        await db.batch([
+          db.prepare('CREATE TABLE pt (id INTEGER PRIMARY KEY, a TEXT)'),
+          db.prepare('CREATE VIRTUAL TABLE f USING fts5(body)'),
+          db.prepare("INSERT INTO f VALUES ('hello world')"),
+          db.prepare('CREATE TABLE lg (x)'),
+        ]);
+        await db.prepare("CREATE VIEW found AS SELECT body, highlight(f, 0, '[', ']') AS h, bm25(f) < 0 AS ranked FROM f WHERE f MATCH 'hello'").run();
+        assert.deepEqual((await db.prepare('SELECT * FROM found').all()).results, [{ body: 'hello world', h: '[hello] world', ranked: 1 }]);
+        await db.prepare("CREATE VIEW columns AS SELECT name, type, pk FROM pragma_table_info('pt')").run();
+        assert.deepEqual((await db.prepare('SELECT * FROM columns').all()).results, [
+          { name: 'id', type: 'INTEGER', pk: 1 },
+          { name: 'a', type: 'TEXT', pk: 0 },
+        ]);
+        await db.prepare("CREATE TRIGGER hits AFTER INSERT ON pt BEGIN INSERT INTO lg SELECT count(*) FROM f WHERE f MATCH 'hello'; END").run();
+        const inserted = await db.prepare("INSERT INTO pt (a) VALUES ('q')").run();
+        assert.deepEqual([inserted.meta.changes, inserted.meta.rows_written], [2, 2]);
+        assert.deepEqual((await db.prepare('SELECT x FROM lg').all()).results, [{ x: 1 }]);
+        // What the authorizer refuses stays refused inside a view.
+        await db.prepare('CREATE VIEW mode AS SELECT * FROM pragma_journal_mode').run();
+        assert.equal(await rejection(db.prepare('SELECT * FROM mode').all()), 'D1_ERROR: not authorized: SQLITE_AUTH');
+      });
+    });
+
+    // Recorded from miniflare 4.20260426 on 2026-12-07 (workerd's authorizer compares PRAGMA names as written).
+    test('PRAGMA names are matched as written: upper case is refused, as in D1', async () => {
+      await withDatabase(binding, async (db) => {
+        await db.prepare('CREATE TABLE pt (id INTEGER PRIMARY KEY)').run();
+        for (const sql of ['PRAGMA TABLE_INFO(pt)', 'PRAGMA Foreign_Keys = ON', 'PRAGMA "TABLE_LIST"']) {
+          assert.equal(await rejection(db.prepare(sql).all()), 'D1_ERROR: not authorized: SQLITE_AUTH', sql);
+        }
+        assert.equal((await db.prepare('PRAGMA table_info(pt)').all()).results.length, 1);
+        assert.deepEqual((await db.prepare('PRAGMA foreign_keys = 1.5').run()).success, true);
+        assert.deepEqual(await db.prepare('PRAGMA foreign_keys').first(), { foreign_keys: 1 });
+        assert.equal(await rejection(db.prepare('PRAGMA nodb.table_info(pt)').all()), 'D1_ERROR: unknown database nodb at offset 7: SQLITE_ERROR');
+      });
+    });
+
     test('a lone UTF-16 surrogate (a string cut through an emoji) reaches SQLite as U+FFFD, in parameters, SQL text and names, as workerd sends it', async () => {
       await withDatabase(binding, async (db) => {
         const cut = '😀x'.slice(1); // '\ude00x'
@@ -223,6 +264,15 @@ for (const binding of bindings) {
           );
           assert.equal(answer, expected, JSON.stringify(sql));
         }
+      });
+    });
+
+    // Recorded from miniflare 4.20260426 on 2026-12-07: workerd drops a query that JavaScript's trim() empties.
+    test('exec() skips a line holding only non-breaking spaces, as D1 does', async () => {
+      await withDatabase(binding, async (db) => {
+        await db.prepare('CREATE TABLE e (v)').run();
+        assert.equal((await db.exec('INSERT INTO e VALUES (1);\n\u00a0\nINSERT INTO e VALUES (2)')).count, 2);
+        assert.deepEqual((await db.prepare('SELECT v FROM e ORDER BY v').raw()).flat(), [1, 2]);
       });
     });
 

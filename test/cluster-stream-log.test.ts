@@ -157,3 +157,83 @@ test('the log keeps taking appends when a NATS node is killed, and the records s
   await nats.cluster().restart(victim);
   primary.closeNow();
 });
+
+test("a tail whose consumer's NATS server dies ends with an error instead of waiting for ever, and a new tail reads on", async (t) => {
+  const dir = tempDir();
+  const primary = new LoggedDatabase(path.join(dir, 'tail.sqlite'));
+  t.after(() => primary.closeNow());
+  const nc = await connectTo(nats.cluster().urls);
+  const log = await StreamLog.open(nc, 'tail-death', { replicas: 3 });
+  const ship = async () => {
+    for (const record of [...primary.log.read(log.lastSeq ?? primary.engine.commitSequence - 1, Number.MAX_SAFE_INTEGER)]) {
+      await eventually(async () => {
+        try {
+          await log.append(record);
+        } catch (e) {
+          if (!(e instanceof LogFenced)) throw e;
+          await log.refresh();
+          if (log.lastSeq !== record.seq) throw e;
+        }
+      });
+    }
+  };
+  run(primary, 'CREATE TABLE t (v)');
+  await ship();
+  const from = primary.engine.commitSequence;
+
+  // The tail reads through an ordered consumer: one replica, on one NATS server. The hard case is a
+  // tail whose own connection is on that server too (as the CI failure had it): killing it moves the
+  // connection, and nats.js stops watching heartbeats until the dead consumer answers. Tails are
+  // opened from connections pinned to each server in turn until one's consumer lands on its own.
+  const jsm = await jetstreamManager(nc);
+  const consumerNames = async () => new Set((await jsm.consumers.list(log.stream).next()).map((c) => c.name));
+  let chosen: { tail: Awaited<ReturnType<StreamLog['tail']>>; victim: number; sameServer: boolean } | undefined;
+  for (let attempt = 0; attempt < 12 && !chosen?.sameServer; attempt++) {
+    const server = attempt % 3;
+    const before = await consumerNames();
+    const tailLog = await StreamLog.open(await connectTo([nats.cluster().urls[server]!]), 'tail-death', { replicas: 3 });
+    const tail = await tailLog.tail(from);
+    const created = (await jsm.consumers.list(log.stream).next()).find((c) => !before.has(c.name));
+    const victim = nats.cluster().nodes.findIndex((n) => n.name === created?.cluster?.leader);
+    assert.ok(victim >= 0, `the new tail's consumer is on one of our servers (${created?.cluster?.leader})`);
+    chosen?.tail.stop();
+    chosen = { tail, victim, sameServer: victim === server };
+  }
+  const { tail, victim, sameServer } = chosen!;
+  t.diagnostic(sameServer ? "the tail's connection is on its consumer's server" : "the tail's connection is on another server than its consumer's");
+  const arrived: number[] = [];
+  const ended = (async () => {
+    try {
+      for await (const record of tail.records) arrived.push(record.seq);
+      return 'ended without an error';
+    } catch (e) {
+      return e as Error;
+    }
+  })();
+  run(primary, 'INSERT INTO t VALUES (1)');
+  await ship();
+  await eventually(async () => assert.deepEqual(arrived, [from + 1]), 10_000);
+
+  const killedAt = Date.now();
+  await nats.cluster().kill(victim);
+  t.after(() => nats.cluster().restart(victim));
+  const outcome = await Promise.race([ended, new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 30 s'), 30_000).unref())]);
+  assert.ok(outcome instanceof Error, `the tail ended with an error, not: ${String(outcome)}`);
+  assert.match(outcome.message, /^the tail of .* (missed its consumer's heartbeats|heard nothing from its consumer for 6 s)/);
+  t.diagnostic(`the tail ended ${Date.now() - killedAt} ms after its consumer's server was killed: ${outcome.message}`);
+
+  // A new tail (as the follower starts one) takes the records written since.
+  run(primary, 'INSERT INTO t VALUES (2)');
+  await ship();
+  const again = await eventually(() => log.tail(from + 1));
+  try {
+    const next = await eventually(async () => {
+      const result = await Promise.race([again.records.next(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000).unref())]);
+      if (!result || result.done) throw new Error('no record from the new tail');
+      return result.value;
+    }, 20_000);
+    assert.equal(next.seq, from + 2);
+  } finally {
+    again.stop();
+  }
+});

@@ -45,14 +45,28 @@ export class Follower {
   }
 
   private static async fetchSnapshot(file: string, database: string, snapshots: SnapshotBucket): Promise<void> {
+    Follower.installSnapshot(file, await Follower.downloadSnapshot(file, database, snapshots));
+  }
+
+  /** The newest snapshot, as a copy ready to replace `file` (a temporary file beside it). */
+  private static async downloadSnapshot(file: string, database: string, snapshots: SnapshotBucket): Promise<string> {
     const newest = (await snapshots.list(database)).at(-1);
     if (newest === undefined) throw new Error(`no snapshot of ${database} in the object store to start a copy from`);
     const temporary = `${file}.fetch-tmp`;
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    await snapshots.copyTo(database, newest, temporary);
-    prepareReplicaFile(temporary, newest);
+    try {
+      if (!(await snapshots.copyTo(database, newest, temporary))) throw new Error(`the snapshot of ${database} at ${newest} went away while it was fetched`);
+      prepareReplicaFile(temporary, newest);
+    } catch (e) {
+      rmSync(temporary, { force: true });
+      throw e;
+    }
+    return temporary;
+  }
+
+  private static installSnapshot(file: string, downloaded: string): void {
     for (const suffix of ['', '-journal']) rmSync(file + suffix, { force: true });
-    renameSync(temporary, file);
+    renameSync(downloaded, file);
   }
 
   /** The commit this copy holds. */
@@ -180,10 +194,14 @@ export class Follower {
     }
   }
 
+  /**
+   * Replaces the copy with the newest snapshot. The snapshot is fetched first: when that fails, the
+   * copy stays open and whole (its readers go on; the next catch-up tries again).
+   */
   private async restart(): Promise<void> {
+    const downloaded = await Follower.downloadSnapshot(this.file, this.database, this.snapshots);
     this.replica.close();
-    rmSync(this.file, { force: true });
-    await Follower.fetchSnapshot(this.file, this.database, this.snapshots);
+    Follower.installSnapshot(this.file, downloaded);
     this.replica = new ReplicaFile(this.file, { sync: false });
   }
 

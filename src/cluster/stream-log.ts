@@ -4,7 +4,7 @@
 // stale (a primary that lost its lease) is refused, so the history never forks. A stream per
 // database rather than a subject per database in one stream: the per-subject expectation is not
 // serialised in a cluster on nats-server 2.9.10, the stream-wide one is (test/cluster-nats.test.ts).
-import { type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type Consumer, type ConsumerMessages, type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { decodeRecord, encodeRecord, type LogRecord, type RecordSummary, summarize } from '../log/record.ts';
 import { whileForming } from './forming.ts';
@@ -14,6 +14,50 @@ import type { SharedLog } from './shared.ts';
 const PART_BYTES = 768 * 1024;
 const SEQ_HEADER = 'Dione-Seq';
 const PART_HEADER = 'Dione-Part';
+
+/**
+ * Heartbeats asked of the consumers a tail and a catch-up read through, and how long either waits
+ * hearing nothing (no message, no heartbeat) before it ends with an error. An ordered consumer is a
+ * single-replica consumer: when the NATS server holding it dies, nats.js (3.3) recreates it only on
+ * "consumer not found" and otherwise retries its info request for ever (and, when the connection
+ * itself moved to another server, stops watching heartbeats until that request succeeds), so a
+ * tail stalled silently and a catch-up could hang. Now the follower hears of it, says so and starts
+ * again with a new consumer, on a server that is up.
+ */
+const TAIL_HEARTBEAT_MS = 2000;
+const TAIL_EXPIRES_MS = 10_000;
+const TAIL_SILENCE_MS = 3 * TAIL_HEARTBEAT_MS;
+const FETCH_HEARTBEAT_MS = 1000;
+const FETCH_SILENCE_MS = 10_000;
+
+/**
+ * Ends `messages` with an error when its consumer's heartbeats are missed or nothing comes for
+ * `silenceMs`, and deletes the consumer once they end. Returns what to call on each message.
+ */
+function watchConsumer(messages: ConsumerMessages, consumer: Consumer, silenceMs: number, failure: (what: string) => Error): () => void {
+  let lastSign = Date.now();
+  void (async () => {
+    for await (const status of messages.status()) {
+      if (status.type === 'heartbeat') lastSign = Date.now();
+      else if (status.type === 'heartbeats_missed') {
+        messages.stop(failure("missed its consumer's heartbeats"));
+        break;
+      }
+    }
+  })().catch(() => {});
+  const silence = setInterval(() => {
+    if (Date.now() - lastSign > silenceMs) messages.stop(failure(`heard nothing from its consumer for ${silenceMs / 1000} s`));
+  }, 1000);
+  silence.unref();
+  void messages.closed().then(() => {
+    clearInterval(silence);
+    // At once rather than at the server's inactivity threshold (a dead server's is gone anyway).
+    consumer.delete().catch(() => {});
+  });
+  return () => {
+    lastSign = Date.now();
+  };
+}
 
 /** What reading needs of a stored message, however it was fetched. */
 interface Message {
@@ -326,11 +370,13 @@ export class StreamLog implements SharedLog {
     const { state } = await this.jsm.streams.info(this.stream);
     const at = (await this.startOf(seq)) ?? state.last_seq + 1;
     const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
-    const messages = await consumer.consume({ max_messages: 512 });
+    const messages = await consumer.consume({ max_messages: 512, expires: TAIL_EXPIRES_MS, idle_heartbeat: TAIL_HEARTBEAT_MS });
+    const heard = watchConsumer(messages, consumer, TAIL_SILENCE_MS, (what) => new Error(`the tail of ${this.stream} ${what} (its NATS server is gone?)`));
     const log = this;
     async function* records(): AsyncGenerator<LogRecord> {
       const assemble = assembler();
       for await (const m of messages) {
+        heard();
         const record = assemble(m);
         if (record && record.seq > seq) {
           // A catch-up after records the tail brought resumes right after them, without a search.
@@ -347,12 +393,26 @@ export class StreamLog implements SharedLog {
    * the NATS cluster cannot place one right now (an election after a node died), one by one.
    */
   private async messages(at: number, end: number): Promise<AsyncIterable<Message>> {
+    let consumer: Consumer;
+    let fetched: ConsumerMessages;
     try {
-      const consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
-      return await consumer.fetch({ max_messages: end - at + 1, expires: 5000 });
+      consumer = await this.js.consumers.get(this.stream, { opt_start_seq: at });
+      fetched = await consumer.fetch({ max_messages: end - at + 1, expires: 5000, idle_heartbeat: FETCH_HEARTBEAT_MS });
     } catch {
       return this.oneByOne(at, end);
     }
+    const stream = this.stream;
+    const heard = watchConsumer(fetched, consumer, FETCH_SILENCE_MS, (what) => new Error(`reading ${stream} from message ${at}: the catch-up ${what}`));
+    return (async function* () {
+      try {
+        for await (const m of fetched) {
+          heard();
+          yield m;
+        }
+      } finally {
+        fetched.stop();
+      }
+    })();
   }
 
   private async *oneByOne(at: number, end: number): AsyncGenerator<Message> {

@@ -20,6 +20,8 @@ export function withoutLeadingTrivia(sql: string): string {
  * batch element): blank, or starting with an indented `--` comment.
  */
 export function isDroppedQuery(sql: string): boolean {
-  if (sql.charCodeAt(0) > 0x20) return false;
+  // (The runtime's trim() and \s are JavaScript's: U+00A0 and the other Unicode spaces count.)
+  const c = sql.charCodeAt(0);
+  if (c > 0x20 && c < 0xa0) return false;
   return sql.trim() === '' || /^\s+--/.test(sql);
 }

@@ -1,8 +1,10 @@
 // The PRAGMAs D1 lets user SQL run, with the argument forms it accepts (workerd's allowlist,
-// checked against the reference runtime: page_size, user_version and the rest are refused).
+// checked against the reference runtime: page_size, user_version and the rest are refused). As in
+// workerd's authorizer, names are matched as written (`PRAGMA FOREIGN_KEYS` is refused) and a
+// boolean's value by its first letters, case aside (`1.5`, `normal`, `0x10` pass; SQLite reads them).
 import { asciiLower } from './lexer.ts';
 
-const BOOLEAN_LITERALS = new Set(['true', 'false', 'yes', 'no', 'on', 'off', '1', '0']);
+const BOOLEAN_PREFIXES = ['true', 'false', 'yes', 'no', 'on', 'off', '1', '0'];
 
 const BOOLEAN_PRAGMAS = new Set([
   'case_sensitive_like',
@@ -46,16 +48,24 @@ export interface PragmaCall {
   argument?: string;
 }
 
-/** Whether D1 runs this PRAGMA for user SQL. */
+const isBooleanValue = (value: string) => {
+  const lower = asciiLower(value);
+  return BOOLEAN_PREFIXES.some((prefix) => lower.startsWith(prefix));
+};
+
+/**
+ * Whether D1 runs this PRAGMA for user SQL. The guard's authorizer (native/dione_guard.c) applies
+ * the same rules inside SQLite, which refuses what this does not allow once it has parsed it.
+ */
 export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
   if (schema !== undefined && asciiLower(schema) !== 'main') return false;
-  const n = asciiLower(name);
+  const n = name;
   const arg = argument === undefined ? undefined : unquote(argument);
   if (n === 'table_list') return true;
   // (Without a table: refused, as D1 refuses it.)
   if (n === 'table_info' || n === 'table_xinfo') return arg !== undefined && !reserved(arg);
   if (n === 'data_version') return arg === undefined;
-  if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || BOOLEAN_LITERALS.has(asciiLower(arg));
+  if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || isBooleanValue(arg);
   if (OBJECT_PRAGMAS.has(n)) return arg !== undefined && !reserved(arg);
   if (n === 'foreign_key_check' || n === 'quick_check') return !reserved(arg);
   if (n === 'optimize') return arg === undefined || /^[+-]?\d+$/.test(arg);

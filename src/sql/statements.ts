@@ -214,12 +214,12 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
   else if (callsLoadExtension(sql, body)) rejection = 'not authorized: SQLITE_ERROR';
   else if (verb === 'PRAGMA') {
     const call = pragmaCall(sql, body);
-    // A form the lexer cannot read (`PRAGMA table_info()`) is SQLite's to refuse: its syntax error
-    // is D1's answer, and the guard's authorizer refuses any PRAGMA it does parse and D1 does not run.
-    if (!call) {
-      // (stays a write: the write path prepares it, and SQLite answers)
-    } else if (!pragmaAllowed(call)) rejection = NOT_AUTHORIZED;
-    else if (pragmaReads(call)) kind = 'read';
+    // A PRAGMA D1 does not run, or a form the lexer cannot read (`PRAGMA table_info()`), is
+    // SQLite's to refuse: it stays a write, the write path prepares it, and SQLite answers as in D1
+    // (a syntax error or an unknown schema before the guard's authorizer says "not authorized").
+    if (!call || !pragmaAllowed(call)) {
+      // (SQLite answers)
+    } else if (pragmaReads(call)) kind = 'read';
     else if (pragmaSetsConnection(call)) setsConnection = true;
   } else if (mainVerb === 'SELECT' || mainVerb === 'VALUES') kind = 'read';
   else if (writesSchemaTable(sql, body, mainVerb)) rejection = 'table sqlite_master may not be modified: SQLITE_ERROR';
