@@ -174,7 +174,11 @@ async function caughtUp(i: number, boundMs: number): Promise<{ ms: number; bookm
     },
     100,
   );
-  assert.ok(done, `${names[i]}'s copy reaches the primary's bookmark ${bookmark} within ${boundMs} ms; last seen: ${JSON.stringify(last)}`);
+  if (!done) {
+    // What the node said meanwhile (its cluster log lines: stepping down, a tail that stopped, catch-up failures).
+    const said = clusterOf().nodes[i]!.stderr().split('\n').slice(-30).join('\n');
+    assert.fail(`${names[i]}'s copy reaches the primary's bookmark ${bookmark} within ${boundMs} ms; last seen: ${JSON.stringify(last)}\n=== ${names[i]}\n${said}`);
+  }
   assert.equal(done.served_by, names[i], `the read was served by ${names[i]}'s own copy`);
   assert.equal(done.served_by_primary, false);
   assert.equal(done.served_by_region, nodes[i]!.region);

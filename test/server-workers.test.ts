@@ -82,8 +82,8 @@ const outcome = (p: Promise<unknown>): Promise<string> =>
 describe('many databases on few workers', () => {
   const WORKERS = 2;
   const MAX_OPEN = 6;
-  /** File descriptors an open database may hold between commits (4; fdsPerDatabase(true) counts 5), with one to spare. */
-  const FDS_PER_DATABASE = 5;
+  /** File descriptors an open database may hold (4, and 2 more while it writes and a few seconds after: fdsPerDatabase(true)). */
+  const FDS_PER_DATABASE = 6;
   let s: TestServer;
   before(async () => {
     s = await startTestServer({ workers: WORKERS, maxOpenDatabases: MAX_OPEN });
@@ -131,7 +131,8 @@ describe('many databases on few workers', () => {
     t.diagnostic(`open databases: up to ${maxOpen}; file descriptors: baseline ${baseline}, up to ${maxFds}, ${end} at the end`);
     assert.ok(end <= bound, `${end} file descriptors open after the churn (baseline ${baseline}, bound ${bound})`);
     assert.ok(maxFds <= bound + 2 * FDS_PER_DATABASE, `up to ${maxFds} file descriptors open during the churn (baseline ${baseline})`);
-    // Between commits a database holds no descriptor for its log's segment, and one (SQLite's) for its WAL.
+    // A database that has just written holds its log's segment open once, and its WAL twice (SQLite's
+    // and the log's reader) until it is idle (test/log-descriptors.test.ts); closed ones hold none.
     const targets = readdirSync('/proc/self/fd').map((fd) => {
       try {
         return readlinkSync(`/proc/self/fd/${fd}`);
@@ -140,8 +141,8 @@ describe('many databases on few workers', () => {
       }
     });
     const ofDatabases = (suffix: string) => targets.filter((p) => p.startsWith(path.join(s.dataDir, 'databases')) && p.endsWith(suffix)).length;
-    assert.equal(ofDatabases('.log'), 0, 'log segments held open between commits');
-    assert.ok(ofDatabases('-wal') <= pool.openDatabases, `${ofDatabases('-wal')} descriptors on WAL files for ${pool.openDatabases} open databases`);
+    assert.ok(ofDatabases('.log') <= pool.openDatabases, `${ofDatabases('.log')} log segments held open for ${pool.openDatabases} open databases`);
+    assert.ok(ofDatabases('-wal') <= 2 * pool.openDatabases, `${ofDatabases('-wal')} descriptors on WAL files for ${pool.openDatabases} open databases`);
   });
 });
 
