@@ -59,16 +59,15 @@ const isBooleanValue = (value: string) => {
  */
 export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
   if (schema !== undefined && asciiLower(schema) !== 'main') return false;
-  const n = name;
   const arg = argument === undefined ? undefined : unquote(argument);
-  if (n === 'table_list') return true;
+  if (name === 'table_list') return true;
   // (Without a table: refused, as D1 refuses it.)
-  if (n === 'table_info' || n === 'table_xinfo') return arg !== undefined && !reserved(arg);
-  if (n === 'data_version') return arg === undefined;
-  if (BOOLEAN_PRAGMAS.has(n)) return arg === undefined || isBooleanValue(arg);
-  if (OBJECT_PRAGMAS.has(n)) return arg !== undefined && !reserved(arg);
-  if (n === 'foreign_key_check' || n === 'quick_check') return !reserved(arg);
-  if (n === 'optimize') return arg === undefined || /^[+-]?\d+$/.test(arg);
+  if (name === 'table_info' || name === 'table_xinfo') return arg !== undefined && !reserved(arg);
+  if (name === 'data_version') return arg === undefined;
+  if (BOOLEAN_PRAGMAS.has(name)) return arg === undefined || isBooleanValue(arg);
+  if (OBJECT_PRAGMAS.has(name)) return arg !== undefined && !reserved(arg);
+  if (name === 'foreign_key_check' || name === 'quick_check') return !reserved(arg);
+  if (name === 'optimize') return arg === undefined || /^[+-]?\d+$/.test(arg);
   return false;
 }
 
