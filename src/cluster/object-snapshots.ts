@@ -30,9 +30,10 @@ export class ObjectSnapshots implements SnapshotBucket {
 
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<ObjectSnapshots> {
     const store = await whileForming(() => new Objm(nc).create(BUCKET, { replicas: options.replicas ?? 1 }));
-    const snapshots = new ObjectSnapshots(store, await jetstreamManager(nc));
-    await whileForming(() => snapshots.objects(''));
-    return snapshots;
+    const jsm = await jetstreamManager(nc);
+    // Until the bucket's stream answers (not a read of every object: that is one request each).
+    await whileForming(() => jsm.streams.info(STREAM));
+    return new ObjectSnapshots(store, jsm);
   }
 
   /** The objects whose names start with `prefix`, not deleted. */
