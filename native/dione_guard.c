@@ -45,6 +45,8 @@ SQLITE_EXTENSION_INIT1
 #include <strings.h>
 #include <stdlib.h>
 #include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <time.h>
@@ -159,12 +161,16 @@ static int in_exact_list(const char *const *list, const char *name) {
   return 0;
 }
 
-static int is_integer(const char *v, int allow_sign) {
+/* Whether workerd reads the value as a 32-bit integer (its rule for PRAGMA optimize): strtoll in
+** base 16 after an optional minus and 0x, else in base 10, the whole text, within range. */
+static int is_int32(const char *v) {
   if (!v || !*v) return 0;
-  if (allow_sign && (*v == '-' || *v == '+')) v++;
-  if (!*v) return 0;
-  for (; *v; v++) if (!isdigit((unsigned char)*v)) return 0;
-  return 1;
+  const char *digits = *v == '-' ? v + 1 : v;
+  int hex = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, hex ? 16 : 10);
+  return end != v && *end == 0 && errno != ERANGE && n >= INT32_MIN && n <= INT32_MAX;
 }
 
 static int pragma_allowed(const char *name, const char *arg) {
@@ -179,7 +185,7 @@ static int pragma_allowed(const char *name, const char *arg) {
   if (in_exact_list(NEED_OBJECT, name)) return arg != 0 && !reserved(arg);
   if (strcmp(name, "foreign_key_check") == 0) return !reserved(arg);
   if (strcmp(name, "quick_check") == 0) return !reserved(arg);
-  if (strcmp(name, "optimize") == 0) return arg == 0 || is_integer(arg, 1);
+  if (strcmp(name, "optimize") == 0) return arg == 0 || is_int32(arg);
   return 0;
 }
 

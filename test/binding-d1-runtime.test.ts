@@ -140,6 +140,63 @@ for (const binding of bindings) {
       });
     });
 
+    // Recorded from miniflare 4.20260426 on 2026-12-07. FTS5 writes its pending terms to its shadow
+    // tables as the transaction commits: D1 counts those writes in no query's changes (Dione counted
+    // them in the next query's: 7 and 5 where D1 says 3 and 1).
+    test("FTS5's index writes at commit are in no query's changes, as in D1", async () => {
+      await withDatabase(binding, async (db) => {
+        await db.batch([db.prepare('CREATE VIRTUAL TABLE f USING fts5(body)'), db.prepare('CREATE TABLE e (x)')]);
+        const answers = [
+          await db.prepare("INSERT INTO f VALUES ('hello world')").run(),
+          await db.prepare("INSERT INTO f VALUES ('hello there')").run(),
+          await db.prepare('INSERT INTO e VALUES (1)').run(),
+          ...(await db.batch([db.prepare("INSERT INTO f VALUES ('q')"), db.prepare('INSERT INTO e VALUES (2)')])),
+          await db.prepare("DELETE FROM f WHERE body = 'q'").run(),
+          await db.prepare('CREATE VIEW v AS SELECT 1').run(),
+          await db.prepare("UPDATE f SET body = 'bye' WHERE body = 'hello world'").run(),
+          await db.prepare('INSERT INTO e VALUES (3)').run(),
+        ];
+        assert.deepEqual(
+          answers.map((r) => [r.meta.changes, r.meta.changed_db, r.meta.rows_written]),
+          [
+            [3, true, 1],
+            [3, true, 1],
+            [1, true, 1],
+            [3, true, 1],
+            [1, true, 1],
+            [3, true, 1],
+            [0, false, 2],
+            [5, true, 1],
+            [1, true, 1],
+          ],
+        );
+      });
+    });
+
+    // Recorded from miniflare 4.20260426 on 2026-12-07: workerd refuses transaction statements in its
+    // authorizer, after SQLite has parsed them, so one SQLite cannot parse fails with SQLite's error.
+    test('a transaction statement SQLite cannot parse fails with SQLite error, a well-formed one with D1 transaction message', async () => {
+      await withDatabase(binding, async (db) => {
+        const syntax: [string, string][] = [
+          ['SAVEPOINT', 'incomplete input: SQLITE_ERROR'],
+          ['SAVEPOINT 1', 'near "1": syntax error at offset 10: SQLITE_ERROR'],
+          ['END IF', 'near "IF": syntax error at offset 4: SQLITE_ERROR'],
+          ['BEGIN\v', 'unrecognized token: "\v" at offset 5: SQLITE_ERROR'],
+          ['RELEASE', 'incomplete input: SQLITE_ERROR'],
+          ['COMMIT x', 'near "x": syntax error at offset 7: SQLITE_ERROR'],
+          ['SELECT 1; SAVEPOINT', 'incomplete input: SQLITE_ERROR'],
+          ['EXPLAIN SAVEPOINT', 'incomplete input: SQLITE_ERROR'],
+          ['ROLLBACK TRANSACTION TO SAVEPOINT a b', 'near "b": syntax error at offset 36: SQLITE_ERROR'],
+        ];
+        for (const [sql, detail] of syntax) assert.equal(await rejection(db.prepare(sql).run()), `D1_ERROR: ${detail}`, sql);
+        assert.equal(await rejection(db.batch([db.prepare('SELECT 1'), db.prepare('RELEASE')])), 'D1_ERROR: incomplete input: SQLITE_ERROR');
+        assert.equal(await rejection(db.exec('SAVEPOINT')), 'D1_EXEC_ERROR: Error in line 1: SAVEPOINT: incomplete input: SQLITE_ERROR');
+        for (const sql of ['BEGIN', 'BEGIN; SELECT 1', 'SAVEPOINT a', 'RELEASE a', 'ROLLBACK TO a', 'END', 'BEGIN EXCLUSIVE TRANSACTION', 'EXPLAIN BEGIN']) {
+          assert.equal(await rejection(db.prepare(sql).run()), `D1_ERROR: ${Messages.transactionStatement}`, sql);
+        }
+      });
+    });
+
     // Recorded from miniflare 4.20260426 on 2026-12-07 (workerd's authorizer compares PRAGMA names as written).
     test('PRAGMA names are matched as written: upper case is refused, as in D1', async () => {
       await withDatabase(binding, async (db) => {

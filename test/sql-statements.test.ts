@@ -714,6 +714,14 @@ describe('PRAGMA allowlist', () => {
     'PRAGMA optimize',
     'PRAGMA optimize(-1)',
     'PRAGMA optimize = 2',
+    // workerd takes optimize's value as a 32-bit integer, decimal or hexadecimal (recorded from miniflare 4.20260426).
+    'PRAGMA optimize = 0x10002',
+    'PRAGMA optimize(0x10002)',
+    'PRAGMA optimize = -0x10',
+    'PRAGMA optimize = 2147483647',
+    'PRAGMA optimize = -2147483648',
+    'PRAGMA optimize = +5',
+    "PRAGMA optimize = ' 5'",
     'PRAGMA data_version',
     'PRAGMA foreign_keys',
     'PRAGMA foreign_keys = ON',
@@ -776,6 +784,13 @@ describe('PRAGMA allowlist', () => {
     'PRAGMA table_info(_cf_KV)',
     "PRAGMA table_info('_cf_KV')",
     'PRAGMA optimize = abc',
+    'PRAGMA optimize = 2147483648',
+    'PRAGMA optimize = -2147483649',
+    'PRAGMA optimize = 0xFFFFFFFF',
+    'PRAGMA optimize = 18446744073709551616',
+    'PRAGMA optimize = 1.5',
+    "PRAGMA optimize = '0x'",
+    "PRAGMA optimize = ''",
     'EXPLAIN PRAGMA user_version',
   ];
   // The lexer leaves a PRAGMA D1 does not run to SQLite (a write, prepared on the write path): the

@@ -287,6 +287,11 @@ export class Connection {
     return { totalChanges, lastRowId, size: used };
   }
 
+  /** SQLite's total_changes() alone. */
+  totalChanges(): number {
+    return this.once('SELECT total_changes()').get() as number;
+  }
+
   /**
    * Whether a row write may change rows besides its own: a trigger, a foreign key (its action) or a
    * virtual table (its shadow tables) in the schema. Then total_changes() moves by more than the

@@ -157,6 +157,12 @@ function checkRunnable(statement: Statement, connection: Connection): void {
       const later = connection.prepareFailure(statement.executable);
       if (later?.message.startsWith('Expression tree is too large')) throw new D1Failure(sqliteDetail(later.message, 'SQLITE_ERROR', later.offset));
     }
+    // D1 refuses transaction statements in its authorizer, once SQLite has parsed them: one SQLite
+    // cannot parse (`SAVEPOINT`, `END IF`) fails with SQLite's error.
+    if (statement.rejection === Messages.transactionStatement) {
+      const unparsed = connection.prepareFailure(statement.executable);
+      if (unparsed) throw new D1Failure(sqliteDetail(unparsed.message, 'SQLITE_ERROR', unparsed.offset));
+    }
     throw new D1Failure(statement.rejection);
   }
 }
@@ -589,6 +595,9 @@ export class Engine {
   private committed(sequence: number | undefined): Failure | undefined {
     if (sequence === undefined) return undefined;
     this.sequence = sequence;
+    // A virtual table may write its shadow tables as the transaction commits (FTS5 flushes its
+    // pending terms): changes no query made, which D1 counts in no query's meta.
+    if (this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
     this.dataVersion = this.connection.dataVersion();
     this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
     try {
@@ -896,15 +905,20 @@ export class Engine {
   private rowWriteCounters(outcome: Outcome, alone: boolean): CounterState {
     const ran = outcome.ran;
     if (ran !== undefined && alone) {
-      if (this.nestedWritesEpoch !== this.schemaEpoch) {
-        this.nestedWrites = this.connection.nestedWritesPossible();
-        this.nestedWritesEpoch = this.schemaEpoch;
-      }
-      if (!this.nestedWrites) {
+      if (!this.mayWriteNested()) {
         return { totalChanges: this.counters.totalChanges + ran.changes, lastRowId: Number(ran.lastInsertRowid), size: this.counters.size };
       }
     }
     return this.connection.counters(this.counters.size);
+  }
+
+  /** Whether the schema holds a trigger, a foreign key or a virtual table (see Connection.nestedWritesPossible), asked once per schema. */
+  private mayWriteNested(): boolean {
+    if (this.nestedWritesEpoch !== this.schemaEpoch) {
+      this.nestedWrites = this.connection.nestedWritesPossible();
+      this.nestedWritesEpoch = this.schemaEpoch;
+    }
+    return this.nestedWrites;
   }
 
   private rollback(): void {

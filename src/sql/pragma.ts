@@ -67,8 +67,22 @@ export function pragmaAllowed({ schema, name, argument }: PragmaCall): boolean {
   if (BOOLEAN_PRAGMAS.has(name)) return arg === undefined || isBooleanValue(arg);
   if (OBJECT_PRAGMAS.has(name)) return arg !== undefined && !reserved(arg);
   if (name === 'foreign_key_check' || name === 'quick_check') return !reserved(arg);
-  if (name === 'optimize') return arg === undefined || /^[+-]?\d+$/.test(arg);
+  if (name === 'optimize') return arg === undefined || isInt32(arg);
   return false;
+}
+
+/**
+ * Whether workerd reads the value as a 32-bit integer (its authorizer's rule for PRAGMA optimize):
+ * decimal with an optional sign, or hexadecimal `0x…` with an optional minus, within range.
+ */
+function isInt32(value: string): boolean {
+  const hex = /^(-?)0[xX]([0-9a-fA-F]+)$/.exec(value);
+  const decimal = hex ? undefined : /^\s*([+-]?)(\d+)$/.exec(value);
+  const found = hex ?? decimal;
+  if (!found) return false;
+  const magnitude = BigInt(hex ? `0x${found[2]}` : found[2]!);
+  const number = found[1] === '-' ? -magnitude : magnitude;
+  return number >= -(2n ** 31n) && number < 2n ** 31n;
 }
 
 /**
