@@ -63,7 +63,8 @@ const sameStamp = (file, stamp) => {
  * rows_written of ANALYZE differs) and the planner reads those samples. Without the others, what
  * D1 lacks is missing here too, with D1's words (checked against miniflare's workerd): soundex(),
  * median() and percentile*(), geopoly_*(), FTS3/FTS4's matchinfo(), offsets() and fts3_tokenizer()
- * are "no such function", the dbstat table "no such table".
+ * are "no such function", the dbstat table "no such table". D1's SQLite also reads Tcl-style
+ * parameter names (`$a::b`, `$a(1)`), which better-sqlite3's build leaves out.
  */
 const D1_ABSENT_DEFINES = [
   'SQLITE_ENABLE_STAT4',
@@ -74,6 +75,7 @@ const D1_ABSENT_DEFINES = [
   'SQLITE_ENABLE_FTS3_PARENTHESIS',
   'SQLITE_ENABLE_FTS4',
   'SQLITE_ENABLE_DBSTAT_VTAB',
+  'SQLITE_OMIT_TCL_VARIABLE',
 ];
 
 /** D1's bound on printf()'s width and precision: printf('%200000d', 1) is 100,000 characters long. */

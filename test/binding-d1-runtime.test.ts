@@ -173,6 +173,33 @@ for (const binding of bindings) {
       });
     });
 
+    // Recorded from miniflare 4.20260426 on 2026-12-07: D1's SQLite reads Tcl-style parameter names
+    // (better-sqlite3's build leaves them out), and a syntax error at a named parameter names it as written.
+    test('Tcl-style parameter names bind as in D1; errors name parameters as written', async () => {
+      await withDatabase(binding, async (db) => {
+        const rows: [string, unknown[], unknown][] = [
+          ['SELECT $a::b', [1], [{ '$a::b': 1 }]],
+          ['SELECT $a::b::c, $a', [1, 2], [{ '$a::b::c': 1, $a: 2 }]],
+          ['SELECT :a::b, :a::b', [1], [{ ':a::b': 1 }]],
+          ['SELECT #a::b AS x', [1], [{ x: 1 }]],
+          ['SELECT $a(1), $a()', [1, 2], [{ '$a(1)': 1, '$a()': 2 }]],
+          ['SELECT $a(b)c', [1], [{ c: 1 }]],
+          ['SELECT $a(;) AS p', [1], [{ p: 1 }]],
+          ['SELECT ?1, $a::b, ?1', [1, 2], [{ '?1': 1, '$a::b': 2 }]],
+        ];
+        for (const [sql, params, expected] of rows) assert.deepEqual((await db.prepare(sql).bind(...params).all()).results, expected, sql);
+        const errors: [string, unknown[], string][] = [
+          ['SELECT @a(x y)', [1], 'unrecognized token: "@a(x" at offset 7: SQLITE_ERROR'],
+          ['SELECT $a(', [1], 'unrecognized token: "$a(" at offset 7: SQLITE_ERROR'],
+          ['SELECT $(1)', [1], 'unrecognized token: "$" at offset 7: SQLITE_ERROR'],
+          ['SELECT $a:b', [1, 2], 'near ":b": syntax error at offset 9: SQLITE_ERROR'],
+          ['SELECT 1 :a', [1], 'near ":a": syntax error at offset 9: SQLITE_ERROR'],
+          ['SELECT $a(;) AS p; SELECT 2 AS q', [1], Messages.parametersOnlyInLast],
+        ];
+        for (const [sql, params, detail] of errors) assert.equal(await rejection(db.prepare(sql).bind(...params).all()), `D1_ERROR: ${detail}`, sql);
+      });
+    });
+
     // Recorded from miniflare 4.20260426 on 2026-12-07: workerd refuses transaction statements in its
     // authorizer, after SQLite has parsed them, so one SQLite cannot parse fails with SQLite's error.
     test('a transaction statement SQLite cannot parse fails with SQLite error, a well-formed one with D1 transaction message', async () => {

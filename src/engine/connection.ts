@@ -6,7 +6,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { IntMode } from '../api/types.ts';
 import { loadDialect, loadGuard } from './guard.ts';
-import { D1Failure, detailOf, isInterrupt, isSqliteError } from './sqlite-error.ts';
+import { D1Failure, detailOf, isInterrupt, isSqliteError, sqliteFailureDetail } from './sqlite-error.ts';
 import { dataVersionOf, openSqlite } from './sqlite.ts';
 
 export interface ConnectionOptions {
@@ -182,23 +182,23 @@ export class Connection {
   }
 
   /** A prepared statement for `sql` (one statement, parameters as plain `?`), or D1's error. */
-  prepare(sql: string): Database.Statement {
+  prepare(sql: string, written = sql): Database.Statement {
     const cached = this.statements.get(sql);
     if (cached) return cached;
-    return this.remember(this.statements, sql, this.compile(sql));
+    return this.remember(this.statements, sql, this.compile(sql, written));
   }
 
   /**
    * A statement for the read path, prepared in read mode: SQLite refuses, while preparing it, every
    * action that would write or change the connection's state. 'writes' when that is why it refused.
    */
-  prepareRead(sql: string): ReadPrepared {
+  prepareRead(sql: string, written = sql): ReadPrepared {
     const cached = this.readStatements.get(sql);
     if (cached) return cached;
     let statement: Database.Statement;
     this.runHelper(this.readModeQuery, 1);
     try {
-      statement = this.compile(sql);
+      statement = this.compile(sql, written);
     } catch (e) {
       if (this.runHelper(this.readModeQuery, 0) === 'write') return 'writes';
       throw e;
@@ -207,12 +207,19 @@ export class Connection {
     return this.remember(this.readStatements, sql, statement);
   }
 
-  private compile(sql: string): Database.Statement {
+  /**
+   * Prepares `sql`; `written` is the statement as its author wrote it, when `sql` is that text with
+   * its named parameters rewritten as `?` (see statements.ts). A failure is then told as SQLite tells
+   * it for the written text, as D1 prepares that: `near ":b"`, not `near "?"`.
+   */
+  private compile(sql: string, written = sql): Database.Statement {
     let statement: Database.Statement;
     try {
       statement = this.db.prepare(sql);
     } catch (e) {
       if (!isSqliteError(e)) throw new D1Failure(detailOf(e));
+      const failure = written !== sql ? this.prepareFailure(written) : undefined;
+      if (failure) throw new D1Failure(sqliteFailureDetail(failure.message, e.code, failure.offset));
       throw new D1Failure(detailOf(e, this.errorOffset(sql)));
     }
     if (statement.reader) statement.raw(true);

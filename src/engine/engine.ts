@@ -160,7 +160,7 @@ function checkRunnable(statement: Statement, connection: Connection): void {
     // D1 refuses transaction statements in its authorizer, once SQLite has parsed them: one SQLite
     // cannot parse (`SAVEPOINT`, `END IF`) fails with SQLite's error.
     if (statement.rejection === Messages.transactionStatement) {
-      const unparsed = connection.prepareFailure(statement.executable);
+      const unparsed = connection.prepareFailure(statement.text);
       if (unparsed) throw new D1Failure(sqliteDetail(unparsed.message, 'SQLITE_ERROR', unparsed.offset));
     }
     throw new D1Failure(statement.rejection);
@@ -359,7 +359,7 @@ export class Engine {
     const started = performance.now();
     try {
       checkRunnable(statement, this.connection);
-      const prepared = this.connection.prepareRead(statement.executable);
+      const prepared = this.connection.prepareRead(statement.executable, statement.text);
       if (prepared === 'writes' || !prepared.readonly) {
         if (mustNotWrite) throw new D1Failure(Messages.readOnly);
         return undefined;
@@ -383,7 +383,7 @@ export class Engine {
       return this.readAlone(work.queries[0]!, only[0]!, work.format, true)!;
     }
     const prepareRead = (statement: Statement): Database.Statement => {
-      const prepared = this.connection.prepareRead(statement.executable);
+      const prepared = this.connection.prepareRead(statement.executable, statement.text);
       if (prepared === 'writes' || !prepared.readonly) throw new D1Failure(Messages.readOnly);
       return prepared;
     };
@@ -705,7 +705,7 @@ export class Engine {
 
   /** Runs a transaction statement as written; SQLite's refusal (no transaction, no such savepoint) is the answer. */
   private runAsWritten(statement: Statement): void {
-    const prepared = this.connection.prepare(statement.executable);
+    const prepared = this.connection.prepare(statement.executable, statement.text);
     try {
       prepared.run();
     } catch (e) {
@@ -852,7 +852,7 @@ export class Engine {
     this.idleTimer.unref?.();
   }
 
-  private readonly prepareWrite = (statement: Statement): Database.Statement => this.connection.prepare(statement.executable);
+  private readonly prepareWrite = (statement: Statement): Database.Statement => this.connection.prepare(statement.executable, statement.text);
 
   /** The queries of one request, inside an open transaction; throws D1's error on the first failure. */
   private body({ queries, parsed, format }: Work, prepare: (statement: Statement) => Database.Statement): StatementResult[] {

@@ -70,11 +70,16 @@ function asD1Words(message: string): string {
   return name !== undefined && ABSENT_FROM_D1.has(name.toLowerCase()) ? `no such function: ${name}` : message;
 }
 
+/** D1's detail text for SQLite's error message and (extended) code name. */
+export function sqliteFailureDetail(message: string, code: string, offset = -1): string {
+  return sqliteDetail(asD1Words(message), code, offset);
+}
+
 /** D1's detail text for an error thrown by better-sqlite3 (offset supplied for prepare errors). */
 export function detailOf(e: unknown, offset = -1): string {
   if (e instanceof D1Failure) return e.detail;
   if (isInterrupt(e)) return Messages.queryTimeout;
-  if (isSqliteError(e)) return sqliteDetail(asD1Words(e.message), e.code, offset);
+  if (isSqliteError(e)) return sqliteFailureDetail(e.message, e.code, offset);
   if (e instanceof Error && BINDING_ERRORS.has(e.message)) return BINDING_ERRORS.get(e.message)!;
   const errno = errnoDetail(e);
   if (errno !== undefined) return errno;

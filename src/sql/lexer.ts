@@ -25,6 +25,8 @@ export interface Token {
 
 // SQLite also skips a byte-order mark (U+FEFF) as whitespace.
 const SPACE = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d, 0xfeff]);
+/** sqlite3Isspace(): what ends a Tcl-style parameter's `(…)` (unlike a token, \v too, and U+FEFF not). */
+const SQLITE_SPACE = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
 
 function isIdentStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x80 && c !== 0xfeff);
@@ -33,6 +35,28 @@ function isIdentStart(c: number): boolean {
 // U+FEFF is a space only where a token would start; inside a name SQLite takes it as a name character.
 function isIdentPart(c: number): boolean {
   return isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x24 || c === 0xfeff;
+}
+
+/**
+ * A parameter named after `:`, `@`, `$` or `#`, as SQLite's tokenizer reads it with Tcl-style names
+ * (D1's SQLite has them): name characters and `::` pairs, then optionally `(…)` up to a space or the
+ * closing parenthesis. No name character, or a `(` left open, makes it an illegal token.
+ */
+function scanNamedParameter(sql: string, start: number): { end: number; legal: boolean } {
+  let nameCharacters = 0;
+  let i = start + 1;
+  for (; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (isIdentPart(c)) nameCharacters++;
+    else if (c === 0x28 && nameCharacters > 0) {
+      do i++;
+      while (i < sql.length && !SQLITE_SPACE.has(sql.charCodeAt(i)) && sql.charCodeAt(i) !== 0x29);
+      if (i < sql.length && sql.charCodeAt(i) === 0x29) return { end: i + 1, legal: true };
+      return { end: i, legal: false };
+    } else if (c === 0x3a && sql.charCodeAt(i + 1) === 0x3a) i++;
+    else break;
+  }
+  return { end: i, legal: nameCharacters > 0 };
 }
 
 function isDigit(c: number): boolean {
@@ -131,9 +155,8 @@ export function tokenize(sql: string): Token[] {
       while (j < n && isDigit(sql.charCodeAt(j))) j++;
       push('param', j);
     } else if (c === 0x3a || c === 0x40 || c === 0x24 || c === 0x23) {
-      let j = i + 1;
-      while (j < n && isIdentPart(sql.charCodeAt(j))) j++;
-      push(j > i + 1 ? 'param' : 'illegal', j);
+      const { end, legal } = scanNamedParameter(sql, i);
+      push(legal ? 'param' : 'illegal', end);
     } else if (c === 0x3b) {
       push('semicolon', i + 1);
     } else if (c === 0x28) {
