@@ -464,7 +464,12 @@ export class Engine {
         continue;
       }
       try {
-        if (shared) runOnly(this.connection.savepoint);
+        if (shared) {
+          runOnly(this.connection.savepoint);
+          // Opening it, a virtual table may write out what the requests before left pending (FTS5
+          // flushes its terms at a savepoint): changes of no request, as D1 runs each on its own.
+          if (responses.length > 0 && this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
+        }
         const results = this.withDeadline(() => this.body(work, prepare));
         // What COMMIT and the seal check for the whole group, each request answers for on its own.
         if (shared && this.connection.checkRequest().deferredViolations) throw new D1Failure(FOREIGN_KEY_AT_COMMIT, true);
