@@ -5,7 +5,9 @@
 //     log record is synced; SQLite itself runs with synchronous=NORMAL under it);
 //   - dione serve: the same calls through dione/client to `dione serve` (its own process, default
 //     flags, so with its write log), one call at a time over one keep-alive HTTP connection.
-// Every column runs the same operations in the same rounds, against the same raw baseline.
+// Every column runs the same operations in the same rounds, against the same raw baseline. A last
+// line gives the ceiling of the durable writes: raw better-sqlite3 that also writes a number into the
+// header in each transaction, as Dione's commit sequence does (one more WAL frame per commit).
 //
 // The baseline is measured the way Dione is: each operation is awaited in the same loop (`await` of
 // raw better-sqlite3's plain return value costs one microtask, Dione's promise at least one), so the
@@ -87,6 +89,18 @@ const raw = new Database(rawFile);
 raw.pragma('journal_mode = WAL');
 raw.pragma('synchronous = FULL');
 
+// The ceiling of Dione's durable writes: raw better-sqlite3 that also writes a number into the
+// database header in each transaction, as Dione's commit sequence (user_version/application_id,
+// page 1) does. That page is one more WAL frame per commit, which plain inserts into a large table
+// rarely write otherwise.
+const headerFile = path.join(dir, 'header.sqlite');
+seed(headerFile);
+const header = new Database(headerFile);
+header.pragma('journal_mode = WAL');
+header.pragma('synchronous = FULL');
+let headerNumber = 0;
+const setHeader = () => header.pragma(`user_version = ${++headerNumber}`);
+
 let server: Dione | undefined;
 try {
   if (SERVE) {
@@ -102,6 +116,16 @@ try {
   }
 
   let rawNextId = ROWS + 1;
+  let headerNextId = ROWS + 1;
+  const headerInsert = header.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)');
+  const headerBatch = header.transaction((base: number) => {
+    for (let k = 0; k < 100; k++) headerInsert.run(base + k, 'batch', 1.5, k);
+    setHeader();
+  });
+  const headerSingle = header.transaction(() => {
+    headerInsert.run(headerNextId++, 'new', 2.5, 1);
+    setHeader();
+  });
   const rand = (i: number) => ((i * 7919) % ROWS) + 1;
 
   const rawPoint = raw.prepare('SELECT * FROM items WHERE id = ?');
@@ -112,7 +136,7 @@ try {
   });
 
   type Column = (typeof columns)[number];
-  const workloads: { name: string; raw: (i: number) => unknown; dione: (c: Column) => (i: number) => unknown }[] = [
+  const workloads: { name: string; raw: (i: number) => unknown; ceiling?: () => unknown; dione: (c: Column) => (i: number) => unknown }[] = [
     {
       name: 'point select by primary key',
       raw: (i) => rawPoint.get(rand(i)),
@@ -135,6 +159,7 @@ try {
     {
       name: 'single-row insert (durable)',
       raw: () => rawInsert.run(rawNextId++, 'new', 2.5, 1),
+      ceiling: () => headerSingle(),
       dione: (c) => () =>
         c.db
           .prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)')
@@ -146,6 +171,10 @@ try {
       raw: () => {
         rawBatch(rawNextId);
         rawNextId += 100;
+      },
+      ceiling: () => {
+        headerBatch(headerNextId);
+        headerNextId += 100;
       },
       dione: (c) => () => {
         const stmt = c.db.prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)');
@@ -170,23 +199,31 @@ try {
   );
   const cell = (name: string, width: number) => `${name.padStart(width)} ${'ratio'.padStart(6)}`;
   console.log(`${'workload'.padEnd(30)} ${'better-sqlite3'.padStart(14)} ${columns.map((c) => cell(c.name, Math.max(12, c.name.length))).join(' ')}`);
+  const ceilings: string[] = [];
   for (const w of workloads) {
     const rawRuns: number[] = [];
+    const ceilingRuns: number[] = [];
     const runs = columns.map(() => [] as number[]);
     const ops = columns.map((c) => w.dione(c));
     for (let r = 0; r < ROUNDS; r++) {
       rawRuns.push(await measure(w.raw));
+      if (w.ceiling) ceilingRuns.push(await measure(w.ceiling));
       for (let k = 0; k < columns.length; k++) runs[k]!.push(await measure(ops[k]!));
     }
     const a = median(rawRuns);
+    if (w.ceiling) ceilings.push(`${w.name} ${(median(ceilingRuns) / a).toFixed(2)}×`);
     const cells = columns.map((c, k) => {
       const b = median(runs[k]!);
       return `${b.toFixed(0).padStart(Math.max(12, c.name.length))} ${(b / a).toFixed(2).padStart(5)}×`;
     });
     console.log(`${w.name.padEnd(30)} ${a.toFixed(0).padStart(14)} ${cells.join(' ')}`);
   }
+  console.log(
+    `ceiling: raw better-sqlite3 writing a number into the header in each transaction, as Dione's commit sequence does: ${ceilings.join(', ')} of raw better-sqlite3`,
+  );
   console.log(`reproduce: npm run bench -- --rounds ${ROUNDS} --seconds ${SECONDS}${HISTORY ? '' : ' --history 0'}${SERVE ? '' : ' --serve 0'}`);
   raw.close();
+  header.close();
   for (const c of columns) await c.db.close();
 } finally {
   await stopAll();
