@@ -65,6 +65,26 @@ describe('reads on the server thread', () => {
     assert.ok(counted >= served() - 1 && counted > 0, `dione_local_reads_total ${counted}, served ${served()}`);
   });
 
+  // Found by a differential against workerd: the copy's connection answered 0 to all three, and
+  // `WHERE rowid = last_insert_rowid()` found nothing.
+  test('last_insert_rowid(), changes() and total_changes() in a read answer the worker connection’s state, as D1’s one connection does', async () => {
+    await s.createDatabase('lr-state');
+    await query('lr-state', 'CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)');
+    assert.ok(await readsHere('lr-state', 'SELECT count(*) AS n FROM t', [{ n: 0 }]), 'no read was answered on the server thread');
+    const inserted = await query('lr-state', 'INSERT INTO t (v) VALUES (7), (8)');
+    assert.equal(inserted.meta.last_row_id, 2);
+    assert.ok(await readsHere('lr-state', 'SELECT count(*) AS n FROM t', [{ n: 2 }]), 'reads stopped being answered on the server thread');
+    for (const sql of [
+      'SELECT last_insert_rowid() AS l, changes() AS c',
+      'SELECT LAST_INSERT_ROWID /* c */ () AS l, "changes"() AS c',
+      'SELECT 1; SELECT last_insert_rowid() AS l, changes() AS c',
+    ]) {
+      assert.deepEqual((await query('lr-state', sql)).results, [{ l: 2, c: 2 }], sql);
+    }
+    assert.deepEqual((await query('lr-state', 'SELECT v FROM t WHERE rowid = last_insert_rowid()')).results, [{ v: 8 }]);
+    assert.ok((await query('lr-state', 'SELECT total_changes() AS tc')).results[0].tc >= 2);
+  });
+
   test('after a write that failed, reads still report the worker’s last_row_id', async () => {
     await s.createDatabase('lr-failed');
     await query('lr-failed', 'CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER UNIQUE)');

@@ -39,6 +39,11 @@ export interface Statement {
   /** A PRAGMA that sets a setting its connection keeps (case_sensitive_like…: pragma.ts). */
   setsConnection?: boolean;
   /**
+   * Calls last_insert_rowid(), changes() or total_changes(): its answer is the state of the
+   * connection that runs it (D1's one connection: the worker's, never a read-only copy's).
+   */
+  readsConnectionState?: boolean;
+  /**
    * `rejection` is the parameter limit's (the lexer counts them: the executable's `?`s are not
    * D1's). SQLite may report another error of the statement after it, which is then D1's answer.
    */
@@ -227,6 +232,7 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
   const overParameterLimit = !rejection && parameterError !== undefined;
   if (overParameterLimit) rejection = parameterError;
   const readsTables = body.some((t) => t.type === 'word' && keyword(sql, t) === 'FROM');
+  const readsConnectionState = callsConnectionState(sql, body);
   const slotsInOrder = bindSlots.length === parameterCount && bindSlots.every((slot, i) => slot === i + 1);
   return {
     text,
@@ -242,6 +248,7 @@ function analyze(sql: string, tokens: Token[], sig: Token[], terminated: boolean
     rejection,
     control,
     ...(setsConnection ? { setsConnection } : {}),
+    ...(readsConnectionState ? { readsConnectionState } : {}),
     ...(overParameterLimit ? { overParameterLimit } : {}),
   };
 }
@@ -293,6 +300,19 @@ function withMainVerb(sql: string, body: Token[]): string {
     }
   }
   return 'WITH';
+}
+
+const CONNECTION_STATE_FUNCTIONS = new Set(['last_insert_rowid', 'changes', 'total_changes']);
+
+/** A call of a function whose answer is its connection's state (a name quoted or not, before its `(`). */
+function callsConnectionState(sql: string, body: Token[]): boolean {
+  for (let i = 0; i + 1 < body.length; i++) {
+    const t = body[i]!;
+    if (body[i + 1]!.type !== 'lparen' || (t.type !== 'word' && t.type !== 'quoted')) continue;
+    const name = t.type === 'word' ? sql.slice(t.start, t.end) : sql.slice(t.start + 1, t.end - 1);
+    if (CONNECTION_STATE_FUNCTIONS.has(name.toLowerCase())) return true;
+  }
+  return false;
 }
 
 function callsLoadExtension(sql: string, body: Token[]): boolean {

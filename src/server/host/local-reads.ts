@@ -15,7 +15,9 @@
 //   that failed write's answer comes back, and every second its file is compared anyway.
 // - meta.last_row_id is the worker connection's (D1 reports its connection's last insert rowid even
 //   on reads): taken from the worker's last answer outside an interactive transaction; unknown after
-//   a failed write or once the worker's connection is new (the database moved or reopened).
+//   a failed write or once the worker's connection is new (the database moved or reopened). A query
+//   that asks the connection's state itself (last_insert_rowid(), changes(), total_changes()) goes
+//   to the worker. (Through a view that calls them it would not be seen: such a view is answered here.)
 // - Any failure, and any read that runs past a short budget, goes to the worker; statements that
 //   ran past the budget once go straight to the worker from then on.
 // - The copy is read-only and keeps the WAL when it closes, so closing it can never delete the WAL
@@ -98,7 +100,7 @@ export class LocalReads {
     const k = this.known.get(uuid);
     const copy = k?.copy;
     if (!k || !copy || k.operations > 0 || k.lastRowId === undefined || k.settingsChanged) return undefined;
-    for (const q of request.queries) if (this.slow.has(q.sql)) return undefined;
+    for (const q of request.queries) if (this.slow.has(q.sql) || readsConnectionState(q.sql)) return undefined;
     const started = performance.now();
     if (started - k.checkedAt > FILE_CHECK_MS) {
       if (!this.sameFile(k)) {
@@ -262,6 +264,11 @@ export class LocalReads {
       this.slow.add(q.sql);
     }
   }
+}
+
+/** Whether a query asks its connection's state (last_insert_rowid()…): only the worker's connection has it. */
+function readsConnectionState(sql: string): boolean {
+  return typeof sql === 'string' && parseQuery(sql).statements.some((s) => s.readsConnectionState === true);
 }
 
 /** Whether a request sets a setting its connection keeps (a PRAGMA: case_sensitive_like…). */
