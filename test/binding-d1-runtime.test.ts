@@ -173,6 +173,53 @@ for (const binding of bindings) {
       });
     });
 
+    // Recorded from miniflare 4.20260426 on 2026-12-07, each on a new database: workerd writes its
+    // _cf_METADATA row (rowid 2) after a database's first successful query, so that query reports
+    // its own last_row_id and the ones after it 2 until a row is inserted (Dione reported 2 at once).
+    test('a new database: the first write reports its own last_row_id, the queries after it 2 (workerd’s _cf_METADATA row)', async () => {
+      const sequences: [string, (db: D1Database) => Promise<unknown>, unknown][] = [
+        [
+          'CREATE TABLE, then SELECT',
+          async (db) => [(await db.prepare('CREATE TABLE x(a)').run()).meta.last_row_id, (await db.prepare('SELECT 1').all()).meta.last_row_id],
+          [0, 2],
+        ],
+        [
+          'CREATE TABLE and INSERT in one query',
+          async (db) => [(await db.prepare('CREATE TABLE x(a); INSERT INTO x VALUES (5)').run()).meta.last_row_id, (await db.prepare('SELECT 1').all()).meta.last_row_id],
+          [1, 2],
+        ],
+        [
+          'a batch',
+          async (db) => [
+            (await db.batch([db.prepare('CREATE TABLE x(a)'), db.prepare('SELECT 1')])).map((r) => r.meta.last_row_id),
+            (await db.prepare('SELECT 1').all()).meta.last_row_id,
+          ],
+          [[0, 0], 2],
+        ],
+        [
+          'CREATE, INSERT, SELECT',
+          async (db) => [
+            (await db.prepare('CREATE TABLE x(a)').run()).meta.last_row_id,
+            (await db.prepare('INSERT INTO x VALUES (1)').run()).meta.last_row_id,
+            (await db.prepare('SELECT 1').all()).meta.last_row_id,
+          ],
+          [0, 1, 1],
+        ],
+        [
+          'a read first, then CREATE TABLE',
+          async (db) => [
+            (await db.prepare('SELECT 1').all()).meta.last_row_id,
+            (await db.prepare('CREATE TABLE x(a)').run()).meta.last_row_id,
+            (await db.prepare('SELECT 1').all()).meta.last_row_id,
+          ],
+          [0, 2, 2],
+        ],
+      ];
+      for (const [name, run, expected] of sequences) {
+        await withDatabase(binding, async (db) => assert.deepEqual(await run(db), expected, name));
+      }
+    });
+
     // Recorded from miniflare 4.20260426 on 2026-12-07: D1's SQLite reads Tcl-style parameter names
     // (better-sqlite3's build leaves them out), and a syntax error at a named parameter names it as written.
     test('Tcl-style parameter names bind as in D1; errors name parameters as written', async () => {

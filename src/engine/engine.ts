@@ -217,6 +217,14 @@ export class Engine {
   private timeoutPerQuery = false;
   /** This connection has made sure the database has workerd's _cf_METADATA (in a committed transaction). */
   private workerdMetadata = false;
+  /**
+   * The unit running makes sure of _cf_METADATA once its requests have run, not before: workerd
+   * writes it after a database's first successful query, so that query answers without its row
+   * (last_row_id 0 after a first CREATE TABLE) and the ones after it with it (last_row_id 2).
+   */
+  private workerdMetadataAtCommit = false;
+  /** This engine has answered a request successfully (see workerdMetadataAtCommit). */
+  private answered = false;
   /** Other connections committed since this one last took their schema as the seal's reference. */
   private othersCommitted = false;
   private readonly transactions: boolean;
@@ -329,9 +337,12 @@ export class Engine {
       const answer = this.interactive(work) ?? this.executeWork(work, false);
       this.armIdleTimer();
       answer.inTransaction = this.held !== undefined;
+      if (answer.success) this.answered = true;
       return answer;
     }
-    return this.executeWork(work, request.readOnly === true);
+    const answer = this.executeWork(work, request.readOnly === true);
+    if (answer.success) this.answered = true;
+    return answer;
   }
 
   /** A request outside any held transaction. */
@@ -405,6 +416,7 @@ export class Engine {
     // Each response is final (committed or rolled back) when it is reported, so a caller can answer
     // it before a later request runs, however long that one takes.
     const settle = (i: number, response: ExecuteResponse) => {
+      if (response.success) this.answered = true;
       responses[i] = response;
       onResponse?.(i, response);
     };
@@ -521,9 +533,11 @@ export class Engine {
       // BEGIN IMMEDIATE has started a read transaction: catch up with other connections' commits.
       if (writes) this.sync(true);
       if (writes && !this.workerdMetadata) {
-        // Its row is a change of the transaction's own: the requests' meta counts from after it.
-        if (this.connection.ensureWorkerdMetadata()) this.counters = this.connection.counters();
-        this.workerdMetadata = true;
+        if (this.answered) {
+          // Its row is a change of the transaction's own: the requests' meta counts from after it.
+          if (this.connection.ensureWorkerdMetadata()) this.counters = this.connection.counters();
+          this.workerdMetadata = true;
+        } else this.workerdMetadataAtCommit = true;
       }
       return undefined;
     } catch (e) {
@@ -536,6 +550,11 @@ export class Engine {
   private commitUnit(): Failure | undefined {
     let sequence: number | undefined;
     try {
+      if (this.workerdMetadataAtCommit) {
+        this.workerdMetadataAtCommit = false;
+        if (this.connection.ensureWorkerdMetadata()) this.counters = this.connection.counters();
+        this.workerdMetadata = true;
+      }
       sequence = this.connection.seal();
       // The seal only sets the header's commit sequence: changes, last row id and size stay as the
       // last measure after a write left them, unless a query kept an older size (then measured here,
@@ -932,6 +951,7 @@ export class Engine {
     if (this.connection.db.inTransaction) runOnly(this.connection.rollback);
     // The table may have been created by the transaction just rolled back.
     this.workerdMetadata = false;
+    this.workerdMetadataAtCommit = false;
     // The rolled-back transaction may have moved the counters and the sequence.
     this.counters = this.connection.counters();
     this.sequence = this.connection.commitSequence();
