@@ -173,6 +173,20 @@ for (const binding of bindings) {
       });
     });
 
+    // Recorded from miniflare 4.20260426 on 2026-12-07: the reset is not worded as exec()'s error.
+    test('exec() that leaves a deferred foreign key violated rejects with the reset error as run() and batch() do, nothing kept', async () => {
+      await withDatabase(binding, async (db) => {
+        await db.exec('CREATE TABLE dp (id INTEGER PRIMARY KEY)');
+        await db.exec('CREATE TABLE dc (id INTEGER PRIMARY KEY, pid REFERENCES dp(id) DEFERRABLE INITIALLY DEFERRED)');
+        const reset = `${Messages.constraintsViolatedAtCommit}FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)`;
+        assert.equal(await rejection(db.exec('INSERT INTO dc (id, pid) VALUES (1, 5)')), reset);
+        assert.equal(await rejection(db.exec('SELECT 1\nINSERT INTO dc (id, pid) VALUES (2, 6)')), reset);
+        assert.equal(await rejection(db.prepare('INSERT INTO dc (id, pid) VALUES (3, 7)').run()), reset);
+        assert.equal(await rejection(db.batch([db.prepare('INSERT INTO dc (id, pid) VALUES (4, 8)')])), reset);
+        assert.deepEqual((await db.prepare('SELECT count(*) AS n FROM dc').all()).results, [{ n: 0 }]);
+      });
+    });
+
     // Recorded from miniflare 4.20260426 on 2026-12-07, each on a new database: workerd writes its
     // _cf_METADATA row (rowid 2) after a database's first successful query, so that query reports
     // its own last_row_id and the ones after it 2 until a row is inserted (Dione reported 2 at once).

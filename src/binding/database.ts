@@ -47,6 +47,8 @@ export class D1Database {
     const queries = lines.filter((line) => !isCommentOnly(line)).map((sql) => ({ sql, params: [] }));
     const response = await this.#primary.request({ queries, resultsFormat: 'NONE' });
     if (!response.success) {
+      // A reset (constraints left violated at commit) reaches exec()'s caller as it reaches run()'s, unwrapped.
+      if (response.reset) throw new Error(response.error);
       // D1 always names line 1, whichever line failed.
       throw d1Error('D1_EXEC_ERROR', `Error in line 1: ${lines[0]}: ${response.error}`);
     }
