@@ -31,6 +31,8 @@ export const Messages = {
   readOnly: 'attempt to write a readonly database: SQLITE_READONLY',
   /** A request that ran past its deadline (D1's query timeout); nothing it wrote is kept. */
   queryTimeout: 'D1 DB storage operation exceeded timeout which caused object to be reset.',
+  /** Dione's own: a server's answer whose JSON would pass its limit (MAX_ANSWER_JSON, 128 MiB). */
+  resultTooLarge: 'The result is too large to send in one response (its JSON would exceed 128 MiB): select fewer rows or columns at once',
   /** Dione's own: beginTransaction()/withTransaction() on a handle opened without the opt-in. */
   noTransactions: 'this database was not opened with { transactions: true }',
 } as const;

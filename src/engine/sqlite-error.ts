@@ -49,7 +49,11 @@ export function errnoDetail(e: unknown): string | undefined {
 }
 
 /** better-sqlite3 turns some SQLite result codes into its own errors; these are SQLite's texts for them. */
-const BINDING_ERRORS = new Map([['The bound string, buffer, or bigint is too big', 'string or blob too big: SQLITE_TOOBIG']]);
+const BINDING_ERRORS = new Map([
+  ['The bound string, buffer, or bigint is too big', 'string or blob too big: SQLITE_TOOBIG'],
+  // All()'s rows passed the process's result budget (setResultBudget: a server's answer limit).
+  ['dione: result too large', Messages.resultTooLarge],
+]);
 
 /** Whether SQLite stopped a statement because its deadline passed (nothing else interrupts it). */
 export function isInterrupt(e: unknown): boolean {

@@ -31,6 +31,21 @@ export function openSqlite(file: string | Buffer, options: SqliteOptions = {}): 
   return new Database(file as string, { ...options, nativeBinding: loadAddon() as unknown as string });
 }
 
+/**
+ * Bounds the rows one all() may build, in this process, to `bytes` of JSON as counted low (a text
+ * as its bytes and quotes, a BLOB as two characters a byte, any other value as eight); 0 for no bound. Past it the
+ * statement stops stepping and fails with Messages.resultTooLarge, before the rows fill the memory:
+ * a server sets its answer limit, since an answer that large would be refused anyway.
+ */
+export function setResultBudget(bytes: number): void {
+  const db = openSqlite(':memory:');
+  try {
+    (db.prepare('SELECT 1') as unknown as { setResultBudget(bytes: number): void }).setResultBudget(bytes);
+  } finally {
+    db.close();
+  }
+}
+
 interface CountingStatement {
   rowCounts(): [read: number, written: number];
   runCounts(...args: unknown[]): CountedRun;

@@ -10,6 +10,7 @@ import { ClusterCatalog } from './cluster-catalog.ts';
 import { devRequestRefusal } from './dev-requests.ts';
 import { ClusterPlacements, type CopyPosition } from './cluster-placements.ts';
 import { ClusterQueryStats } from './cluster-query-stats.ts';
+import { setResultBudget } from '../engine/sqlite.ts';
 import { createApp } from './app.ts';
 import { authenticator } from './auth.ts';
 import { fastPath } from './fast-path.ts';
@@ -19,6 +20,7 @@ import { type ClusterOptions, resolveServerConfig, type ServeOptions } from './c
 import { WorkerPool } from './host/pool.ts';
 import { Metrics } from './metrics.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
+import { MAX_ANSWER_JSON } from './protocols/responses.ts';
 import { localSource, type StatsSource } from './stats/analytics.ts';
 import { QueryStatsStore } from './stats/query-stats-store.ts';
 import { QueryStatsRecorder } from './stats/recorder.ts';
@@ -59,6 +61,8 @@ export function parsePublicUrl(value: string): string {
 
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const config = resolveServerConfig(options);
+  // A query's rows stop being built once they would not fit in an answer (every thread of the process).
+  setResultBudget(MAX_ANSWER_JSON);
   const configuredPublicUrl = config.publicUrl === undefined ? undefined : parsePublicUrl(config.publicUrl);
   const logger = options.logger ?? pino({ level: process.env.DIONE_LOG_LEVEL ?? 'info' });
   const catalog = new Catalog(config.data);

@@ -1,6 +1,7 @@
 // Engine responses in each protocol's shape. D1's shapes carry values as D1 does (integers as
 // JSON numbers, BLOBs as arrays of bytes); Dione's wire keeps them exact.
 import { randomBytes } from 'node:crypto';
+import { Messages } from '../../api/errors.ts';
 import type { ExecuteResponse, RowValue, StatementResult } from '../../api/executor.ts';
 import { setColumn } from '../../api/row-object.ts';
 import type { IntMode } from '../../api/types.ts';
@@ -132,7 +133,7 @@ export function dioneResponse(response: ExecuteResponse, intMode: IntMode): Enco
 }
 
 /** What a result too large for one answer is answered with instead. */
-const TOO_LARGE = `The result is too large to send in one response (its JSON would exceed ${MAX_ANSWER_JSON / 2 ** 20} MiB): select fewer rows or columns at once`;
+const TOO_LARGE = Messages.resultTooLarge;
 
 /** JSON text of `value` (its BLOBs written in), or undefined when it would be longer than a string can be. */
 function jsonOf(value: unknown, blobs?: BlobSlots): string | undefined {
