@@ -467,6 +467,20 @@ describe('silent connections', () => {
     silent.socket.destroy();
     assert.equal(outcome, '');
 
+    // A head trickled in a line at a time, each before an idle timer would fire, is cut at the same
+    // deadline (found by an attacker's review: 20 such connections held a --max-connections 20
+    // server for ~90 s, reconnecting at will).
+    const trickle = await raw();
+    trickle.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const lines = setInterval(() => trickle.socket.writable && trickle.socket.write('X-Slow: 1\r\n'), 150);
+    try {
+      const cut = await Promise.race([trickle.closed.then(() => 'closed'), sleep(5_000).then(() => 'still open after 5 s')]);
+      assert.equal(cut, 'closed');
+    } finally {
+      clearInterval(lines);
+      trickle.socket.destroy();
+    }
+
     // A request that comes, then runs for longer than the first-request timeout, is answered.
     const slow = await raw();
     const body = JSON.stringify({ sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) SELECT count(*) AS n FROM c' });

@@ -30,8 +30,9 @@ export interface ServeOptions {
   maxConnections?: number;
   /**
    * A connection that has not sent a whole request head this long after it opened is closed
-   * (default 30 s): Node times out requests that have begun, not sockets that send nothing, and a
-   * flood of silent connections held every client out.
+   * (default 30 s), however slowly the head trickles in; a later request on the connection has as
+   * long for its head (Node's headersTimeout). Node times out requests that have begun, not sockets
+   * that send nothing, and a flood of silent or trickling connections held every client out.
    */
   firstRequestTimeoutMs?: number;
   region?: string;

@@ -125,9 +125,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const app = createApp(context, () => serving, resolveGrant);
   const honoListener = getRequestListener(app.fetch);
   const sqlListener = fastPath(context, resolveGrant);
-  const server = createServer((req, res) => {
+  // The first request's head must arrive within firstRequestTimeoutMs of the connection opening,
+  // however it trickles in (an idle timer was reset by each header line sent slowly); a later
+  // request's head within headersTimeout, checked every few seconds.
+  const firstRequestDeadlines = new WeakMap<Socket, ReturnType<typeof setTimeout>>();
+  const server = createServer({ headersTimeout: config.firstRequestTimeoutMs, connectionsCheckingInterval: Math.min(5_000, config.firstRequestTimeoutMs) }, (req, res) => {
     // A request has come: from here Node's own timeouts apply (headers, keep-alive between requests).
-    req.socket.setTimeout(0);
+    clearTimeout(firstRequestDeadlines.get(req.socket));
+    firstRequestDeadlines.delete(req.socket);
     if (settings.allowUnauthenticated && req.headers.authorization === undefined) {
       const refusal = devRequestRefusal(req.headers, settings.publicUrl);
       if (refusal !== undefined) {
@@ -139,7 +144,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   server.maxConnections = config.maxConnections;
   server.on('connection', (socket: Socket) => {
-    socket.setTimeout(config.firstRequestTimeoutMs, () => socket.destroy());
+    const deadline = setTimeout(() => socket.destroy(), config.firstRequestTimeoutMs);
+    deadline.unref();
+    firstRequestDeadlines.set(socket, deadline);
+    socket.once('close', () => clearTimeout(deadline));
   });
   let lastDropReport = 0;
   server.on('drop', () => {
