@@ -159,6 +159,27 @@ describe('read tokens cannot write, however the SQL is spelled', () => {
   });
 });
 
+describe('a request too long to lex on the HTTP thread', () => {
+  // Over 1 MiB of SQL is not classified on the HTTP thread (an attacker's review held it for 11–14 s
+  // with 58 MB of `SELECT 1+1+…`): it goes to a worker, whose SQLite refuses a read token's writes.
+  test("a read token's long read runs, its long write is refused by SQLite, every row stays", async () => {
+    const db = await freshDatabase('trust-long', 'CREATE TABLE t (v); INSERT INTO t VALUES (1), (2), (3)');
+    const read = s.tokenFor('read');
+    // A statement holds at most 100 KB (D1's limit): twelve of 95 KB each.
+    const padding = `/* ${'x'.repeat(95_000)} */`;
+    const longReads = Array.from({ length: 12 }, () => `SELECT count(*) AS n FROM t ${padding}`);
+    for (const protocol of PROTOCOLS) {
+      const reads = await send(protocol, db, longReads, read);
+      assert.ok(reads.ok, `${protocol}: ${reads.message}`);
+      const writes = await send(protocol, db, [...longReads.slice(1), `DELETE FROM t ${padding}`], read);
+      assert.equal(writes.ok, false, `${protocol}: a long DELETE succeeded with a read token`);
+      // SQLite's refusal, not the HTTP thread's (which would have had to lex it all).
+      assert.match(writes.message, /attempt to write a readonly database/, protocol);
+    }
+    assert.deepEqual(await column(db, 'SELECT v FROM t ORDER BY rowid'), [1, 2, 3]);
+  });
+});
+
 // ------------------------------------------------------------------ 2. connection state
 
 describe('a read token cannot change the connection state later writers see', () => {

@@ -22,6 +22,24 @@ function parseJson(body: string): unknown {
   }
 }
 
+/**
+ * A statement binds at most 100 parameters (D1's limit: more is SQLite's "too many SQL variables"),
+ * so a query sent with more fails whatever they are, with the error its first 101 give: the rest are
+ * dropped before anything checks or copies them (31 million of them held the HTTP thread for seconds).
+ */
+const PARAMETERS_KEPT = 101;
+
+/** `item.params` cut to PARAMETERS_KEPT, in place, when `item` is an object holding a longer array. */
+function boundParameters(item: unknown): void {
+  if (typeof item !== 'object' || item === null) return;
+  const params = (item as { params?: unknown }).params;
+  if (Array.isArray(params) && params.length > PARAMETERS_KEPT) params.length = PARAMETERS_KEPT;
+}
+
+function boundEach(items: unknown): void {
+  if (Array.isArray(items)) for (const item of items) boundParameters(item);
+}
+
 function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
@@ -36,6 +54,8 @@ const d1Queries = z.array(d1Query);
 export function parseD1Body(body: string): { queries: Query[]; array: boolean } {
   const value = parseJson(body);
   const array = Array.isArray(value);
+  if (array) boundEach(value);
+  else boundParameters(value);
   const plain = plainD1Queries(array ? value : [value]);
   const queries = plain ?? check(d1Queries, array ? value : [value], 'query').map((q) => ({ sql: q.sql, params: (q.params ?? []) as ParamValue[] }));
   checkStatementCount(queries);
@@ -102,7 +122,10 @@ const restBody = z.union([
  * several statements and every statement gets its own result. Parameters go to the last statement.
  */
 export function parseRestBody(body: string): Query[] {
-  const value = check(restBody, parseJson(body), 'request body');
+  const json = parseJson(body);
+  boundParameters(json);
+  if (typeof json === 'object' && json !== null) boundEach((json as { batch?: unknown }).batch);
+  const value = check(restBody, json, 'request body');
   const items = 'batch' in value ? value.batch : [value];
   // The text is split into statements here, on the HTTP thread, token by token: bounded first by
   // its length, and by a count of its `;`s (a statement ends with one; strings and trigger bodies
@@ -141,7 +164,9 @@ export interface JsonBody {
 
 /** Dione's own protocol (dione/client): one call, as text or as the JSON it parsed to. */
 export function parseDioneBody(body: string | JsonBody): { request: ExecuteRequest; intMode: IntMode } {
-  const value = check(wireRequest, typeof body === 'string' ? parseJson(body) : body.json, 'request');
+  const json = typeof body === 'string' ? parseJson(body) : body.json;
+  if (typeof json === 'object' && json !== null) boundEach((json as { queries?: unknown }).queries);
+  const value = check(wireRequest, json, 'request');
   let queries: Query[];
   try {
     queries = value.queries.map((q) => ({ sql: q.sql, params: q.params.map(decodeParam) }));

@@ -74,7 +74,7 @@ export async function executeSql(
   }
   const readOnly = !allows(grant.scope, 'write');
   // The lexer's word is the fast path with the token's wording; SQLite refuses writes in the engine too.
-  if (readOnly && parsed.writes) return done(sqlFailure(protocol, 'forbidden', WRITE_REFUSED), 'error', undefined, WRITE_REFUSED);
+  if (readOnly && parsed.writes && !parsed.unclassified) return done(sqlFailure(protocol, 'forbidden', WRITE_REFUSED), 'error', undefined, WRITE_REFUSED);
   if (readOnly) parsed.request.readOnly = true;
   // A transactions handle's transaction is its token's: another token naming the same handle has none.
   // Read-only tokens hold none (their transaction statements are refused as on D1).
@@ -92,7 +92,8 @@ export async function executeSql(
     if (response.success) {
       // Failed requests are not recorded: D1 bills and ranks the queries that ran.
       server.metrics.statements.inc({ database: database.name }, response.results.length);
-      server.queryStats?.record(database.uuid, parsed.request.queries, response.results);
+      // (A request too long to lex on this thread is not described here either.)
+      if (!parsed.unclassified) server.queryStats?.record(database.uuid, parsed.request.queries, response.results);
     }
     return done(encoded, encoded.status < 300 && response.success ? 'ok' : 'error', rows, response.success ? undefined : response.error);
   } catch (e) {
