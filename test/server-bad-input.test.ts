@@ -3,6 +3,7 @@
 // connections dropped mid-body. Every answer is a 4xx (or D1's error) in the protocol's error
 // shape; afterwards the server still answers and the database is exactly as before.
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { connect } from '../src/client.ts';
@@ -432,7 +433,7 @@ describe('bodies over the limit', () => {
     return ((await reply.json()) as Envelope).result[0].results[0].n;
   }
 
-  test('413 in the envelope, with and without a content-length, on every endpoint; nothing written', async () => {
+  test('413 in each protocol shape (an envelope on REST, { success: false, error } on the binding protocols), with and without a content-length, on every endpoint; nothing written', async () => {
     const big = 'x'.repeat(3000);
     const bodies: [string, string, Record<string, string>][] = [
       [`${small.api}/small/query`, JSON.stringify({ sql: 'INSERT INTO t VALUES (?)', params: [big] }), {}],
@@ -445,8 +446,13 @@ describe('bodies over the limit', () => {
       const sized = await fetchJson<Envelope>(target, { method: 'POST', headers: jsonHeaders(small.token, headers), body });
       assert.equal(sized.status, 413, target);
       assert.equal(sized.body.success, false);
-      assert.equal(sized.body.errors[0].code, 7413);
-      assert.match(sized.body.errors[0].message, /larger than 2048 bytes/);
+      if (target.startsWith(small.api)) {
+        assert.equal(sized.body.errors[0].code, 7413);
+        assert.match(sized.body.errors[0].message, /larger than 2048 bytes/);
+      } else {
+        // As the binding protocols answer every refusal (an attacker's review found the envelope here).
+        assert.match((sized.body as unknown as { error: string }).error, /larger than 2048 bytes/, target);
+      }
       // Chunked: the limit is found while reading.
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
@@ -517,6 +523,25 @@ describe('silent connections', () => {
     assert.match(answer, /^HTTP\/1\.1 200/);
     assert.match(answer, /"n":6000000/);
     assert.equal((await fetch(`${quick.url}/healthz`)).status, 200);
+  });
+});
+
+describe('a database its server cannot open', () => {
+  // Found by an attacker's review: an EMFILE answered 500 with the server's absolute data path.
+  test('is answered with the reason, without where the server keeps its files', async () => {
+    const uuid = await s.createDatabase('unopenable');
+    const file = s.server.context.catalog.file(uuid);
+    rmSync(`${file}-history`, { recursive: true, force: true });
+    writeFileSync(`${file}-history`, 'not a folder');
+    try {
+      const reply = await fetchJson<Envelope>(`${s.api}/unopenable/query`, { method: 'POST', headers: jsonHeaders(s.token), body: JSON.stringify({ sql: 'SELECT 1' }) });
+      assert.equal(reply.status, 500);
+      const message = reply.body.errors[0].message;
+      assert.match(message, /^ENOTDIR: not a directory, open '<data>\/databases\/[0-9a-f-]+\.sqlite-history\/lock'$/);
+      assert.ok(!message.includes(s.server.context.catalog.dataDir), message);
+    } finally {
+      rmSync(`${file}-history`, { force: true });
+    }
   });
 });
 

@@ -11,7 +11,7 @@ import { MALFORMED_PATH } from './protocols/requests.ts';
 import type { WireProtocol } from './protocols/sql.ts';
 import { DATABASE_HEADER, findDatabase } from './routes/database-protocols.ts';
 import { ApiError } from './protocols/api-errors.ts';
-import { errorAnswer, recordRequest, tooLargeMessage } from './request-log.ts';
+import { bindingProtocolPath, errorAnswer, recordRequest, tooLargeMessage } from './request-log.ts';
 import { executeDione } from './routes/dione-calls.ts';
 import { executeSql, forwardedHeaders, SESSION_HEADER } from './routes/sql.ts';
 
@@ -123,7 +123,9 @@ async function serve(
   } catch (error) {
     if (error instanceof TooLarge) {
       reason = tooLargeMessage(server.settings.maxBodyBytes);
-      send(413, JSON.stringify(envelopeError(ErrorCodes.tooLarge, tooLargeMessage(server.settings.maxBodyBytes))));
+      const message = tooLargeMessage(server.settings.maxBodyBytes);
+      // Shaped as the protocol's other refusals (a binding reads { success: false, error }).
+      send(413, JSON.stringify(bindingProtocolPath(pathname) ? { success: false, error: message } : envelopeError(ErrorCodes.tooLarge, message)));
     } else if (error instanceof Error && error.message === 'aborted') {
       status = 499; // the client went away; there is no one to answer
       reason = 'the client closed the connection before the answer';

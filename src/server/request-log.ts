@@ -61,4 +61,9 @@ export function errorAnswer(server: ServerContext, error: unknown, path: string)
   return { status: 500, body: binding ? { success: false, error: message } : envelopeError(ErrorCodes.sql, message), reason };
 }
 
+/** A host's failure as a client is told it: the reason, not where the server keeps its files. */
+export function toldToClient(server: ServerContext, message: string): string {
+  return message.split(server.catalog.dataDir).join('<data>');
+}
+
 export const tooLargeMessage = (limit: number) => `Request body is larger than ${limit} bytes`;

@@ -10,6 +10,7 @@ import { ErrorCodes } from '../protocols/envelope.ts';
 import type { Encoded } from '../protocols/responses.ts';
 import { BadRequest, type JsonBody, type ParsedSql, parseSql, type SqlExtras, sqlFailure, timedOut, type WireProtocol, WRITE_REFUSED } from '../protocols/sql.ts';
 import { ApiError } from '../protocols/api-errors.ts';
+import { toldToClient } from '../request-log.ts';
 import { allows, type Grant } from '../tokens.ts';
 
 export const SESSION_HEADER = 'x-cf-d1-session-commit-token';
@@ -106,7 +107,7 @@ export async function executeSql(
     if (e instanceof HostError) {
       // The database could not be opened or served (its file, its write log): the reason, not a generic error.
       server.logger.error({ database: database.name, err: e }, 'database host failed');
-      return done(sqlFailure(protocol, 'host', e.message), 'error', undefined, e.message);
+      return done(sqlFailure(protocol, 'host', toldToClient(server, e.message)), 'error', undefined, e.message);
     }
     throw e;
   }

@@ -18,6 +18,7 @@ import { HostError, NotPrimary } from '../host/failures.ts';
 import type { HostOperations } from '../host/protocol.ts';
 import { ErrorCodes, envelopeError, success } from '../protocols/envelope.ts';
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
+import { toldToClient } from '../request-log.ts';
 import { primaryOf, relay } from './sql.ts';
 
 const TRANSFER_TTL_MS = 60 * 60 * 1000;
@@ -111,7 +112,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
       if (!(e instanceof HostError)) throw apiErrorOf(e);
       rmSync(file, { force: true });
       c.set('logReason', `export failed: ${e.message}`);
-      return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error: e.message }));
+      return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error: toldToClient(server, e.message) }));
     }
     const { bookmark } = exported;
     keep(server, key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS, database: record.uuid });
@@ -199,7 +200,7 @@ async function ingestUpload(
   } catch (e) {
     if (e instanceof NotPrimary) throw new ApiError(503, ErrorCodes.sql, 'Another node became the primary of this database meanwhile; import again.');
     if (!(e instanceof HostError)) throw apiErrorOf(e);
-    error = e.message;
+    error = toldToClient(server, e.message);
   } finally {
     rmSync(transfer.file, { force: true });
   }
