@@ -14,9 +14,10 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import { connect } from '../src/client/connect.ts';
 import { Catalog } from '../src/server/catalog.ts';
-import { parsePublicUrl } from '../src/server/serve.ts';
+import { parsePublicUrl, startServer } from '../src/server/serve.ts';
 import { createToken } from '../src/server/tokens.ts';
 import { type SpawnedServer, spawnServer, startTestServer, type TestServer } from './helpers/server.ts';
 import { dioneCli } from './helpers/server-checks.ts';
@@ -227,6 +228,43 @@ describe('upload URLs', () => {
     assert.equal(ingest.result.result?.num_queries, 2);
     assert.deepEqual(await values('trust-ok'), [1, 2, 3, 4]);
     assert.deepEqual(importFiles(s.dataDir), []);
+  });
+
+  // Found by an attacker's review: an upload URL stayed open after its ingest, so the same file could
+  // be put again and again, each kept on disk unread (past the limit of 4 pending per database).
+  test('an upload URL whose file was imported (or failed to) takes no other upload', async () => {
+    await seeded('trust-again');
+    for (const file of ['INSERT INTO t VALUES (5);\n', 'GARBAGE;\n']) {
+      const etag = md5(file);
+      const { upload_url, filename } = await init('trust-again', etag);
+      assert.equal((await fetch(upload_url, { method: 'PUT', body: file })).status, 200);
+      await rest<ImportResult>('POST', '/trust-again/import', { action: 'ingest', filename, etag });
+      const again = await fetch(upload_url, { method: 'PUT', body: file });
+      assert.equal(again.status, 409, file);
+      assert.match(((await again.json()) as Envelope).errors[0]!.message, /imported already/);
+      assert.deepEqual(importFiles(s.dataDir), [], file);
+    }
+    assert.deepEqual(await values('trust-again'), [1, 2, 5]);
+  });
+
+  test('uploads and dumps an earlier run left are removed when the server starts', async () => {
+    const first = await startTestServer();
+    try {
+      await first.createDatabase('left');
+      const { upload_url } = (await rest<InitResult>('POST', '/left/import', { action: 'init', etag: md5('SELECT 1;') }, first)).result;
+      assert.equal((await fetch(upload_url, { method: 'PUT', body: 'SELECT 1;' })).status, 200);
+      assert.equal(importFiles(first.dataDir).length, 1);
+      await first.server.close();
+      // The same data, a new run.
+      const second = await startServer({ port: 0, data: first.dataDir, logger: pino({ level: 'silent' }) });
+      try {
+        assert.deepEqual(importFiles(first.dataDir), []);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await first.close();
+    }
   });
 });
 

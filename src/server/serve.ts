@@ -21,6 +21,7 @@ import { WorkerPool } from './host/pool.ts';
 import { Metrics } from './metrics.ts';
 import { ErrorCodes, envelopeError } from './protocols/envelope.ts';
 import { MAX_ANSWER_JSON } from './protocols/responses.ts';
+import { clearTransferFiles, expire } from './routes/transfer.ts';
 import { localSource, type StatsSource } from './stats/analytics.ts';
 import { QueryStatsStore } from './stats/query-stats-store.ts';
 import { QueryStatsRecorder } from './stats/recorder.ts';
@@ -66,6 +67,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const configuredPublicUrl = config.publicUrl === undefined ? undefined : parsePublicUrl(config.publicUrl);
   const logger = options.logger ?? pino({ level: process.env.DIONE_LOG_LEVEL ?? 'info' });
   const catalog = new Catalog(config.data);
+  // Uploads and dumps of an earlier run: no URL of this one reaches them.
+  clearTransferFiles(catalog.dataDir);
   const metrics = new Metrics();
   const clustered = config.cluster && { ...config.cluster, url: config.cluster.url ?? '' };
   let pool: WorkerPool | undefined;
@@ -120,6 +123,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     stats,
     placements,
   };
+  // Transfers past their time end even when no transfer request comes to end them.
+  const transferSweep = setInterval(() => expire(context), 60_000);
+  transferSweep.unref();
   let serving = false;
   const resolveGrant = authenticator(catalog, settings.allowUnauthenticated);
   const app = createApp(context, () => serving, resolveGrant);
@@ -162,6 +168,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     server.once('error', reject);
     server.listen(config.port, config.host);
   }).catch((e: unknown) => {
+    clearInterval(transferSweep);
     queryStats?.close();
     throw e;
   });
@@ -200,6 +207,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     close: () => {
       closing ??= (async () => {
         serving = false;
+        clearInterval(transferSweep);
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await pool!.stopAll();
         queryStats?.close();

@@ -43,7 +43,16 @@ function transferDir(server: ServerContext, kind: 'exports' | 'imports'): string
   return dir;
 }
 
-function expire(server: ServerContext): void {
+/**
+ * Removes what the transfer folders hold: on starting, every file there belongs to a transfer of an
+ * earlier run, which no URL reaches any more (the transfers a server knows live in its memory).
+ */
+export function clearTransferFiles(dataDir: string): void {
+  for (const kind of ['exports', 'imports']) rmSync(path.join(dataDir, kind), { recursive: true, force: true });
+}
+
+/** Ends the transfers past their time (called by each transfer request, and now and then by the server). */
+export function expire(server: ServerContext): void {
   const now = Date.now();
   for (const [key, t] of server.transfers) {
     // An import still running is kept: its result is polled for when it ends.
@@ -233,8 +242,11 @@ export function transferUrls(server: ServerContext) {
     // A refusal before the whole body is read closes the connection: the rest of the body is not
     // read, and the client must not send its next request on the same connection.
     const close = { connection: 'close' };
+    expire(server);
     const transfer = live(server, c.req.param('key'), 'import');
     if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404, close);
+    // Its file has been imported (or is being): another upload would only be kept on disk, unread.
+    if (transfer.ingest) return c.json(envelopeError(ErrorCodes.badRequest, 'This upload URL was imported already: call import init for a new one'), 409, close);
     const limit = server.settings.maxImportBytes;
     const tooLarge = () =>
       c.json(envelopeError(ErrorCodes.tooLarge, `The SQL file is larger than ${limit} bytes, this server's limit for imports (--max-import-bytes); nothing was stored`), 413, close);
