@@ -243,6 +243,7 @@ describe('malformed requests', () => {
     const listed = await fetchJson<Envelope>(other, { headers: jsonHeaders(s.token) });
     assert.equal(listed.status, 404);
     assert.equal(listed.body.success, false);
+    assert.equal(listed.body.errors[0].code, 7404);
     assert.match(listed.body.errors[0].message, /Unknown account/);
     const created = await fetchJson<Envelope>(other, { method: 'POST', headers: jsonHeaders(s.token), body: JSON.stringify({ name: 'wrong-account' }) });
     assert.equal(created.status, 404);

@@ -136,6 +136,9 @@ describe('databases', () => {
     const beyond = await get(`${s.api}?name=pg-alpha&page=4&per_page=2`);
     assert.deepEqual(beyond.body.result, []);
     assert.deepEqual(beyond.body.result_info, { page: 4, per_page: 2, count: 0, total_count: 5 });
+    // Numbers out of range or not whole are brought within it (page=1e309 answered page: null).
+    const huge = await get(`${s.api}?name=pg-alpha&page=1e309&per_page=2.5`);
+    assert.deepEqual(huge.body.result_info, { page: Number.MAX_SAFE_INTEGER, per_page: 2, count: 0, total_count: 5 });
 
     assert.deepEqual(
       (await get(`${s.api}?name=pg-beta`)).body.result.map((d: { name: string }) => d.name),

@@ -57,7 +57,7 @@ export function restRoutes(server: ServerContext) {
 
   app.use('/accounts/:account/*', async (c, next) => {
     if (c.req.param('account') !== server.settings.accountId) {
-      throw new ApiError(404, ErrorCodes.forbidden, `Unknown account ${c.req.param('account')}: this server's account id is ${server.settings.accountId}`);
+      throw new ApiError(404, ErrorCodes.notFound, `Unknown account ${c.req.param('account')}: this server's account id is ${server.settings.accountId}`);
     }
     return next();
   });
@@ -115,8 +115,9 @@ export function restRoutes(server: ServerContext) {
 
   app.get('/accounts/:account/d1/database', (c) => {
     const grant = c.get('grant');
-    const page = Math.max(1, Number(c.req.query('page') ?? 1) || 1);
-    const perPage = Math.min(10_000, Math.max(1, Number(c.req.query('per_page') ?? 100) || 100));
+    // Whole numbers within range (page=1e309 read as Infinity, which JSON writes as null).
+    const page = Math.min(Number.MAX_SAFE_INTEGER, Math.max(1, Math.floor(Number(c.req.query('page') ?? 1)) || 1));
+    const perPage = Math.min(10_000, Math.max(1, Math.floor(Number(c.req.query('per_page') ?? 100)) || 100));
     const all = server.catalog.list(c.req.query('name') || undefined).filter((d) => grant.databaseUuid === null || d.uuid === grant.databaseUuid);
     const slice = all.slice((page - 1) * perPage, page * perPage);
     const result = slice.map((d) => ({ uuid: d.uuid, name: d.name, created_at: d.created_at, version: 'production', jurisdiction: null }));
