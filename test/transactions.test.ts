@@ -439,6 +439,38 @@ describe('over HTTP specifics', () => {
     for (let i = 1; i < 64; i++) await post('ROLLBACK', `open-${i}`);
     await post('ROLLBACK', 'one-too-many');
   });
+
+  // Found by an attacker's review: each transaction holds a connection outside the descriptor
+  // budget, and 64 on each of a few databases took every descriptor (EMFILE for everyone else).
+  test('the server holds at most maxOpenTransactions across its databases: the next BEGIN anywhere is refused until one ends', async () => {
+    const small = await startTestServer({ maxOpenTransactions: 3 });
+    try {
+      type Answer = { success: boolean; error?: string; inTransaction?: boolean };
+      const post = async (database: string, sql: string, transaction?: string) =>
+        (await (
+          await small.call(`/dione/v1/databases/${database}/execute`, { method: 'POST', body: JSON.stringify({ queries: [{ sql, params: [] }], transaction }) })
+        ).json()) as Answer;
+      for (const name of ['tx-a', 'tx-b']) await small.createDatabase(name);
+      assert.equal((await post('tx-a', 'BEGIN', 'a1')).inTransaction, true);
+      assert.equal((await post('tx-a', 'BEGIN', 'a2')).inTransaction, true);
+      assert.equal((await post('tx-b', 'BEGIN', 'b1')).inTransaction, true);
+      for (const database of ['tx-a', 'tx-b']) {
+        const refused = await post(database, 'BEGIN', 'over');
+        assert.equal(refused.success, false);
+        assert.equal(refused.error, 'Too many open transactions on this server (3): commit or roll back one first: SQLITE_BUSY');
+      }
+      // Requests outside a transaction are served meanwhile.
+      assert.equal((await post('tx-b', 'SELECT 1')).success, true);
+      assert.equal((await post('tx-a', 'ROLLBACK', 'a1')).inTransaction, false);
+      assert.equal((await post('tx-b', 'BEGIN', 'over')).inTransaction, true);
+      // A COMMIT or a ROLLBACK gives the place back, once.
+      for (const [database, handle] of [['tx-a', 'a2'], ['tx-b', 'b1'], ['tx-b', 'over']]) await post(database!, 'COMMIT', handle!);
+      for (const handle of ['n1', 'n2', 'n3']) assert.equal((await post('tx-a', 'BEGIN', handle)).inTransaction, true, handle);
+      assert.equal((await post('tx-b', 'BEGIN', 'n4')).success, false);
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 suite('over HTTP (connect, a real server)', overHttp);

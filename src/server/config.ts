@@ -1,7 +1,7 @@
 // A server's configuration, resolved once: every default lives here, and the layers below take
 // the resolved values as they are.
 import { availableParallelism } from 'node:os';
-import { defaultMaxConnections, defaultMaxOpenDatabases } from './host/pool.ts';
+import { defaultMaxConnections, defaultMaxOpenDatabases, defaultMaxOpenTransactions } from './host/pool.ts';
 import type { HistorySettings } from './host/protocol.ts';
 
 export interface ServeOptions {
@@ -22,6 +22,8 @@ export interface ServeOptions {
   workers?: number;
   /** Databases kept open at once (default: what the file-descriptor limit allows). */
   maxOpenDatabases?: number;
+  /** Interactive transactions open at once, across every database (default: a tenth of the file-descriptor limit, three each). */
+  maxOpenTransactions?: number;
   /**
    * Client connections open at once; more are closed as they come (default: a quarter of the
    * open-file limit, the sockets' share of it: without a bound, a flood of idle connections took
@@ -96,6 +98,7 @@ export interface ServerConfig {
   idleMs: number;
   workers: number;
   maxOpenDatabases: number;
+  maxOpenTransactions: number;
   maxConnections: number;
   firstRequestTimeoutMs: number;
   region: string;
@@ -156,6 +159,7 @@ export function resolveServerConfig(options: ServeOptions = {}): ServerConfig {
     idleMs: options.idleMs ?? (cluster ? 2 ** 31 - 1 : DEFAULTS.idleMs),
     workers: options.workers ?? availableParallelism(),
     maxOpenDatabases: options.maxOpenDatabases ?? defaultMaxOpenDatabases(history !== false),
+    maxOpenTransactions: options.maxOpenTransactions ?? defaultMaxOpenTransactions(),
     maxConnections: options.maxConnections ?? defaultMaxConnections(),
     firstRequestTimeoutMs: options.firstRequestTimeoutMs ?? DEFAULTS.firstRequestTimeoutMs,
     region,

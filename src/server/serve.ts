@@ -182,6 +182,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     transactionTimeoutMs: config.transactionTimeoutMs,
     idleMs: config.idleMs,
     maxOpenDatabases: config.maxOpenDatabases,
+    maxOpenTransactions: config.maxOpenTransactions,
     servedBy: clustered ? clustered.node : 'dione',
     history: config.history,
     cluster: clustered,

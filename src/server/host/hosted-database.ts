@@ -57,6 +57,15 @@ interface TransactionStep {
  */
 export const MAX_OPEN_TRANSACTIONS = 64;
 
+const openTransactionCounters = new WeakMap<SharedArrayBuffer, Int32Array>();
+
+/** The process's count of open interactive transactions (WorkerSettings.openTransactions), as this thread sees it. */
+function openTransactionsOf(counter: SharedArrayBuffer): Int32Array {
+  let view = openTransactionCounters.get(counter);
+  if (!view) openTransactionCounters.set(counter, (view = new Int32Array(counter)));
+  return view;
+}
+
 /** Handles whose transaction the idle timeout rolled back are told so this long, at most this many. */
 const ABANDONED_KEPT_MS = 10 * 60_000;
 const ABANDONED_KEPT = 10_000;
@@ -236,7 +245,19 @@ export class HostedDatabase {
         const error = `Too many open transactions on this database (${MAX_OPEN_TRANSACTIONS}): commit or roll back one first: SQLITE_BUSY`;
         return { response: { success: false, error, inTransaction: false }, committed: false, gate: undefined };
       }
-      held = this.openTransaction(key, logged);
+      const { counter, max } = this.settings.openTransactions;
+      const open = openTransactionsOf(counter);
+      if (Atomics.add(open, 0, 1) >= max) {
+        Atomics.sub(open, 0, 1);
+        const error = `Too many open transactions on this server (${max}): commit or roll back one first: SQLITE_BUSY`;
+        return { response: { success: false, error, inTransaction: false }, committed: false, gate: undefined };
+      }
+      try {
+        held = this.openTransaction(key, logged);
+      } catch (e) {
+        Atomics.sub(open, 0, 1);
+        throw e;
+      }
     }
     const { engine } = held;
     const before = engine.commitSequence;
@@ -273,6 +294,7 @@ export class HostedDatabase {
     const held = this.transactions.get(key);
     if (!held) return;
     this.transactions.delete(key);
+    Atomics.sub(openTransactionsOf(this.settings.openTransactions.counter), 0, 1);
     if (held.owner) held.owner.closeTransactionEngine(held.engine);
     else this.plainTransactionEngines.give(held.engine);
     if (this.transactions.size === 0 && this.transactionsOver) {

@@ -29,6 +29,8 @@ export interface PoolOptions {
   idleMs: number;
   /** Databases kept open at once (each holds a few file descriptors); least recently used ones close first. */
   maxOpenDatabases: number;
+  /** Interactive transactions open at once, across every database. */
+  maxOpenTransactions: number;
   servedBy: string;
   /** Every database keeps a write log (Time Travel, forks) unless false. */
   history: HistorySettings | false;
@@ -88,6 +90,18 @@ export function openFileLimit(): number | undefined {
 /** Client connections the file-descriptor budget leaves room for: the quarter of the limit databases do not take. */
 export function defaultMaxConnections(): number {
   return Math.max(64, Math.floor((openFileLimit() ?? 1024) * 0.25));
+}
+
+/**
+ * Interactive transactions open at once in the process, across its databases: each holds a
+ * connection of its own (two or three descriptors) outside the databases' budget, so together they
+ * may take a tenth of the open-file limit, and at least as many as one database may hold (a write
+ * token opening 64 on each of a few databases took them all: other databases' writes and new
+ * connections failed with EMFILE).
+ */
+export function defaultMaxOpenTransactions(): number {
+  // 64: what one database may hold (hosted-database.ts, MAX_OPEN_TRANSACTIONS).
+  return Math.max(64, Math.floor(((openFileLimit() ?? 1024) * 0.1) / 3));
 }
 
 /** How many databases fit in the file-descriptor budget: three quarters of the limit, less room for sockets. */
@@ -243,6 +257,8 @@ const bootstrap = `(async () => {
 
 export class WorkerPool {
   private readonly slots = new Slots();
+  /** Interactive transactions open across the workers (one Int32, counted by the workers with Atomics). */
+  private readonly openTransactions = new SharedArrayBuffer(4);
   private readonly workers: WorkerHandle[] = [];
   /** Open databases, least recently used first. */
   private readonly residents = new Map<string, Resident>();
@@ -311,6 +327,7 @@ export class WorkerPool {
       queryTimeoutMs: this.options.queryTimeoutMs,
       transactionTimeoutMs: this.options.transactionTimeoutMs,
       slots: this.slots.buffer,
+      openTransactions: { counter: this.openTransactions, max: this.options.maxOpenTransactions },
     };
     this.slots.working(index, false);
     const handle = new WorkerHandle(

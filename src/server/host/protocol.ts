@@ -50,6 +50,8 @@ export interface WorkerSettings {
   transactionTimeoutMs: number;
   /** The ownership table shared with the pool (slots.ts). */
   slots: SharedArrayBuffer;
+  /** Interactive transactions open in the process (an Int32 every worker counts in), and how many may be. */
+  openTransactions: { counter: SharedArrayBuffer; max: number };
 }
 
 /** A node to send a request to (the database's primary), or null when none can be found now. */
