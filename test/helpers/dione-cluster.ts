@@ -192,6 +192,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 interface NodeState {
   node: DioneNode;
+  /** The node has listened once: its port and URL are its for good. */
+  listened?: boolean;
   args: string[];
   err: string;
   out: string;
@@ -231,7 +233,10 @@ export async function startDioneCluster(options: DioneClusterOptions): Promise<D
     let onListening: () => void = () => {};
     let onFail: (e: Error) => void = () => {};
     const listening = new Promise<DioneNode>((resolve, reject) => {
-      onListening = () => resolve(state.node);
+      onListening = () => {
+        state.listened = true;
+        resolve(state.node);
+      };
       onFail = reject;
     });
     listening.catch(() => {});
@@ -263,6 +268,30 @@ export async function startDioneCluster(options: DioneClusterOptions): Promise<D
         timer = setTimeout(() => reject(new Error(`${state.node.name} did not listen within ${timeoutMs} ms:\n${state.err.slice(-4000)}`)), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
+  };
+
+  /**
+   * launch(), again when the node's port was taken between freePort() and the node binding it (a
+   * concurrent test's connection may get it from the kernel): a node that never listened gets a new
+   * port, a restarted one (its URL must stay) tries the same port again a little later.
+   */
+  const launchRetrying = async (state: NodeState, startOptions: StartOptions = {}): Promise<DioneNode> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await launch(state, startOptions);
+      } catch (e) {
+        const lastStart = state.err.slice(state.err.lastIndexOf('--- start'));
+        if (attempt >= 5 || !/ is in use \(another `dione serve`\?\)/.test(lastStart)) throw e;
+        if (state.listened) await sleep(500);
+        else repoint(state, await freePort());
+      }
+    }
+  };
+
+  const repoint = (state: NodeState, port: number): void => {
+    // In place: the cluster's list of nodes holds this object.
+    Object.assign(state.node as { port: number; url: string }, { port, url: `http://127.0.0.1:${port}` });
+    state.args[state.args.indexOf('--port') + 1] = String(port);
   };
 
   const makeNode = async (spec: NodeSpec): Promise<NodeState> => {
@@ -369,11 +398,11 @@ export async function startDioneCluster(options: DioneClusterOptions): Promise<D
     },
     client: (i, database, clientOptions = {}) => connect({ url: stateAt(i).node.url, token, database, intMode: clientOptions.intMode }),
     kill,
-    restart: (i, startOptions) => launch(stateAt(i), startOptions),
+    restart: (i, startOptions) => launchRetrying(stateAt(i), startOptions),
     async add(spec, startOptions) {
       const state = await makeNode(spec);
       cluster.nodes.push(state.node);
-      return launch(state, startOptions);
+      return launchRetrying(state, startOptions);
     },
     running: (i) => stateAt(i).node.child !== null,
     tree: (i) => {
@@ -386,8 +415,8 @@ export async function startDioneCluster(options: DioneClusterOptions): Promise<D
   try {
     for (const spec of options.nodes) cluster.nodes.push((await makeNode(spec)).node);
     // The first node creates the shared catalogue (and the account id); the others join it.
-    await launch(states[0]!);
-    await Promise.all(states.slice(1).map((state) => launch(state)));
+    await launchRetrying(states[0]!);
+    await Promise.all(states.slice(1).map((state) => launchRetrying(state)));
     // As `dione token create --data <node 0's directory>` does while the server runs.
     token = tokenIn(states[0]!.node.dataDir, 'admin');
     const made = Date.now();
