@@ -619,9 +619,6 @@ export class Engine {
   private committed(sequence: number | undefined): Failure | undefined {
     if (sequence === undefined) return undefined;
     this.sequence = sequence;
-    // A virtual table may write its shadow tables as the transaction commits (FTS5 flushes its
-    // pending terms): changes no query made, which D1 counts in no query's meta.
-    if (this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
     this.dataVersion = this.connection.dataVersion();
     this.bookmarkText = formatBookmark(this.sequence, this.bookmarkTag);
     try {
@@ -629,6 +626,14 @@ export class Engine {
     } catch (e) {
       // Committed in SQLite but not taken by the log: not acknowledged (the log's owner repairs the file).
       return { success: false, error: detailOf(e) };
+    }
+    // A virtual table may write its shadow tables as the transaction commits (FTS5 flushes its
+    // pending terms): changes no query made, which D1 counts in no query's meta. (After the log has
+    // the commit: a failure here only leaves the next query's count as before this fix.)
+    try {
+      if (this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
+    } catch {
+      this.nestedWritesEpoch = -1;
     }
     return undefined;
   }
