@@ -527,6 +527,27 @@ describe('silent connections', () => {
   });
 });
 
+describe('bodies without a token', () => {
+  // Found by an attacker's review: the body limit read a chunked body into memory (up to 64 MiB per
+  // connection) before the token was looked at, and the server answered nothing until it ended.
+  test('a chunked body without a token is answered 401 before it ends', async () => {
+    for (const route of [`/client/v4/accounts/${s.accountId}/d1/database`, '/dione/v1/whoami']) {
+      const socket = net.connect(s.server.port, '127.0.0.1');
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => (received += d.toString()));
+      socket.write(`POST ${route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      socket.write(`400\r\n${'x'.repeat(1024)}\r\n`);
+      try {
+        for (let i = 0; i < 50 && !received.includes('\r\n\r\n'); i++) await sleep(100);
+        assert.match(received, /^HTTP\/1\.1 401 /, `${route}: ${received.slice(0, 80) || 'no answer in 5 s'}`);
+      } finally {
+        socket.destroy();
+      }
+    }
+  });
+});
+
 describe('a database its server cannot open', () => {
   // Found by an attacker's review: an EMFILE answered 500 with the server's absolute data path.
   test('is answered with the reason, without where the server keeps its files', async () => {

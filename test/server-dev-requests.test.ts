@@ -42,6 +42,9 @@ test('a page of another site, or a name rebound to 127.0.0.1, is refused without
     { host: `127.0.0.1:${port}`, origin: 'null' },
     { host: `attacker.example:${port}` },
     { host: `attacker.example:${port}`, origin: `http://attacker.example:${port}` },
+    // An empty or blank Authorization header is no token either (an attacker's review got admin with one).
+    { host: `attacker.example:${port}`, origin: `http://attacker.example:${port}`, authorization: '' },
+    { host: `attacker.example:${port}`, authorization: '   ' },
   ];
   for (const headers of pages) {
     const reply = await write(headers);

@@ -55,15 +55,17 @@ export function createApp(server: ServerContext, isServing: () => boolean, resol
 
   app.route('/dione', transferUrls(server));
 
+  // The token before the body: bodyLimit reads a chunked body into memory to count it, so without a
+  // token a client could make the server hold up to the limit per connection (an attacker's review).
+  app.use('/client/v4/*', auth);
+  // POST /query, /execute and /dione/v1/databases/:db/execute are the fast path's (fast-path.ts).
+  app.use('/dione/v1/*', auth);
   app.use(
     bodyLimit({
       maxSize: server.settings.maxBodyBytes,
       onError: (c) => c.json(envelopeError(ErrorCodes.tooLarge, tooLargeMessage(server.settings.maxBodyBytes)), 413),
     }),
   );
-  app.use('/client/v4/*', auth);
-  // POST /query, /execute and /dione/v1/databases/:db/execute are the fast path's (fast-path.ts).
-  app.use('/dione/v1/*', auth);
 
   app.route('/client/v4', restRoutes(server));
   app.route('/dione/v1', consoleApiRoutes(server));

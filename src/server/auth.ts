@@ -25,7 +25,8 @@ export type Authenticator = (authorization: string | undefined) => Grant;
 export function authenticator(catalog: Catalog, allowUnauthenticated: boolean): Authenticator {
   const cache = new Map<string, { grant: Grant | undefined; expires: number }>();
   return (header) => {
-    if (!header) {
+    // An empty or blank header is no token (serve.ts's --dev checks take it so too).
+    if (!header?.trim()) {
       if (!allowUnauthenticated) throw new AuthError(401, 'Authentication error: send "Authorization: Bearer <token>" (create one with `dione token create`)');
       return { tokenId: 'unauthenticated', scope: 'admin', databaseUuid: null };
     }

@@ -139,7 +139,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     // A request has come: from here Node's own timeouts apply (headers, keep-alive between requests).
     clearTimeout(firstRequestDeadlines.get(req.socket));
     firstRequestDeadlines.delete(req.socket);
-    if (settings.allowUnauthenticated && req.headers.authorization === undefined) {
+    // Whatever the authenticator takes for no token (absent, empty, blank) is checked here.
+    if (settings.allowUnauthenticated && !req.headers.authorization?.trim()) {
       const refusal = devRequestRefusal(req.headers, settings.publicUrl);
       if (refusal !== undefined) {
         res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify(envelopeError(ErrorCodes.forbidden, refusal)));
