@@ -247,6 +247,34 @@ describe('upload URLs', () => {
     assert.deepEqual(await values('trust-again'), [1, 2, 5]);
   });
 
+  // The second review: an upload already streaming when the file was ingested was kept afterwards.
+  test('an upload still streaming when its URL is ingested is refused at its end, and nothing of it is kept', async () => {
+    await seeded('trust-race');
+    const file = 'INSERT INTO t VALUES (7);\n';
+    const etag = md5(file);
+    const { upload_url, filename } = await init('trust-race', etag);
+    assert.equal((await fetch(upload_url, { method: 'PUT', body: file })).status, 200);
+    let finish!: () => void;
+    const slow = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const bytes = new TextEncoder().encode(file);
+        controller.enqueue(bytes.subarray(0, 10));
+        finish = () => {
+          controller.enqueue(bytes.subarray(10));
+          controller.close();
+        };
+      },
+    });
+    const late = fetch(upload_url, { method: 'PUT', body: slow, duplex: 'half' } as RequestInit);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const ingest = await rest<ImportResult>('POST', '/trust-race/import', { action: 'ingest', filename, etag });
+    assert.equal(ingest.result.status, 'complete', JSON.stringify(ingest));
+    finish();
+    assert.equal((await late).status, 409);
+    assert.deepEqual(importFiles(s.dataDir), []);
+    assert.deepEqual(await values('trust-race'), [1, 2, 7]);
+  });
+
   test('uploads and dumps an earlier run left are removed when the server starts', async () => {
     const first = await startTestServer();
     try {

@@ -178,6 +178,26 @@ describe('a request too long to lex on the HTTP thread', () => {
     }
     assert.deepEqual(await column(db, 'SELECT v FROM t ORDER BY rowid'), [1, 2, 3]);
   });
+
+  // The bound is per HTTP request, not per call: 40 pipelined calls of just under 1 MiB each held
+  // the HTTP thread for 8.5 s (an attacker's second review).
+  test("the calls of a pipelined request share the bound: a read token's write among them is refused by SQLite", async () => {
+    const db = await freshDatabase('trust-long-calls', 'CREATE TABLE t (v); INSERT INTO t VALUES (1), (2), (3)');
+    const read = s.tokenFor('read');
+    const padding = `/* ${'x'.repeat(95_000)} */`;
+    const calls = Array.from({ length: 12 }, (_, i) => ({ queries: [{ sql: `${i === 11 ? 'DELETE FROM t' : 'SELECT count(*) AS n FROM t'} ${padding}`, params: [] }] }));
+    const reply = await fetch(`${s.url}/dione/v1/databases/${db}/execute`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${read}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ version: 2, calls }),
+    });
+    const { answers } = (await reply.json()) as { answers: { status: number; body: { success: boolean; error?: string } }[] };
+    assert.equal(answers.length, 12);
+    for (const answer of answers.slice(0, 11)) assert.equal(answer.body.success, true, JSON.stringify(answer.body));
+    assert.equal(answers[11]!.body.success, false);
+    assert.match(answers[11]!.body.error!, /attempt to write a readonly database/);
+    assert.deepEqual(await column(db, 'SELECT v FROM t ORDER BY rowid'), [1, 2, 3]);
+  });
 });
 
 // ------------------------------------------------------------------ 2. connection state

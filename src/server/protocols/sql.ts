@@ -15,6 +15,8 @@ export type WireProtocol = 'dione' | 'd1' | 'rest-query' | 'rest-raw';
 export interface SqlExtras {
   resultsFormat?: string;
   session?: string;
+  /** The HTTP request this one came in (the calls of a pipelined one) holds more SQL than is lexed here. */
+  unlexed?: boolean;
 }
 
 export interface ParsedSql {
@@ -57,7 +59,7 @@ export function parseSql(protocol: WireProtocol, body: string | JsonBody, extra:
   const encodeAnswer = protocol === 'd1' ? encode : withTimeoutStatus(encode);
   let chars = 0;
   for (const q of request.queries) chars += q.sql.length;
-  if (chars > LEXED_HERE_CHARS) return { request, writes: true, unclassified: true, encode: encodeAnswer };
+  if (extra.unlexed || chars > LEXED_HERE_CHARS) return { request, writes: true, unclassified: true, encode: encodeAnswer };
   const writes = request.queries.some((q) => parseQuery(q.sql).statements.some((s) => s.kind === 'write'));
   return { request, writes, encode: encodeAnswer };
 }
@@ -67,7 +69,7 @@ export function parseSql(protocol: WireProtocol, body: string | JsonBody, extra:
  * ~0.2 s a MiB (`1+1+…`), and a 58 MB request of such statements held every client for 11–14 s;
  * longer requests go to a worker unlexed (no answer from the HTTP thread's read copies).
  */
-const LEXED_HERE_CHARS = 1024 * 1024;
+export const LEXED_HERE_CHARS = 1024 * 1024;
 
 /**
  * REST and dione/client answer a request the query timeout interrupted with 504. workerd's binding

@@ -4,7 +4,7 @@
 // answered with its own status and body.
 import type { DatabaseRecord } from '../catalog.ts';
 import type { ServerContext } from '../context.ts';
-import { sqlFailure } from '../protocols/sql.ts';
+import { LEXED_HERE_CHARS, type SqlExtras, sqlFailure } from '../protocols/sql.ts';
 import { errorAnswer } from '../request-log.ts';
 import type { Grant } from '../tokens.ts';
 import { executeSql, type Forwarding, type SqlAnswer } from './sql.ts';
@@ -35,8 +35,24 @@ export async function executeDione(
   }
   const calls = pipelinedCalls(envelope);
   if (typeof calls === 'string') return { ...sqlFailure('dione', 'bad-request', calls), headers: { 'content-type': 'application/json' }, reason: calls };
-  const answers = await Promise.all(calls.map((call) => executeCall(server, grant, database, call, pathname, forwarding)));
+  // The HTTP thread lexes at most LEXED_HERE_CHARS of one HTTP request, whatever its calls hold each.
+  const extra = { unlexed: sqlCharacters(calls) > LEXED_HERE_CHARS };
+  const answers = await Promise.all(calls.map((call) => executeCall(server, grant, database, call, pathname, extra, forwarding)));
   return combine(answers);
+}
+
+/** The characters of SQL the calls hold (what is not a call's query is left to its own answer). */
+function sqlCharacters(calls: unknown[]): number {
+  let chars = 0;
+  for (const call of calls) {
+    const queries = (call as { queries?: unknown } | null)?.queries;
+    if (!Array.isArray(queries)) continue;
+    for (const q of queries) {
+      const sql = (q as { sql?: unknown } | null)?.sql;
+      if (typeof sql === 'string') chars += sql.length;
+    }
+  }
+  return chars;
 }
 
 /** The calls of a pipelined request, or why it is malformed. */
@@ -55,10 +71,11 @@ async function executeCall(
   database: DatabaseRecord,
   call: unknown,
   pathname: string,
+  extra: SqlExtras,
   forwarding?: Forwarding,
 ): Promise<SqlAnswer> {
   try {
-    return await executeSql(server, grant, database, 'dione', { json: call }, {}, forwarding);
+    return await executeSql(server, grant, database, 'dione', { json: call }, extra, forwarding);
   } catch (error) {
     const answer = errorAnswer(server, error, pathname);
     return { status: answer.status, body: JSON.stringify(answer.body), headers: {}, reason: answer.reason };

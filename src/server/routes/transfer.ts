@@ -289,6 +289,11 @@ export function transferUrls(server: ServerContext) {
       rmSync(partial, { force: true });
       return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404);
     }
+    // Ingested while this upload streamed: its file would be kept, never read.
+    if (transfer.ingest) {
+      rmSync(partial, { force: true });
+      return c.json(envelopeError(ErrorCodes.badRequest, 'This upload URL was imported already: call import init for a new one'), 409);
+    }
     renameSync(partial, transfer.file);
     return c.body(null, 200, { etag: md5 });
   });
