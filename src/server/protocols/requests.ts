@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ExecuteRequest, ParamValue, Query } from '../../api/executor.ts';
 import type { IntMode } from '../../api/types.ts';
 import { decodeParam } from '../../api/wire.ts';
+import { Limits } from '../../sql/limits.ts';
 import { splitSqlText } from '../../sql/text-splitter.ts';
 
 export class BadRequest extends Error {}
@@ -29,11 +30,19 @@ function parseJson(body: string): unknown {
  */
 const PARAMETERS_KEPT = 101;
 
-/** `item.params` cut to PARAMETERS_KEPT, in place, when `item` is an object holding a longer array. */
+/**
+ * A BLOB sent as an array of bytes binds at most Limits.valueLength of them (more is SQLite's "string
+ * or blob too big"): past one more, the bytes are dropped unread too, and the answer is the same.
+ */
+const BYTES_KEPT = Limits.valueLength + 1;
+
+/** `item.params` cut to PARAMETERS_KEPT, and each array of bytes in it to BYTES_KEPT, in place. */
 function boundParameters(item: unknown): void {
   if (typeof item !== 'object' || item === null) return;
   const params = (item as { params?: unknown }).params;
-  if (Array.isArray(params) && params.length > PARAMETERS_KEPT) params.length = PARAMETERS_KEPT;
+  if (!Array.isArray(params)) return;
+  if (params.length > PARAMETERS_KEPT) params.length = PARAMETERS_KEPT;
+  for (const p of params) if (Array.isArray(p) && p.length > BYTES_KEPT) p.length = BYTES_KEPT;
 }
 
 function boundEach(items: unknown): void {
