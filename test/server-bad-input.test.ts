@@ -417,6 +417,18 @@ describe('answers too large', () => {
     await unharmed();
   });
 
+  // The second review: the bound counted an empty string as 2 bytes, but each row costs a few hundred
+  // on its way (2 million of them took 700 MB); a row now counts 128 bytes more.
+  test('a read of very many small rows fails at the bound too', async () => {
+    const rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1200000) SELECT '' AS e FROM c";
+    const reply = await post('dione', bodyOf('dione', rows));
+    assert.match(reply.body.error, /^The result is too large to send in one response/);
+    // Fewer fit.
+    const fewer = await post('dione', bodyOf('dione', rows.replace('1200000', '100000')));
+    assert.equal(fewer.body.success, true);
+    await unharmed();
+  });
+
   test('BLOBs below the bound come back exact, as arrays of bytes (D1) or base64 (dione/client)', async () => {
     const sql = "SELECT x'00090a6364ff' AS b, zeroblob(0) AS e, randomblob(300000) AS r";
     const rest = await post('raw', bodyOf('raw', sql));
@@ -576,6 +588,28 @@ describe('a database its server cannot open', () => {
     } finally {
       rmSync(`${file}-history`, { force: true });
     }
+  });
+});
+
+describe('pipelining', () => {
+  // The second review: 300 requests pipelined at once, none of the answers read, held a gigabyte of
+  // answers from one connection. Past 16 in flight the connection is ended.
+  test('a connection with more than 16 requests in flight is answered 429 and closed; one at a time is served', async () => {
+    const socket = net.connect(s.server.port, '127.0.0.1');
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (d) => (received += d.toString()));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(40));
+    await Promise.race([closed, sleep(10_000)]);
+    socket.destroy();
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+    assert.ok(statuses.length >= 17 && statuses.length < 40, `answers: ${statuses.join(',')}`);
+    assert.ok(statuses.includes(429), `answers: ${statuses.join(',')}`);
+    assert.ok(statuses.slice(0, 16).every((code) => code === 200), `answers: ${statuses.join(',')}`);
+    // A client that waits for each answer is never counted over.
+    for (let i = 0; i < 40; i++) assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
   });
 });
 

@@ -32,10 +32,11 @@ export function openSqlite(file: string | Buffer, options: SqliteOptions = {}): 
 }
 
 /**
- * Bounds the rows one all() may build, in this process, to `bytes` of JSON as counted low (a text
- * as its bytes and quotes, a BLOB as two characters a byte, any other value as eight); 0 for no bound. Past it the
- * statement stops stepping and fails with Messages.resultTooLarge, before the rows fill the memory:
- * a server sets its answer limit, since an answer that large would be refused anyway.
+ * Bounds the rows one all() may build, in this process, to about `bytes` (a text as its bytes and
+ * quotes, a BLOB as two characters a byte, any other value as eight, and 128 a row for the arrays
+ * that carry it: a result of millions of empty strings took gigabytes on its way); 0 for no bound.
+ * Past it the statement stops stepping and fails with Messages.resultTooLarge, before the rows
+ * fill the memory: a server sets its answer limit.
  */
 export function setResultBudget(bytes: number): void {
   const db = openSqlite(':memory:');

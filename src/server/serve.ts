@@ -60,6 +60,9 @@ export function parsePublicUrl(value: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
+/** Requests one connection may have in flight at once (HTTP pipelining; clients send one at a time). */
+const MAX_PIPELINED = 16;
+
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const config = resolveServerConfig(options);
   // A query's rows stop being built once they would not fit in an answer (every thread of the process).
@@ -135,10 +138,22 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // however it trickles in (an idle timer was reset by each header line sent slowly); a later
   // request's head within headersTimeout, checked every few seconds.
   const firstRequestDeadlines = new WeakMap<Socket, ReturnType<typeof setTimeout>>();
+  const pipelined = new WeakMap<Socket, number>();
   const server = createServer({ headersTimeout: config.firstRequestTimeoutMs, connectionsCheckingInterval: Math.min(5_000, config.firstRequestTimeoutMs) }, (req, res) => {
     // A request has come: from here Node's own timeouts apply (headers, keep-alive between requests).
     clearTimeout(firstRequestDeadlines.get(req.socket));
     firstRequestDeadlines.delete(req.socket);
+    // Node starts every request a client pipelines at once, and keeps each answer until the ones
+    // before it are written: a client that sends hundreds and reads nothing made the server hold
+    // their answers (a gigabyte from one connection). Past a few, the connection is ended.
+    const inFlight = (pipelined.get(req.socket) ?? 0) + 1;
+    if (inFlight > MAX_PIPELINED) {
+      res.writeHead(429, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify(envelopeError(ErrorCodes.tooManyRequests, `More than ${MAX_PIPELINED} requests in flight on one connection: the connection is closed`)));
+      return;
+    }
+    pipelined.set(req.socket, inFlight);
+    res.once('close', () => pipelined.set(req.socket, (pipelined.get(req.socket) ?? 1) - 1));
     // Whatever the authenticator takes for no token (absent, empty, blank) is checked here.
     if (settings.allowUnauthenticated && !req.headers.authorization?.trim()) {
       const refusal = devRequestRefusal(req.headers, settings.publicUrl);

@@ -10,6 +10,7 @@ export const ErrorCodes = {
   authentication: 10000,
   tooLarge: 7413,
   timeout: 7429,
+  tooManyRequests: 7429,
 } as const;
 
 export function success<T>(result: T, resultInfo?: Record<string, number>) {
