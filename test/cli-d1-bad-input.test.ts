@@ -65,6 +65,14 @@ test('bad SQL in a file names the file and line; an interrupted import keeps the
   assert.match(bad.stderr, /bad\.sql:3: .*syntax error/);
   assert.match(bad.stderr, /Nothing was imported/);
   assert.deepEqual(await db.prepare('SELECT count(*) FROM t WHERE n = 100').raw(), [[0]]);
+
+  // A hostile file's escape sequences are not sent to the terminal (an attacker's review: they
+  // recoloured it and set its title): the failing statement and SQLite's message show them as \xNN.
+  writeFileSync(path.join(p.dir, 'esc.sql'), 'SELECT 1 FROM nosuch_\x1b[31mRED\x1b[0m_\x1b]0;TITLE\x07;\n');
+  const esc = await dione(p.dir, ['d1', 'execute', 'shop', '--file', 'esc.sql']);
+  assert.equal(esc.code, 1);
+  assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(esc.stderr), JSON.stringify(esc.stderr));
+  assert.match(esc.stderr, /in: SELECT 1 FROM nosuch_\\x1b\[31mRED/);
 });
 
 test('usage errors: exit 1 with what to do next', async (t) => {

@@ -12,6 +12,14 @@ import { CliError, errorJson, errorText } from './output.ts';
 const SENTINEL_TABLE = '__dione_locate_failure__';
 const SENTINEL = `SELECT * FROM "${SENTINEL_TABLE}"`;
 
+/**
+ * Text from a SQL file as a terminal may show it: control characters (an escape sequence could
+ * recolour the terminal or set its title) written as \xNN, tabs and line ends kept.
+ */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function excerpt(sql: string): string {
   const first = sql.split('\n')[0]!;
   return first.length > 120 || sql.includes('\n') ? `${first.slice(0, 120)} …` : first;
@@ -54,7 +62,8 @@ export class StatementFailure extends CliError {
 
   override get text(): string {
     // Line 0: a statement of Dione's own (a migration's record), where a request's deferred checks fail.
-    const where = this.statement.line > 0 ? `${this.source}:${this.statement.line}: ${this.message}\n  in: ${excerpt(this.statement.sql)}` : `${this.source}: ${this.message}`;
+    const message = printable(this.message);
+    const where = this.statement.line > 0 ? `${this.source}:${this.statement.line}: ${message}\n  in: ${printable(excerpt(this.statement.sql))}` : `${this.source}: ${message}`;
     return this.outcome ? `${where}\n${this.outcome}` : where;
   }
 
