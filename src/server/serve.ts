@@ -139,7 +139,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // request's head within headersTimeout, checked every few seconds.
   const firstRequestDeadlines = new WeakMap<Socket, ReturnType<typeof setTimeout>>();
   const pipelined = new WeakMap<Socket, number>();
-  const server = createServer({ headersTimeout: config.firstRequestTimeoutMs, connectionsCheckingInterval: Math.min(5_000, config.firstRequestTimeoutMs) }, (req, res) => {
+  const serverOptions = {
+    headersTimeout: config.firstRequestTimeoutMs,
+    // Node's default (5 minutes), never shorter than the head's: Node refuses a head timeout past it.
+    requestTimeout: Math.max(300_000, config.firstRequestTimeoutMs),
+    connectionsCheckingInterval: Math.min(5_000, config.firstRequestTimeoutMs),
+  };
+  const server = createServer(serverOptions, (req, res) => {
     // A request has come: from here Node's own timeouts apply (headers, keep-alive between requests).
     clearTimeout(firstRequestDeadlines.get(req.socket));
     firstRequestDeadlines.delete(req.socket);
