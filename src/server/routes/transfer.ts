@@ -102,6 +102,10 @@ function live<K extends Transfer['kind']>(server: ServerContext, key: string, ki
 
 class UploadTooLarge extends Error {}
 
+const UPLOAD_UNKNOWN = 'Unknown or expired upload URL: call import init for a new one';
+/** An upload to a URL whose file was imported already (or is being) would only be kept on disk, unread. */
+const UPLOAD_INGESTED = 'This upload URL was imported already: call import init for a new one';
+
 export function transferRoutes(server: ServerContext, database: (c: any, grant: Env['Variables']['grant']) => Promise<DatabaseRecord>) {
   const app = new Hono<Env>();
 
@@ -244,9 +248,9 @@ export function transferUrls(server: ServerContext) {
     const close = { connection: 'close' };
     expire(server);
     const transfer = live(server, c.req.param('key'), 'import');
-    if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404, close);
+    if (!transfer) return c.json(envelopeError(ErrorCodes.notFound, UPLOAD_UNKNOWN), 404, close);
     // Its file has been imported (or is being): another upload would only be kept on disk, unread.
-    if (transfer.ingest) return c.json(envelopeError(ErrorCodes.badRequest, 'This upload URL was imported already: call import init for a new one'), 409, close);
+    if (transfer.ingest) return c.json(envelopeError(ErrorCodes.badRequest, UPLOAD_INGESTED), 409, close);
     const limit = server.settings.maxImportBytes;
     const tooLarge = () =>
       c.json(envelopeError(ErrorCodes.tooLarge, `The SQL file is larger than ${limit} bytes, this server's limit for imports (--max-import-bytes); nothing was stored`), 413, close);
@@ -287,12 +291,12 @@ export function transferUrls(server: ServerContext) {
     // Ended meanwhile (expired, or a newer import of the database took its place): nothing is kept.
     if (server.transfers.get(c.req.param('key')) !== transfer) {
       rmSync(partial, { force: true });
-      return c.json(envelopeError(ErrorCodes.notFound, 'Unknown or expired upload URL: call import init for a new one'), 404);
+      return c.json(envelopeError(ErrorCodes.notFound, UPLOAD_UNKNOWN), 404);
     }
     // Ingested while this upload streamed: its file would be kept, never read.
     if (transfer.ingest) {
       rmSync(partial, { force: true });
-      return c.json(envelopeError(ErrorCodes.badRequest, 'This upload URL was imported already: call import init for a new one'), 409);
+      return c.json(envelopeError(ErrorCodes.badRequest, UPLOAD_INGESTED), 409);
     }
     renameSync(partial, transfer.file);
     return c.body(null, 200, { etag: md5 });
