@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { deflateRawSync } from 'node:zlib';
+import { brotliCompressSync, constants, deflateRawSync } from 'node:zlib';
 import { CorruptRecord, decodeRecord, encodeRecord, type PagesRecord } from '../src/log/record.ts';
 
 const PAGE = 4096;
@@ -53,10 +53,10 @@ test('records decode to what was encoded, each body its own even when encoded on
   assert.equal(decoded.kind === 'pages' && decoded.images.size, 0);
 });
 
-/** A pages record's bytes as encodeRecord lays them out, with any compressed bytes. */
-function forged(count: number, packed: Buffer): Buffer {
+/** A pages record's bytes as encodeRecord lays them out, with any compressed bytes (kind 1: deflate, 3: brotli). */
+function forged(count: number, packed: Buffer, kind = 1): Buffer {
   const header = Buffer.alloc(17 + 36 + count * 4);
-  header.writeUInt8(1, 0);
+  header.writeUInt8(kind, 0);
   header.writeDoubleLE(9, 1);
   header.writeDoubleLE(1_700_000_000_000, 9);
   header.writeUInt32LE(PAGE, 17);
@@ -67,11 +67,31 @@ function forged(count: number, packed: Buffer): Buffer {
 }
 
 test('a record whose pages inflate to more than its header says is refused as damaged, without inflating them all', () => {
-  // 256 MiB of zeros compress to a quarter of a megabyte; the header says one page.
-  const bomb = deflateRawSync(Buffer.alloc(256 * 1024 * 1024));
-  const before = process.memoryUsage().arrayBuffers;
-  assert.throws(() => decodeRecord(forged(1, bomb)), (e) => e instanceof CorruptRecord && /do not inflate to the 4096 bytes/.test(e.message));
-  assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, 'the pages were not inflated in full');
+  // 256 MiB of zeros compress to a quarter of a megabyte (deflate) or to a few bytes (brotli); the header says one page.
+  const zeros = Buffer.alloc(256 * 1024 * 1024);
+  for (const [kind, bomb] of [
+    [1, deflateRawSync(zeros)],
+    [3, brotliCompressSync(zeros, { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } })],
+  ] as const) {
+    const before = process.memoryUsage().arrayBuffers;
+    assert.throws(() => decodeRecord(forged(1, bomb, kind)), (e) => e instanceof CorruptRecord && /do not inflate to the 4096 bytes/.test(e.message), `kind ${kind}`);
+    assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, `kind ${kind}: the pages were not inflated in full`);
+  }
+});
+
+test('pages are written packed with brotli (kind 3); logs written before, with deflate (kind 1), still read', () => {
+  const record = pagesRecord(7, [1, 2, 3]);
+  const body = encodeRecord(record);
+  assert.equal(body.readUInt8(0), 3);
+  const pages = Buffer.concat([1, 2, 3].map((n) => record.images.get(n)!));
+  // The old layout is the new one but for the kind byte and the packing.
+  const old = Buffer.concat([body.subarray(0, 17 + 36 + 3 * 4), deflateRawSync(pages, { level: 1 })]);
+  old.writeUInt8(1, 0);
+  assertSame(decodeRecord(old), record);
+  assert.ok(body.length < pages.length / 1.5, `packed: ${body.length} bytes for ${pages.length}`);
+  // A brotli stream under the deflate kind (or the reverse) is damage, not pages.
+  assert.throws(() => decodeRecord(forged(3, body.subarray(17 + 36 + 3 * 4), 1)), CorruptRecord);
+  assert.throws(() => decodeRecord(forged(3, deflateRawSync(pages), 3)), CorruptRecord);
 });
 
 test('a record whose pages are not a deflate stream, or fewer than its header says, is refused as damaged', () => {

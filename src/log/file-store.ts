@@ -31,7 +31,7 @@ import {
   type SegmentIndexView,
   type SegmentSummary,
 } from './segment-index.ts';
-import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
+import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, kindOfByte, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import { type Backing, type Entry, EntryTable, entryFor, type Segment, summaryOf } from './entry-table.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
@@ -173,7 +173,7 @@ function framesAsIndexed(file: string, first: IndexedRecord, last: IndexedRecord
     fd = openSync(file, 'r');
     for (const r of [first, last]) {
       if (readFully(fd, head, r.offset) < head.length) return false;
-      if (head.readUInt32LE(0) !== r.length || head.readUInt8(FRAME_HEAD_BYTES) !== (r.kind === 'pages' ? 1 : 2) || head.readDoubleLE(FRAME_HEAD_BYTES + 1) !== r.seq) return false;
+      if (head.readUInt32LE(0) !== r.length || kindOfByte(head.readUInt8(FRAME_HEAD_BYTES)) !== r.kind || head.readDoubleLE(FRAME_HEAD_BYTES + 1) !== r.seq) return false;
     }
     if (checkLast) {
       const body = Buffer.alloc(last.length);
@@ -529,7 +529,7 @@ export class FileLogStore implements LogStore {
       const length = bytes.readUInt32LE(at);
       if (length < SUMMARY_BYTES || at + FRAME_HEAD_BYTES + length > bytes.length) continue;
       const kind = bytes[at + FRAME_HEAD_BYTES]!;
-      if (kind !== 1 && kind !== 2) continue;
+      if (kindOfByte(kind) === undefined) continue;
       const seq = bytes.readDoubleLE(at + FRAME_HEAD_BYTES + 1);
       if (!Number.isSafeInteger(seq) || seq < 0 || (previous && seq <= previous.seq)) continue;
       const time = bytes.readDoubleLE(at + FRAME_HEAD_BYTES + 9);
