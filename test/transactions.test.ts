@@ -9,6 +9,7 @@ import { after, describe, test } from 'node:test';
 import { beginTransaction, type D1Database, history, open, withTransaction } from '../src/index.ts';
 import { connect } from '../src/client.ts';
 import { rejectsWith, tempDir } from './helpers/binding.ts';
+import { poll } from './helpers/server-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const D1_REFUSAL = /^D1_ERROR: To execute a transaction, please use the state\.storage\.transaction\(\)/;
@@ -467,6 +468,34 @@ describe('over HTTP specifics', () => {
       for (const [database, handle] of [['tx-a', 'a2'], ['tx-b', 'b1'], ['tx-b', 'over']]) await post(database!, 'COMMIT', handle!);
       for (const handle of ['n1', 'n2', 'n3']) assert.equal((await post('tx-a', 'BEGIN', handle)).inTransaction, true, handle);
       assert.equal((await post('tx-b', 'BEGIN', 'n4')).success, false);
+    } finally {
+      await small.close();
+    }
+  });
+
+  test('a worker that dies holding transactions gives their places back: the server-wide bound does not leak', async () => {
+    const small = await startTestServer({ maxOpenTransactions: 2, workers: 1 });
+    try {
+      type Answer = { success: boolean; error?: string; inTransaction?: boolean };
+      const post = async (sql: string, transaction?: string, held?: boolean) =>
+        (await (
+          await small.call('/dione/v1/databases/tx-crash/execute', { method: 'POST', body: JSON.stringify({ queries: [{ sql, params: [] }], transaction, held }) })
+        ).json()) as Answer;
+      await small.createDatabase('tx-crash');
+      assert.equal((await post('BEGIN', 'c1')).inTransaction, true);
+      assert.equal((await post('BEGIN', 'c2')).inTransaction, true);
+      assert.equal((await post('BEGIN', 'c3')).error, 'Too many open transactions on this server (2): commit or roll back one first: SQLITE_BUSY');
+      // Ended as a worker out of memory is: no ROLLBACK runs, nothing in it counts down.
+      await small.server.context.pool.crashWorker(0, 'abruptly');
+      const reopened = await poll(async () => ((await post('BEGIN', 'd1')).inTransaction === true ? true : undefined), 100, 100);
+      assert.equal(reopened, true, 'a BEGIN after the crash was refused');
+      assert.equal((await post('BEGIN', 'd2')).inTransaction, true);
+      assert.equal((await post('BEGIN', 'd3')).success, false);
+      // The dead worker's transactions ended: their handles are told so at their next call.
+      const told = await post('SELECT 1', 'c1', true);
+      assert.equal(told.success, false);
+      assert.match(told.error ?? '', /^Transaction rolled back/);
+      for (const handle of ['d1', 'd2']) assert.equal((await post('ROLLBACK', handle, true)).inTransaction, false);
     } finally {
       await small.close();
     }

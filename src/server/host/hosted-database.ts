@@ -59,11 +59,25 @@ export const MAX_OPEN_TRANSACTIONS = 64;
 
 const openTransactionCounters = new WeakMap<SharedArrayBuffer, Int32Array>();
 
-/** The process's count of open interactive transactions (WorkerSettings.openTransactions), as this thread sees it. */
+/** The process's counts of open interactive transactions, one per worker (WorkerSettings.openTransactions). */
 function openTransactionsOf(counter: SharedArrayBuffer): Int32Array {
   let view = openTransactionCounters.get(counter);
   if (!view) openTransactionCounters.set(counter, (view = new Int32Array(counter)));
   return view;
+}
+
+/**
+ * Counts one more open transaction for this worker, unless the process would then hold more than
+ * `max`. Each worker adds to its own count before it sums them all, so two workers racing for the
+ * last place may both be refused, never both admitted.
+ */
+function admitTransaction(counts: Int32Array, worker: number, max: number): boolean {
+  Atomics.add(counts, worker, 1);
+  let open = 0;
+  for (let i = 0; i < counts.length; i++) open += Atomics.load(counts, i);
+  if (open <= max) return true;
+  Atomics.sub(counts, worker, 1);
+  return false;
 }
 
 /** Handles whose transaction the idle timeout rolled back are told so this long, at most this many. */
@@ -246,16 +260,15 @@ export class HostedDatabase {
         return { response: { success: false, error, inTransaction: false }, committed: false, gate: undefined };
       }
       const { counter, max } = this.settings.openTransactions;
-      const open = openTransactionsOf(counter);
-      if (Atomics.add(open, 0, 1) >= max) {
-        Atomics.sub(open, 0, 1);
+      const counts = openTransactionsOf(counter);
+      if (!admitTransaction(counts, this.settings.index, max)) {
         const error = `Too many open transactions on this server (${max}): commit or roll back one first: SQLITE_BUSY`;
         return { response: { success: false, error, inTransaction: false }, committed: false, gate: undefined };
       }
       try {
         held = this.openTransaction(key, logged);
       } catch (e) {
-        Atomics.sub(open, 0, 1);
+        Atomics.sub(counts, this.settings.index, 1);
         throw e;
       }
     }
@@ -294,7 +307,7 @@ export class HostedDatabase {
     const held = this.transactions.get(key);
     if (!held) return;
     this.transactions.delete(key);
-    Atomics.sub(openTransactionsOf(this.settings.openTransactions.counter), 0, 1);
+    Atomics.sub(openTransactionsOf(this.settings.openTransactions.counter), this.settings.index, 1);
     if (held.owner) held.owner.closeTransactionEngine(held.engine);
     else this.plainTransactionEngines.give(held.engine);
     if (this.transactions.size === 0 && this.transactionsOver) {

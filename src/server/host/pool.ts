@@ -257,8 +257,8 @@ const bootstrap = `(async () => {
 
 export class WorkerPool {
   private readonly slots = new Slots();
-  /** Interactive transactions open across the workers (one Int32, counted by the workers with Atomics). */
-  private readonly openTransactions = new SharedArrayBuffer(4);
+  /** Interactive transactions open in each worker (an Int32 per worker index, counted by the workers with Atomics). */
+  private readonly openTransactions = new SharedArrayBuffer(4 * MAX_WORKERS);
   private readonly workers: WorkerHandle[] = [];
   /** Open databases, least recently used first. */
   private readonly residents = new Map<string, Resident>();
@@ -715,6 +715,8 @@ export class WorkerPool {
   /** A worker ended (it failed, or was ended): its calls fail, its databases open again elsewhere on their next call. */
   private exited(w: WorkerHandle, detail: string): void {
     this.options.onEvent?.({ type: 'worker-exit', worker: w.index, detail });
+    // Its transactions ended with it (their connections closed, uncommitted), counted or not.
+    Atomics.store(new Int32Array(this.openTransactions), w.index, 0);
     for (const waiter of w.pending.values()) waiter.reject(new HostUnavailable('crashed', HOST_MESSAGES.crashed));
     w.pending.clear();
     for (const r of [...this.residents.values()]) {
@@ -747,12 +749,15 @@ export class WorkerPool {
 
   /**
    * Ends a worker as an uncaught error in it would: between two tasks, with the requests it holds
-   * unanswered (tests). Not Worker.terminate(): that may stop a worker inside a SQLite call, which
-   * better-sqlite3 does not survive.
+   * unanswered (tests). Not Worker.terminate(), unless asked: that may stop a worker inside a SQLite
+   * call, which better-sqlite3 does not survive.
    */
-  async crashWorker(index: number): Promise<void> {
+  async crashWorker(index: number, how: 'between tasks' | 'abruptly' = 'between tasks'): Promise<void> {
     const handle = this.workers[index];
-    if (handle) await this.end(handle);
+    if (!handle) return;
+    // 'abruptly': as a worker out of memory ends, without running its exit handlers (tests; idle workers only).
+    if (how === 'abruptly') await handle.worker.terminate();
+    else await this.end(handle);
   }
 
   /** Ends a worker between two of its tasks; resolves once it has exited. */

@@ -50,7 +50,11 @@ export interface WorkerSettings {
   transactionTimeoutMs: number;
   /** The ownership table shared with the pool (slots.ts). */
   slots: SharedArrayBuffer;
-  /** Interactive transactions open in the process (an Int32 every worker counts in), and how many may be. */
+  /**
+   * Interactive transactions open in the process, one Int32 per worker index (each worker counts
+   * its own: the pool clears a worker's count when it exits, whatever state it died in), and how
+   * many may be open in all.
+   */
   openTransactions: { counter: SharedArrayBuffer; max: number };
 }
 
