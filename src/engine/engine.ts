@@ -480,7 +480,7 @@ export class Engine {
           runOnly(this.connection.savepoint);
           // Opening it, a virtual table may write out what the requests before left pending (FTS5
           // flushes its terms at a savepoint): changes of no request, as D1 runs each on its own.
-          if (responses.length > 0 && this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
+          if (responses.length > 0) this.forgetNestedChanges();
         }
         const results = this.withDeadline(() => this.body(work, prepare));
         // What COMMIT and the seal check for the whole group, each request answers for on its own.
@@ -631,7 +631,7 @@ export class Engine {
     // pending terms): changes no query made, which D1 counts in no query's meta. (After the log has
     // the commit: a failure here only leaves the next query's count as before this fix.)
     try {
-      if (this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
+      this.forgetNestedChanges();
     } catch {
       this.nestedWritesEpoch = -1;
     }
@@ -939,6 +939,15 @@ export class Engine {
       }
     }
     return this.connection.counters(this.counters.size);
+  }
+
+  /**
+   * Changes SQLite made outside any statement since the last count (a virtual table writing its
+   * shadow tables at a savepoint or a commit) are counted in no request's meta: take the total as it
+   * is now. SQLite is asked only where the schema allows such writes.
+   */
+  private forgetNestedChanges(): void {
+    if (this.mayWriteNested()) this.counters = { ...this.counters, totalChanges: this.connection.totalChanges() };
   }
 
   /** Whether the schema holds a trigger, a foreign key or a virtual table (see Connection.nestedWritesPossible), asked once per schema. */
