@@ -63,7 +63,7 @@ describe('bind() with unsupported values throws synchronously', () => {
     ['a plain object', { a: 1 }, /^D1_TYPE_ERROR: Type 'object' not supported for value '\[object Object\]'$/],
     ['a function', function f() {}, /^D1_TYPE_ERROR: Type 'function' not supported for value 'function f\(\)/],
     ['a bigint (default intMode)', 12n, /^D1_TYPE_ERROR: Type 'bigint' not supported for value '12'$/],
-    ['a Date', new Date(0), /^D1_TYPE_ERROR: Type 'object' not supported/],
+    ['a Date', new Date(0), /^D1_TYPE_ERROR: Type 'object' not supported for value 'Thu Jan 01 1970 00:00:00 GMT\+0000 \(Coordinated Universal Time\)'$/],
     ['a Map', new Map(), /^D1_TYPE_ERROR: Type 'object' not supported for value '\[object Map\]'$/],
     ['an array with a non-byte', [1, 300], /^D1_TYPE_ERROR: Type 'object' not supported for value '1,300'$/],
     ['an array with a string', ['x'], /^D1_TYPE_ERROR: Type 'object' not supported for value 'x'$/],
@@ -89,6 +89,27 @@ describe('bind() with unsupported values throws synchronously', () => {
       }
     });
   }
+
+  test("a Date's text is as D1 shows it (workerd runs in UTC), whatever the host's time zone", async () => {
+    const f = await fixture();
+    const zone = process.env.TZ;
+    process.env.TZ = 'Asia/Kolkata';
+    try {
+      assert.match(String(new Date(0)), /GMT\+0530/, 'the host time zone took effect');
+      for (const [date, text] of [
+        [new Date(0), 'Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)'],
+        [new Date(Date.UTC(2026, 11, 31, 23, 59, 7)), 'Thu Dec 31 2026 23:59:07 GMT+0000 (Coordinated Universal Time)'],
+        [new Date(Date.UTC(-41, 7, 1, 3, 21, 36)), 'Sat Aug 01 -0041 03:21:36 GMT+0000 (Coordinated Universal Time)'],
+        [new Date(Number.NaN), 'Invalid Date'],
+      ] as const) {
+        assert.throws(() => f.db.prepare('SELECT ?').bind(date), { message: `D1_TYPE_ERROR: Type 'object' not supported for value '${text}'` });
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+      f.db.close();
+    }
+  });
 
   test('a Symbol (building the message throws, as in D1)', async () => {
     const f = await fixture();

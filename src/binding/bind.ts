@@ -4,8 +4,24 @@ import type { ParamValue } from '../api/executor.ts';
 
 function typeError(value: unknown): Error {
   // A template literal, not String(): like D1, a Symbol makes building the message itself throw.
-  const detail = `Type '${typeof value}' not supported for value '${value}'`;
+  const detail = `Type '${typeof value}' not supported for value '${value instanceof Date ? dateInUtc(value) : value}'`;
   return d1Error('D1_TYPE_ERROR', detail);
+}
+
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const two = (n: number) => String(n).padStart(2, '0');
+
+/**
+ * A Date as Date#toString() reads where D1 runs (workerd, whose time zone is UTC), whatever this
+ * host's time zone is.
+ */
+function dateInUtc(date: Date): string {
+  if (Number.isNaN(date.getTime())) return String(date);
+  const year = date.getUTCFullYear();
+  const yyyy = year < 0 ? `-${String(-year).padStart(4, '0')}` : String(year).padStart(4, '0');
+  const time = `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}`;
+  return `${WEEKDAYS[date.getUTCDay()]} ${MONTHS[date.getUTCMonth()]} ${two(date.getUTCDate())} ${yyyy} ${time} GMT+0000 (Coordinated Universal Time)`;
 }
 
 function isByteArray(value: unknown[]): value is number[] {
