@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { type ConnectOptions, connect } from '../src/client.ts';
 import { type D1Database, open } from '../src/index.ts';
@@ -271,6 +272,31 @@ describe('round trips', () => {
     assert.equal(log.requests.at(-1)!.body.bookmark, seen[1]);
     assert.ok(resumed.getBookmark()! >= session.getBookmark()!);
   });
+});
+
+// Found by a differential review: JSON.stringify() of a statement printed the client's executor,
+// token included (and threw on the embedded binding's bigints); console.log() showed it too.
+test('a statement, a session and a database print as data only: no token, no executor, no throw', async () => {
+  const { db } = await remote();
+  const embedded = open(':memory:');
+  try {
+    for (const [name, binding] of [
+      ['over HTTP', db],
+      ['embedded', embedded],
+    ] as const) {
+      const statement = binding.prepare('SELECT ? AS a').bind(1);
+      const inSession = binding.withSession('first-primary').prepare('SELECT 1');
+      assert.equal(JSON.stringify(statement), '{"dbSession":{},"statement":"SELECT ? AS a","params":[1]}', name);
+      assert.equal(JSON.stringify(inSession), '{"dbSession":{},"statement":"SELECT 1","params":[]}', name);
+      for (const value of [statement, inSession, binding, binding.withSession()]) {
+        const shown = `${JSON.stringify(value)} ${inspect(value, { depth: 20, showHidden: true })}`;
+        assert.ok(!shown.includes(s.token) && !/authorization|executor|dione_/i.test(shown), `${name}: ${shown}`);
+      }
+      assert.deepEqual(await statement.first(), { a: 1 }, `${name}: the statement still runs`);
+    }
+  } finally {
+    embedded.close();
+  }
 });
 
 describe('errors', () => {

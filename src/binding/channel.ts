@@ -7,12 +7,24 @@ import type { D1Result } from '../api/types.ts';
 import type { BindingOptions } from './options.ts';
 import { toD1Result } from './results.ts';
 
-/** What a prepared statement needs from whoever created it. */
+/**
+ * What a prepared statement needs from whoever created it. Its fields are private (#): a statement
+ * shows its channel as its `dbSession`, and JSON.stringify() or console.log() of a statement must
+ * neither print the executor (over HTTP it holds the caller's token) nor fail on it (the embedded
+ * engine's state holds bigints).
+ */
 export abstract class Channel {
-  constructor(
-    protected readonly executor: Executor,
-    readonly options: BindingOptions,
-  ) {}
+  readonly #executor: Executor;
+  readonly #options: BindingOptions;
+
+  constructor(executor: Executor, options: BindingOptions) {
+    this.#executor = executor;
+    this.#options = options;
+  }
+
+  get options(): BindingOptions {
+    return this.#options;
+  }
 
   protected abstract sessionToken(): string | undefined;
   protected abstract observe(bookmark: string): void;
@@ -27,9 +39,9 @@ export abstract class Channel {
     let answer: Promise<ExecuteResponse>;
     try {
       // An in-process engine answers at once: one settled promise, no step through then().
-      const now = this.executor.executeNow?.(request);
+      const now = this.#executor.executeNow?.(request);
       if (now) return Promise.resolve(this.settle(now, shape));
-      answer = this.executor.execute(request);
+      answer = this.#executor.execute(request);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -47,7 +59,7 @@ export abstract class Channel {
 
   /** Raw executor access for exec(), which words its errors differently. */
   request(request: ExecuteRequest) {
-    return this.executor.execute(request);
+    return this.#executor.execute(request);
   }
 
   // Typed by the two fields it reads, so this module needs nothing from statement.ts (which needs it).

@@ -7,19 +7,22 @@ import type { BindingOptions } from './options.ts';
 import { D1PreparedStatement } from './statement.ts';
 
 class SessionChannel extends Channel {
-  constructor(
-    executor: Executor,
-    options: BindingOptions,
-    private token: string,
-    public bookmark: string | null,
-  ) {
+  readonly #constraint: string;
+  #bookmark: string | null;
+
+  constructor(executor: Executor, options: BindingOptions, constraint: string, bookmark: string | null) {
     super(executor, options);
+    this.#constraint = constraint;
+    this.#bookmark = bookmark;
+  }
+  get bookmark(): string | null {
+    return this.#bookmark;
   }
   protected sessionToken(): string {
-    return this.bookmark ?? this.token;
+    return this.#bookmark ?? this.#constraint;
   }
   protected observe(bookmark: string): void {
-    if (this.bookmark === null || this.bookmark.localeCompare(bookmark) < 0) this.bookmark = bookmark;
+    if (this.#bookmark === null || this.#bookmark.localeCompare(bookmark) < 0) this.#bookmark = bookmark;
   }
 }
 
