@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { inspect } from 'node:util';
 import { type ConnectOptions, connect } from '../src/client.ts';
 import { type D1Database, open } from '../src/index.ts';
 import { snapshot } from './helpers/binding.ts';
