@@ -7,9 +7,16 @@ import https from 'node:https';
 import type { D1Database } from './binding/database.ts';
 import { type ConnectOptions, connect as connectOverFetch } from './client.ts';
 
+/**
+ * A kept-alive connection idle this long is closed here: before Node's servers (Dione's among them)
+ * close it, 5 s after their last answer. So a request is not sent on a connection at the moment the
+ * server closes it, which would fail it as a lost connection.
+ */
+const IDLE_MS = 4000;
+
 const agents = {
-  'http:': new http.Agent({ keepAlive: true }),
-  'https:': new https.Agent({ keepAlive: true }),
+  'http:': new http.Agent({ keepAlive: true, timeout: IDLE_MS }),
+  'https:': new https.Agent({ keepAlive: true, timeout: IDLE_MS }),
 };
 
 function headersOf(init: RequestInit['headers']): Record<string, string> {
@@ -30,6 +37,8 @@ function bodyOf(body: RequestInit['body']): string | Uint8Array | undefined {
  * The part of fetch() that dione/client uses (method, headers, a string or byte body, a signal),
  * over node:http(s) with keep-alive connections. Answers a real Response; a request that cannot be
  * sent or answered rejects with Node's error (its message names the cause, e.g. ECONNREFUSED).
+ * Nothing is sent twice: a connection reset after the request went out may come after the server
+ * ran it (a write sent again would be applied twice), so the caller hears of it, as with fetch.
  */
 export function nodeFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
   if (input instanceof Request) return fetch(input, init);
@@ -40,39 +49,31 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
   const options = { method: init.method ?? 'GET', headers: headersOf(init.headers), agent: agents[url.protocol as keyof typeof agents] };
   const body = bodyOf(init.body);
   return new Promise((resolve, reject) => {
-    const send = (retry: boolean) => {
-      const request = (url.protocol === 'https:' ? https : http).request(url, options, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.once('error', reject);
-        response.once('end', () => {
-          try {
-            const headers = new Headers();
-            const raw = response.rawHeaders;
-            for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
-            const status = response.statusCode ?? 0;
-            // A Response may carry no body with these statuses.
-            const empty = status === 204 || status === 205 || status === 304 || options.method === 'HEAD';
-            resolve(new Response(empty ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { status, statusText: response.statusMessage, headers }));
-          } catch (e) {
-            reject(e);
-          }
-        });
+    const request = (url.protocol === 'https:' ? https : http).request(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('error', reject);
+      response.once('end', () => {
+        try {
+          const headers = new Headers();
+          const raw = response.rawHeaders;
+          for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+          const status = response.statusCode ?? 0;
+          // A Response may carry no body with these statuses.
+          const empty = status === 204 || status === 205 || status === 304 || options.method === 'HEAD';
+          resolve(new Response(empty ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { status, statusText: response.statusMessage, headers }));
+        } catch (e) {
+          reject(e);
+        }
       });
-      request.once('error', (error: NodeJS.ErrnoException) => {
-        // A kept-alive connection the server closed as idle just as this request went out: the
-        // server never read it (Node's documented case), so it goes once more on a new connection.
-        if (retry && request.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE') && !signal?.aborted) send(false);
-        else reject(error);
-      });
-      if (signal) {
-        const abort = () => request.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-        signal.addEventListener('abort', abort, { once: true });
-        request.once('close', () => signal.removeEventListener('abort', abort));
-      }
-      request.end(body);
-    };
-    send(true);
+    });
+    request.once('error', reject);
+    if (signal) {
+      const abort = () => request.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      signal.addEventListener('abort', abort, { once: true });
+      request.once('close', () => signal.removeEventListener('abort', abort));
+    }
+    request.end(body);
   });
 }
 

@@ -107,23 +107,50 @@ describe('connect() over node:http against a server that misbehaves', () => {
 });
 
 describe('nodeFetch', () => {
-  test('a request on a kept-alive connection the server dropped goes once more on a new one', async (t) => {
+  // Found by an attacker's review: a request the server read (and ran) before its kept-alive
+  // connection was reset went again on a new connection, so a write could be applied twice.
+  test('a request on a kept-alive connection the server drops after reading it is not sent again: the caller hears of it', async (t) => {
     let requests = 0;
     const server = http.createServer((req, res) => {
       requests++;
-      // Each connection answers its first request only, then drops without answering.
+      // Each connection answers its first request only; the next one is read whole, then the connection is reset.
       const socket = req.socket as net.Socket & { answered?: boolean };
-      if (socket.answered) return socket.destroy();
-      socket.answered = true;
+      req.resume();
+      req.on('end', () => {
+        if (socket.answered) return socket.resetAndDestroy();
+        socket.answered = true;
+        res.end('ok');
+      });
+    });
+    const port = await listen(server);
+    t.after(() => server.close());
+    const url = `http://127.0.0.1:${port}/`;
+    assert.equal(await (await nodeFetch(url, { method: 'POST', body: 'one' })).text(), 'ok');
+    await assert.rejects(nodeFetch(url, { method: 'POST', body: 'two' }), { code: 'ECONNRESET' });
+    assert.equal(requests, 2, 'the second request was sent once');
+    // Through connect(): a write on such a connection is a lost connection, not a write run twice.
+    const db = connect({ url: `http://127.0.0.1:${port}`, database: 'd' });
+    await db.prepare('SELECT 1').all().catch(() => {});
+    const before = requests;
+    await assert.rejects(db.prepare("INSERT INTO payments VALUES ('once')").run(), { message: /^D1_ERROR: Network connection lost\. \(POST .* failed: .*ECONNRESET/ });
+    assert.equal(requests, before + 1);
+  });
+
+  test('a connection idle for 4 s is not used again (Node servers, Dione among them, close theirs after 5 s)', async (t) => {
+    const connections = new Set<net.Socket>();
+    const server = http.createServer((req, res) => {
+      connections.add(req.socket);
       req.resume();
       req.on('end', () => res.end('ok'));
     });
     const port = await listen(server);
     t.after(() => server.close());
     const url = `http://127.0.0.1:${port}/`;
-    assert.equal(await (await nodeFetch(url, { method: 'POST', body: 'one' })).text(), 'ok');
-    assert.equal(await (await nodeFetch(url, { method: 'POST', body: 'two' })).text(), 'ok');
-    assert.equal(requests, 3, 'the second request was sent twice: on the reused connection, then on a new one');
+    for (let i = 0; i < 3; i++) assert.equal(await (await nodeFetch(url, { method: 'POST', body: 'x' })).text(), 'ok');
+    assert.equal(connections.size, 1, 'kept alive between requests');
+    await new Promise((r) => setTimeout(r, 4300));
+    assert.equal(await (await nodeFetch(url, { method: 'POST', body: 'x' })).text(), 'ok');
+    assert.equal(connections.size, 2, 'after 4.3 s idle, a new connection');
   });
 
   test('headers in any form, byte bodies, statuses without a body, and abort', async (t) => {
