@@ -467,6 +467,29 @@ describe('import', () => {
     assert.deepEqual(found, { n: 30_001, chars: expectedChars, logged: 30_001, one: `row 12345; ${'é'.repeat(12345 % 97)}\n-- not a comment ${'x'.repeat(12345 % 13)}` });
   });
 
+  // Found by an attacker's review: 16 MiB of one `SELECT 1+1+…` was lexed whole (the server at ~3 GB, a
+  // worker out of memory a little past it) before SQLite's limit refused it.
+  test('an imported statement longer than D1 allows fails the import as too long, without reading it whole', async () => {
+    await s.createDatabase('import-too-long');
+    const sql = `CREATE TABLE t (id);\nINSERT INTO t VALUES (1);\nSELECT ${'1+'.repeat(4 * 2 ** 20)}1;\nINSERT INTO t VALUES (2);\n`;
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const watch = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    try {
+      const result = (await restImport(s, 'import-too-long', sql)) as { status: string; error?: string };
+      assert.equal(result.status, 'error', JSON.stringify(result).slice(0, 300));
+      assert.equal(result.error, 'statement too long: SQLITE_TOOBIG');
+    } finally {
+      clearInterval(watch);
+    }
+    // The test server runs in this process: its workers' memory is in this RSS.
+    assert.ok(peak - before < 400 * 2 ** 20, `RSS grew by ${((peak - before) / 2 ** 20).toFixed(0)} MiB`);
+    const tables = await s.call(`${s.api}/import-too-long/query`, { method: 'POST', body: JSON.stringify({ sql: "SELECT count(*) AS n FROM sqlite_master WHERE name = 't'" }) });
+    assert.deepEqual(((await tables.json()) as { result: { results: unknown[] }[] }).result[0]!.results, [{ n: 0 }], 'nothing of the failed import is kept');
+  });
+
   test('an import still running is answered as active, and polls by its at_bookmark answer its result once it ends', async () => {
     const quick = await startTestServer({ importWaitMs: 0 });
     try {

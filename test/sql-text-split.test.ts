@@ -90,3 +90,25 @@ test('a limit counts statements across pieces', () => {
   const sql = 'SELECT 1;\n'.repeat(300_000);
   assert.deepEqual(splitSqlText(sql, 250_001), whole(sql).slice(0, 250_001));
 });
+
+test('a statement still unfinished past the longest allowed is handed out as it stands, and nothing after it is read', () => {
+  // Found by an attacker's review: 16 MiB of one `SELECT 1+1+…` in an import was lexed whole (~3 GB).
+  const splitter = new StatementSplitter(Number.POSITIVE_INFINITY, 1000);
+  const got: string[] = [];
+  got.push(...splitter.push('SELECT 1;\n-- a comment\nSELECT '));
+  for (let i = 0; i < 10_000; i++) got.push(...splitter.push('1+'.repeat(50)));
+  got.push(...splitter.push('1; SELECT 2;'));
+  got.push(...splitter.end('SELECT 3;'));
+  assert.equal(got.length, 2);
+  assert.equal(got[0], 'SELECT 1;');
+  assert.ok(got[1]!.startsWith('SELECT 1+1+') && got[1]!.length > 1000 && got[1]!.length < 2000, `${got[1]!.length} characters`);
+  assert.ok(splitter.lexed < 20_000, `${splitter.lexed} characters lexed for ~1 MB of text`);
+  // Long comments before a statement do not count, nor do long statements that end.
+  const comments = new StatementSplitter(Number.POSITIVE_INFINITY, 1000);
+  const text = `/* ${'c'.repeat(5000)} */ SELECT 'x';\nSELECT '${'y'.repeat(900)}';`;
+  const pieces: string[] = [];
+  for (let at = 0; at < text.length; at += 700) pieces.push(...comments.push(text.slice(at, at + 700)));
+  pieces.push(...comments.end());
+  assert.deepEqual(pieces, whole(text));
+});
+

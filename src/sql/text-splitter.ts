@@ -13,15 +13,26 @@ export class StatementSplitter {
   private taken = 0;
   /** Characters handed to the lexer so far (each piece's text, and again when it is split again). */
   lexed = 0;
+  /** A statement longer than `longest` was handed out: nothing after it is read. */
+  private cut = false;
 
-  constructor(private readonly limit = Number.POSITIVE_INFINITY) {}
+  /**
+   * `limit`: statements at most. `longest`: a statement still unfinished past this many characters
+   * is handed out as it stands (it can only fail where it runs, as too long) and nothing after it is
+   * read: lexing it whole would take tens of bytes per character of it.
+   */
+  constructor(
+    private readonly limit = Number.POSITIVE_INFINITY,
+    private readonly longest = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Statements `piece` completes, each from its first token. */
   push(piece: string): string[] {
+    if (this.cut) return [];
     this.pending += piece;
     // A statement longer than what is held: split again once twice as much is held, so a statement
     // of any length is read a bounded number of times.
-    if (this.pending.length < this.retryAt) return [];
+    if (this.pending.length < this.retryAt) return this.cutTooLong([]);
     const out: string[] = [];
     const consumed = this.take(false, out);
     if (consumed === 0) this.retryAt = 2 * this.pending.length;
@@ -29,11 +40,23 @@ export class StatementSplitter {
       this.pending = this.pending.slice(consumed);
       this.retryAt = 0;
     }
+    return this.cutTooLong(out);
+  }
+
+  /** `out`, and the statement held when it is already longer than `longest` (see the constructor). */
+  private cutTooLong(out: string[]): string[] {
+    if (this.pending.length <= this.longest) return out;
+    const held = withoutLeadingTrivia(this.pending);
+    if (held.length <= this.longest) return out;
+    out.push(held);
+    this.pending = '';
+    this.cut = true;
     return out;
   }
 
   /** The statements of the rest and `last` (the final one may be unterminated, or an open string or comment). */
   end(last = ''): string[] {
+    if (this.cut) return [];
     this.pending += last;
     const out: string[] = [];
     this.take(true, out);

@@ -4,6 +4,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import type { Query } from '../../api/executor.ts';
+import { Limits } from '../../sql/limits.ts';
 import { StatementSplitter } from '../../sql/text-splitter.ts';
 
 const PIECE_BYTES = 1 << 20;
@@ -12,7 +13,8 @@ const PIECE_BYTES = 1 << 20;
 export function* sqlFileWindows(file: string, pieceBytes = PIECE_BYTES): Generator<Query[]> {
   const fd = openSync(file, 'r');
   try {
-    const splitter = new StatementSplitter();
+    // No statement may be longer than SQLite's limit (in bytes, never fewer than its UTF-16 units).
+    const splitter = new StatementSplitter(Number.POSITIVE_INFINITY, Limits.sqlLength);
     const decoder = new StringDecoder('utf8');
     const buffer = Buffer.allocUnsafe(pieceBytes);
     for (;;) {
