@@ -275,6 +275,45 @@ describe('upload URLs', () => {
     assert.deepEqual(await values('trust-race'), [1, 2, 7]);
   });
 
+  // The third review: 12 uploads to one URL at once each streamed to a file of its own (each
+  // allowed --max-import-bytes), so one URL could fill the disk many times over.
+  test('an upload URL takes one upload at a time: another at the same time is refused and stores nothing', async () => {
+    await seeded('trust-one');
+    const file = 'INSERT INTO t VALUES (8);\n';
+    const etag = md5(file);
+    const { upload_url, filename } = await init('trust-one', etag);
+    let finish!: () => void;
+    const slow = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const bytes = new TextEncoder().encode(file);
+        controller.enqueue(bytes.subarray(0, 10));
+        finish = () => {
+          controller.enqueue(bytes.subarray(10));
+          controller.close();
+        };
+      },
+    });
+    const first = fetch(upload_url, { method: 'PUT', body: slow, duplex: 'half' } as RequestInit);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    try {
+      assert.equal(importFiles(s.dataDir).length, 1, 'the first upload is being received');
+      for (let i = 0; i < 3; i++) {
+        const second = await fetch(upload_url, { method: 'PUT', body: file });
+        assert.equal(second.status, 409);
+        assert.match(((await second.json()) as Envelope).errors[0]!.message, /already being received/);
+      }
+      assert.equal(importFiles(s.dataDir).length, 1, 'nothing of the refused ones on disk');
+    } finally {
+      finish();
+    }
+    assert.equal((await first).status, 200);
+    // Once it ended, the URL takes an upload again (until the file is ingested).
+    assert.equal((await fetch(upload_url, { method: 'PUT', body: file })).status, 200);
+    const ingest = await rest<ImportResult>('POST', '/trust-one/import', { action: 'ingest', filename, etag });
+    assert.equal(ingest.result.status, 'complete', JSON.stringify(ingest));
+    assert.deepEqual(await values('trust-one'), [1, 2, 8]);
+  });
+
   test('uploads and dumps an earlier run left are removed when the server starts', async () => {
     const first = await startTestServer();
     try {

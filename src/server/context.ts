@@ -75,6 +75,8 @@ export type Transfer =
       ingest?: Promise<unknown>;
       /** The ingest has not ended yet: the transfer does not expire meanwhile. */
       running?: boolean;
+      /** An upload to its URL is being received: a second one at the same time is refused (each could fill the disk). */
+      uploading?: boolean;
       result?: unknown;
     };
 

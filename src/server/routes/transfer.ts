@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream, existsSync, fstatSync, mkdirSync, 
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
@@ -105,6 +105,8 @@ class UploadTooLarge extends Error {}
 const UPLOAD_UNKNOWN = 'Unknown or expired upload URL: call import init for a new one';
 /** An upload to a URL whose file was imported already (or is being) would only be kept on disk, unread. */
 const UPLOAD_INGESTED = 'This upload URL was imported already: call import init for a new one';
+/** One upload at a time per URL: each is streamed to disk, up to --max-import-bytes. */
+const UPLOAD_BUSY = 'An upload to this URL is already being received: wait for it to end, or call import init for a new URL';
 
 export function transferRoutes(server: ServerContext, database: (c: any, grant: Env['Variables']['grant']) => Promise<DatabaseRecord>) {
   const app = new Hono<Env>();
@@ -238,6 +240,62 @@ async function ingestUpload(
   return result;
 }
 
+/** Streams one upload to disk; it becomes the import's file only when whole and with the announced md5. */
+async function receiveUpload(
+  c: Context<Env>,
+  server: ServerContext,
+  key: string,
+  transfer: Extract<Transfer, { kind: 'import' }>,
+  limit: number,
+  tooLarge: () => Response,
+): Promise<Response> {
+  // Streamed to disk (a dump can be larger than memory), counted and hashed on the way, into a
+  // file of this request's own: only a complete upload with the announced md5 becomes the import.
+  const hash = createHash('md5');
+  const partial = `${transfer.file}.${randomBytes(6).toString('hex')}.partial`;
+  const body = c.req.raw.body ?? Readable.toWeb(Readable.from([]));
+  const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
+  let size = 0;
+  try {
+    await pipeline(
+      source,
+      async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          size += chunk.length;
+          if (size > limit) throw new UploadTooLarge();
+          hash.update(chunk);
+          yield chunk;
+        }
+      },
+      createWriteStream(partial),
+    );
+  } catch (e) {
+    rmSync(partial, { force: true });
+    if (e instanceof UploadTooLarge) return tooLarge();
+    return c.json(envelopeError(ErrorCodes.badRequest, 'The upload was interrupted; nothing was stored'), 400);
+  }
+  const md5 = hash.digest('hex');
+  if (md5 !== transfer.etag) {
+    rmSync(partial, { force: true });
+    return c.json(
+      envelopeError(ErrorCodes.badRequest, `The uploaded file's MD5 (${md5}) does not match the etag given at import init (${transfer.etag}); nothing was stored`),
+      400,
+    );
+  }
+  // Ended meanwhile (expired, or a newer import of the database took its place): nothing is kept.
+  if (server.transfers.get(key) !== transfer) {
+    rmSync(partial, { force: true });
+    return c.json(envelopeError(ErrorCodes.notFound, UPLOAD_UNKNOWN), 404);
+  }
+  // Ingested while this upload streamed: its file would be kept, never read.
+  if (transfer.ingest) {
+    rmSync(partial, { force: true });
+    return c.json(envelopeError(ErrorCodes.badRequest, UPLOAD_INGESTED), 409);
+  }
+  renameSync(partial, transfer.file);
+  return c.body(null, 200, { etag: md5 });
+}
+
 /** The unauthenticated upload and download URLs. */
 export function transferUrls(server: ServerContext) {
   const app = new Hono<Env>();
@@ -255,51 +313,13 @@ export function transferUrls(server: ServerContext) {
     const tooLarge = () =>
       c.json(envelopeError(ErrorCodes.tooLarge, `The SQL file is larger than ${limit} bytes, this server's limit for imports (--max-import-bytes); nothing was stored`), 413, close);
     if (Number(c.req.header('content-length')) > limit) return tooLarge();
-    // Streamed to disk (a dump can be larger than memory), counted and hashed on the way, into a
-    // file of this request's own: only a complete upload with the announced md5 becomes the import.
-    const hash = createHash('md5');
-    const partial = `${transfer.file}.${randomBytes(6).toString('hex')}.partial`;
-    const body = c.req.raw.body ?? Readable.toWeb(Readable.from([]));
-    const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
-    let size = 0;
+    if (transfer.uploading) return c.json(envelopeError(ErrorCodes.badRequest, UPLOAD_BUSY), 409, close);
+    transfer.uploading = true;
     try {
-      await pipeline(
-        source,
-        async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            size += chunk.length;
-            if (size > limit) throw new UploadTooLarge();
-            hash.update(chunk);
-            yield chunk;
-          }
-        },
-        createWriteStream(partial),
-      );
-    } catch (e) {
-      rmSync(partial, { force: true });
-      if (e instanceof UploadTooLarge) return tooLarge();
-      return c.json(envelopeError(ErrorCodes.badRequest, 'The upload was interrupted; nothing was stored'), 400);
+      return await receiveUpload(c, server, c.req.param('key'), transfer, limit, tooLarge);
+    } finally {
+      transfer.uploading = false;
     }
-    const md5 = hash.digest('hex');
-    if (md5 !== transfer.etag) {
-      rmSync(partial, { force: true });
-      return c.json(
-        envelopeError(ErrorCodes.badRequest, `The uploaded file's MD5 (${md5}) does not match the etag given at import init (${transfer.etag}); nothing was stored`),
-        400,
-      );
-    }
-    // Ended meanwhile (expired, or a newer import of the database took its place): nothing is kept.
-    if (server.transfers.get(c.req.param('key')) !== transfer) {
-      rmSync(partial, { force: true });
-      return c.json(envelopeError(ErrorCodes.notFound, UPLOAD_UNKNOWN), 404);
-    }
-    // Ingested while this upload streamed: its file would be kept, never read.
-    if (transfer.ingest) {
-      rmSync(partial, { force: true });
-      return c.json(envelopeError(ErrorCodes.badRequest, UPLOAD_INGESTED), 409);
-    }
-    renameSync(partial, transfer.file);
-    return c.body(null, 200, { etag: md5 });
   });
 
   app.get('/exports/:key', (c) => {
