@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { parseTimestamp } from '../../api/time-travel.ts';
-import { authorize, reaches } from '../auth.ts';
+import { authorize } from '../auth.ts';
 import type { DatabaseRecord, TokenRecord } from '../catalog.ts';
 import type { NodeCopies } from '../cluster-placements.ts';
 import type { Env, ServerContext } from '../context.ts';
@@ -14,7 +14,7 @@ import { HISTORY_OFF, type HostCallOf, type HostOp, type HostOperations } from '
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { createToken } from '../tokens.ts';
-import { lookUp } from './database-protocols.ts';
+import { lookUp, visibleDatabase } from './database-protocols.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const PER_PAGE = { default: 50, max: 200 } as const;
@@ -83,8 +83,8 @@ export function consoleApiRoutes(server: ServerContext) {
 
   /** The database of the :db segment (id or name), readable by the caller. */
   const database = async (c: Context<Env, '/databases/:db/commits'>): Promise<DatabaseRecord> => {
-    const record = await lookUp(server, c.req.param('db'));
-    if (!record || !reaches(c.get('grant'), record)) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
+    const record = await visibleDatabase(server, c.req.param('db'), c.get('grant'));
+    if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
     authorize(c.get('grant'), 'read', record);
     c.set('logDatabase', record.name);
     return record;

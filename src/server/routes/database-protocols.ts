@@ -24,10 +24,25 @@ export const DUMP_STALL_MS = 60_000;
 /** The database a binding-protocol request names, if the grant reaches it. */
 export async function findDatabase(server: ServerContext, idOrName: string | undefined, grant: Env['Variables']['grant']): Promise<DatabaseRecord> {
   if (!idOrName) throw new ApiError(400, ErrorCodes.badRequest, `Name the database in the ${DATABASE_HEADER} header`);
-  const record = await lookUp(server, idOrName);
-  if (!record || !reaches(grant, record)) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
+  const record = await visibleDatabase(server, idOrName, grant);
+  if (!record) throw new ApiError(404, ErrorCodes.notFound, `database not found: ${idOrName}`);
   authorize(grant, 'read', record);
   return record;
+}
+
+/**
+ * The database `idOrName` names, if the grant reaches it. A token for one database is answered
+ * from that database's record alone: another name is not looked up, so neither the answer nor
+ * its time says whether that name exists (a lookup that finds a record is cached, one that does
+ * not asks SQLite: ~20 µs apart).
+ */
+export async function visibleDatabase(server: ServerContext, idOrName: string, grant: Env['Variables']['grant']): Promise<DatabaseRecord | undefined> {
+  if (grant.databaseUuid !== null) {
+    const own = await lookUp(server, grant.databaseUuid);
+    return own && (own.uuid === idOrName || own.name === idOrName) ? own : undefined;
+  }
+  const record = await lookUp(server, idOrName);
+  return record && reaches(grant, record) ? record : undefined;
 }
 
 /**

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { AuthError, authorize, reaches } from '../auth.ts';
+import { AuthError, authorize } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext } from '../context.ts';
 import { parseTimestamp } from '../../api/time-travel.ts';
@@ -12,7 +12,7 @@ import type { DatabaseInfo, HistoryPointMessage, HostCallOf, HostOp, HostOperati
 import { ApiError, apiErrorOf, jsonBody } from '../protocols/api-errors.ts';
 import { ErrorCodes, success } from '../protocols/envelope.ts';
 import { checkNewDatabase, NewDatabaseRefused } from '../new-database.ts';
-import { lookUp } from './database-protocols.ts';
+import { visibleDatabase } from './database-protocols.ts';
 import { graphqlRoute } from './graphql.ts';
 import { primaryOf, relay, runSql } from './sql.ts';
 import { endTransfers, transferRoutes } from './transfer.ts';
@@ -88,8 +88,8 @@ export function restRoutes(server: ServerContext) {
    * router has decoded the segment once; decoding it again would make `%2525` name `%`.
    */
   const database = async (c: { req: { param(name: 'db'): string } }, grant: Env['Variables']['grant']): Promise<DatabaseRecord> => {
-    const record = await lookUp(server, c.req.param('db'));
-    if (!record || !reaches(grant, record)) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
+    const record = await visibleDatabase(server, c.req.param('db'), grant);
+    if (!record) throw new ApiError(404, ErrorCodes.notFound, 'database not found');
     authorize(grant, 'read', record);
     return record;
   };
