@@ -314,6 +314,37 @@ describe('upload URLs', () => {
     assert.deepEqual(await values('trust-one'), [1, 2, 8]);
   });
 
+  // The third review: a download or upload URL needs no token, so it outlived the token that made it by up to an hour.
+  test("revoking a token ends the exports and imports it started: their URLs answer as expired, their files go", async () => {
+    await seeded('trust-revoked');
+    const tokenId = (token: string) => /^dione_([A-Za-z0-9]{12})_/.exec(token)![1]!;
+    const revoke = async (token: string) => {
+      const answer = await s.call(`${s.url}/dione/v1/tokens/${tokenId(token)}`, { method: 'DELETE' });
+      assert.equal(answer.status, 200, await answer.text());
+    };
+    const reader = s.tokenFor('read', 'trust-revoked');
+    const exported = await s.call(`${s.api}/trust-revoked/export`, { method: 'POST', body: JSON.stringify({ output_format: 'polling' }), token: reader });
+    const signedUrl = ((await exported.json()) as Envelope<{ result: { signed_url: string } }>).result.result.signed_url;
+    const files = () => readdirSync(path.join(s.dataDir, 'exports'));
+    const before = files().length;
+    assert.equal((await fetch(signedUrl)).status, 200, 'downloadable while the token holds');
+    await revoke(reader);
+    assert.equal((await fetch(signedUrl)).status, 404);
+    assert.equal(files().length, before - 1, 'its dump is gone');
+
+    const writer = s.tokenFor('write', 'trust-revoked');
+    const file = 'INSERT INTO t VALUES (9);\n';
+    const started = await s.call(`${s.api}/trust-revoked/import`, { method: 'POST', body: JSON.stringify({ action: 'init', etag: md5(file) }), token: writer });
+    const { upload_url } = ((await started.json()) as Envelope<InitResult>).result;
+    await revoke(writer);
+    const put = await fetch(upload_url, { method: 'PUT', body: file });
+    assert.equal(put.status, 404);
+    assert.deepEqual(importFiles(s.dataDir), []);
+    // Transfers made by a token still valid are untouched.
+    const { upload_url: other } = await init('trust-revoked', md5(file));
+    assert.equal((await fetch(other, { method: 'PUT', body: file })).status, 200);
+  });
+
   test('uploads and dumps an earlier run left are removed when the server starts', async () => {
     const first = await startTestServer();
     try {

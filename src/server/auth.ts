@@ -19,6 +19,9 @@ export class AuthError extends Error {
   }
 }
 
+/** The token id of a request a server without tokens (--dev) let in. */
+export const UNAUTHENTICATED = 'unauthenticated';
+
 /** Resolves the Authorization header of a request to a grant, or throws a 401 AuthError. */
 export type Authenticator = (authorization: string | undefined) => Grant;
 
@@ -28,7 +31,7 @@ export function authenticator(catalog: Catalog, allowUnauthenticated: boolean): 
     // An empty or blank header is no token (serve.ts's --dev checks take it so too).
     if (!header?.trim()) {
       if (!allowUnauthenticated) throw new AuthError(401, 'Authentication error: send "Authorization: Bearer <token>" (create one with `dione token create`)');
-      return { tokenId: 'unauthenticated', scope: 'admin', databaseUuid: null };
+      return { tokenId: UNAUTHENTICATED, scope: 'admin', databaseUuid: null };
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new AuthError(401, 'Authentication error: the Authorization header must be "Bearer <token>"');

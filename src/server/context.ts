@@ -62,11 +62,21 @@ export interface ServerContext {
  * result). A key only ever serves its own kind: an export key is no upload URL.
  */
 export type Transfer =
-  | { kind: 'export'; file: string; expires: number; /** The database (uuid) it is a dump of. */ database: string }
+  | {
+      kind: 'export';
+      file: string;
+      expires: number;
+      /** The database (uuid) it is a dump of. */
+      database: string;
+      /** The token that made it (undefined on a server without tokens): revoking the token ends it. */
+      token?: string;
+    }
   | {
       kind: 'import';
       file: string;
       expires: number;
+      /** The token that made it (undefined on a server without tokens): revoking the token ends it. */
+      token?: string;
       /** md5 hex announced at init. */
       etag: string;
       /** The database (uuid) it was started for: no other database's import can ingest or poll it. */

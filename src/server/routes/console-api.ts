@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { parseTimestamp } from '../../api/time-travel.ts';
-import { authorize } from '../auth.ts';
+import { authorize, UNAUTHENTICATED } from '../auth.ts';
 import type { DatabaseRecord, TokenRecord } from '../catalog.ts';
 import type { NodeCopies } from '../cluster-placements.ts';
 import type { Env, ServerContext } from '../context.ts';
@@ -108,7 +108,7 @@ export function consoleApiRoutes(server: ServerContext) {
         token_id: grant.tokenId,
         scope: grant.scope,
         database: databaseRef(grant.databaseUuid),
-        dev: server.settings.allowUnauthenticated && grant.tokenId === 'unauthenticated',
+        dev: server.settings.allowUnauthenticated && grant.tokenId === UNAUTHENTICATED,
         node: server.settings.node ?? null,
         history: server.settings.history,
         account_id: server.settings.accountId,

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { authorize } from '../auth.ts';
+import { authorize, UNAUTHENTICATED } from '../auth.ts';
 import type { DatabaseRecord } from '../catalog.ts';
 import type { Env, ServerContext, Transfer } from '../context.ts';
 import { HostError, NotPrimary } from '../host/failures.ts';
@@ -93,10 +93,29 @@ export function endTransfers(server: ServerContext, database: string): void {
   }
 }
 
-/** The transfer `key` names, if it is of this kind and not expired. */
+/** The token a transfer is made by, for its URL to die with it (none on a server without tokens). */
+function madeBy(grant: Env['Variables']['grant']): string | undefined {
+  return grant.tokenId === UNAUTHENTICATED ? undefined : grant.tokenId;
+}
+
+/**
+ * The transfer `key` names, if it is of this kind, not expired, and the token that made it is not
+ * revoked (its URLs need no token: they would outlive it by up to an hour). A revoked token's
+ * transfer is ended: its file goes, unless an import is reading it.
+ */
 function live<K extends Transfer['kind']>(server: ServerContext, key: string, kind: K): Extract<Transfer, { kind: K }> | undefined {
   const transfer = server.transfers.get(key);
   if (!transfer || transfer.kind !== kind || transfer.expires < Date.now()) return undefined;
+  if (transfer.token !== undefined) {
+    const token = server.catalog.token(transfer.token);
+    if (!token || token.revoked_at !== null) {
+      if (!(transfer.kind === 'import' && transfer.running)) {
+        rmSync(transfer.file, { force: true });
+        server.transfers.delete(key);
+      }
+      return undefined;
+    }
+  }
   return transfer as Extract<Transfer, { kind: K }>;
 }
 
@@ -130,7 +149,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
       return c.json(success({ success: false, type: 'export', status: 'error', messages: [], error: toldToClient(server, e.message) }));
     }
     const { bookmark } = exported;
-    keep(server, key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS, database: record.uuid });
+    keep(server, key, { kind: 'export', file, expires: Date.now() + TRANSFER_TTL_MS, database: record.uuid, token: madeBy(c.get('grant')) });
     return c.json(
       success({
         success: true,
@@ -155,7 +174,7 @@ export function transferRoutes(server: ServerContext, database: (c: any, grant: 
     if (body.action === 'init') {
       const key = randomBytes(24).toString('base64url');
       const file = path.join(transferDir(server, 'imports'), `${key}.sql`);
-      keep(server, key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag, database: record.uuid });
+      keep(server, key, { kind: 'import', file, expires: Date.now() + TRANSFER_TTL_MS, etag: body.etag, database: record.uuid, token: madeBy(c.get('grant')) });
       return c.json(success({ success: true, filename: key, upload_url: `${server.settings.publicUrl}/dione/uploads/${key}` }));
     }
     const key = body.action === 'ingest' ? body.filename : (body.filename ?? body.current_bookmark ?? '');
