@@ -125,6 +125,8 @@ describe("an answer that is not Dione's wire format is a D1_ERROR saying what is
     ['successString', JSON.stringify({ success: 'true', results: [] }), '"success" is "true", neither true nor false\\.'],
     ['noSuccess', JSON.stringify({ results: [] }), '"success" is missing\\.'],
     ['notObject', '[1,2]', 'it is \\[1,2\\], not a JSON object\\.'],
+    // Found by an attacker's review: showing it threw a RangeError out of the call instead.
+    ['deeplyNested', answer([oneRow('NESTED')]).replace('"NESTED"', `${'['.repeat(10_000)}${']'.repeat(10_000)}`), 'results\\[0\\]\\.rows\\[0\\]\\[0\\] is a value nested too deeply to show, not a value of the wire format\\.'],
   ];
   for (const [name, body, detail] of cases) {
     test(name, async (t) => {

@@ -35,7 +35,13 @@ export function malformedAnswer(request: string, detail: string): string {
 
 /** A value for an error message: its JSON, cut short. */
 function shown(value: unknown): string {
-  const json = JSON.stringify(value) ?? String(value);
+  let json: string;
+  try {
+    json = JSON.stringify(value) ?? String(value);
+  } catch {
+    // Nested deeper than the stack allows (a hostile answer): said, not thrown.
+    return 'a value nested too deeply to show';
+  }
   return json.length > 100 ? `${json.slice(0, 100)}…` : json;
 }
 
