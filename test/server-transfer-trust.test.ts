@@ -94,6 +94,22 @@ async function values(database: string): Promise<number[]> {
   return results.map((r) => r.v);
 }
 
+/** A PUT of `file` to `url` that sends its first 10 bytes now and the rest at finish(). */
+function slowUpload(url: string, file: string): { done: Promise<Response>; finish: () => void } {
+  let finish!: () => void;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const bytes = new TextEncoder().encode(file);
+      controller.enqueue(bytes.subarray(0, 10));
+      finish = () => {
+        controller.enqueue(bytes.subarray(10));
+        controller.close();
+      };
+    },
+  });
+  return { done: fetch(url, { method: 'PUT', body, duplex: 'half' } as RequestInit), finish };
+}
+
 async function seeded(name: string): Promise<void> {
   await s.createDatabase(name);
   const db = connect({ url: s.url, token: s.token, database: name });
@@ -254,18 +270,7 @@ describe('upload URLs', () => {
     const etag = md5(file);
     const { upload_url, filename } = await init('trust-race', etag);
     assert.equal((await fetch(upload_url, { method: 'PUT', body: file })).status, 200);
-    let finish!: () => void;
-    const slow = new ReadableStream<Uint8Array>({
-      start(controller) {
-        const bytes = new TextEncoder().encode(file);
-        controller.enqueue(bytes.subarray(0, 10));
-        finish = () => {
-          controller.enqueue(bytes.subarray(10));
-          controller.close();
-        };
-      },
-    });
-    const late = fetch(upload_url, { method: 'PUT', body: slow, duplex: 'half' } as RequestInit);
+    const { done: late, finish } = slowUpload(upload_url, file);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const ingest = await rest<ImportResult>('POST', '/trust-race/import', { action: 'ingest', filename, etag });
     assert.equal(ingest.result.status, 'complete', JSON.stringify(ingest));
@@ -282,18 +287,7 @@ describe('upload URLs', () => {
     const file = 'INSERT INTO t VALUES (8);\n';
     const etag = md5(file);
     const { upload_url, filename } = await init('trust-one', etag);
-    let finish!: () => void;
-    const slow = new ReadableStream<Uint8Array>({
-      start(controller) {
-        const bytes = new TextEncoder().encode(file);
-        controller.enqueue(bytes.subarray(0, 10));
-        finish = () => {
-          controller.enqueue(bytes.subarray(10));
-          controller.close();
-        };
-      },
-    });
-    const first = fetch(upload_url, { method: 'PUT', body: slow, duplex: 'half' } as RequestInit);
+    const { done: first, finish } = slowUpload(upload_url, file);
     await new Promise((resolve) => setTimeout(resolve, 200));
     try {
       assert.equal(importFiles(s.dataDir).length, 1, 'the first upload is being received');
