@@ -365,24 +365,30 @@ describe('a database moving after its worker took a call', () => {
       return { uuid, file: s.server.context.catalog.file(uuid) };
     };
     const [x, r] = [await ref('taken-x'), await ref('taken-r')];
+    // Writes, so both are open on the one worker (a read may be answered without one).
     await client(s, 'taken-x').exec('CREATE TABLE t (v INTEGER)');
-    await client(s, 'taken-r').prepare('SELECT 1').all();
+    await client(s, 'taken-r').exec('CREATE TABLE t (v INTEGER)');
+    const internals = pool as unknown as { slots: Slots; residents: Map<string, { slot: number; owner?: { index: number } }> };
+    const { slots } = internals;
+    const resident = (uuid: string) => internals.residents.get(uuid)!;
+    assert.deepEqual([resident(x.uuid).owner?.index, resident(r.uuid).owner?.index], [0, 0], 'both databases are on worker 0');
     const sql = path.join(s.dataDir, 'taken-x.sql');
     writeFileSync(sql, 'INSERT INTO t VALUES (1);\n');
     // Both go to the one worker in one message: it runs the import (a write) and answers, then gets
     // stuck in the runaway.
     const imported = pool.call(x, { op: 'import', file: sql });
     const runaway = pool.execute(r, { queries: [{ sql: RUNAWAY_SQL, params: [] }] }, false);
-    // This thread is the pool's: held (once the messages left) until the worker's current task has
-    // run well past the stall threshold — the runaway, after the import — the pool sees the stuck
+    // This thread is the pool's: held (once the messages left) until the worker has run the runaway
+    // well past the stall threshold — so the import is done and answered — the pool sees the stuck
     // worker before it reads the import's answer, so taken-x moves (to an extra worker) with the
-    // import still waiting on the old worker, which had already run it. The worker's busy clock is
-    // read from the pool's shared table: a fixed hold was too short on a loaded machine.
-    const slots = (pool as unknown as { slots: Slots }).slots;
+    // import still waiting on the old worker, which had already run it. The worker's busy clock and
+    // which database it works on are read from the pool's shared table: a fixed hold was too short on
+    // a loaded machine, and a hold on the busy clock alone ended during a slow import (taken-r moved).
+    const slotOf = (uuid: string) => resident(uuid).slot;
     await new Promise<void>((resolve) =>
       setImmediate(() => {
         const end = Date.now() + 5000;
-        while (Date.now() < end && slots.busyFor(0) < 300) {
+        while (Date.now() < end && !(slots.held(slotOf(r.uuid)) && !slots.held(slotOf(x.uuid)) && slots.busyFor(0) >= 300)) {
           // busy: the event loop does not turn
         }
         resolve();
@@ -393,7 +399,7 @@ describe('a database moving after its worker took a call', () => {
     assert.deepEqual(stuck, { success: false, error: TIMEOUT_MESSAGE });
     assert.ok(
       events('move').some((e) => e.database === x.uuid),
-      'taken-x did not move: the test did not exercise a move with a taken call',
+      `taken-x did not move: the test did not exercise a move with a taken call (events: ${JSON.stringify(events())})`,
     );
     assert.equal(await client(s, 'taken-x').prepare('SELECT count(*) AS n FROM t').first('n'), 1, 'the import ran twice');
   });
