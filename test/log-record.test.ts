@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { brotliCompressSync, constants, deflateRawSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants, deflateRawSync } from 'node:zlib';
 import { CorruptRecord, decodeRecord, encodeRecord, type PagesRecord } from '../src/log/record.ts';
 
 const PAGE = 4096;
@@ -111,4 +111,70 @@ test('records compressed with any deflate window decode: logs written before sma
     const record = pagesRecord(10 + count, Array.from({ length: count }, (_, i) => i + 1));
     assertSame(decodeRecord(encodeRecord(record)), record);
   }
+});
+
+/** The pieces of a kind-4 body: pages per piece, then each piece's packed bytes. */
+function piecesOf(body: Buffer, count: number): { perPiece: number; pieces: Buffer[]; start: number } {
+  const start = 17 + 36 + count * 4;
+  const perPiece = body.readUInt32LE(start);
+  const pieces: Buffer[] = [];
+  for (let at = start + 4; at < body.length; ) {
+    const length = body.readUInt32LE(at);
+    pieces.push(body.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return { perPiece, pieces, start };
+}
+
+test('a large commit is packed a piece at a time (kind 4: pieces of 256 KiB of pages, each its own brotli stream) and decodes whole', () => {
+  // 200 pages of 4 KiB: 64 to a piece, the last piece part full.
+  const numbers = Array.from({ length: 200 }, (_, i) => 200 - i);
+  const record = pagesRecord(20, numbers);
+  const body = encodeRecord(record);
+  assert.equal(body.readUInt8(0), 4);
+  const { perPiece, pieces } = piecesOf(body, 200);
+  assert.equal(perPiece, 64);
+  assert.equal(pieces.length, 4);
+  // Each piece is the pages in number order, packed on its own.
+  const sorted = [...numbers].sort((a, b) => a - b);
+  for (let i = 0; i < pieces.length; i++) {
+    const expected = Buffer.concat(sorted.slice(i * 64, (i + 1) * 64).map((n) => record.images.get(n)!));
+    assert.ok(brotliDecompressSync(pieces[i]!).equals(expected), `piece ${i}`);
+  }
+  assertSame(decodeRecord(body), record);
+  // Exactly one piece's worth stays one stream (kind 3), as does any other page size's.
+  assert.equal(encodeRecord(pagesRecord(21, Array.from({ length: 64 }, (_, i) => i + 1))).readUInt8(0), 3);
+  const big: PagesRecord = { ...record, pageSize: 65536, images: new Map(sorted.slice(0, 9).map((n) => [n, Buffer.alloc(65536, n)])) };
+  const bigBody = encodeRecord(big);
+  assert.equal(piecesOf(bigBody, 9).perPiece, 4);
+  assertSame(decodeRecord(bigBody), big);
+});
+
+test('a large record with a piece missing, cut short, added, or inflating past its share is refused as damaged', () => {
+  const record = pagesRecord(30, Array.from({ length: 130 }, (_, i) => i + 1));
+  const body = encodeRecord(record);
+  const { pieces, start } = piecesOf(body, 130);
+  assert.equal(pieces.length, 3);
+  const rebuilt = (perPiece: number, parts: Buffer[]) => {
+    const lengths = parts.map((p) => {
+      const l = Buffer.alloc(4);
+      l.writeUInt32LE(p.length);
+      return Buffer.concat([l, p]);
+    });
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(perPiece);
+    return Buffer.concat([body.subarray(0, start), head, ...lengths]);
+  };
+  assertSame(decodeRecord(rebuilt(64, pieces)), record);
+  const damaged = (b: Buffer) => assert.throws(() => decodeRecord(b), CorruptRecord);
+  damaged(rebuilt(64, pieces.slice(0, 2)));
+  damaged(rebuilt(64, [...pieces, pieces[2]!]));
+  damaged(body.subarray(0, body.length - 10));
+  damaged(rebuilt(0, pieces));
+  damaged(rebuilt(32, pieces));
+  // A piece that inflates to far more than a piece's pages (a bomb) stops at its share.
+  const bomb = brotliCompressSync(Buffer.alloc(256 * 1024 * 1024), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
+  const before = process.memoryUsage().arrayBuffers;
+  assert.throws(() => decodeRecord(rebuilt(64, [pieces[0]!, bomb, pieces[2]!])), (e) => e instanceof CorruptRecord && /inflate/.test(e.message));
+  assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, 'the bomb was not inflated in full');
 });

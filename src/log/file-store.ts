@@ -31,7 +31,7 @@ import {
   type SegmentIndexView,
   type SegmentSummary,
 } from './segment-index.ts';
-import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, type LogRecord, kindOfByte, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
+import { CorruptRecord, checkFrame, decodeRecord, encodeRecord, FRAME_HEAD_BYTES, frame, frameHead, type LogRecord, kindOfByte, positionOf, type RecordSummary, SUMMARY_BYTES, summarize } from './record.ts';
 import { type Backing, type Entry, EntryTable, entryFor, type Segment, summaryOf } from './entry-table.ts';
 import type { LogStore, SnapshotInfo, SnapshotStore } from './store.ts';
 import { NO_POSITION, type WalPosition } from './wal.ts';
@@ -80,6 +80,8 @@ export interface LogGap {
 }
 
 const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+/** A record body past this is written after its frame's head instead of copied behind it. */
+const LARGE_BODY_BYTES = 64 * 1024;
 
 /** The index of the last non-zero byte of `bytes` (-1 when all are zero). */
 function lastNonZero(bytes: Buffer): number {
@@ -596,16 +598,21 @@ export class FileLogStore implements LogStore {
     if (!segment || segment.bytes >= this.segmentBytes || segment.sealed) segment = this.startSegment(record.seq);
     if (this.fd === undefined) this.fd = openSync(segment.file, 'r+');
     const body = encodeRecord(record);
-    const bytes = frame(body);
-    if (segment.bytes + bytes.length > segment.allocated) this.preallocate(segment, segment.bytes + bytes.length);
+    const length = FRAME_HEAD_BYTES + body.length;
+    if (segment.bytes + length > segment.allocated) this.preallocate(segment, segment.bytes + length);
     // Dirty before the write: a failed write may still have changed the file (a rollback cuts it).
     this.dirty = true;
-    writeFully(this.fd, bytes, segment.bytes);
-    if (segment.bytes + bytes.length > segment.allocated) segment.allocated = segment.bytes + bytes.length;
+    // A small record in one write; a large one's body is not copied behind its head.
+    if (body.length <= LARGE_BODY_BYTES) writeFully(this.fd, frame(body), segment.bytes);
+    else {
+      writeFully(this.fd, frameHead(body), segment.bytes);
+      writeFully(this.fd, body, segment.bytes + FRAME_HEAD_BYTES);
+    }
+    if (segment.bytes + length > segment.allocated) segment.allocated = segment.bytes + length;
     this.entries.push(entryFor(summarize(body), segment, segment.bytes, body.length));
     this.appended?.push({ seq: record.seq, body });
-    segment.bytes += bytes.length;
-    this.totalBytes += bytes.length;
+    segment.bytes += length;
+    this.totalBytes += length;
     this.dirty = true;
   }
 

@@ -6,8 +6,10 @@ import { IdleCloser, readFully } from './files.ts';
 
 export const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
-/** Frames read at first on each call; each further read takes four times as many. */
+/** Frames read at first on each call; each further read takes four times as many, up to MAX_CHUNK_BYTES. */
 const FIRST_CHUNK_FRAMES = 4;
+/** A transaction of gigabytes is read 64 MiB at a time (growing without end, one read asked for 4× the WAL left). */
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 
 /** Where capture stands in the WAL: after the last commit frame taken. offset 0: nothing known yet. */
 export interface WalPosition {
@@ -175,7 +177,7 @@ export class WalReader {
       }
       if (!valid || got < wanted) break;
       at += got;
-      chunkFrames *= 4;
+      chunkFrames = Math.max(1, Math.min(chunkFrames * 4, Math.floor(MAX_CHUNK_BYTES / frameBytes)));
     }
     return commits;
   }
