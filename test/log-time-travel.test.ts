@@ -303,9 +303,9 @@ describe('restore', () => {
     }
   });
 
-  test('commits of megabytes (their pages logged in pieces) restore and fork exactly, after a reopen too', async () => {
+  test('commits of megabytes (their pages logged in pieces; past 16 MiB, read again from the WAL) restore and fork exactly, after a reopen too', async () => {
     const file = path.join(tempDir(), 'big.sqlite');
-    // Random blobs: pages that do not compress, ~750 of them per commit.
+    // Random blobs: pages that do not compress, ~750 of them in the first commit, ~5,000 (20 MiB) in the third.
     const digest = async (db: D1Database) => {
       const rows = await db.prepare('SELECT id, hex(v) FROM big ORDER BY id').raw();
       return createHash('sha256').update(JSON.stringify(rows)).digest('hex');
@@ -321,6 +321,7 @@ describe('restore', () => {
       bA = history(db).bookmark();
       stateA = await digest(db);
       await db.prepare('UPDATE big SET v = randomblob(900) WHERE id % 2 = 0').run();
+      await db.prepare('WITH RECURSIVE n(i) AS (SELECT 3001 UNION ALL SELECT i + 1 FROM n WHERE i < 23000) INSERT INTO big SELECT i, randomblob(1000) FROM n').run();
       bB = history(db).bookmark();
       stateB = await digest(db);
       assert.notEqual(stateA, stateB);
@@ -337,11 +338,17 @@ describe('restore', () => {
     }
     // The records as they lie in the log: the large ones in pieces (kind 4).
     const kinds = new Set<number>();
+    let largest = 0;
     for (const name of readdirSync(`${file}-history/segments`).filter((n) => n.endsWith('.log'))) {
       const bytes = readFileSync(path.join(`${file}-history/segments`, name));
-      for (let at = 0; at + 8 < bytes.length && bytes.readUInt32LE(at) > 0; at += 8 + bytes.readUInt32LE(at)) kinds.add(bytes[at + 8]!);
+      for (let at = 0; at + 8 < bytes.length && bytes.readUInt32LE(at) > 0; at += 8 + bytes.readUInt32LE(at)) {
+        kinds.add(bytes[at + 8]!);
+        // A pages record's page size and page count, after kind, sequence and time.
+        if (bytes[at + 8] === 4) largest = Math.max(largest, bytes.readUInt32LE(at + 8 + 17) * bytes.readUInt32LE(at + 8 + 25));
+      }
     }
     assert.ok(kinds.has(4), `kinds in the log: ${[...kinds]}`);
+    assert.ok(largest > 16 * 1024 * 1024, `the largest commit logged holds ${largest} bytes of pages`);
     db = open(file, { history: true });
     try {
       await history(db).restore({ bookmark: bA });

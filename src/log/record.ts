@@ -4,6 +4,14 @@
 import { brotliCompressSync, brotliDecompressSync, constants, crc32, inflateRawSync } from 'node:zlib';
 import type { WalPosition } from './wal.ts';
 
+/** A commit's page images by page number: a Map, or pages read again from the WAL when asked for (wal.ts). */
+export interface PageImages extends Iterable<[number, Buffer]> {
+  readonly size: number;
+  get(page: number): Buffer | undefined;
+  has(page: number): boolean;
+  keys(): IterableIterator<number>;
+}
+
 export interface PagesRecord {
   kind: 'pages';
   seq: number;
@@ -12,7 +20,7 @@ export interface PagesRecord {
   pageSize: number;
   /** Database size in pages after the commit. */
   pages: number;
-  images: Map<number, Buffer>;
+  images: PageImages;
   /** Where WAL capture stood after this commit: crash recovery resumes capture from here. */
   position: WalPosition;
 }

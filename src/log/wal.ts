@@ -3,6 +3,7 @@
 // running checksum, and a transaction is taken only once its commit frame is there.
 import { closeSync, openSync } from 'node:fs';
 import { IdleCloser, readFully } from './files.ts';
+import type { PageImages } from './record.ts';
 
 export const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
@@ -22,13 +23,53 @@ export interface WalPosition {
 
 export const NO_POSITION: WalPosition = { salt1: 0, salt2: 0, offset: 0, checksum1: 0, checksum2: 0 };
 
+/**
+ * A transaction's page images are kept as read up to this many bytes; a larger one's (a bulk write,
+ * an index built, an import) are read again from the WAL when asked for, so logging it does not
+ * hold all of it in memory (the chunks read are let go once checksummed).
+ */
+const KEEP_IMAGES_BYTES = 16 * 1024 * 1024;
+
 /** One committed transaction: the last version of every page it wrote, and the database size after it. */
 export interface CapturedCommit {
   pageSize: number;
   /** Database size in pages after the commit. */
   pages: number;
-  images: Map<number, Buffer>;
+  images: PageImages;
   position: WalPosition;
+}
+
+/** A large transaction's pages, read from the WAL one at a time when asked for (valid until the reader's next read). */
+class WalPages implements PageImages {
+  constructor(
+    private readonly fd: number,
+    private readonly offsets: Map<number, number>,
+    private readonly pageSize: number,
+  ) {}
+
+  get size(): number {
+    return this.offsets.size;
+  }
+
+  has(page: number): boolean {
+    return this.offsets.has(page);
+  }
+
+  keys(): IterableIterator<number> {
+    return this.offsets.keys();
+  }
+
+  get(page: number): Buffer | undefined {
+    const at = this.offsets.get(page);
+    if (at === undefined) return undefined;
+    const image = Buffer.allocUnsafe(this.pageSize);
+    if (readFully(this.fd, image, at) < this.pageSize) throw new Error(`the WAL ended before page ${page}'s frame at byte ${at}`);
+    return image;
+  }
+
+  *[Symbol.iterator](): IterableIterator<[number, Buffer]> {
+    for (const page of this.offsets.keys()) yield [page, this.get(page)!];
+  }
 }
 
 type Words = (buffer: Buffer, at: number) => number;
@@ -139,6 +180,9 @@ export class WalReader {
     const frameBytes = FRAME_HEADER_BYTES + header.pageSize;
     const commits: CapturedCommit[] = [];
     let images = new Map<number, Buffer>();
+    // Where each page's last frame in the transaction is (the pages of a large one are read from there).
+    let offsets = new Map<number, number>();
+    let lazy = false;
     const s: [number, number] = [checksum1, checksum2];
     // After a checkpoint the file keeps old frames past the new ones: read a little at a time and
     // stop at the first frame that is not of this generation, instead of reading the whole file.
@@ -166,13 +210,24 @@ export class WalReader {
           valid = false;
           break;
         }
-        images.set(bytes.readUInt32BE(f), bytes.subarray(f + FRAME_HEADER_BYTES, f + frameBytes));
+        const page = bytes.readUInt32BE(f);
+        offsets.set(page, at + f + FRAME_HEADER_BYTES);
+        if (!lazy) {
+          images.set(page, bytes.subarray(f + FRAME_HEADER_BYTES, f + frameBytes));
+          if (images.size * header.pageSize > KEEP_IMAGES_BYTES) {
+            lazy = true;
+            images.clear();
+          }
+        }
         const pagesAfterCommit = bytes.readUInt32BE(f + 4);
         if (pagesAfterCommit !== 0) {
           const position = { salt1: header.salt1, salt2: header.salt2, offset: at + f + frameBytes, checksum1: s[0], checksum2: s[1] };
-          commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images, position });
+          commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images: lazy ? new WalPages(fd, offsets, header.pageSize) : images, position });
           this.position = position;
           images = new Map();
+          if (lazy) offsets = new Map();
+          else offsets.clear();
+          lazy = false;
         }
       }
       if (!valid || got < wanted) break;
