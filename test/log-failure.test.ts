@@ -107,6 +107,24 @@ describe('a write the log cannot take', () => {
     assertLogAgrees(again.database, file, scratch, 'after reopening');
     await reopened.close();
   });
+
+  test('after a commit of more than 16 MiB still in the WAL (its pages read again from there), a failed write is undone and the database serves on', async () => {
+    const scratch = tempDir();
+    const file = path.join(scratch, 'large.sqlite');
+    // No checkpoint moves the large commit out of the WAL (as when a reader keeps one from completing).
+    const executor = new LoggedExecutor(file, {}, { checkpointBytes: 1e12 });
+    const db = new D1Database(executor);
+    await db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)');
+    await db.prepare('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO rows SELECT i, 0, randomblob(4000) FROM n').run();
+    armLogFault('sync');
+    await assert.rejects(db.prepare('INSERT INTO rows VALUES (-1, 1, NULL)').run(), (e: Error) => e.message.includes(IOERR));
+    // The repair cut the WAL back to the large commit, which it read to check its number.
+    assert.equal(await db.prepare('SELECT count(*) AS n FROM rows').first('n'), 5000);
+    await db.prepare('INSERT INTO rows VALUES (-2, 1, NULL)').run();
+    assert.equal(await db.prepare('SELECT count(*) AS n FROM rows').first('n'), 5001);
+    assertLogAgrees(executor.database, file, scratch, 'after the repair');
+    await db.close();
+  });
 });
 
 describe('a repair that cannot go the usual way', () => {

@@ -497,9 +497,11 @@ export class LoggedDatabase {
         closeSync(fd);
       }
       const reader = new WalReader(walFile, NO_POSITION);
-      let commits: CapturedCommit[];
+      let last: { sequence: number | undefined } | undefined;
       try {
-        commits = reader.read();
+        // Numbered while the reader is open: a large transaction's page 1 is read from the WAL.
+        const commit = reader.read().at(-1);
+        last = commit && { sequence: this.sequenceOf(commit) };
       } finally {
         reader.close();
       }
@@ -507,8 +509,7 @@ export class LoggedDatabase {
       if (end.offset !== position.offset || end.checksum1 !== position.checksum1 || end.checksum2 !== position.checksum2) {
         throw new RepairMismatch(`the WAL's frames up to commit ${target} are not the ones the log captured`);
       }
-      const last = commits.at(-1);
-      if (last && this.sequenceOf(last) !== target) throw new RepairMismatch(`the WAL's last commit is numbered ${last && this.sequenceOf(last)}, not ${target}`);
+      if (last && last.sequence !== target) throw new RepairMismatch(`the WAL's last commit is numbered ${last.sequence}, not ${target}`);
       return position;
     }
     // The WAL holds nothing durable beyond the file: a checkpoint moved everything before the

@@ -2,15 +2,7 @@
 // left behind) or an image: "from here on, the database is the snapshot with this sequence"
 // (a restore, a fork's start, a resynchronisation).
 import { brotliCompressSync, brotliDecompressSync, constants, crc32, inflateRawSync } from 'node:zlib';
-import type { WalPosition } from './wal.ts';
-
-/** A commit's page images by page number: a Map, or pages read again from the WAL when asked for (wal.ts). */
-export interface PageImages extends Iterable<[number, Buffer]> {
-  readonly size: number;
-  get(page: number): Buffer | undefined;
-  has(page: number): boolean;
-  keys(): IterableIterator<number>;
-}
+import type { PageImages, WalPosition } from './wal.ts';
 
 export interface PagesRecord {
   kind: 'pages';

@@ -3,7 +3,6 @@
 // running checksum, and a transaction is taken only once its commit frame is there.
 import { closeSync, openSync } from 'node:fs';
 import { IdleCloser, readFully } from './files.ts';
-import type { PageImages } from './record.ts';
 
 export const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
@@ -23,6 +22,14 @@ export interface WalPosition {
 
 export const NO_POSITION: WalPosition = { salt1: 0, salt2: 0, offset: 0, checksum1: 0, checksum2: 0 };
 
+/** A commit's page images by page number: a Map, or a large transaction's pages read again from the WAL when asked for. */
+export interface PageImages extends Iterable<[number, Buffer]> {
+  readonly size: number;
+  get(page: number): Buffer | undefined;
+  has(page: number): boolean;
+  keys(): IterableIterator<number>;
+}
+
 /**
  * A transaction's page images are kept as read up to this many bytes; a larger one's (a bulk write,
  * an index built, an import) are read again from the WAL when asked for, so logging it does not
@@ -39,9 +46,15 @@ export interface CapturedCommit {
   position: WalPosition;
 }
 
-/** A large transaction's pages, read from the WAL one at a time when asked for (valid until the reader's next read). */
+/**
+ * A large transaction's pages, read from the WAL one at a time when asked for. Valid until the
+ * reader reads again or closes (the frames may be overwritten, the descriptor's number reused):
+ * asked after that, it throws instead of reading whatever is there.
+ */
 class WalPages implements PageImages {
   constructor(
+    private readonly reader: WalReader,
+    private readonly generation: number,
     private readonly fd: number,
     private readonly offsets: Map<number, number>,
     private readonly pageSize: number,
@@ -62,6 +75,7 @@ class WalPages implements PageImages {
   get(page: number): Buffer | undefined {
     const at = this.offsets.get(page);
     if (at === undefined) return undefined;
+    if (!this.reader.holds(this.generation)) throw new Error(`page ${page} of a large transaction was asked for after the WAL reader moved on`);
     const image = Buffer.allocUnsafe(this.pageSize);
     if (readFully(this.fd, image, at) < this.pageSize) throw new Error(`the WAL ended before page ${page}'s frame at byte ${at}`);
     return image;
@@ -126,6 +140,8 @@ export class WalReader {
   position: WalPosition;
   /** The first chunk of every read, kept: most reads find one commit of a few frames. */
   private firstChunk: Buffer | undefined;
+  /** Counts reads and closes: the pages of a large transaction are read from the WAL only in the generation that found them. */
+  private generation = 0;
   private readonly idle = new IdleCloser(() => {
     this.close();
     return true;
@@ -147,6 +163,7 @@ export class WalReader {
    * close() or before reopen().
    */
   read(): CapturedCommit[] {
+    this.generation++;
     if (this.fd === undefined) {
       try {
         this.fd = openSync(this.walFile, 'r');
@@ -222,7 +239,7 @@ export class WalReader {
         const pagesAfterCommit = bytes.readUInt32BE(f + 4);
         if (pagesAfterCommit !== 0) {
           const position = { salt1: header.salt1, salt2: header.salt2, offset: at + f + frameBytes, checksum1: s[0], checksum2: s[1] };
-          commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images: lazy ? new WalPages(fd, offsets, header.pageSize) : images, position });
+          commits.push({ pageSize: header.pageSize, pages: pagesAfterCommit, images: lazy ? new WalPages(this, this.generation, fd, offsets, header.pageSize) : images, position });
           this.position = position;
           images = new Map();
           if (lazy) offsets = new Map();
@@ -243,7 +260,13 @@ export class WalReader {
     this.position = { ...position };
   }
 
+  /** Whether what read() returned in `generation` can still be read from the WAL. */
+  holds(generation: number): boolean {
+    return generation === this.generation && this.fd !== undefined;
+  }
+
   close(): void {
+    this.generation++;
     this.idle.stop();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
