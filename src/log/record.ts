@@ -58,9 +58,10 @@ const SMALL_RECORD_BYTES = 256 * 1024;
 const pagesScratch = Buffer.allocUnsafeSlow(SMALL_RECORD_BYTES);
 /**
  * A larger record (a bulk insert, an index built, an import: one transaction of gigabytes) is
- * packed a piece at a time through that same buffer, never laid out whole: encoding a 200 MiB
- * commit held ~5.8× its size (the WAL's frames, the pages laid out, zlib's output pieces and their
- * concatenation, the body, the framed copy), ~2.5× so.
+ * packed a piece at a time through that same buffer, never laid out whole. Logging a 200 MiB commit
+ * of pages that do not compress held ~5.8× its size (the WAL's frames, the pages laid out, zlib's
+ * output and its concatenation, the body, the framed copy); in pieces, with the WAL reader keeping
+ * no images past 16 MiB (wal.ts), about 2× (the pieces and the body).
  */
 const PIECE_BYTES = SMALL_RECORD_BYTES;
 /**
