@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { HistoryError, history, open } from '../src/index.ts';
+import Database from 'better-sqlite3';
+import { type D1Database, HistoryError, history, open } from '../src/index.ts';
 import { tempDir } from './helpers/binding.ts';
 
 test('commits made without the log are picked up as a new starting point, older bookmarks still restore', async () => {
@@ -40,4 +41,67 @@ test('commits made without the log are picked up as a new starting point, older 
   await history(again).restore({ bookmark: early });
   assert.deepEqual((await again.prepare('SELECT v FROM t').all()).results, [{ v: 1 }]);
   await again.close();
+});
+
+/** Rows of t as served, and as the history rebuilds the current bookmark (a fork there). */
+async function servedAndRebuilt(db: D1Database, dir: string, name: string): Promise<[unknown, unknown]> {
+  const rows = async (d: D1Database) => (await d.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat();
+  const fork = path.join(dir, `${name}.sqlite`);
+  history(db).fork({ bookmark: history(db).bookmark() }, fork);
+  const forked = open(fork);
+  try {
+    return [await rows(db), await rows(forked)];
+  } finally {
+    await forked.close();
+  }
+}
+
+test("another program's commits while the database is open are undone, even once its connection checkpointed them into the file; the history stays exact", async () => {
+  const dir = tempDir();
+  for (const closesFirst of [true, false]) {
+    const file = path.join(dir, `online-${closesFirst}.sqlite`);
+    const db = open(file, { history: true });
+    await db.exec('CREATE TABLE t (v INTEGER)');
+    await db.prepare('INSERT INTO t VALUES (1)').run();
+    // Another program (its own SQLite connection, no Dione commit number) writes two transactions.
+    const other = new Database(file);
+    other.prepare('INSERT INTO t VALUES (100)').run();
+    other.prepare('INSERT INTO t VALUES (101)').run();
+    // Closing the last-but-one connection checkpoints the WAL into the file (Dione's stays open).
+    if (closesFirst) other.close();
+    await assert.rejects(db.prepare('SELECT count(*) FROM t').first(), /another program committed a transaction to it .* which is undone/);
+    assert.deepEqual((await db.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    await db.prepare('INSERT INTO t VALUES (2)').run();
+    assert.deepEqual(await servedAndRebuilt(db, dir, `online-fork-${closesFirst}`), [[1, 2], [1, 2]]);
+    await db.close();
+    if (!closesFirst) other.close();
+  }
+});
+
+test("another program's commits made while the database was closed, still in its WAL, are kept as the history's new starting point", async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'offline.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const before = history(db).bookmark();
+  await db.close();
+  // Its connection stays open while Dione opens: its commits are still in the WAL.
+  const other = new Database(file);
+  other.prepare('INSERT INTO t VALUES (100)').run();
+  const again = open(file, { history: true });
+  try {
+    const resumed = history(again).bookmark();
+    assert.ok(resumed > before, `the history goes on past ${before}: ${resumed}`);
+    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+    await again.prepare('INSERT INTO t VALUES (2)').run();
+    assert.deepEqual(await servedAndRebuilt(again, dir, 'offline-fork'), [[1, 100, 2], [1, 100, 2]]);
+    await history(again).restore({ bookmark: before });
+    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    await history(again).restore({ bookmark: resumed });
+    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+  } finally {
+    await again.close();
+    other.close();
+  }
 });

@@ -82,6 +82,9 @@ interface Damage {
 /** Bringing the database back to the log's last durable record found the files not as the log left them. */
 class RepairMismatch extends Error {}
 
+/** A transaction in the WAL without Dione's commit number: another program wrote the database. */
+class ForeignCommit extends Error {}
+
 /** A repair that failed is tried again at most this often (each request asks). */
 const REPAIR_RETRY_MS = 1000;
 
@@ -114,6 +117,8 @@ export class LoggedDatabase {
    * else runs) brings the database back to the log's last durable record, nothing is acknowledged.
    */
   private failure: D1Failure | undefined;
+  /** The failure is another program's commit: the repair cannot trust the file, and rebuilds it from the log. */
+  private foreignCommit = false;
   /** The repair failed: every request is refused with this (the repair is retried now and then). */
   private refusal: string | undefined;
   private retryRepairAt = 0;
@@ -162,15 +167,21 @@ export class LoggedDatabase {
       // Commits that reached the WAL but not the log (the process died in between) are taken now,
       // before anything opens the database: closing it would checkpoint them away.
       this.wal = wal = new WalReader(`${file}-wal`, this.log.lastPosition());
+      let foreign = false;
       for (const commit of this.wal.read()) {
         // Commits made without the log (a server run with --no-history) may have been checkpointed
-        // away: the database is then ahead of the log, and recover() starts the history anew.
-        if (this.sequenceOf(commit) !== this.lastSeq + 1) break;
+        // away: the database is then ahead of the log, and recover() starts the history anew. So
+        // it does after another program's commits (no number, or not a later one), kept as they are.
+        const found = this.sequenceOf(commit);
+        if (found !== this.lastSeq + 1) {
+          foreign = found === undefined || found <= this.lastSeq;
+          break;
+        }
         this.append(commit);
       }
       this.log.flush();
       this.engine = engine = this.openEngine();
-      this.recover();
+      this.recover(foreign);
       engine = this.engine;
       this.pageBytesSinceSnapshot = undefined;
       this.lastSnapshotTime = this.snapshots.list().at(-1)!.time;
@@ -227,8 +238,8 @@ export class LoggedDatabase {
     this.transactionEngines.closeAll();
   }
 
-  /** Makes the database and the log agree after a crash. */
-  private recover(): void {
+  /** Makes the database and the log agree after a crash (`foreign`: another program committed to it while it was closed). */
+  private recover(foreign: boolean): void {
     const inDatabase = this.engine.commitSequence;
     if (inDatabase < this.lastSeq) {
       // The log is ahead: a restore was logged but not swapped in, or the OS lost WAL writes.
@@ -236,7 +247,7 @@ export class LoggedDatabase {
       this.wal.close();
       this.replaceFile(this.lastSeq, (to) => materialize(this.log, this.snapshots, this.lastSeq, to));
       this.engine = this.openEngine();
-    } else if (inDatabase > this.lastSeq) {
+    } else if (inDatabase > this.lastSeq || foreign) {
       // Commits the log can no longer capture (someone else checkpointed them away): start anew from here.
       this.resync();
     }
@@ -245,12 +256,14 @@ export class LoggedDatabase {
   private resync(): void {
     this.capture();
     this.log.flush();
-    const seq = this.engine.commitSequence;
+    // Another program's commits leave the number as it was: the new start takes the next one.
+    const seq = Math.max(this.engine.commitSequence, this.lastSeq + 1);
     // The one checkpoint of commits the log lacks: the file as it is becomes the next snapshot, and
     // the image record logged with it is the history's new starting point.
-    this.engine.checkpoint();
+    if (!this.engine.checkpoint()) throw new Error(`${this.file} could not be checkpointed to start its history anew (another program is using it?)`);
     this.engine.close();
     this.wal.reopen();
+    if (sequenceOfFile(this.file) !== seq) setSequenceOfFile(this.file, seq);
     const time = this.nextTime();
     this.snapshots.put(this.file, seq, time);
     this.appendRecord({ kind: 'image', seq, time, reason: { resync: true }, position: NO_POSITION });
@@ -273,6 +286,7 @@ export class LoggedDatabase {
     try {
       for (const commit of this.wal.read()) this.append(commit);
     } catch (e) {
+      if (e instanceof ForeignCommit) this.foreignCommit = true;
       throw this.fail(e);
     }
   }
@@ -304,8 +318,14 @@ export class LoggedDatabase {
     const seq = this.lastSeq + 1;
     const found = this.sequenceOf(commit);
     if (found !== seq) {
+      // No number, or not a later one: another program's. A later number than the next: Dione's, made without the log.
+      if (found === undefined || found < seq) {
+        throw new ForeignCommit(
+          `the write log cannot follow this database: another program committed a transaction to it (with no Dione commit number; expected ${seq}), which is undone: while Dione has a database open, it is its only writer`,
+        );
+      }
       throw new Error(
-        `the write log cannot follow this database: a transaction committed without Dione's commit number (found ${found ?? 'none'}, expected ${seq}); reopen it to resynchronise`,
+        `the write log cannot follow this database: a transaction committed without Dione's commit number (found ${found}, expected ${seq}); reopen it to resynchronise`,
       );
     }
     this.appendRecord({ kind: 'pages', seq, time: this.nextTime(), pageSize: commit.pageSize, pages: commit.pages, images: commit.images, position: commit.position });
@@ -441,6 +461,9 @@ export class LoggedDatabase {
       for (const s of this.snapshots.list()) if (s.seq > this.lastSeq) this.snapshots.remove(s.seq);
       let position: WalPosition;
       try {
+        // Another program's commit may already be in the file (its connection checkpointed when it
+        // closed) and carries no number to tell by: the file is rebuilt from the log.
+        if (this.foreignCommit) throw new RepairMismatch('another program wrote the database');
         position = this.cutWal(durable);
       } catch (e) {
         if (!(e instanceof RepairMismatch)) throw e;
@@ -449,6 +472,7 @@ export class LoggedDatabase {
         position = NO_POSITION;
       }
       undone = true;
+      this.foreignCommit = false;
       rmSync(`${this.file}-shm`, { force: true });
       this.engine = this.openEngine();
       if (this.engine.commitSequence !== this.lastSeq) {
