@@ -2,6 +2,7 @@
 // in the log, so reopening with the log starts the history again from the database as it is;
 // bookmarks from before stay restorable, and the gap is refused with its reason.
 import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -103,5 +104,85 @@ test("another program's commits made while the database was closed, still in its
   } finally {
     await again.close();
     other.close();
+  }
+});
+
+test("another program's commits made while the database was closed, checkpointed into the file, start the history anew: forks and restores hold them", async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'closed.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER); CREATE TABLE u (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  await db.prepare('INSERT INTO u VALUES (10)').run();
+  const before = history(db).bookmark();
+  await db.close();
+  // Another program writes a table Dione's next commits do not touch, and its close checkpoints
+  // the WAL into the file: nothing is left in a WAL for the next opening to find.
+  const other = new Database(file);
+  other.prepare('INSERT INTO u VALUES (11)').run();
+  other.close();
+  const again = open(file, { history: true });
+  try {
+    const resumed = history(again).bookmark();
+    assert.ok(resumed > before, `the history goes on past ${before}: ${resumed}`);
+    await again.prepare('INSERT INTO t VALUES (2)').run();
+    const uRows = async (d: D1Database) => (await d.prepare('SELECT v FROM u ORDER BY rowid').raw()).flat();
+    assert.deepEqual(await uRows(again), [10, 11]);
+    const fork = path.join(dir, 'closed-fork.sqlite');
+    history(again).fork({ bookmark: history(again).bookmark() }, fork);
+    const forked = open(fork);
+    try {
+      assert.deepEqual(await uRows(forked), [10, 11], "a fork at the newest bookmark holds the other program's row");
+      assert.equal((await forked.prepare('PRAGMA quick_check').first('quick_check')) as string, 'ok');
+    } finally {
+      await forked.close();
+    }
+    await history(again).restore({ bookmark: before });
+    assert.deepEqual(await uRows(again), [10]);
+    await history(again).restore({ bookmark: resumed });
+    assert.deepEqual(await uRows(again), [10, 11]);
+    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+  } finally {
+    await again.close();
+  }
+});
+
+test('a database file replaced while closed (an older copy put back) is taken as it is, and the history goes on from it', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'replaced.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  await db.close();
+  copyFileSync(file, `${file}.backup`);
+  const second = open(file, { history: true });
+  await second.prepare('INSERT INTO t VALUES (2)').run();
+  const later = history(second).bookmark();
+  await second.close();
+  copyFileSync(`${file}.backup`, file);
+  const again = open(file, { history: true });
+  try {
+    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1], 'the copy put back is what is served, not rebuilt over');
+    const resumed = history(again).bookmark();
+    assert.ok(resumed > later, `the history goes on past ${later}: ${resumed}`);
+    await history(again).restore({ bookmark: later });
+    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 2]);
+  } finally {
+    await again.close();
+  }
+});
+
+test('reopening a database nobody changed while it was closed starts nothing anew', async () => {
+  const file = path.join(tempDir(), 'untouched.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const bookmark = history(db).bookmark();
+  await db.close();
+  for (let i = 0; i < 3; i++) {
+    const again = open(file, { history: true });
+    assert.equal(history(again).bookmark(), bookmark);
+    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    await again.close();
   }
 });

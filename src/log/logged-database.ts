@@ -11,6 +11,7 @@ import { Connection } from '../engine/connection.ts';
 import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { D1Failure, detailOf } from '../engine/sqlite-error.ts';
 import { TransactionEngines } from '../engine/transaction-engines.ts';
+import { changedSinceClose, readCloseStamp, removeCloseStamp, writeCloseStamp } from './close-stamp.ts';
 import { FileHistory } from './file-history.ts';
 import { DirectorySnapshots, FileLogStore } from './file-store.ts';
 import { syncDirectory, syncFile } from './files.ts';
@@ -156,11 +157,15 @@ export class LoggedDatabase {
       this.log = log = new FileLogStore(this.dir, options.tag, { sync: options.syncLog ?? true, keepAppended: options.keepAppended, segmentBytes: options.segmentBytes, owner: true });
       this.snapshots = new DirectorySnapshots(this.dir);
       this.tag = this.log.tag;
-      if (this.snapshots.list().length === 0) this.start();
+      const closedAs = readCloseStamp(this.dir);
+      const fresh = this.snapshots.list().length === 0;
+      if (fresh) this.start();
       const last = this.log.last();
       const base = this.snapshots.list().at(-1)!;
       this.lastSeq = last?.seq ?? base.seq;
       this.lastTime = last?.time ?? base.time;
+      // Before anything here writes the file: did another program change it since the last clean close?
+      const changedWhileClosed = fresh ? undefined : changedSinceClose(closedAs, file, this.lastSeq);
       // A snapshot past the log's end was stored by a restore that crashed before logging it.
       for (const s of this.snapshots.list()) if (s.seq > this.lastSeq) this.snapshots.remove(s.seq);
       this.findDamage();
@@ -181,8 +186,9 @@ export class LoggedDatabase {
       }
       this.log.flush();
       this.engine = engine = this.openEngine();
-      this.recover(foreign);
+      this.recover(foreign, changedWhileClosed);
       engine = this.engine;
+      if (this.lock) removeCloseStamp(this.dir);
       this.pageBytesSinceSnapshot = undefined;
       this.lastSnapshotTime = this.snapshots.list().at(-1)!.time;
     } catch (e) {
@@ -238,10 +244,17 @@ export class LoggedDatabase {
     this.transactionEngines.closeAll();
   }
 
-  /** Makes the database and the log agree after a crash (`foreign`: another program committed to it while it was closed). */
-  private recover(foreign: boolean): void {
+  /**
+   * Makes the database and the log agree after a crash. `foreign`: another program's commits are in
+   * the WAL; `changedWhileClosed`: how the file differs from what the last clean close left.
+   */
+  private recover(foreign: boolean, changedWhileClosed: string | undefined): void {
     const inDatabase = this.engine.commitSequence;
-    if (inDatabase < this.lastSeq) {
+    if (changedWhileClosed !== undefined) {
+      // Whatever its commit number says: the file as it is now is what was put there.
+      report('warn', `${this.file} changed while its write log was closed (${changedWhileClosed}): its history goes on from the file as it is, as a new starting point`, { file: this.file });
+      this.resync();
+    } else if (inDatabase < this.lastSeq) {
       // The log is ahead: a restore was logged but not swapped in, or the OS lost WAL writes.
       this.engine.close();
       this.wal.close();
@@ -894,15 +907,18 @@ export class LoggedDatabase {
   private letGo(checkpoint: boolean): void {
     this.closed = true;
     this.closeTransactions();
+    let checkpointed = checkpoint;
     try {
       this.engine.close(checkpoint ? {} : { keepWal: true });
     } catch {
       // a snapshot in progress holds the connection: the process is ending, SQLite cleans up on next open
+      checkpointed = false;
     }
     this.wal.close();
     try {
       // A clean close by the writer: the next opening reads the open segment's index, not all of it.
       this.log.close({ seal: checkpoint && this.lock !== undefined });
+      if (checkpointed && this.lock !== undefined) writeCloseStamp(this.dir, this.file, this.lastSeq);
     } finally {
       this.lock?.release();
       this.lock = undefined;

@@ -1,0 +1,81 @@
+// What a clean close leaves beside a history: the database file as it was then (size, inode,
+// modification and change times) and the last commit. Another program's commits carry no Dione
+// commit number, so once its connection has checkpointed them into the file (SQLite's last
+// connection does on closing) and removed the WAL, neither the file's header nor the WAL shows
+// them; without this the next opening would log its commits as pages over a base the history does
+// not have, and forks and restores of those commits would lack the other program's changes.
+//
+// The stamp is taken when the writer closes cleanly and removed when it opens again, so it only
+// ever describes a file nobody with the history had open since. After a crash there is none, and
+// nothing is concluded. A file changed by anything other than SQLite writes (copied back from a
+// backup, its data directory moved, chmod) is taken as changed too: the cost is a snapshot.
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { syncDirectory } from './files.ts';
+
+interface CloseStamp {
+  /** The last commit in the log at the close. */
+  seq: number;
+  size: string;
+  ino: string;
+  mtimeNs: string;
+  ctimeNs: string;
+}
+
+const STAMP_FILE = 'closed-stamp.json';
+
+function stampOf(file: string, seq: number): CloseStamp | undefined {
+  try {
+    const s = statSync(file, { bigint: true });
+    return { seq, size: String(s.size), ino: String(s.ino), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** After a clean close by the history's writer. Not synced: a stamp lost to a crash only means nothing is checked. */
+export function writeCloseStamp(dir: string, file: string, seq: number): void {
+  const stamp = stampOf(file, seq);
+  if (!stamp) return;
+  const target = path.join(dir, STAMP_FILE);
+  writeFileSync(`${target}.tmp`, JSON.stringify(stamp));
+  renameSync(`${target}.tmp`, target);
+}
+
+/** The stamp of the last clean close, if any (unreadable counts as none). */
+export function readCloseStamp(dir: string): CloseStamp | undefined {
+  try {
+    const stamp = JSON.parse(readFileSync(path.join(dir, STAMP_FILE), 'utf8')) as CloseStamp;
+    return typeof stamp.seq === 'number' && typeof stamp.size === 'string' ? stamp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the stamp once the history is open again, durably before the writer changes the file:
+ * one that came back after a crash would describe a file this writer has changed since.
+ */
+export function removeCloseStamp(dir: string): void {
+  const target = path.join(dir, STAMP_FILE);
+  try {
+    rmSync(target);
+  } catch {
+    return;
+  }
+  syncDirectory(dir);
+}
+
+/**
+ * How the database file differs from the stamp of the history's last clean close at commit
+ * `seq`, or undefined when it does not (or nothing can be said: no stamp, another commit, no file —
+ * a missing file is rebuilt from the log, as after a crash).
+ */
+export function changedSinceClose(stamp: CloseStamp | undefined, file: string, seq: number): string | undefined {
+  if (!stamp || stamp.seq !== seq) return undefined;
+  const now = stampOf(file, seq);
+  if (!now) return undefined;
+  const differences = (['size', 'ino', 'mtimeNs', 'ctimeNs'] as const).filter((field) => now[field] !== stamp[field]);
+  if (differences.length === 0) return undefined;
+  return differences.includes('size') ? `its size went from ${stamp.size} to ${now.size} bytes` : `its ${differences.includes('ino') ? 'inode' : 'modification time'} changed`;
+}
