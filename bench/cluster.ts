@@ -21,6 +21,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { streamNameOf } from '../src/cluster/stream-log.ts';
 import { startNatsCluster } from '../test/helpers/nats-cluster.ts';
 import { buildNote } from './harness.ts';
 
@@ -163,19 +166,26 @@ try {
   };
   const cpuOf = () => Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce<number>((sum, pid) => sum + cpuSeconds(pid), 0)]));
   const cpu: Record<string, { used: Record<string, number>; ops: number; seconds: number }> = {};
+  // Messages in the database's stream: how many writes shared each (group commit), and NATS's CPU per message.
+  const observer = await connect({ servers: nats.urls[1]! });
+  const streamMessages = async () => (await (await jetstreamManager(observer)).streams.info(streamNameOf(database))).state.last_seq;
+  const messages: Record<string, number> = {};
   for (const callers of [1, 16]) {
     for (const [kind, url, db] of [
       ['single', single, singleDb],
       ['cluster', primary, database],
     ] as const) {
+      const messagesBefore = kind === 'cluster' ? await streamMessages() : 0;
       const before = cpuOf();
       const started = performance.now();
       writes[`${kind} ${callers}`] = await throughput(callers, (c, i) => execute(url, db, 'INSERT INTO t (v) VALUES (?)', row(c * 1e6 + i)));
       const seconds = (performance.now() - started) / 1000;
       const after = cpuOf();
       cpu[`${kind} ${callers}`] = { used: Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - before[k]!])), ops: writes[`${kind} ${callers}`]! * seconds, seconds };
+      if (kind === 'cluster') messages[callers] = (await streamMessages()) - messagesBefore;
     }
   }
+  await observer.close();
   console.log('\n1. durable single-row inserts over HTTP, ops/s');
   for (const callers of [1, 16]) {
     const s = writes[`single ${callers}`]!;
@@ -191,6 +201,10 @@ try {
       .join(', ');
     console.log(`CPU per write, 16 callers, ${kind}: ${((total / ops) * 1e6).toFixed(0)} µs (${parts}); the ${os.cpus().length} cores were ${((total / seconds / os.cpus().length) * 100).toFixed(0)}% busy`);
   }
+  const { used, ops } = cpu['cluster 16']!;
+  console.log(
+    `stream messages, 16 callers: ${messages[16]} for ${ops.toFixed(0)} writes (${(ops / messages[16]!).toFixed(1)} writes a message); nats-server ×3 CPU per message ${((used['nats-server ×3']! / messages[16]!) * 1e6).toFixed(0)} µs`,
+  );
 
   // 2. Lag: a follower in its own process; the writer keeps to RATE with up to 64 writes in flight.
   const follower = spawn(
