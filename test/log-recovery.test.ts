@@ -2,11 +2,15 @@
 // in the log, so reopening with the log starts the history again from the database as it is;
 // bookmarks from before stay restorable, and the gap is refused with its reason.
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { copyFileSync, existsSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { type D1Database, HistoryError, history, open } from '../src/index.ts';
+import { changedSinceClose, readCloseStamp, removeCloseStamp, writeCloseStamp } from '../src/log/close-stamp.ts';
+import { setHistoryReporter } from '../src/log/report.ts';
 import { tempDir } from './helpers/binding.ts';
 
 test('commits made without the log are picked up as a new starting point, older bookmarks still restore', async () => {
@@ -186,3 +190,119 @@ test('reopening a database nobody changed while it was closed starts nothing ane
     await again.close();
   }
 });
+
+test('a connection still open on the file when the history closes (its WAL kept) is no change: the next opening starts nothing anew', async () => {
+  const file = path.join(tempDir(), 'kept-wal.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  // Another handle (a plain one, as an app's second connection) reads, so the close cannot move the WAL into the file.
+  const reader = open(file);
+  assert.equal((await reader.prepare('SELECT count(*) AS n FROM t').first('n')) as number, 1);
+  await db.prepare('INSERT INTO t VALUES (2)').run();
+  const bookmark = history(db).bookmark();
+  await db.close();
+  assert.ok(existsSync(`${file}-wal`), "the reader's connection keeps the WAL");
+  // Its close moves Dione's own commits into the file.
+  await reader.close();
+  const reports = captureReports();
+  const again = open(file, { history: true });
+  try {
+    assert.equal(history(again).bookmark(), bookmark);
+    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 2]);
+  } finally {
+    await again.close();
+    reports.stop();
+  }
+  assert.deepEqual(reports.lines, []);
+});
+
+test("another program's commits taken as a new start while its connection keeps the WAL: a close without writes finds nothing more", async () => {
+  const file = path.join(tempDir(), 'held.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  await db.close();
+  // Another process commits and keeps its connection (and so the WAL) open.
+  const other = spawn(
+    process.execPath,
+    ['-e', `const db = new (require('better-sqlite3'))(${JSON.stringify(file)}); db.prepare('INSERT INTO t VALUES (100)').run(); console.log('ready'); process.stdin.on('end', () => { db.close(); process.exit(0); }); process.stdin.resume();`],
+    { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  try {
+    await once(other.stdout!, 'data');
+    const reports = captureReports();
+    const again = open(file, { history: true });
+    const resumed = history(again).bookmark();
+    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+    await again.close();
+    reports.stop();
+    assert.deepEqual(
+      reports.lines.filter((line) => line.startsWith('error')),
+      [],
+      'the frames left in the WAL are the ones the new start holds, not another commit',
+    );
+    other.stdin!.end();
+    await once(other, 'exit');
+    const last = open(file, { history: true });
+    try {
+      assert.equal(history(last).bookmark(), resumed);
+      assert.deepEqual((await last.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+    } finally {
+      await last.close();
+    }
+  } finally {
+    other.kill();
+  }
+});
+
+test('a database file emptied while closed is rebuilt from the log, as a missing one', async () => {
+  const file = path.join(tempDir(), 'emptied.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const bookmark = history(db).bookmark();
+  await db.close();
+  truncateSync(file, 0);
+  const again = open(file, { history: true });
+  try {
+    assert.equal(history(again).bookmark(), bookmark);
+    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+  } finally {
+    await again.close();
+  }
+});
+
+test("a close stamp is kept only once the filesystem's clock has passed the file's times", () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'racy.sqlite');
+  writeFileSync(file, 'x');
+  // A file whose times are ahead of the clock (as a write in the close's own tick looks on a coarse filesystem).
+  const ahead = new Date(Date.now() + 400);
+  utimesSync(file, ahead, ahead);
+  const started = Date.now();
+  writeCloseStamp(dir, file, 7, 5000);
+  const waited = Date.now() - started;
+  assert.ok(waited >= 300, `waited ${waited} ms for the clock to pass the file's modification time`);
+  assert.equal(changedSinceClose(readCloseStamp(dir), file, 7), undefined);
+  // Bounded: a file whose times stay ahead gets no stamp (nothing is checked at the next opening).
+  const far = new Date(Date.now() + 60_000);
+  utimesSync(file, far, far);
+  removeCloseStamp(dir);
+  writeCloseStamp(dir, file, 8, 100);
+  assert.equal(readCloseStamp(dir), undefined);
+  // A write after the stamp is seen.
+  const past = new Date(Date.now() - 10_000);
+  utimesSync(file, past, past);
+  writeCloseStamp(dir, file, 9, 5000);
+  assert.notEqual(readCloseStamp(dir), undefined);
+  writeFileSync(file, 'y');
+  assert.equal(changedSinceClose(readCloseStamp(dir), file, 9), 'it was written');
+});
+
+/** Collects the write log's reports until stop(). */
+function captureReports(): { lines: string[]; stop(): void } {
+  const lines: string[] = [];
+  setHistoryReporter((level, message) => lines.push(`${level}: ${message}`));
+  return { lines, stop: () => setHistoryReporter((level, message) => process.stderr.write(`dione: ${level}: ${message}\n`)) };
+}

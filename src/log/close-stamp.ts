@@ -5,10 +5,16 @@
 // them; without this the next opening would log its commits as pages over a base the history does
 // not have, and forks and restores of those commits would lack the other program's changes.
 //
-// The stamp is taken when the writer closes cleanly and removed when it opens again, so it only
-// ever describes a file nobody with the history had open since. After a crash there is none, and
-// nothing is concluded. A file changed by anything other than SQLite writes (copied back from a
-// backup, its data directory moved, chmod) is taken as changed too: the cost is a snapshot.
+// The stamp is taken when the writer closes cleanly with the WAL moved into the file, and removed
+// when it opens again, so it only ever describes a file nobody with the history had open since.
+// After a crash there is none, and nothing is concluded. A file changed by anything other than
+// SQLite writes (copied back from a backup, its data directory moved, chmod) is taken as changed
+// too: the cost is a snapshot.
+//
+// Filesystems keep times in ticks (a second on ext3, HFS+, FAT, many network mounts; a few ms on
+// ext4 before Linux 6.13): a write within the tick of the close would leave every field as it was.
+// So the stamp is kept only once the filesystem's clock has passed the file's times (like git's
+// racy index entries), waiting for it up to a bound; past it, no stamp, and nothing is checked.
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { syncDirectory } from './files.ts';
@@ -33,13 +39,32 @@ function stampOf(file: string, seq: number): CloseStamp | undefined {
   }
 }
 
-/** After a clean close by the history's writer. Not synced: a stamp lost to a crash only means nothing is checked. */
-export function writeCloseStamp(dir: string, file: string, seq: number): void {
+/** How long a close waits at most for the filesystem's clock to pass the file's times. */
+const RACY_WAIT_MS = 1100;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * After a clean close by the history's writer (the WAL moved into the file). Not synced: a stamp lost
+ * to a crash only means nothing is checked.
+ */
+export function writeCloseStamp(dir: string, file: string, seq: number, racyWaitMs = RACY_WAIT_MS): void {
   const stamp = stampOf(file, seq);
   if (!stamp) return;
   const target = path.join(dir, STAMP_FILE);
-  writeFileSync(`${target}.tmp`, JSON.stringify(stamp));
-  renameSync(`${target}.tmp`, target);
+  const written = `${target}.tmp`;
+  const deadline = Date.now() + racyWaitMs;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 64)) {
+    writeFileSync(written, JSON.stringify(stamp));
+    // The stamp file's own times are the filesystem's clock now: a later write to the database gets times at least as late.
+    const now = statSync(written, { bigint: true });
+    if (now.mtimeNs > BigInt(stamp.mtimeNs) && now.ctimeNs > BigInt(stamp.ctimeNs)) break;
+    if (Date.now() >= deadline) {
+      rmSync(written, { force: true });
+      return;
+    }
+    Atomics.wait(pause, 0, 0, wait);
+  }
+  renameSync(written, target);
 }
 
 /** The stamp of the last clean close, if any (unreadable counts as none). */
@@ -68,14 +93,16 @@ export function removeCloseStamp(dir: string): void {
 
 /**
  * How the database file differs from the stamp of the history's last clean close at commit
- * `seq`, or undefined when it does not (or nothing can be said: no stamp, another commit, no file —
- * a missing file is rebuilt from the log, as after a crash).
+ * `seq`, or undefined when it does not (or nothing can be said: no stamp, another commit, no file
+ * or an empty one — rebuilt from the log, as after a crash).
  */
 export function changedSinceClose(stamp: CloseStamp | undefined, file: string, seq: number): string | undefined {
   if (!stamp || stamp.seq !== seq) return undefined;
   const now = stampOf(file, seq);
-  if (!now) return undefined;
-  const differences = (['size', 'ino', 'mtimeNs', 'ctimeNs'] as const).filter((field) => now[field] !== stamp[field]);
-  if (differences.length === 0) return undefined;
-  return differences.includes('size') ? `its size went from ${stamp.size} to ${now.size} bytes` : `its ${differences.includes('ino') ? 'inode' : 'modification time'} changed`;
+  if (!now || now.size === '0') return undefined;
+  if (now.size !== stamp.size) return `its size went from ${stamp.size} to ${now.size} bytes`;
+  if (now.ino !== stamp.ino) return 'another file was put in its place';
+  if (now.mtimeNs !== stamp.mtimeNs) return 'it was written';
+  if (now.ctimeNs !== stamp.ctimeNs) return 'its inode was changed';
+  return undefined;
 }

@@ -2,7 +2,7 @@
 // images and made durable in the write log before its answer goes out; periodic snapshots bound
 // the cost of rebuilding any point; Time Travel and forks rebuild points. The engine knows
 // nothing of this: it calls back after each commit.
-import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { formatBookmark } from '../api/bookmark.ts';
 import type { ExecuteRequest, ExecuteResponse } from '../api/executor.ts';
@@ -85,6 +85,15 @@ class RepairMismatch extends Error {}
 
 /** A transaction in the WAL without Dione's commit number: another program wrote the database. */
 class ForeignCommit extends Error {}
+
+/** Whether a WAL file exists with more than its header (what a checkpoint on the last close leaves: none). */
+function walHoldsFrames(walFile: string): boolean {
+  try {
+    return statSync(walFile).size > WAL_HEADER_BYTES;
+  } catch {
+    return false;
+  }
+}
 
 /** A repair that failed is tried again at most this often (each request asks). */
 const REPAIR_RETRY_MS = 1000;
@@ -275,7 +284,9 @@ export class LoggedDatabase {
     // the image record logged with it is the history's new starting point.
     if (!this.engine.checkpoint()) throw new Error(`${this.file} could not be checkpointed to start its history anew (another program is using it?)`);
     this.engine.close();
+    // Frames left in a WAL another connection keeps are in the file now: the next capture starts after them.
     this.wal.reopen();
+    this.wal.read();
     if (sequenceOfFile(this.file) !== seq) setSequenceOfFile(this.file, seq);
     const time = this.nextTime();
     this.snapshots.put(this.file, seq, time);
@@ -918,7 +929,8 @@ export class LoggedDatabase {
     try {
       // A clean close by the writer: the next opening reads the open segment's index, not all of it.
       this.log.close({ seal: checkpoint && this.lock !== undefined });
-      if (checkpointed && this.lock !== undefined) writeCloseStamp(this.dir, this.file, this.lastSeq);
+      // Only when the WAL is gone: kept by another connection, its frames (Dione's) may reach the file later.
+      if (checkpointed && this.lock !== undefined && !walHoldsFrames(`${this.file}-wal`)) writeCloseStamp(this.dir, this.file, this.lastSeq);
     } finally {
       this.lock?.release();
       this.lock = undefined;
