@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -306,3 +306,22 @@ function captureReports(): { lines: string[]; stop(): void } {
   setHistoryReporter((level, message) => lines.push(`${level}: ${message}`));
   return { lines, stop: () => setHistoryReporter((level, message) => process.stderr.write(`dione: ${level}: ${message}\n`)) };
 }
+
+test('a close stamp that cannot be written fails nothing: the close completes, and the next opening checks nothing', async () => {
+  const file = path.join(tempDir(), 'no-stamp.sqlite');
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const bookmark = history(db).bookmark();
+  // Where the stamp is written first, a directory: the write fails.
+  mkdirSync(path.join(`${file}-history`, 'closed-stamp.json.tmp'));
+  await db.close();
+  assert.equal(readCloseStamp(`${file}-history`), undefined);
+  const again = open(file, { history: true });
+  try {
+    assert.equal(history(again).bookmark(), bookmark);
+    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+  } finally {
+    await again.close();
+  }
+});

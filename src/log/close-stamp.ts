@@ -44,8 +44,8 @@ const RACY_WAIT_MS = 1100;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * After a clean close by the history's writer (the WAL moved into the file). Not synced: a stamp lost
- * to a crash only means nothing is checked.
+ * After a clean close by the history's writer (the WAL moved into the file). Not synced, and a
+ * failure to write it is no failure of the close: without a stamp, nothing is checked.
  */
 export function writeCloseStamp(dir: string, file: string, seq: number, racyWaitMs = RACY_WAIT_MS): void {
   const stamp = stampOf(file, seq);
@@ -53,18 +53,26 @@ export function writeCloseStamp(dir: string, file: string, seq: number, racyWait
   const target = path.join(dir, STAMP_FILE);
   const written = `${target}.tmp`;
   const deadline = Date.now() + racyWaitMs;
-  for (let wait = 1; ; wait = Math.min(wait * 2, 64)) {
-    writeFileSync(written, JSON.stringify(stamp));
-    // The stamp file's own times are the filesystem's clock now: a later write to the database gets times at least as late.
-    const now = statSync(written, { bigint: true });
-    if (now.mtimeNs > BigInt(stamp.mtimeNs) && now.ctimeNs > BigInt(stamp.ctimeNs)) break;
-    if (Date.now() >= deadline) {
-      rmSync(written, { force: true });
-      return;
+  try {
+    for (let wait = 1; ; wait = Math.min(wait * 2, 64)) {
+      writeFileSync(written, JSON.stringify(stamp));
+      // The stamp file's own times are the filesystem's clock now: a later write to the database gets times at least as late.
+      const now = statSync(written, { bigint: true });
+      if (now.mtimeNs > BigInt(stamp.mtimeNs) && now.ctimeNs > BigInt(stamp.ctimeNs)) break;
+      if (Date.now() >= deadline) {
+        rmSync(written, { force: true });
+        return;
+      }
+      Atomics.wait(pause, 0, 0, wait);
     }
-    Atomics.wait(pause, 0, 0, wait);
+    renameSync(written, target);
+  } catch {
+    try {
+      rmSync(written, { force: true });
+    } catch {
+      // left for the next close to write over
+    }
   }
-  renameSync(written, target);
 }
 
 /** The stamp of the last clean close, if any (unreadable counts as none). */
@@ -82,13 +90,13 @@ export function readCloseStamp(dir: string): CloseStamp | undefined {
  * one that came back after a crash would describe a file this writer has changed since.
  */
 export function removeCloseStamp(dir: string): void {
-  const target = path.join(dir, STAMP_FILE);
   try {
-    rmSync(target);
+    rmSync(path.join(dir, STAMP_FILE));
+    syncDirectory(dir);
   } catch {
-    return;
+    // none to remove; or the removal is not durable, and a crash may bring back a stamp of a file
+    // this writer changes: the next opening then takes the file as a new start (a snapshot), nothing worse
   }
-  syncDirectory(dir);
 }
 
 /**
