@@ -313,8 +313,8 @@ test('a close stamp that cannot be written fails nothing: the close completes, a
   await db.exec('CREATE TABLE t (v INTEGER)');
   await db.prepare('INSERT INTO t VALUES (1)').run();
   const bookmark = history(db).bookmark();
-  // Where the stamp is written first, a directory: the write fails.
-  mkdirSync(path.join(`${file}-history`, 'closed-stamp.json.tmp'));
+  // Where the stamp is written, a directory: the write fails.
+  mkdirSync(path.join(`${file}-history`, 'closed-stamp.json'));
   await db.close();
   assert.equal(readCloseStamp(`${file}-history`), undefined);
   const again = open(file, { history: true });

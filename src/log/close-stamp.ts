@@ -15,9 +15,8 @@
 // ext4 before Linux 6.13): a write within the tick of the close would leave every field as it was.
 // So the stamp is kept only once the filesystem's clock has passed the file's times (like git's
 // racy index entries), waiting for it up to a bound; past it, no stamp, and nothing is checked.
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { syncDirectory } from './files.ts';
 
 interface CloseStamp {
   /** The last commit in the log at the close. */
@@ -50,11 +49,11 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 export function writeCloseStamp(dir: string, file: string, seq: number, racyWaitMs = RACY_WAIT_MS): void {
   const stamp = stampOf(file, seq);
   if (!stamp) return;
-  const target = path.join(dir, STAMP_FILE);
-  const written = `${target}.tmp`;
+  // Written in place (one small write: a torn one does not parse, and counts as none).
+  const written = path.join(dir, STAMP_FILE);
   const deadline = Date.now() + racyWaitMs;
   try {
-    for (let wait = 1; ; wait = Math.min(wait * 2, 64)) {
+    for (let attempt = 0, wait = 1; ; attempt++) {
       writeFileSync(written, JSON.stringify(stamp));
       // The stamp file's own times are the filesystem's clock now: a later write to the database gets times at least as late.
       const now = statSync(written, { bigint: true });
@@ -63,9 +62,12 @@ export function writeCloseStamp(dir: string, file: string, seq: number, racyWait
         rmSync(written, { force: true });
         return;
       }
-      Atomics.wait(pause, 0, 0, wait);
+      // At once the first time: on Linux ≥ 6.13 a file whose times were just asked for gets fine-grained ones at its next write.
+      if (attempt > 0) {
+        Atomics.wait(pause, 0, 0, wait);
+        wait = Math.min(wait * 2, 64);
+      }
     }
-    renameSync(written, target);
   } catch {
     try {
       rmSync(written, { force: true });
@@ -86,16 +88,15 @@ export function readCloseStamp(dir: string): CloseStamp | undefined {
 }
 
 /**
- * Removes the stamp once the history is open again, durably before the writer changes the file:
- * one that came back after a crash would describe a file this writer has changed since.
+ * Removes the stamp once the history is open again. Not synced: a stamp a machine crash brings
+ * back either names an older commit than the log's (ignored) or, when this writer committed
+ * nothing, a file it did not write.
  */
 export function removeCloseStamp(dir: string): void {
   try {
-    rmSync(path.join(dir, STAMP_FILE));
-    syncDirectory(dir);
+    rmSync(path.join(dir, STAMP_FILE), { force: true });
   } catch {
-    // none to remove; or the removal is not durable, and a crash may bring back a stamp of a file
-    // this writer changes: the next opening then takes the file as a new start (a snapshot), nothing worse
+    // not a file (nothing this code wrote): unreadable as a stamp, so never taken as one
   }
 }
 
