@@ -50,12 +50,11 @@ test('commits made without the log are picked up as a new starting point, older 
 
 /** Rows of t as served, and as the history rebuilds the current bookmark (a fork there). */
 async function servedAndRebuilt(db: D1Database, dir: string, name: string): Promise<[unknown, unknown]> {
-  const rows = async (d: D1Database) => (await d.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat();
   const fork = path.join(dir, `${name}.sqlite`);
   history(db).fork({ bookmark: history(db).bookmark() }, fork);
   const forked = open(fork);
   try {
-    return [await rows(db), await rows(forked)];
+    return [await valuesOf(db), await valuesOf(forked)];
   } finally {
     await forked.close();
   }
@@ -65,9 +64,7 @@ test("another program's commits while the database is open are undone, even once
   const dir = tempDir();
   for (const closesFirst of [true, false]) {
     const file = path.join(dir, `online-${closesFirst}.sqlite`);
-    const db = open(file, { history: true });
-    await db.exec('CREATE TABLE t (v INTEGER)');
-    await db.prepare('INSERT INTO t VALUES (1)').run();
+    const db = await openWithOneRow(file);
     // Another program (its own SQLite connection, no Dione commit number) writes two transactions.
     const other = new Database(file);
     other.prepare('INSERT INTO t VALUES (100)').run();
@@ -75,7 +72,7 @@ test("another program's commits while the database is open are undone, even once
     // Closing the last-but-one connection checkpoints the WAL into the file (Dione's stays open).
     if (closesFirst) other.close();
     await assert.rejects(db.prepare('SELECT count(*) FROM t').first(), /another program committed a transaction to it .* which is undone/);
-    assert.deepEqual((await db.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    assert.deepEqual(await valuesOf(db, 'SELECT v FROM t'), [1]);
     await db.prepare('INSERT INTO t VALUES (2)').run();
     assert.deepEqual(await servedAndRebuilt(db, dir, `online-fork-${closesFirst}`), [[1, 2], [1, 2]]);
     await db.close();
@@ -86,9 +83,7 @@ test("another program's commits while the database is open are undone, even once
 test("another program's commits made while the database was closed, still in its WAL, are kept as the history's new starting point", async () => {
   const dir = tempDir();
   const file = path.join(dir, 'offline.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   const before = history(db).bookmark();
   await db.close();
   // Its connection stays open while Dione opens: its commits are still in the WAL.
@@ -98,13 +93,13 @@ test("another program's commits made while the database was closed, still in its
   try {
     const resumed = history(again).bookmark();
     assert.ok(resumed > before, `the history goes on past ${before}: ${resumed}`);
-    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+    assert.deepEqual(await valuesOf(again), [1, 100]);
     await again.prepare('INSERT INTO t VALUES (2)').run();
     assert.deepEqual(await servedAndRebuilt(again, dir, 'offline-fork'), [[1, 100, 2], [1, 100, 2]]);
     await history(again).restore({ bookmark: before });
-    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    assert.deepEqual(await valuesOf(again, 'SELECT v FROM t'), [1]);
     await history(again).restore({ bookmark: resumed });
-    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+    assert.deepEqual(await valuesOf(again), [1, 100]);
   } finally {
     await again.close();
     other.close();
@@ -145,7 +140,7 @@ test("another program's commits made while the database was closed, checkpointed
     assert.deepEqual(await uRows(again), [10]);
     await history(again).restore({ bookmark: resumed });
     assert.deepEqual(await uRows(again), [10, 11]);
-    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    assert.deepEqual(await valuesOf(again, 'SELECT v FROM t'), [1]);
   } finally {
     await again.close();
   }
@@ -154,9 +149,7 @@ test("another program's commits made while the database was closed, checkpointed
 test('a database file replaced while closed (an older copy put back) is taken as it is, and the history goes on from it', async () => {
   const dir = tempDir();
   const file = path.join(dir, 'replaced.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   await db.close();
   copyFileSync(file, `${file}.backup`);
   const second = open(file, { history: true });
@@ -166,11 +159,11 @@ test('a database file replaced while closed (an older copy put back) is taken as
   copyFileSync(`${file}.backup`, file);
   const again = open(file, { history: true });
   try {
-    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1], 'the copy put back is what is served, not rebuilt over');
+    assert.deepEqual(await valuesOf(again, 'SELECT v FROM t'), [1], 'the copy put back is what is served, not rebuilt over');
     const resumed = history(again).bookmark();
     assert.ok(resumed > later, `the history goes on past ${later}: ${resumed}`);
     await history(again).restore({ bookmark: later });
-    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 2]);
+    assert.deepEqual(await valuesOf(again), [1, 2]);
   } finally {
     await again.close();
   }
@@ -178,24 +171,20 @@ test('a database file replaced while closed (an older copy put back) is taken as
 
 test('reopening a database nobody changed while it was closed starts nothing anew', async () => {
   const file = path.join(tempDir(), 'untouched.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   const bookmark = history(db).bookmark();
   await db.close();
   for (let i = 0; i < 3; i++) {
     const again = open(file, { history: true });
     assert.equal(history(again).bookmark(), bookmark);
-    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    assert.deepEqual(await valuesOf(again, 'SELECT v FROM t'), [1]);
     await again.close();
   }
 });
 
 test('a connection still open on the file when the history closes (its WAL kept) is no change: the next opening starts nothing anew', async () => {
   const file = path.join(tempDir(), 'kept-wal.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   // Another handle (a plain one, as an app's second connection) reads, so the close cannot move the WAL into the file.
   const reader = open(file);
   assert.equal((await reader.prepare('SELECT count(*) AS n FROM t').first('n')) as number, 1);
@@ -209,7 +198,7 @@ test('a connection still open on the file when the history closes (its WAL kept)
   const again = open(file, { history: true });
   try {
     assert.equal(history(again).bookmark(), bookmark);
-    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 2]);
+    assert.deepEqual(await valuesOf(again), [1, 2]);
   } finally {
     await again.close();
     reports.stop();
@@ -219,9 +208,7 @@ test('a connection still open on the file when the history closes (its WAL kept)
 
 test("another program's commits taken as a new start while its connection keeps the WAL: a close without writes finds nothing more", async () => {
   const file = path.join(tempDir(), 'held.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   await db.close();
   // Another process commits and keeps its connection (and so the WAL) open.
   const other = spawn(
@@ -234,7 +221,7 @@ test("another program's commits taken as a new start while its connection keeps 
     const reports = captureReports();
     const again = open(file, { history: true });
     const resumed = history(again).bookmark();
-    assert.deepEqual((await again.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+    assert.deepEqual(await valuesOf(again), [1, 100]);
     await again.close();
     reports.stop();
     assert.deepEqual(
@@ -247,7 +234,7 @@ test("another program's commits taken as a new start while its connection keeps 
     const last = open(file, { history: true });
     try {
       assert.equal(history(last).bookmark(), resumed);
-      assert.deepEqual((await last.prepare('SELECT v FROM t ORDER BY rowid').raw()).flat(), [1, 100]);
+      assert.deepEqual(await valuesOf(last), [1, 100]);
     } finally {
       await last.close();
     }
@@ -258,16 +245,14 @@ test("another program's commits taken as a new start while its connection keeps 
 
 test('a database file emptied while closed is rebuilt from the log, as a missing one', async () => {
   const file = path.join(tempDir(), 'emptied.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   const bookmark = history(db).bookmark();
   await db.close();
   truncateSync(file, 0);
   const again = open(file, { history: true });
   try {
     assert.equal(history(again).bookmark(), bookmark);
-    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    assert.deepEqual(await valuesOf(again, 'SELECT v FROM t'), [1]);
   } finally {
     await again.close();
   }
@@ -309,9 +294,7 @@ function captureReports(): { lines: string[]; stop(): void } {
 
 test('a close stamp that cannot be written fails nothing: the close completes, and the next opening checks nothing', async () => {
   const file = path.join(tempDir(), 'no-stamp.sqlite');
-  const db = open(file, { history: true });
-  await db.exec('CREATE TABLE t (v INTEGER)');
-  await db.prepare('INSERT INTO t VALUES (1)').run();
+  const db = await openWithOneRow(file);
   const bookmark = history(db).bookmark();
   // Where the stamp is written, a directory: the write fails.
   mkdirSync(path.join(`${file}-history`, 'closed-stamp.json'));
@@ -320,8 +303,21 @@ test('a close stamp that cannot be written fails nothing: the close completes, a
   const again = open(file, { history: true });
   try {
     assert.equal(history(again).bookmark(), bookmark);
-    assert.deepEqual((await again.prepare('SELECT v FROM t').raw()).flat(), [1]);
+    assert.deepEqual(await valuesOf(again, 'SELECT v FROM t'), [1]);
   } finally {
     await again.close();
   }
 });
+
+/** A database with a history, its table t holding one row (1). */
+async function openWithOneRow(file: string): Promise<D1Database> {
+  const db = open(file, { history: true });
+  await db.exec('CREATE TABLE t (v INTEGER)');
+  await db.prepare('INSERT INTO t VALUES (1)').run();
+  return db;
+}
+
+/** The values of t's column v as `sql` reads them (by default in rowid order). */
+async function valuesOf(db: D1Database, sql = 'SELECT v FROM t ORDER BY rowid'): Promise<unknown[]> {
+  return (await db.prepare(sql).raw()).flat();
+}
