@@ -12,11 +12,16 @@
 //   + log written       and appended to a log that is not synced (src/log/file-store.ts): the WAL
 //                       is the durable tail, as crash recovery already allows;
 //   log synced          Dione's path today: SQLite at NORMAL, the commit captured, appended, and
-//                       the log synced before the answer.
+//                       the log synced before the answer;
+//   wal synced, thread  the WAL synced by the caller, and a thread of its own told of each commit:
+//                       it captures, appends and syncs the log every 5 ms (commit-path-thread.ts),
+//                       off the writer's path (a design that answers before the log holds a commit).
 // Reproduce: npm run bench:commit-path [-- --rounds 5 --seconds 0.5]
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { FileLogStore } from '../src/log/file-store.ts';
 import { encodeRecord, type LogRecord } from '../src/log/record.ts';
@@ -26,6 +31,9 @@ import { numberFlag } from './harness.ts';
 const ROUNDS = numberFlag('rounds', 5);
 const SECONDS = numberFlag('seconds', 0.5, 0.05);
 const ROWS = 100_000;
+// A worker's .ts module is loaded through tsx's loader, registered in the worker first (Node 20
+// does not apply the parent's --import to a worker's entry).
+const THREAD_SOURCE = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./commit-path-thread.ts', import.meta.url).href)}); });`;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dione-commit-path-'));
 
 interface Path {
@@ -37,6 +45,8 @@ interface Path {
   log: 'none' | 'packed' | 'written' | 'synced';
   /** The caller syncs the -wal after each commit. */
   syncWal: boolean;
+  /** A log-writer thread captures and logs the commits (capture and log are then false/'none' here). */
+  thread?: boolean;
 }
 
 const paths: Path[] = [
@@ -46,10 +56,11 @@ const paths: Path[] = [
   { name: '+ packed', synchronous: 'NORMAL', capture: true, log: 'packed', syncWal: true },
   { name: '+ log written', synchronous: 'NORMAL', capture: true, log: 'written', syncWal: true },
   { name: 'log synced (today)', synchronous: 'NORMAL', capture: true, log: 'synced', syncWal: false },
+  { name: 'wal synced, thread', synchronous: 'NORMAL', capture: false, log: 'none', syncWal: true, thread: true },
 ];
 
 /** One path's database, seeded, with what its commits go through. */
-function prepare(p: Path, index: number) {
+async function prepare(p: Path, index: number) {
   const file = path.join(dir, `path-${index}.sqlite`);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -70,6 +81,13 @@ function prepare(p: Path, index: number) {
   const log = p.log === 'none' || p.log === 'packed' ? undefined : new FileLogStore(path.join(dir, `path-${index}-history`), undefined, { sync: p.log === 'synced', owner: true });
   let walFd: number | undefined;
   let logged = 0;
+  const durable = new Int32Array(new SharedArrayBuffer(4));
+  const thread = p.thread ? new Worker(THREAD_SOURCE, { eval: true, workerData: { file, historyDir: path.join(dir, `path-${index}-history`), durable: durable.buffer } }) : undefined;
+  // The thread's path checkpoints as Dione does: once the WAL holds 4 MiB and the log holds every
+  // commit in it durably (asked for, and waited on, then).
+  if (thread) db.pragma('wal_autocheckpoint = 0');
+  let walFrames = 0;
+  if (thread) await once(thread, 'message');
   const op = () => {
     commit();
     if (wal) {
@@ -85,8 +103,27 @@ function prepare(p: Path, index: number) {
       walFd ??= openSync(`${file}-wal`, 'r+');
       fdatasyncSync(walFd);
     }
+    if (thread) {
+      thread.postMessage('commit');
+      walFrames += 2;
+      if (walFrames * 4120 > 4 * 1024 * 1024) {
+        thread.postMessage('sync');
+        const deadline = Date.now() + 10_000;
+        while (Atomics.load(durable, 0) < seq) {
+          if (Date.now() > deadline) throw new Error(`the log-writer thread holds ${Atomics.load(durable, 0)} of ${seq} commits after 10 s`);
+          Atomics.wait(durable, 0, Atomics.load(durable, 0), 100);
+        }
+        db.pragma('wal_checkpoint(RESTART)');
+        walFrames = 0;
+      }
+    }
   };
-  const close = () => {
+  const close = async () => {
+    if (thread) {
+      thread.postMessage('end');
+      await once(thread, 'exit');
+      if (Atomics.load(durable, 0) !== seq) throw new Error(`the log-writer thread logged ${Atomics.load(durable, 0)} commits of ${seq}`);
+    }
     wal?.close();
     log?.close();
     if (walFd !== undefined) closeSync(walFd);
@@ -113,12 +150,13 @@ async function measure(op: () => void): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 try {
-  const prepared = paths.map(prepare);
+  const prepared = [];
+  for (const [index, p] of paths.entries()) prepared.push(await prepare(p, index));
   const runs = paths.map(() => [] as number[]);
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < paths.length; k++) runs[k]!.push(await measure(prepared[k]!.op));
   }
-  for (const p of prepared) p.close();
+  for (const p of prepared) await p.close();
   console.log(`dione bench:commit-path: single-row durable inserts into ${ROWS} rows, each with a header number; ${ROUNDS} rounds of ${SECONDS}s, median`);
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const raw = median(runs[0]!);
