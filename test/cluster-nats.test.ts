@@ -433,7 +433,13 @@ describe('NATS JetStream cluster (3 nodes)', () => {
       const lost = creates.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       assert.equal(lost.length, 1, `round ${round}: exactly one contender creates the lease`);
       assert.ok(isWrongLastSequence(lost[0]!.reason), describeError(lost[0]!.reason));
-      const entry = (await raceA.get(`lease${round}`))!;
+      // A direct get, answered by any replica: right after the create it may not see it yet.
+      let entry = await raceA.get(`lease${round}`);
+      for (const deadline = Date.now() + 3000; entry === null && Date.now() < deadline; ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        entry = await raceA.get(`lease${round}`);
+      }
+      assert.ok(entry, `round ${round}: the created lease is read back within 3 s`);
       const updates = await Promise.allSettled([raceA.update(`lease${round}`, 'a', entry.revision), raceB.update(`lease${round}`, 'b', entry.revision)]);
       const won = updates.filter((r) => r.status === 'fulfilled').length;
       assert.ok(won >= 1);

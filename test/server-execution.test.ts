@@ -199,7 +199,12 @@ describe('host start-up', () => {
     assert.equal(exit, undefined, `dione serve died:\n${server.stderr().slice(-2000)}`);
     for (const answer of answers) assert.ok(answer === 'ok' || answer === TIMEOUT_MESSAGE, answer);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    // Stopped before its data directory is removed (a server still closing writes into it).
+    const exited = new Promise((resolve) => server.child.once('exit', resolve));
     server.child.kill('SIGTERM');
+    const stopping = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(stopping);
   });
 });
 
