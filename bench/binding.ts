@@ -1,10 +1,15 @@
 // npm run bench: Dione's embedded binding next to raw better-sqlite3 on the same data (100k rows),
-// both on a WAL file with synchronous=FULL. Prints ops/s (median of rounds) and the ratio to raw, for:
-//   - dione: open(file), the embedded binding;
+// both on a WAL file, every acknowledged write durable. Prints ops/s (median of rounds) and the ratio
+// to raw, for:
+//   - dione: open(file), the embedded binding (a write is answered once the WAL is synced; raw runs
+//     synchronous=FULL, which syncs it in each commit);
 //   - dione history: open(file, { history: true }), the write log on (a write is answered once its
 //     log record is synced; SQLite itself runs with synchronous=NORMAL under it);
 //   - dione serve: the same calls through dione/client to `dione serve` (its own process, default
-//     flags, so with its write log), one call at a time over one keep-alive HTTP connection.
+//     flags, so with its write log), one call at a time over one keep-alive HTTP connection (the
+//     last workload's 16 calls at once, each its own HTTP request).
+// The last workload is 16 single-row inserts issued together (an op is the 16): raw better-sqlite3
+// runs them one after another, each with its own sync; Dione's answers share one sync.
 // Every column runs the same operations in the same rounds, against the same raw baseline. A last
 // line gives the ceiling of the durable writes: raw better-sqlite3 that also writes a number into the
 // header in each transaction, as Dione's commit sequence does (one more WAL frame per commit).
@@ -182,6 +187,26 @@ try {
         c.nextId += 100;
         return c.db.batch(Array.from({ length: 100 }, (_, k) => stmt.bind(base + k, 'batch', 1.5, k)));
       },
+    },
+    {
+      // Callers that write at the same time: raw better-sqlite3 commits (and syncs) each in turn;
+      // Dione's answers wait for one shared sync of the WAL (or of the log, with history).
+      name: '16 single-row inserts at once',
+      raw: () => {
+        for (let k = 0; k < 16; k++) rawInsert.run(rawNextId++, 'new', 2.5, 1);
+      },
+      ceiling: () => {
+        for (let k = 0; k < 16; k++) headerSingle();
+      },
+      dione: (c) => () =>
+        Promise.all(
+          Array.from({ length: 16 }, () =>
+            c.db
+              .prepare('INSERT INTO items (id, name, price, qty) VALUES (?, ?, ?, ?)')
+              .bind(c.nextId++, 'new', 2.5, 1)
+              .run(),
+          ),
+        ),
     },
   ];
 

@@ -77,10 +77,11 @@ export type ExecuteResponse =
 export interface Executor {
   execute(request: ExecuteRequest): Promise<ExecuteResponse>;
   /**
-   * The answer at once, when the executor has it without waiting (an in-process engine); undefined
-   * when it must wait (then execute() answers). Lets the binding settle its promise in one step.
+   * The answer at once, when the executor has it without waiting (an in-process engine), or its
+   * promise once the request has run (a write waiting for its sync); undefined when nothing ran
+   * and it must wait (then execute() answers). Lets the binding settle a read in one step.
    */
-  executeNow?(request: ExecuteRequest): ExecuteResponse | undefined;
+  executeNow?(request: ExecuteRequest): ExecuteResponse | Promise<ExecuteResponse> | undefined;
   /** The database file as bytes (D1's deprecated dump()). */
   dump(): Promise<ArrayBuffer>;
   close(): void | Promise<void>;

@@ -40,8 +40,9 @@ export abstract class Channel {
     try {
       // An in-process engine answers at once: one settled promise, no step through then().
       const now = this.#executor.executeNow?.(request);
-      if (now) return Promise.resolve(this.settle(now, shape));
-      answer = this.#executor.execute(request);
+      if (now instanceof Promise) answer = now;
+      else if (now) return Promise.resolve(this.settle(now, shape));
+      else answer = this.#executor.execute(request);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -102,6 +102,8 @@ export type ReadPrepared = Database.Statement | 'writes';
 
 export class Connection {
   readonly db: Database.Database;
+  /** A writable file in WAL mode: the -wal file SQLite appends its commits to, by SQLite's own path for the database (links resolved). */
+  readonly walFile: string | undefined;
   readonly memory: boolean;
   readonly readonly: boolean;
   private readonly statements = new Map<string, Database.Statement>();
@@ -128,9 +130,11 @@ export class Connection {
     this.db = openDatabase(this.memory ? ':memory:' : file, this.readonly);
     try {
       const writableFile = !this.memory && !this.readonly;
+      // SQLite answers the mode it is in: a filesystem without shared memory keeps a rollback journal.
+      const walMode = writableFile && this.db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+      this.walFile = walMode ? `${(this.db.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')!.file}-wal` : undefined;
       // One call (a server opens databases all the time): each pragma() would prepare a statement.
       const pragmas = [
-        writableFile ? 'journal_mode = WAL' : undefined,
         `synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`,
         'foreign_keys = ON',
         'busy_timeout = 5000',

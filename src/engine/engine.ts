@@ -270,6 +270,11 @@ export class Engine {
     return this.bookmarkText;
   }
 
+  /** The -wal file SQLite writes this writable file's commits to (its own path: symbolic links resolved); undefined when not in WAL mode. */
+  get walFile(): string | undefined {
+    return this.connection.walFile;
+  }
+
   /** The number of the newest commit this engine has seen. */
   get commitSequence(): number {
     return this.sequence;

@@ -2,6 +2,7 @@
 import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { syncDirectory } from '../engine/wal-sync.ts';
 
 /** Temporary files are named by process and thread: two threads of one process never share one. */
 export const temporarySuffix = `${process.pid}-${threadId}`;
@@ -17,14 +18,7 @@ export function listDirectory(dir: string): string[] {
   }
 }
 
-export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { syncDirectory };
 
 export function syncFile(file: string): void {
   const fd = openSync(file, 'r+');
