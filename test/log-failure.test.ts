@@ -108,6 +108,27 @@ describe('a write the log cannot take', () => {
     await reopened.close();
   });
 
+  test('a read issued with a write whose sync then fails answers the repaired database, not the undone row', async () => {
+    const scratch = tempDir();
+    const file = path.join(scratch, 'read-gate.sqlite');
+    const executor = new LoggedExecutor(file, {}, {});
+    const db = new D1Database(executor);
+    await db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)');
+    await db.prepare('INSERT INTO rows (id, batch) VALUES (1, 1)').run();
+    armLogFault('sync');
+    // The read runs after the write's commit (it sees its row), before the log's sync fails.
+    const [write, read] = await Promise.allSettled([
+      db.prepare('INSERT INTO rows (id, batch) VALUES (2, 2)').run(),
+      db.prepare('SELECT group_concat(id) AS ids FROM rows').first('ids'),
+    ]);
+    assert.ok(write.status === 'rejected' && (write.reason as Error).message.includes(IOERR), inspect(write));
+    assert.deepEqual(read, { status: 'fulfilled', value: '1' });
+    // A read issued with a write that succeeds answers after the sync, with the row.
+    const [, after] = await Promise.all([db.prepare('INSERT INTO rows (id, batch) VALUES (3, 3)').run(), db.prepare('SELECT group_concat(id) AS ids FROM rows').first('ids')]);
+    assert.equal(after, '1,3');
+    await db.close();
+  });
+
   test('after a commit of more than 16 MiB still in the WAL (its pages read again from there), a failed write is undone and the database serves on', async () => {
     const scratch = tempDir();
     const file = path.join(scratch, 'large.sqlite');

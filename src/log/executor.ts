@@ -35,6 +35,23 @@ export class LoggedExecutor implements Executor {
     };
   }
 
+  /**
+   * The answer at once when the request committed nothing (a read: no promise step); a write's
+   * promise, settled once its log record is durable; undefined when nothing ran (execute() waits).
+   */
+  executeNow(request: ExecuteRequest): ExecuteResponse | Promise<ExecuteResponse> | undefined {
+    const database = this.database;
+    const refused = database.unavailable();
+    if (refused !== undefined) return { success: false, error: refused };
+    const engine = database.engine;
+    const before = engine.commitSequence;
+    const generation = database.generation;
+    const response = engine.execute(request);
+    if (!response.success && response.busy) return undefined;
+    if (engine.commitSequence !== before) return this.durable(response, generation);
+    return this.pendingFlush ? this.afterFlush(undefined, request, response, generation) : response;
+  }
+
   /** Runs on a transaction's engine, or (undefined) on the database's own, as it is after any repair. */
   private async run(own: Engine | undefined, request: ExecuteRequest): Promise<ExecuteResponse> {
     const database = this.database;
@@ -45,7 +62,23 @@ export class LoggedExecutor implements Executor {
     const generation = database.generation;
     let response = engine.execute(request);
     if (!response.success && response.busy) response = await executeWhenFree(engine, request);
-    if (engine.commitSequence === before) return response;
+    if (engine.commitSequence !== before) return this.durable(response, generation);
+    return this.pendingFlush ? this.afterFlush(own, request, response, generation) : response;
+  }
+
+  /**
+   * A request that committed nothing, run while writes wait for the log's sync: it may have read
+   * their rows, so it is answered after that sync; when the sync failed and the repair undid those
+   * writes, it runs again on the repaired database (a read never shows a write that is then undone).
+   */
+  private async afterFlush(own: Engine | undefined, request: ExecuteRequest, response: ExecuteResponse, generation: number): Promise<ExecuteResponse> {
+    await this.pendingFlush?.catch(() => {});
+    return this.database.generation === generation ? response : this.run(own, request);
+  }
+
+  /** A committed request's answer, once the log holds it durably (a failure, when a repair undid it). */
+  private async durable(response: ExecuteResponse, generation: number): Promise<ExecuteResponse> {
+    const database = this.database;
     try {
       // A commit the log could not take is undone now, before anything else runs on the database.
       if (!response.success) database.flush();
