@@ -8,7 +8,7 @@ import fs, { fstatSync, mkdirSync, readlinkSync, realpathSync, rmSync, symlinkSy
 import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { open, withTransaction } from '../src/index.ts';
+import { beginTransaction, open, withTransaction } from '../src/index.ts';
 import { tempDir } from './helpers/binding.ts';
 
 const linux = process.platform === 'linux';
@@ -22,9 +22,15 @@ const fileOf = (fd: number) => {
 };
 const realFdatasync = fs.fdatasyncSync;
 const realFsync = fs.fsyncSync;
+/** The next sync of a -wal fails with EIO (as a disk that cannot write the pages back). */
+let failNextWalSync = false;
 fs.fdatasyncSync = (fd: number) => {
-  realFdatasync(fd);
   const file = fileOf(fd);
+  if (file.endsWith('-wal') && failNextWalSync) {
+    failNextWalSync = false;
+    throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+  }
+  realFdatasync(fd);
   if (file.endsWith('-wal')) events.push(`sync ${file}`);
 };
 fs.fsyncSync = (fd: number) => {
@@ -164,6 +170,46 @@ test("a write that waited for another handle's transaction waits for its sync to
   await db.close();
 });
 
+test("reads issued at every step after another handle's transaction ends never see the waiting write before its sync", { skip: !linux && 'reads /proc/self/fd' }, async () => {
+  const { file, db } = opened('steps.sqlite', { transactions: true });
+  await db.exec(SCHEMA);
+  const other = open(file, { transactions: true });
+  let release!: () => void;
+  const held = withTransaction(other, async (tx) => {
+    await tx.prepare(insert).bind(1, 'tx').run();
+    await new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    throw new Error('rolled back');
+  }).catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const write = db.prepare(insert).bind(2, 'waited').run();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  events.length = 0;
+  // One read per microtask step from the moment the transaction lets go: the write runs somewhere among them.
+  const reads: Promise<unknown>[] = [];
+  const probe = (left: number) => {
+    if (left === 0) return;
+    reads.push(
+      db
+        .prepare('SELECT count(*) AS n FROM t WHERE id = 2')
+        .first('n')
+        .then((n) => events.push(n === 1 ? 'saw the write' : 'did not see it')),
+    );
+    void Promise.resolve().then(() => probe(left - 1));
+  };
+  release();
+  probe(12);
+  await held;
+  assert.equal((await write).success, true);
+  await Promise.all(reads);
+  const seen = events.indexOf('saw the write');
+  const synced = events.findIndex((e) => e.startsWith('sync '));
+  assert.ok(seen === -1 || (synced !== -1 && synced < seen), `a read saw the write before its sync: ${events.join(', ')}`);
+  await other.close();
+  await db.close();
+});
+
 test('a path through a symbolic link: the WAL synced is the one SQLite writes', { skip: !linux && 'reads /proc/self/fd' }, async () => {
   const dir = tempDir();
   mkdirSync(path.join(dir, 'real', 'sub'), { recursive: true });
@@ -221,6 +267,30 @@ test("the database's directory removed under an open handle: the write is answer
     refusal,
   );
   await handle.close();
+});
+
+test('a sync that fails: every answer that waited for it is the failure, and the handle and its open transaction refuse from then on', { skip: !linux && 'reads /proc/self/fd' }, async () => {
+  const { file, db } = opened('eio.sqlite', { transactions: true });
+  await db.exec(SCHEMA);
+  const tx = await beginTransaction(db, { mode: 'deferred' });
+  failNextWalSync = true;
+  const [write, read] = await Promise.allSettled([db.prepare(insert).bind(1, 'maybe lost').run(), db.prepare('SELECT count(*) AS n FROM t').first('n')]);
+  const refusal = /the database's WAL could not be synced, so its last writes may not be durable \(reopen it\): disk I\/O error: SQLITE_IOERR/;
+  assert.ok(write.status === 'rejected' && refusal.test((write.reason as Error).message), String(write.status === 'rejected' ? write.reason : 'acknowledged'));
+  // The read saw the row the failed sync may have lost: it is not shown.
+  assert.ok(read.status === 'rejected' && refusal.test((read.reason as Error).message), String(read.status === 'rejected' ? read.reason : read.value));
+  await assert.rejects(db.prepare('SELECT 1').first(), refusal);
+  await assert.rejects(tx.db.prepare('SELECT 1').first(), refusal);
+  await assert.rejects(
+    withTransaction(db, async () => {}),
+    refusal,
+  );
+  await tx.rollback().catch(() => {});
+  await db.close();
+  // What SQLite kept is served again after reopening (the sync's failure said it may not be durable).
+  const again = open(file);
+  assert.equal(await again.prepare('SELECT count(*) AS n FROM t').first('n'), 1);
+  await again.close();
 });
 
 test('in memory and read-only handles sync nothing', async () => {

@@ -26,7 +26,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { openSqlite } from '../src/engine/sqlite.ts';
-import { D1Database, open } from '../src/index.ts';
+import { beginTransaction, D1Database, open } from '../src/index.ts';
 import { LoggedExecutor } from '../src/log/executor.ts';
 import { type LoggedDatabase, LoggedDatabase as LoggedDatabaseClass } from '../src/log/logged-database.ts';
 import { materialize, sequenceOfFile } from '../src/log/pages.ts';
@@ -126,6 +126,33 @@ describe('a write the log cannot take', () => {
     // A read issued with a write that succeeds answers after the sync, with the row.
     const [, after] = await Promise.all([db.prepare('INSERT INTO rows (id, batch) VALUES (3, 3)').run(), db.prepare('SELECT group_concat(id) AS ids FROM rows').first('ids')]);
     assert.equal(after, '1,3');
+    await db.close();
+  });
+
+  test("reads issued at every step after a transaction lets go never see a waiting write that the failed sync then undoes", async () => {
+    const file = path.join(tempDir(), 'busy-gate.sqlite');
+    const db = open(file, { history: true, transactions: true });
+    await db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)');
+    const tx = await beginTransaction(db);
+    await tx.db.prepare('INSERT INTO rows (id, batch) VALUES (1, 1)').run();
+    const write = db.prepare('INSERT INTO rows (id, batch) VALUES (2, 2)').run();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    armLogFault('sync');
+    const seen: unknown[] = [];
+    const reads: Promise<unknown>[] = [];
+    // One read per microtask step from the rollback on: the waiting write commits somewhere among them.
+    const probe = (left: number) => {
+      if (left === 0) return;
+      reads.push(db.prepare('SELECT count(*) AS n FROM rows WHERE id = 2').first('n').then((n) => seen.push(n)));
+      void Promise.resolve().then(() => probe(left - 1));
+    };
+    const rolledBack = tx.rollback();
+    probe(12);
+    await rolledBack;
+    await assert.rejects(write, (e: Error) => e.message.includes(IOERR));
+    await Promise.all(reads);
+    assert.deepEqual(seen, seen.map(() => 0), 'no read showed the write the repair undid');
+    assert.equal(await db.prepare('SELECT count(*) AS n FROM rows').first('n'), 0);
     await db.close();
   });
 

@@ -9,18 +9,25 @@ import { DEFAULT_BUSY_WAIT_MS, gateReleased } from './write-gate.ts';
 
 /**
  * engine.execute, waiting without blocking the thread while another handle's interactive
- * transaction holds the write lock (at most `waitMs`, then SQLite's busy error).
+ * transaction holds the write lock (at most `waitMs`, then SQLite's busy error). `settle` takes
+ * the answer in the same step as the run that gave it, before any other code runs: a commit's
+ * durability is arranged (a sync, a log flush) before a read elsewhere can see the commit.
  */
-export async function executeWhenFree(engine: Engine, request: ExecuteRequest, waitMs = DEFAULT_BUSY_WAIT_MS): Promise<ExecuteResponse> {
+export async function executeWhenFree(
+  engine: Engine,
+  request: ExecuteRequest,
+  waitMs = DEFAULT_BUSY_WAIT_MS,
+  settle: (response: ExecuteResponse) => ExecuteResponse | Promise<ExecuteResponse> = (response) => response,
+): Promise<ExecuteResponse> {
   let response = engine.execute(request);
-  if (response.success || !response.busy) return response;
+  if (response.success || !response.busy) return settle(response);
   const deadline = performance.now() + waitMs;
   for (;;) {
     const left = deadline - performance.now();
     if (left <= 0) return { success: false, error: response.error };
     await gateReleased(engine.gate, left);
     response = engine.execute(request);
-    if (response.success || !response.busy) return response;
+    if (response.success || !response.busy) return settle(response);
   }
 }
 
@@ -74,7 +81,7 @@ export class EmbeddedExecutor implements Executor {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (!response.success && response.busy) return executeWhenFree(this.engine, request).then((later) => this.durable(later, before));
+    if (!response.success && response.busy) return executeWhenFree(this.engine, request, DEFAULT_BUSY_WAIT_MS, (later) => this.durable(later, before));
     return this.durable(response, before);
   }
 
@@ -89,12 +96,15 @@ export class EmbeddedExecutor implements Executor {
     const before = this.engine.commitSequence;
     const response = this.engine.execute(request);
     if (!response.success && response.busy) return undefined;
-    return this.walSync && this.engine.commitSequence !== before ? this.walSync.afterSync(response) : response;
+    return this.walSync && (this.engine.commitSequence !== before || this.walSync.pending) ? this.walSync.afterSync(response) : response;
   }
 
-  /** The answer once what it committed is durable. */
+  /**
+   * The answer once what it committed is durable; an answer given while the handle's writes wait
+   * for a sync waits for it too, and is the sync's failure when it fails (it may show their rows).
+   */
   private durable(response: ExecuteResponse, before: number): Promise<ExecuteResponse> {
-    if (!this.walSync || this.engine.commitSequence === before) return Promise.resolve(response);
+    if (!this.walSync || (this.engine.commitSequence === before && !this.walSync.pending)) return Promise.resolve(response);
     return this.walSync.afterSync(response);
   }
 
@@ -151,7 +161,12 @@ export class EmbeddedExecutor implements Executor {
     const engine = engines.take();
     let closed = false;
     return {
-      execute: async (request) => (closed ? { success: false, error: 'The transaction has ended.' } : executeWhenFree(engine, request)),
+      execute: async (request) => {
+        if (closed) return { success: false, error: 'The transaction has ended.' };
+        const refused = this.walSync?.failure;
+        if (refused !== undefined) return { success: false, error: refused };
+        return executeWhenFree(engine, request);
+      },
       dump: () => engine.dump(),
       close: () => {
         if (closed) return;

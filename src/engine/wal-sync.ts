@@ -3,8 +3,9 @@
 // together (in one stretch of synchronous code, as `Promise.all([...])` issues them) wait for one
 // fdatasync of the -wal file, run as a microtask after it. That is what synchronous=FULL does after
 // each commit, shared: concurrent callers pay one sync, not one each. The sync is queued by the first
-// commit, ahead of every answer the handle gives after it (answers reach their callers through
-// promise reactions, queued later): no caller of the handle sees a commit before it is durable.
+// commit, and the handle's other answers given before it runs wait for it too (an output gate): no
+// caller of the handle sees a commit before it is durable, and when the sync fails, every answer
+// that waited for it is that failure (SQLite keeps the commits: at FULL a failed sync hid them).
 // A microtask, not the next turn of the event loop: waiting for the turn cost a lone writer ~3%
 // (`npm run bench`, single-row inserts 0.87–0.91× raw against 0.92–0.94×). Writes arriving in
 // separate callbacks (an HTTP server's requests) are synced one by one, as at synchronous=FULL.
@@ -41,6 +42,11 @@ export class WalSync {
   /** `walFile`: SQLite's own path of the -wal (Engine.walFile), so a link in the path cannot name another file. */
   constructor(private readonly walFile: string) {
     this.fd = openSync(walFile, 'r+');
+  }
+
+  /** Whether answers wait for a sync (the handle's other answers wait for it too). */
+  get pending(): boolean {
+    return this.waiting.length > 0;
   }
 
   /** An answer given once the WAL is synced (a failure instead, when it cannot be). */

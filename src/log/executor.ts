@@ -7,6 +7,7 @@ import type { ExecuteRequest, ExecuteResponse, Executor } from '../api/executor.
 import type { Engine, EngineOptions } from '../engine/engine.ts';
 import { Messages } from '../api/errors.ts';
 import { executeWhenFree } from '../engine/executor.ts';
+import { DEFAULT_BUSY_WAIT_MS } from '../engine/write-gate.ts';
 import { detailOf } from '../engine/sqlite-error.ts';
 import { type HistoryOptions, LoggedDatabase } from './logged-database.ts';
 
@@ -60,10 +61,12 @@ export class LoggedExecutor implements Executor {
     const engine = own ?? database.engine;
     const before = engine.commitSequence;
     const generation = database.generation;
-    let response = engine.execute(request);
-    if (!response.success && response.busy) response = await executeWhenFree(engine, request);
-    if (engine.commitSequence !== before) return this.durable(response, generation);
-    return this.pendingFlush ? this.afterFlush(own, request, response, generation) : response;
+    // Taken in the step that ran it (see executeWhenFree): a commit's flush is pending before any read can see it.
+    const settle = (response: ExecuteResponse) =>
+      engine.commitSequence !== before ? this.durable(response, generation) : this.pendingFlush ? this.afterFlush(own, request, response, generation) : response;
+    const response = engine.execute(request);
+    if (!response.success && response.busy) return executeWhenFree(engine, request, DEFAULT_BUSY_WAIT_MS, settle);
+    return settle(response);
   }
 
   /**
