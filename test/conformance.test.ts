@@ -35,7 +35,7 @@ async function conformance(adapter: string): Promise<Report> {
   return JSON.parse(readFileSync(out, 'utf8'));
 }
 
-for (const binding of ['embedded', 'http', 'http-local-reads']) {
+for (const binding of ['embedded', 'embedded-file', 'embedded-history', 'http', 'http-local-reads']) {
   test(`conformance: ${binding} binding`, async (t) => {
     const artifacts: Record<string, string> = JSON.parse(readFileSync(path.join(conformanceDir, 'artifacts.json'), 'utf8')).scenarios;
     const report = await conformance(path.join(root, `test/conformance/${binding}-adapter.mjs`));
