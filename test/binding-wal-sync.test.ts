@@ -225,6 +225,34 @@ test('a path through a symbolic link: the WAL synced is the one SQLite writes', 
   await db.close();
 });
 
+test("two handles on one file through different paths (a symbolic link) wait for each other's transactions without blocking the thread", async () => {
+  const dir = tempDir();
+  mkdirSync(path.join(dir, 'real'));
+  symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+  const direct = open(path.join(dir, 'real', 'db.sqlite'), { transactions: true });
+  const linked = open(path.join(dir, 'link', 'db.sqlite'), { transactions: true });
+  await direct.exec(SCHEMA);
+  let release!: () => void;
+  const held = withTransaction(direct, async (tx) => {
+    await tx.prepare(insert).bind(1, 'tx').run();
+    await new Promise<void>((resolve) => {
+      release = resolve;
+    });
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const started = performance.now();
+  const write = linked.prepare(insert).bind(2, 'linked').run();
+  // The thread stays free while the write waits (SQLite's busy handler would sleep it, and the transaction with it).
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(performance.now() - started < 1000, `the thread was blocked for ${Math.round(performance.now() - started)} ms`);
+  release();
+  await held;
+  assert.equal((await write).success, true);
+  assert.deepEqual(await linked.prepare('SELECT id FROM t ORDER BY id').raw(), [[1], [2]]);
+  await linked.close();
+  await direct.close();
+});
+
 test('a relative path keeps naming the same file after a chdir (a transaction opens its own connection later)', async () => {
   const dir = tempDir();
   const cwd = process.cwd();

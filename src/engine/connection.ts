@@ -102,7 +102,9 @@ export type ReadPrepared = Database.Statement | 'writes';
 
 export class Connection {
   readonly db: Database.Database;
-  /** A writable file in WAL mode: the -wal file SQLite appends its commits to, by SQLite's own path for the database (links resolved). */
+  /** The database file by SQLite's own path for it (symbolic links resolved); undefined in memory. */
+  readonly mainFile: string | undefined;
+  /** A writable file in WAL mode: the -wal file SQLite appends its commits to (beside mainFile). */
   readonly walFile: string | undefined;
   readonly memory: boolean;
   readonly readonly: boolean;
@@ -132,7 +134,8 @@ export class Connection {
       const writableFile = !this.memory && !this.readonly;
       // SQLite answers the mode it is in: a filesystem without shared memory keeps a rollback journal.
       const walMode = writableFile && this.db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
-      this.walFile = walMode ? `${(this.db.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')!.file}-wal` : undefined;
+      this.mainFile = this.memory ? undefined : (this.db.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file || undefined;
+      this.walFile = walMode && this.mainFile ? `${this.mainFile}-wal` : undefined;
       // One call (a server opens databases all the time): each pragma() would prepare a statement.
       const pragmas = [
         `synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`,

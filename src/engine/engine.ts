@@ -262,7 +262,8 @@ export class Engine {
     this.transactions = options.transactions ?? false;
     this.transactionTimeoutMs = options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS;
     this.onAbandoned = options.onAbandoned;
-    this.gate = gateKey(file);
+    // By SQLite's own path: two handles reaching one file through different links share its gate.
+    this.gate = gateKey(this.connection.mainFile ?? file);
   }
 
   /** The bookmark of the newest commit this engine has seen. */
