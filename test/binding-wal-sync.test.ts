@@ -53,6 +53,27 @@ function opened(name: string, options: Parameters<typeof open>[1] = {}) {
   return { file, db: open(file, options) };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A transaction on `db` that has written row 1 and holds the write lock until release() (then it
+ * commits, or rolls back with `rollBack`); `ended` settles once it has.
+ */
+async function holdTransaction(db: ReturnType<typeof open>, options: { rollBack?: boolean } = {}) {
+  let release!: () => void;
+  const ended = withTransaction(db, async (tx) => {
+    await tx.prepare(insert).bind(1, 'tx').run();
+    await new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    if (options.rollBack) throw new Error('rolled back');
+  }).catch((e) => {
+    if (!options.rollBack) throw e;
+  });
+  await sleep(20);
+  return { release, ended };
+}
+
 test('a write is answered only after a sync of the WAL that holds it; the first sync also syncs the directory', { skip: !linux && 'reads /proc/self/fd' }, async () => {
   const { file, db } = opened('one.sqlite');
   events.length = 0;
@@ -142,14 +163,7 @@ test("a write that waited for another handle's transaction waits for its sync to
   const { file, db } = opened('waits.sqlite', { transactions: true });
   await db.exec(SCHEMA);
   const other = open(file, { transactions: true });
-  let release!: () => void;
-  const held = withTransaction(other, async (tx) => {
-    await tx.prepare(insert).bind(1, 'tx').run();
-    await new Promise<void>((resolve) => {
-      release = resolve;
-    });
-  });
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const { release, ended: held } = await holdTransaction(other);
   events.length = 0;
   const waiting = db
     .prepare(insert)
@@ -159,7 +173,7 @@ test("a write that waited for another handle's transaction waits for its sync to
       events.push('answered');
       return r;
     });
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await sleep(20);
   assert.deepEqual(events, [], 'the write waits while the transaction holds the lock');
   release();
   await held;
@@ -174,17 +188,9 @@ test("reads issued at every step after another handle's transaction ends never s
   const { file, db } = opened('steps.sqlite', { transactions: true });
   await db.exec(SCHEMA);
   const other = open(file, { transactions: true });
-  let release!: () => void;
-  const held = withTransaction(other, async (tx) => {
-    await tx.prepare(insert).bind(1, 'tx').run();
-    await new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    throw new Error('rolled back');
-  }).catch(() => {});
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const { release, ended: held } = await holdTransaction(other, { rollBack: true });
   const write = db.prepare(insert).bind(2, 'waited').run();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await sleep(20);
   events.length = 0;
   // One read per microtask step from the moment the transaction lets go: the write runs somewhere among them.
   const reads: Promise<unknown>[] = [];
@@ -232,18 +238,11 @@ test("two handles on one file through different paths (a symbolic link) wait for
   const direct = open(path.join(dir, 'real', 'db.sqlite'), { transactions: true });
   const linked = open(path.join(dir, 'link', 'db.sqlite'), { transactions: true });
   await direct.exec(SCHEMA);
-  let release!: () => void;
-  const held = withTransaction(direct, async (tx) => {
-    await tx.prepare(insert).bind(1, 'tx').run();
-    await new Promise<void>((resolve) => {
-      release = resolve;
-    });
-  });
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const { release, ended: held } = await holdTransaction(direct);
   const started = performance.now();
   const write = linked.prepare(insert).bind(2, 'linked').run();
   // The thread stays free while the write waits (SQLite's busy handler would sleep it, and the transaction with it).
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await sleep(50);
   assert.ok(performance.now() - started < 1000, `the thread was blocked for ${Math.round(performance.now() - started)} ms`);
   release();
   await held;
